@@ -1,0 +1,169 @@
+use std::os::unix::fs::PermissionsExt;
+
+use openssl::nid::Nid;
+use openssl::x509::extension::CrlNumber;
+use openssl::x509::X509Crl;
+
+use super::*;
+
+fn td() -> TrustDomain {
+    TrustDomain::new("pu.attesta.test").unwrap()
+}
+
+fn agency(s: &str) -> AgencyId {
+    AgencyId::new(s).unwrap()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn init_writes_ca_files_with_a_private_key_readable_only_by_its_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::init(dir.path(), td()).unwrap();
+    assert_eq!(mode(&dir.path().join(CA_KEY)), 0o600);
+    assert!(dir.path().join(CRL).exists());
+
+    let cert = X509::from_pem(&ca.cert_pem().unwrap()).unwrap();
+    let cn = cert
+        .subject_name()
+        .entries_by_nid(Nid::COMMONNAME)
+        .next()
+        .unwrap();
+    assert_eq!(cn.data().to_string().unwrap(), "attesta federation CA");
+
+    let again = Ca::init(dir.path(), td()).unwrap_err();
+    assert!(matches!(again, CaError::AlreadyExists(_)), "{again}");
+}
+
+#[test]
+fn issued_agency_certificates_follow_the_profiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca = Ca::init(&dir.path().join("ca"), td()).unwrap();
+    let out = dir.path().join("inps");
+    let files = ca
+        .issue_agency(
+            &agency("inps-pesaro"),
+            vec!["localhost".into()],
+            vec!["127.0.0.1".parse().unwrap()],
+            30,
+            &out,
+        )
+        .unwrap();
+    assert_eq!(mode(&files.auth_key), 0o600);
+    assert_eq!(mode(&files.sign_key), 0o600);
+
+    let auth = X509::from_pem(&std::fs::read(&files.auth_cert).unwrap()).unwrap();
+    let leaf = crate::check_leaf(&auth.to_der().unwrap(), crate::Role::Client, &td()).unwrap();
+    assert_eq!(
+        leaf.id.to_string(),
+        "spiffe://pu.attesta.test/agency/inps-pesaro"
+    );
+    assert_eq!(auth.public_key().unwrap().id(), openssl::pkey::Id::EC);
+    // At least 64 random bits: our serials are 127 bits with the top bit set.
+    assert_eq!(auth.serial_number().to_bn().unwrap().num_bits(), 127);
+    let names = auth.subject_alt_names().unwrap();
+    assert!(names.iter().any(|n| n.dnsname() == Some("localhost")));
+    assert!(names
+        .iter()
+        .any(|n| n.ipaddress() == Some(&[127, 0, 0, 1][..])));
+
+    let sign = X509::from_pem(&std::fs::read(&files.sign_cert).unwrap()).unwrap();
+    assert_eq!(sign.public_key().unwrap().id(), openssl::pkey::Id::ED25519);
+    assert!(
+        sign.extended_key_usage().is_none(),
+        "sign certificate must not have a TLS EKU"
+    );
+    let ku = sign.key_usage().unwrap();
+    assert!(ku.contains(openssl::x509::X509KeyUsage::DIGITAL_SIGNATURE));
+    assert!(ku.contains(openssl::x509::X509KeyUsage::NON_REPUDIATION));
+    // The signing certificate is refused as a TLS certificate.
+    let err = crate::check_leaf(&sign.to_der().unwrap(), crate::Role::Client, &td()).unwrap_err();
+    assert_eq!(err, crate::IdentityError::NotTlsCertificate);
+
+    // Both chain to the CA.
+    let ca_cert = X509::from_pem(&ca.cert_pem().unwrap()).unwrap();
+    let ca_key = ca_cert.public_key().unwrap();
+    assert!(auth.verify(&ca_key).unwrap());
+    assert!(sign.verify(&ca_key).unwrap());
+
+    // Issuing again into the same directory would replace keys: refused.
+    let err = ca
+        .issue_agency(&agency("inps-pesaro"), vec![], vec![], 30, &out)
+        .unwrap_err();
+    assert!(matches!(err, CaError::WouldOverwrite { .. }), "{err}");
+}
+
+#[test]
+fn revocation_lists_every_certificate_of_the_agency_in_a_numbered_crl() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca = Ca::init(dir.path(), td()).unwrap();
+    let a = agency("comune-urbino");
+    let first = ca.issue_leaf(&LeafSpec::sign(&td(), &a, 10)).unwrap();
+    let second = ca.issue_leaf(&LeafSpec::sign(&td(), &a, 10)).unwrap();
+    let other = ca
+        .issue_leaf(&LeafSpec::sign(&td(), &agency("asl-1"), 10))
+        .unwrap();
+
+    let revoked = ca.revoke_agency(&a).unwrap();
+    assert_eq!(revoked, vec![first.serial.clone(), second.serial.clone()]);
+
+    let crl = X509Crl::from_pem(&std::fs::read(dir.path().join(CRL)).unwrap()).unwrap();
+    let ca_cert = X509::from_pem(&ca.cert_pem().unwrap()).unwrap();
+    assert!(crl.verify(&ca_cert.public_key().unwrap()).unwrap());
+    let listed: Vec<String> = crl
+        .get_revoked()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.serial_number()
+                .to_bn()
+                .unwrap()
+                .to_hex_str()
+                .unwrap()
+                .to_ascii_lowercase()
+        })
+        .collect();
+    assert!(listed.contains(&first.serial) && listed.contains(&second.serial));
+    assert!(!listed.contains(&other.serial));
+    let (_, number) = crl.extension::<CrlNumber>().unwrap().unwrap();
+    // CRL 1 was written at init, CRL 2 by the revocation.
+    assert_eq!(number.to_bn().unwrap().to_string(), "2");
+    assert!(crl.next_update().is_some());
+
+    // Nothing left to revoke is an error, not a silent new CRL.
+    assert!(matches!(
+        ca.revoke_agency(&a),
+        Err(CaError::NothingToRevoke(_))
+    ));
+
+    // The state survives reopening.
+    let reopened = Ca::open(dir.path()).unwrap();
+    assert_eq!(
+        reopened
+            .issued()
+            .iter()
+            .filter(|r| r.revoked_at.is_some())
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn opening_a_damaged_ca_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    Ca::init(dir.path(), td()).unwrap();
+
+    std::fs::write(dir.path().join("index.json"), b"{not json").unwrap();
+    let err = Ca::open(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("index.json"), "{err}");
+
+    std::fs::write(dir.path().join(CA_KEY), b"garbage").unwrap();
+    let err = Ca::open(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("ca.key"), "{err}");
+
+    std::fs::remove_file(dir.path().join(CA_CERT)).unwrap();
+    let err = Ca::open(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("ca.crt") && err.contains("missing"), "{err}");
+}

@@ -1,0 +1,125 @@
+//! What the federation demands of a TLS peer's certificate beyond a valid chain: the right
+//! extended key usage and exactly one SPIFFE id in the federation's trust domain.
+//!
+//! The checks here are the only way an agency identity is read from a certificate.
+
+use openssl::x509::{X509ExtendedKeyUsage, X509};
+use sha2::{Digest, Sha256};
+
+use crate::id::{AgencyId, SpiffeId, TrustDomain};
+
+/// Which side of a TLS connection the certificate was presented by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Client,
+    Server,
+}
+
+/// Why a certificate that chains to the CA is still not an acceptable agency identity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdentityError {
+    #[error("certificate could not be parsed")]
+    Malformed,
+    #[error("certificate is not a TLS certificate for this role (a signing certificate?)")]
+    NotTlsCertificate,
+    #[error("certificate has no SPIFFE id URI SAN")]
+    NoSpiffeId,
+    #[error("certificate has more than one URI SAN")]
+    ManyUris,
+    #[error("certificate URI SAN {0:?} is not an agency SPIFFE id")]
+    BadSpiffeId(String),
+    #[error("certificate belongs to trust domain {found}, not {expected}")]
+    WrongTrustDomain { found: String, expected: String },
+    #[error("peer is agency {found}, expected {expected}")]
+    UnexpectedAgency { found: AgencyId, expected: AgencyId },
+    #[error("certificate has been revoked")]
+    Revoked,
+}
+
+impl IdentityError {
+    /// A short stable label, used for metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed_certificate",
+            Self::NotTlsCertificate => "wrong_key_usage",
+            Self::NoSpiffeId | Self::ManyUris | Self::BadSpiffeId(_) => "no_spiffe_id",
+            Self::WrongTrustDomain { .. } => "wrong_trust_domain",
+            Self::UnexpectedAgency { .. } => "unexpected_agency",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+/// The identity a verified certificate carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafIdentity {
+    pub id: SpiffeId,
+    /// Serial number, big-endian bytes without leading zeros.
+    pub serial: Vec<u8>,
+    /// SHA-256 of the certificate's DER.
+    pub fingerprint: [u8; 32],
+}
+
+impl LeafIdentity {
+    pub fn agency(&self) -> &AgencyId {
+        &self.id.agency
+    }
+
+    pub fn fingerprint_hex(&self) -> String {
+        hex(&self.fingerprint)
+    }
+}
+
+/// Checks a certificate that already chains to the CA and reads its identity.
+pub fn check_leaf(
+    der: &[u8],
+    role: Role,
+    trust_domain: &TrustDomain,
+) -> Result<LeafIdentity, IdentityError> {
+    let cert = X509::from_der(der).map_err(|_| IdentityError::Malformed)?;
+
+    // An absent EKU means "any purpose" to RFC 5280 and to webpki, which is how a signing
+    // certificate (no EKU by design) would otherwise pass as a TLS certificate.
+    let wanted = match role {
+        Role::Client => X509ExtendedKeyUsage::SSL_CLIENT,
+        Role::Server => X509ExtendedKeyUsage::SSL_SERVER,
+    };
+    match cert.extended_key_usage() {
+        Some(eku) if eku.contains(wanted) => {}
+        _ => return Err(IdentityError::NotTlsCertificate),
+    }
+
+    let sans = cert.subject_alt_names();
+    let mut uris = sans.iter().flatten().filter_map(|n| n.uri());
+    let uri = uris.next().ok_or(IdentityError::NoSpiffeId)?;
+    if uris.next().is_some() {
+        return Err(IdentityError::ManyUris);
+    }
+    let id = SpiffeId::parse(uri).map_err(|_| IdentityError::BadSpiffeId(uri.to_owned()))?;
+    if &id.trust_domain != trust_domain {
+        return Err(IdentityError::WrongTrustDomain {
+            found: id.trust_domain.to_string(),
+            expected: trust_domain.to_string(),
+        });
+    }
+    let serial = cert
+        .serial_number()
+        .to_bn()
+        .map_err(|_| IdentityError::Malformed)?
+        .to_vec();
+    Ok(LeafIdentity {
+        id,
+        serial,
+        fingerprint: Sha256::digest(der).into(),
+    })
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}

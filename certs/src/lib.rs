@@ -1,0 +1,26 @@
+//! attesta's PKI: the federation CA, agency certificates, CRLs, and the rustls configuration
+//! every node and client uses.
+//!
+//! Layout:
+//! - [`id`]: agency ids, trust domains, SPIFFE ids (parse, don't validate).
+//! - [`ca`]: the CA directory: init, issue, revoke, CRL (openssl).
+//! - [`leaf`]: the federation's checks on a peer certificate; the only place an identity is
+//!   read from a certificate.
+//! - [`sign`]: the agency's Ed25519 signing identity.
+//! - [`tls`]: rustls server and client configs (TLS 1.3, aws-lc-rs, mandatory client auth).
+//! - [`fsutil`]: atomic writes, 0600 private keys.
+//!
+//! This crate does no networking and holds no long-lived state: callers load, reload and swap.
+
+pub mod ca;
+pub mod fsutil;
+pub mod id;
+pub mod leaf;
+pub mod sign;
+pub mod tls;
+
+pub use ca::{AgencyFiles, Ca, CaError, IssuedLeaf, LeafKind, LeafSpec};
+pub use id::{AgencyId, NameError, SpiffeId, TrustDomain};
+pub use leaf::{check_leaf, IdentityError, LeafIdentity, Role};
+pub use sign::SigningIdentity;
+pub use tls::{Identity, TlsError, TrustStore};

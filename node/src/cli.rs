@@ -1,0 +1,222 @@
+//! The `attesta` command line. Argument parsing and glue only: every command calls into the
+//! library. Errors are printed on one line, naming the file or key at fault.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use attesta_certs::{AgencyId, Ca, TrustDomain};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Settings;
+use crate::server::Node;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "attesta",
+    version,
+    about = "Federated residence and legal-presence checks between public agencies"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The federation CA: create it, issue and revoke agency certificates.
+    #[command(subcommand)]
+    Ca(CaCommand),
+    /// Run a node.
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// A whole demo federation on this machine.
+    #[command(subcommand)]
+    Demo(DemoCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CaCommand {
+    /// Create a new federation CA in DIR.
+    Init {
+        /// Directory for ca.crt, ca.key (0600), crl.pem and index.json.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The federation's SPIFFE trust domain, e.g. pu.attesta.it.
+        #[arg(long)]
+        trust_domain: String,
+    },
+    /// Issue an agency's auth (TLS) and sign (Ed25519) certificates into OUT.
+    Issue {
+        #[arg(long)]
+        dir: PathBuf,
+        /// Agency id: 1-63 characters of a-z, 0-9 and '-'.
+        #[arg(long)]
+        agency: String,
+        /// Output directory for auth.crt, auth.key, sign.crt, sign.key.
+        #[arg(long)]
+        out: PathBuf,
+        /// DNS name of the agency's node (repeatable). Default: localhost.
+        #[arg(long = "dns")]
+        dns: Vec<String>,
+        /// IP address of the agency's node (repeatable). Default: 127.0.0.1.
+        #[arg(long = "ip")]
+        ips: Vec<IpAddr>,
+        /// Validity in days.
+        #[arg(long, default_value_t = attesta_certs::ca::DEFAULT_LEAF_DAYS)]
+        days: u32,
+    },
+    /// Revoke every certificate of an agency and write a new CRL.
+    Revoke {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        agency: String,
+    },
+    /// Write a fresh CRL (new number and next update), e.g. from a daily timer.
+    Crl {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// Serve until SIGTERM or Ctrl-C, then drain in-flight requests and exit 0.
+    Run {
+        /// Path of node.toml.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DemoCommand {
+    /// Create (or reuse) a demo federation in DIR and run all its nodes until Ctrl-C.
+    Up(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Directory for the CA, the agencies and endpoints.json.
+    #[arg(long, default_value = "demo")]
+    pub dir: PathBuf,
+    /// First port; nodes listen on consecutive ports from here (used when DIR is new).
+    #[arg(long, default_value_t = crate::demo::DEFAULT_BASE_PORT)]
+    pub base_port: u16,
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    attesta_certs::tls::install_default_provider();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // `{:#}` prints the whole context chain on one line.
+            eprintln!("attesta: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Ca(cmd) => ca(cmd),
+        Command::Node(NodeCommand::Run { config }) => {
+            let settings = Settings::load(&config)?;
+            runtime()?.block_on(async {
+                let node = Node::new(settings).context("starting the node")?;
+                let listener = node.bind().await?;
+                node.run(listener, shutdown_signal()).await;
+                anyhow::Ok(())
+            })
+        }
+        Command::Demo(DemoCommand::Up(args)) => runtime()?.block_on(crate::demo::up(args)),
+    }
+}
+
+fn ca(cmd: CaCommand) -> anyhow::Result<()> {
+    match cmd {
+        CaCommand::Init { dir, trust_domain } => {
+            let td = TrustDomain::new(&trust_domain).context("--trust-domain")?;
+            Ca::init(&dir, td)?;
+            println!("created federation CA in {}", dir.display());
+        }
+        CaCommand::Issue {
+            dir,
+            agency,
+            out,
+            mut dns,
+            mut ips,
+            days,
+        } => {
+            let agency = AgencyId::new(&agency).context("--agency")?;
+            if days == 0 {
+                anyhow::bail!("--days: must be at least 1");
+            }
+            if dns.is_empty() && ips.is_empty() {
+                dns.push("localhost".into());
+                ips.push(IpAddr::from([127, 0, 0, 1]));
+            }
+            let mut ca = Ca::open(&dir)?;
+            let files = ca.issue_agency(&agency, dns, ips, days, &out)?;
+            println!(
+                "issued {agency}: {}, {}",
+                files.auth_cert.display(),
+                files.sign_cert.display()
+            );
+        }
+        CaCommand::Revoke { dir, agency } => {
+            let agency = AgencyId::new(&agency).context("--agency")?;
+            let mut ca = Ca::open(&dir)?;
+            let serials = ca.revoke_agency(&agency)?;
+            println!(
+                "revoked {} certificate(s) of {agency}; wrote {}",
+                serials.len(),
+                dir.join(attesta_certs::ca::CRL).display()
+            );
+        }
+        CaCommand::Crl { dir } => {
+            let mut ca = Ca::open(&dir)?;
+            ca.write_crl()?;
+            println!("wrote {}", dir.join(attesta_certs::ca::CRL).display());
+        }
+    }
+    Ok(())
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = term => {},
+    }
+}

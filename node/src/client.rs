@@ -1,0 +1,247 @@
+//! An mTLS HTTP client on the same stack as the server (hyper + rustls, TLS 1.3): used by the
+//! CLI, the demo's readiness checks and the tests.
+//!
+//! A [`Connection`] is one TLS connection that can carry several requests (keep-alive), so
+//! callers can observe what happens to an established connection.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{header, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::ClientConfig;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+/// Errors of the client. Connection-level errors (refused handshakes) and HTTP-level answers
+/// are kept apart: an error status is a [`Reply`], not an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid URL {0:?}")]
+    Url(String),
+    #[error("connecting to {addr}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("TLS handshake with {addr}")]
+    Handshake {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("HTTP exchange with {addr}")]
+    Http {
+        addr: String,
+        #[source]
+        source: hyper::Error,
+    },
+}
+
+impl ClientError {
+    /// The TLS error behind this one, if the peer refused us (or we refused the peer).
+    pub fn tls_error(&self) -> Option<&rustls::Error> {
+        use std::error::Error;
+        let mut cur: Option<&(dyn Error + 'static)> = Some(self);
+        while let Some(e) = cur {
+            if let Some(t) = e.downcast_ref::<rustls::Error>() {
+                return Some(t);
+            }
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if let Some(t) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                    return Some(t);
+                }
+            }
+            cur = e.source();
+        }
+        None
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+
+    pub fn content_type(&self) -> Option<&str> {
+        self.headers.get(header::CONTENT_TYPE)?.to_str().ok()
+    }
+}
+
+/// A client presenting one agency identity.
+#[derive(Clone)]
+pub struct Client {
+    connector: TlsConnector,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub fn new(config: Arc<ClientConfig>) -> Self {
+        Self {
+            connector: TlsConnector::from(config),
+        }
+    }
+
+    /// Opens a TLS connection to the host and port of `base` (an `https://host:port` URL).
+    pub async fn connect(&self, base: &str) -> Result<Connection, ClientError> {
+        let uri: Uri = base
+            .parse()
+            .map_err(|_| ClientError::Url(base.to_owned()))?;
+        if uri.scheme_str() != Some("https") {
+            return Err(ClientError::Url(base.to_owned()));
+        }
+        let host = uri
+            .host()
+            .ok_or_else(|| ClientError::Url(base.to_owned()))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(443);
+        let authority = format!("{host}:{port}");
+        let server_name =
+            ServerName::try_from(host.clone()).map_err(|_| ClientError::Url(base.to_owned()))?;
+
+        let tcp = match host.parse::<std::net::IpAddr>() {
+            Ok(ip) => TcpStream::connect(SocketAddr::new(ip, port)).await,
+            Err(_) => TcpStream::connect(&authority).await,
+        }
+        .map_err(|source| ClientError::Connect {
+            addr: authority.clone(),
+            source,
+        })?;
+        let _ = tcp.set_nodelay(true);
+        let tls = self
+            .connector
+            .connect(server_name, tcp)
+            .await
+            .map_err(|source| ClientError::Handshake {
+                addr: authority.clone(),
+                source,
+            })?;
+        let handshake_kind = tls.get_ref().1.handshake_kind();
+        let server_certificate = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|der| der.clone().into_owned());
+        let (sender, conn) = http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|source| ClientError::Http {
+                addr: authority.clone(),
+                source,
+            })?;
+        let driver = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Connection {
+            sender,
+            authority,
+            handshake_kind,
+            server_certificate,
+            driver,
+        })
+    }
+
+    /// Connects, sends one request, and closes.
+    pub async fn request(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<Bytes>,
+    ) -> Result<Reply, ClientError> {
+        let uri: Uri = url.parse().map_err(|_| ClientError::Url(url.to_owned()))?;
+        let base = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or("https"),
+            uri.authority()
+                .ok_or_else(|| ClientError::Url(url.to_owned()))?
+        );
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let mut conn = self.connect(&base).await?;
+        conn.request(method, path, body).await
+    }
+
+    pub async fn get(&self, url: &str) -> Result<Reply, ClientError> {
+        self.request(Method::GET, url, None).await
+    }
+}
+
+/// One open connection.
+#[derive(Debug)]
+pub struct Connection {
+    sender: http1::SendRequest<Full<Bytes>>,
+    authority: String,
+    handshake_kind: Option<rustls::HandshakeKind>,
+    server_certificate: Option<CertificateDer<'static>>,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+impl Connection {
+    /// Whether the TLS handshake was full or resumed.
+    pub fn handshake_kind(&self) -> Option<rustls::HandshakeKind> {
+        self.handshake_kind
+    }
+
+    /// The certificate the server presented.
+    pub fn server_certificate(&self) -> Option<&CertificateDer<'static>> {
+        self.server_certificate.as_ref()
+    }
+
+    /// Sends a request on this connection and reads the whole answer.
+    pub async fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<Bytes>,
+    ) -> Result<Reply, ClientError> {
+        let http_err = |source| ClientError::Http {
+            addr: self.authority.clone(),
+            source,
+        };
+        self.sender.ready().await.map_err(http_err)?;
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::HOST, &self.authority);
+        if body.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+        }
+        let req = req
+            .body(Full::new(body.unwrap_or_default()))
+            .map_err(|_| ClientError::Url(path.to_owned()))?;
+        let resp = self.sender.send_request(req).await.map_err(http_err)?;
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.map_err(http_err)?.to_bytes();
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+}

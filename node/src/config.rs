@@ -1,0 +1,401 @@
+//! The node's configuration file (`node.toml`).
+//!
+//! The raw file ([`NodeConfig`]) is parsed with unknown keys rejected, then turned once into
+//! [`Settings`]: paths resolved against the file's directory, certificates loaded and checked.
+//! Every error names the file and the key at fault, on one line.
+//!
+//! `examples/node.toml` is the fully commented reference; a test parses it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use std::sync::Arc;
+
+use attesta_certs::{AgencyId, Identity, SigningIdentity, TrustDomain, TrustStore};
+use serde::{Deserialize, Serialize};
+
+/// Errors reading a configuration file. Messages are one line, naming the file and key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        message: String,
+    },
+}
+
+/// `node.toml`, as written by the operator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// The agency this node belongs to, e.g. `comune-pesaro`. Must be the agency named in the
+    /// SPIFFE id of `tls.cert`.
+    pub agency: String,
+    /// The federation's SPIFFE trust domain, e.g. `pu.attesta.it`.
+    pub trust_domain: String,
+    /// Address and port to listen on, e.g. `127.0.0.1:8443`.
+    pub listen: SocketAddr,
+    /// Directory for the node's database and state. Relative paths are resolved against the
+    /// directory of this file.
+    pub data_dir: PathBuf,
+    /// TLS material.
+    pub tls: TlsConfig,
+    /// The agency's signing certificate (Ed25519) for attestations and checkpoints.
+    pub signing: SigningConfig,
+    /// Protective limits; every field has a default.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+}
+
+/// `[tls]`: the node's certificate, and the federation's trust anchor and CRL.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The federation CA certificate (PEM).
+    pub ca: PathBuf,
+    /// The federation CRL (PEM). Optional, but every production node should have one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl: Option<PathBuf>,
+    /// The node's auth certificate (PEM, ECDSA P-256, EKU serverAuth + clientAuth).
+    pub cert: PathBuf,
+    /// Its private key (PEM, PKCS#8).
+    pub key: PathBuf,
+    /// How often, in milliseconds, the CA, CRL, certificate and key files are checked for
+    /// changes. A change (or SIGHUP) reloads them without dropping connections.
+    #[serde(default = "default_reload_interval_ms")]
+    pub reload_interval_ms: u64,
+}
+
+/// `[signing]`: the agency's signing certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningConfig {
+    /// Sign certificate (PEM, Ed25519, digitalSignature + nonRepudiation).
+    pub cert: PathBuf,
+    /// Its private key (PEM, PKCS#8).
+    pub key: PathBuf,
+}
+
+/// `[limits]`: what protects the port from slow, large or too many clients.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Most connections served at once; further clients wait in the kernel's accept queue.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Milliseconds a client has to complete the TLS handshake.
+    #[serde(default = "default_handshake_timeout_ms")]
+    pub handshake_timeout_ms: u64,
+    /// Milliseconds a client has to send a request's headers (HTTP/1.1).
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// Milliseconds a request may take, body included, before it is answered 503.
+    #[serde(default = "default_request_timeout_ms")]
+    pub request_timeout_ms: u64,
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Most concurrent HTTP/2 streams on one connection.
+    #[serde(default = "default_max_streams")]
+    pub max_concurrent_streams: u32,
+    /// Seconds in-flight requests get to finish on shutdown.
+    #[serde(default = "default_shutdown_grace_secs")]
+    pub shutdown_grace_secs: u64,
+}
+
+fn default_reload_interval_ms() -> u64 {
+    2_000
+}
+fn default_max_connections() -> usize {
+    1_024
+}
+fn default_handshake_timeout_ms() -> u64 {
+    5_000
+}
+fn default_header_read_timeout_ms() -> u64 {
+    5_000
+}
+fn default_request_timeout_ms() -> u64 {
+    30_000
+}
+fn default_max_body_bytes() -> usize {
+    64 * 1024
+}
+fn default_max_streams() -> u32 {
+    128
+}
+fn default_shutdown_grace_secs() -> u64 {
+    10
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: default_max_connections(),
+            handshake_timeout_ms: default_handshake_timeout_ms(),
+            header_read_timeout_ms: default_header_read_timeout_ms(),
+            request_timeout_ms: default_request_timeout_ms(),
+            max_body_bytes: default_max_body_bytes(),
+            max_concurrent_streams: default_max_streams(),
+            shutdown_grace_secs: default_shutdown_grace_secs(),
+        }
+    }
+}
+
+/// Where the node's TLS files are, resolved to absolute or config-relative paths.
+#[derive(Debug, Clone)]
+pub struct TlsPaths {
+    pub ca: PathBuf,
+    pub crl: Option<PathBuf>,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsPaths {
+    pub fn all(&self) -> impl Iterator<Item = &Path> {
+        [
+            Some(&self.ca),
+            self.crl.as_ref(),
+            Some(&self.cert),
+            Some(&self.key),
+        ]
+        .into_iter()
+        .flatten()
+        .map(PathBuf::as_path)
+    }
+}
+
+/// Limits as durations and sizes.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub handshake_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub max_concurrent_streams: u32,
+    pub shutdown_grace: Duration,
+}
+
+/// A validated configuration: everything the node needs to start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The file it came from, for messages.
+    pub source: PathBuf,
+    pub agency: AgencyId,
+    pub trust_domain: TrustDomain,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub tls_paths: TlsPaths,
+    pub reload_interval: Duration,
+    pub limits: Limits,
+    /// The trust store and identity as loaded at start-up (the node reloads them later).
+    pub trust: TrustStore,
+    pub identity: Identity,
+    pub signing: Arc<SigningIdentity>,
+}
+
+impl NodeConfig {
+    /// Reads and parses `path`, rejecting unknown keys.
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        parse_toml(path, &text)
+    }
+
+    /// Writes the configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        // Serialising plain structs of strings, numbers and paths cannot fail.
+        toml::to_string_pretty(self).expect("node config serialises")
+    }
+}
+
+/// Parses TOML text from `path` into `T`, with a one-line error naming the file and line.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e: toml::de::Error| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+            .unwrap_or(1);
+        ConfigError::Syntax {
+            path: path.to_owned(),
+            line,
+            message: e.message().replace('\n', " "),
+        }
+    })
+}
+
+impl Settings {
+    /// Reads `path` and validates it: names, paths, certificates and keys.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let raw = NodeConfig::read(path)?;
+        Self::from_config(path, raw)
+    }
+
+    pub fn from_config(path: &Path, raw: NodeConfig) -> Result<Self, ConfigError> {
+        let invalid = |key: &'static str, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            message,
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &Path| base.join(p);
+
+        let agency = AgencyId::new(&raw.agency).map_err(|e| invalid("agency", e.to_string()))?;
+        let trust_domain = TrustDomain::new(&raw.trust_domain)
+            .map_err(|e| invalid("trust_domain", e.to_string()))?;
+        let tls_paths = TlsPaths {
+            ca: resolve(&raw.tls.ca),
+            crl: raw.tls.crl.as_deref().map(resolve),
+            cert: resolve(&raw.tls.cert),
+            key: resolve(&raw.tls.key),
+        };
+
+        let l = &raw.limits;
+        if l.max_connections == 0 {
+            return Err(invalid(
+                "limits.max_connections",
+                "must be at least 1".into(),
+            ));
+        }
+        if l.max_body_bytes == 0 {
+            return Err(invalid(
+                "limits.max_body_bytes",
+                "must be at least 1".into(),
+            ));
+        }
+        for (key, v) in [
+            ("limits.handshake_timeout_ms", l.handshake_timeout_ms),
+            ("limits.header_read_timeout_ms", l.header_read_timeout_ms),
+            ("limits.request_timeout_ms", l.request_timeout_ms),
+            ("tls.reload_interval_ms", raw.tls.reload_interval_ms),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be greater than 0".into()));
+            }
+        }
+        let limits = Limits {
+            max_connections: l.max_connections,
+            handshake_timeout: Duration::from_millis(l.handshake_timeout_ms),
+            header_read_timeout: Duration::from_millis(l.header_read_timeout_ms),
+            request_timeout: Duration::from_millis(l.request_timeout_ms),
+            max_body_bytes: l.max_body_bytes,
+            max_concurrent_streams: l.max_concurrent_streams,
+            shutdown_grace: Duration::from_secs(l.shutdown_grace_secs),
+        };
+
+        let trust = TrustStore::load(
+            trust_domain.clone(),
+            &tls_paths.ca,
+            tls_paths.crl.as_deref(),
+        )
+        .map_err(|e| tls_key_error(path, &tls_paths, e))?;
+        let identity = Identity::load(&trust_domain, &tls_paths.cert, &tls_paths.key)
+            .map_err(|e| tls_key_error(path, &tls_paths, e))?;
+        if identity.leaf.agency() != &agency {
+            return Err(invalid(
+                "tls.cert",
+                format!(
+                    "certificate is for agency {}, but agency = {agency:?}",
+                    identity.leaf.agency()
+                ),
+            ));
+        }
+
+        let sign_cert = resolve(&raw.signing.cert);
+        let sign_key = resolve(&raw.signing.key);
+        let signing = SigningIdentity::load(&trust_domain, &sign_cert, &sign_key).map_err(|e| {
+            let key = match &e {
+                attesta_certs::TlsError::Read { path, .. }
+                | attesta_certs::TlsError::Invalid { path, .. }
+                    if path == &sign_cert =>
+                {
+                    "signing.cert"
+                }
+                _ => "signing.key",
+            };
+            invalid(key, error_chain(&e))
+        })?;
+        if signing.id.agency != agency {
+            return Err(invalid(
+                "signing.cert",
+                format!(
+                    "certificate is for agency {}, but agency = {agency:?}",
+                    signing.id.agency
+                ),
+            ));
+        }
+
+        Ok(Self {
+            source: path.to_owned(),
+            agency,
+            trust_domain,
+            listen: raw.listen,
+            data_dir: resolve(&raw.data_dir),
+            tls_paths,
+            reload_interval: Duration::from_millis(raw.tls.reload_interval_ms),
+            limits,
+            trust,
+            identity,
+            signing: Arc::new(signing),
+        })
+    }
+}
+
+/// Maps a TLS loading error to the config key whose file is at fault.
+fn tls_key_error(path: &Path, paths: &TlsPaths, e: attesta_certs::TlsError) -> ConfigError {
+    use attesta_certs::TlsError as E;
+    let file = match &e {
+        E::Read { path, .. } | E::Invalid { path, .. } | E::NotAgencyCertificate { path, .. } => {
+            Some(path.clone())
+        }
+        E::KeyMismatch { key, .. } => Some(key.clone()),
+        E::Config(_) => None,
+    };
+    let key = match file {
+        Some(f) if f == paths.ca => "tls.ca",
+        Some(f) if Some(&f) == paths.crl.as_ref() => "tls.crl",
+        Some(f) if f == paths.cert => "tls.cert",
+        Some(f) if f == paths.key => "tls.key",
+        _ => "tls",
+    };
+    ConfigError::Invalid {
+        path: path.to_owned(),
+        key,
+        message: error_chain(&e),
+    }
+}
+
+/// Formats an error and its sources on one line: `outer: inner: innermost`.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests;

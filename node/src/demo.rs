@@ -1,0 +1,197 @@
+//! `attesta demo up`: a whole Pesaro–Urbino federation on one machine.
+//!
+//! Layout of DIR:
+//!
+//! ```text
+//! DIR/ca/                 ca.crt, ca.key, crl.pem, index.json
+//! DIR/agencies/<id>/      auth.crt, auth.key, sign.crt, sign.key, node.toml, data/
+//! DIR/endpoints.json      {"agency-id": "https://127.0.0.1:PORT", ...}, once all nodes are ready
+//! ```
+//!
+//! Whatever already exists in DIR is reused; only what is missing is created.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use attesta_certs::{AgencyId, Ca, Identity, TrustDomain, TrustStore};
+
+use crate::cli::DemoArgs;
+use crate::client::Client;
+use crate::config::{LimitsConfig, NodeConfig, Settings, SigningConfig, TlsConfig};
+use crate::server::Node;
+
+pub const DEFAULT_BASE_PORT: u16 = 8441;
+pub const TRUST_DOMAIN: &str = "pesaro-urbino.attesta.test";
+
+/// The demo agencies, and whether each runs a node. The auditor has certificates only: it
+/// uses the CLI against other agencies' nodes.
+pub const AGENCIES: &[(&str, bool)] = &[
+    ("prefettura-pu", true),
+    ("questura-pu", true),
+    ("comune-pesaro", true),
+    ("comune-urbino", true),
+    ("inps-pesaro", true),
+    ("garante-audit", false),
+];
+
+/// How long to wait for every node to answer `/readyz`.
+const READY_ATTEMPTS: u32 = 200;
+const READY_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Creates what is missing in `dir` and returns the node configs, in `AGENCIES` order.
+pub fn prepare(dir: &Path, base_port: u16) -> anyhow::Result<Vec<PathBuf>> {
+    let ca_dir = dir.join("ca");
+    let mut ca = if ca_dir.join(attesta_certs::ca::CA_CERT).exists() {
+        Ca::open(&ca_dir)?
+    } else {
+        let td = TrustDomain::new(TRUST_DOMAIN).context("demo trust domain")?;
+        Ca::init(&ca_dir, td)?
+    };
+    let mut configs = Vec::new();
+    let mut port = base_port;
+    for (name, runs_node) in AGENCIES {
+        let agency = AgencyId::new(name).context("demo agency id")?;
+        let agency_dir = dir.join("agencies").join(name);
+        if !agency_dir.join("auth.crt").exists() {
+            ca.issue_agency(
+                &agency,
+                vec!["localhost".into()],
+                vec![[127, 0, 0, 1].into()],
+                attesta_certs::ca::DEFAULT_LEAF_DAYS,
+                &agency_dir,
+            )?;
+        }
+        if !runs_node {
+            continue;
+        }
+        let config_path = agency_dir.join("node.toml");
+        if !config_path.exists() {
+            let config = NodeConfig {
+                agency: name.to_string(),
+                trust_domain: ca.trust_domain().to_string(),
+                listen: ([127, 0, 0, 1], port).into(),
+                data_dir: "data".into(),
+                tls: TlsConfig {
+                    ca: "../../ca/ca.crt".into(),
+                    crl: Some("../../ca/crl.pem".into()),
+                    cert: "auth.crt".into(),
+                    key: "auth.key".into(),
+                    reload_interval_ms: 2_000,
+                },
+                signing: SigningConfig {
+                    cert: "sign.crt".into(),
+                    key: "sign.key".into(),
+                },
+                limits: LimitsConfig::default(),
+            };
+            let text = format!(
+                "# Node of {name} in the attesta demo federation. See examples/node.toml for every key.\n{}",
+                config.to_toml()
+            );
+            attesta_certs::fsutil::write_atomic(
+                &config_path,
+                text.as_bytes(),
+                attesta_certs::fsutil::PUBLIC_MODE,
+            )
+            .with_context(|| format!("writing {}", config_path.display()))?;
+        }
+        std::fs::create_dir_all(agency_dir.join("data"))
+            .with_context(|| format!("creating {}", agency_dir.join("data").display()))?;
+        configs.push(config_path);
+        port = port.checked_add(1).context("--base-port too high")?;
+    }
+    Ok(configs)
+}
+
+/// `attesta demo up`.
+pub async fn up(args: DemoArgs) -> anyhow::Result<()> {
+    let dir = &args.dir;
+    let configs = prepare(dir, args.base_port)?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut endpoints = BTreeMap::new();
+    let mut tasks = Vec::new();
+    let mut nodes = Vec::new();
+    for path in &configs {
+        let settings = Settings::load(path)?;
+        let url = format!("https://{}", settings.listen);
+        let node =
+            Node::new(settings).with_context(|| format!("starting node of {}", path.display()))?;
+        let listener = node.bind().await?;
+        nodes.push((node.settings().clone(), url.clone()));
+        endpoints.insert(node.settings().agency.to_string(), url);
+        let mut stop = stop_rx.clone();
+        tasks.push(tokio::spawn(node.run(listener, async move {
+            let _ = stop.changed().await;
+        })));
+    }
+
+    for (settings, url) in &nodes {
+        wait_ready(settings, url).await?;
+    }
+    let endpoints_path = dir.join("endpoints.json");
+    let json = serde_json::to_vec_pretty(&endpoints)?;
+    attesta_certs::fsutil::write_atomic(&endpoints_path, &json, attesta_certs::fsutil::PUBLIC_MODE)
+        .with_context(|| format!("writing {}", endpoints_path.display()))?;
+
+    print_banner(dir, &endpoints);
+    crate::cli::shutdown_signal().await;
+    println!("stopping the demo federation…");
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(())
+}
+
+/// Polls `/readyz` with the node's own identity, with bounded retries.
+pub async fn wait_ready(settings: &Settings, url: &str) -> anyhow::Result<()> {
+    let trust = TrustStore::load(
+        settings.trust_domain.clone(),
+        &settings.tls_paths.ca,
+        settings.tls_paths.crl.as_deref(),
+    )?;
+    let identity = Identity::load(
+        &settings.trust_domain,
+        &settings.tls_paths.cert,
+        &settings.tls_paths.key,
+    )?;
+    let config =
+        attesta_certs::tls::client_config(&trust, &identity, Some(settings.agency.clone()))?;
+    let client = Client::new(Arc::new(config));
+    let ready = format!("{url}/readyz");
+    let mut last = String::new();
+    for _ in 0..READY_ATTEMPTS {
+        match client.get(&ready).await {
+            Ok(r) if r.status.is_success() => return Ok(()),
+            Ok(r) => last = format!("status {}", r.status),
+            Err(e) => last = crate::config::error_chain(&e),
+        }
+        tokio::time::sleep(READY_BACKOFF).await;
+    }
+    anyhow::bail!(
+        "node {} at {url} did not become ready: {last}",
+        settings.agency
+    )
+}
+
+fn print_banner(dir: &Path, endpoints: &BTreeMap<String, String>) {
+    println!("attesta demo federation is up ({TRUST_DOMAIN}):");
+    for (agency, url) in endpoints {
+        println!("  {agency:<15} {url}");
+    }
+    let a = dir.join("agencies").join("inps-pesaro");
+    let target = endpoints.get("comune-pesaro").cloned().unwrap_or_default();
+    println!("endpoints: {}", dir.join("endpoints.json").display());
+    println!("ask comune-pesaro who you are, as inps-pesaro:");
+    println!(
+        "  curl --cert {} --key {} --cacert {} {target}/v1/whoami",
+        a.join("auth.crt").display(),
+        a.join("auth.key").display(),
+        dir.join("ca").join("ca.crt").display()
+    );
+    println!("Ctrl-C stops every node.");
+}

@@ -1,0 +1,21 @@
+//! The attesta node: a federated query node for public agencies.
+//!
+//! Layout:
+//! - [`config`]: `node.toml`, parsed strictly and validated once into [`config::Settings`].
+//! - [`server`]: the HTTPS server (TLS 1.3, mTLS, HTTP/1.1 + HTTP/2), routes, hot reload,
+//!   graceful shutdown.
+//! - [`problem`]: RFC 9457 problem+json, the only error format on the wire.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`client`]: the mTLS HTTP client on the same stack.
+//! - [`demo`]: `attesta demo up`.
+//! - [`cli`]: the `attesta` command line.
+//!
+//! The node reads an agency's identity only from the verified client certificate.
+
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod demo;
+pub mod metrics;
+pub mod problem;
+pub mod server;

@@ -1,0 +1,129 @@
+//! Prometheus metrics, served as text at `/metrics`.
+//!
+//! Labels are bounded sets (route templates, status codes, failure reasons), never raw paths
+//! or identities, so cardinality stays small.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteStatus {
+    pub route: &'static str,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Reason {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    pub result: &'static str,
+}
+
+/// Every metric the node exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RouteStatus, Counter>,
+    pub latency: Family<RouteLabel, Histogram>,
+    pub handshakes: Counter,
+    pub handshake_failures: Family<Reason, Counter>,
+    pub open_connections: Gauge,
+    pub tls_reloads: Family<Outcome, Counter>,
+    pub crl_revoked: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("attesta");
+        let requests = Family::<RouteStatus, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests answered, by route and status",
+            requests.clone(),
+        );
+        let latency = Family::<RouteLabel, Histogram>::new_with_constructor(|| {
+            // 100 µs .. ~6.5 s
+            Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+                0.0001, 2.0, 17,
+            ))
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "Time from request headers to response, by route",
+            latency.clone(),
+        );
+        let handshakes = Counter::default();
+        registry.register(
+            "tls_handshakes",
+            "TLS handshakes completed",
+            handshakes.clone(),
+        );
+        let handshake_failures = Family::<Reason, Counter>::default();
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes refused or failed, by reason",
+            handshake_failures.clone(),
+        );
+        let open_connections = Gauge::default();
+        registry.register(
+            "open_connections",
+            "Client connections being served",
+            open_connections.clone(),
+        );
+        let tls_reloads = Family::<Outcome, Counter>::default();
+        registry.register(
+            "tls_reloads",
+            "Reloads of CA, CRL, certificate and key, by result",
+            tls_reloads.clone(),
+        );
+        let crl_revoked = Gauge::default();
+        registry.register(
+            "crl_revoked_certificates",
+            "Certificates listed in the CRL in force",
+            crl_revoked.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            latency,
+            handshakes,
+            handshake_failures,
+            open_connections,
+            tls_reloads,
+            crl_revoked,
+        }
+    }
+
+    pub fn handshake_failed(&self, reason: &'static str) {
+        self.handshake_failures
+            .get_or_create(&Reason { reason })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("encoding metrics into a string");
+        out
+    }
+}

@@ -1,0 +1,266 @@
+//! The node's HTTPS server: accept loop, TLS, HTTP/1.1 and HTTP/2, limits, graceful shutdown.
+//!
+//! [`Node::run`] takes an already bound listener and a shutdown future, so tests bind
+//! `127.0.0.1:0` and never race for ports. The TLS configuration lives behind an `ArcSwap`;
+//! [`reload`] replaces it when files change or on SIGHUP, and every new handshake uses the
+//! current one while established connections carry on.
+//!
+//! Identity: the only identity a handler sees is the [`Peer`] built from the verified client
+//! certificate of its connection.
+
+mod reload;
+mod routes;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use attesta_certs::{check_leaf, LeafIdentity, Role, TrustStore};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::config::Settings;
+use crate::metrics::Metrics;
+
+pub use routes::{Route, ROUTES};
+
+/// Errors starting a node.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("building TLS configuration")]
+    Tls(#[from] attesta_certs::TlsError),
+    #[error("binding {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The TLS configuration in force, with the trust store it was built from.
+pub(crate) struct TlsState {
+    acceptor: TlsAcceptor,
+    trust: TrustStore,
+}
+
+impl TlsState {
+    fn build(trust: TrustStore, identity: &attesta_certs::Identity) -> Result<Self, ServeError> {
+        let config = attesta_certs::tls::server_config(&trust, identity)?;
+        Ok(Self {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            trust,
+        })
+    }
+}
+
+/// State shared by every connection of a node.
+pub(crate) struct Shared {
+    settings: Settings,
+    tls: ArcSwap<TlsState>,
+    metrics: Metrics,
+    draining: AtomicBool,
+}
+
+/// The client at the other end of a connection, as its verified certificate says.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub leaf: LeafIdentity,
+    pub addr: SocketAddr,
+}
+
+/// A configured node, ready to serve.
+pub struct Node {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("agency", &self.shared.settings.agency)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// Builds the node from validated settings.
+    pub fn new(settings: Settings) -> Result<Self, ServeError> {
+        let tls = TlsState::build(settings.trust.clone(), &settings.identity)?;
+        let metrics = Metrics::new();
+        metrics.crl_revoked.set(tls.trust.revoked_count() as i64);
+        Ok(Self {
+            shared: Arc::new(Shared {
+                settings,
+                tls: ArcSwap::from_pointee(tls),
+                metrics,
+                draining: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.shared.settings
+    }
+
+    /// Binds the configured address.
+    pub async fn bind(&self) -> Result<TcpListener, ServeError> {
+        let addr = self.shared.settings.listen;
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })
+    }
+
+    /// Serves `listener` until `shutdown` completes, then stops accepting, lets in-flight
+    /// requests finish (up to `limits.shutdown_grace`) and returns.
+    pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let shared = self.shared;
+        let limits = shared.settings.limits.clone();
+        let conn_limit = Arc::new(Semaphore::new(limits.max_connections));
+        let graceful = GracefulShutdown::new();
+        let (stop_reload, reload_stopped) = tokio::sync::watch::channel(false);
+        let reloader = tokio::spawn(reload::watch(shared.clone(), reload_stopped));
+
+        info!(
+            agency = %shared.settings.agency,
+            addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            "node listening"
+        );
+        tokio::pin!(shutdown);
+        loop {
+            // Wait for a free connection slot before accepting, so a flood of clients queues
+            // in the kernel instead of exhausting memory or file descriptors.
+            let permit = tokio::select! {
+                p = conn_limit.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+                () = &mut shutdown => break,
+            };
+            let (tcp, addr) = tokio::select! {
+                r = listener.accept() => match r {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let shared = shared.clone();
+            let watcher = graceful.watcher();
+            let span =
+                tracing::info_span!("conn", client.addr = %addr, client.id = tracing::field::Empty);
+            tokio::spawn(
+                async move {
+                    let _permit = permit;
+                    shared.metrics.open_connections.inc();
+                    serve_connection(&shared, tcp, addr, watcher).await;
+                    shared.metrics.open_connections.dec();
+                }
+                .instrument(span),
+            );
+        }
+
+        shared.draining.store(true, Ordering::SeqCst);
+        drop(listener);
+        let _ = stop_reload.send(true);
+        info!(agency = %shared.settings.agency, "shutting down: draining connections");
+        tokio::select! {
+            () = graceful.shutdown() => info!("all connections closed"),
+            () = tokio::time::sleep(limits.shutdown_grace) => {
+                warn!("shutdown grace period over; closing remaining connections");
+            }
+        }
+        let _ = reloader.await;
+    }
+}
+
+async fn serve_connection(
+    shared: &Arc<Shared>,
+    tcp: TcpStream,
+    addr: SocketAddr,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    let limits = &shared.settings.limits;
+    let _ = tcp.set_nodelay(true);
+    let tls = shared.tls.load_full();
+    let stream =
+        match tokio::time::timeout(limits.handshake_timeout, tls.acceptor.accept(tcp)).await {
+            Err(_) => {
+                shared.metrics.handshake_failed("timeout");
+                debug!("handshake timed out");
+                return;
+            }
+            Ok(Err(e)) => {
+                let reason = handshake_failure_reason(&e);
+                shared.metrics.handshake_failed(reason);
+                debug!(reason, error = %e, "handshake failed");
+                return;
+            }
+            Ok(Ok(stream)) => stream,
+        };
+    shared.metrics.handshakes.inc();
+
+    // The verifier accepted this chain a moment ago, so the leaf is there and passes the same
+    // checks; anything else means a bug, and the connection is closed rather than trusted.
+    let leaf = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .map(|der| check_leaf(der, Role::Client, &tls.trust.trust_domain));
+    let leaf = match leaf {
+        Some(Ok(leaf)) => leaf,
+        _ => {
+            warn!("verified connection without a usable client certificate; closing");
+            return;
+        }
+    };
+    tracing::Span::current().record("client.id", tracing::field::display(leaf.agency()));
+    let peer = Arc::new(Peer { leaf, addr });
+
+    let service = {
+        let shared = shared.clone();
+        service_fn(move |req| {
+            let shared = shared.clone();
+            let peer = peer.clone();
+            async move { Ok::<_, std::convert::Infallible>(routes::handle(&shared, &peer, req).await) }
+        })
+    };
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .keep_alive_interval(Duration::from_secs(30));
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    if let Err(e) = watcher.watch(conn.into_owned()).await {
+        debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// Why an accept failed, as a metric label.
+fn handshake_failure_reason(e: &std::io::Error) -> &'static str {
+    if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+        return attesta_certs::tls::failure_reason(tls);
+    }
+    match e.kind() {
+        std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => "client_closed",
+        _ => "io",
+    }
+}

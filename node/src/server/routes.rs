@@ -1,0 +1,223 @@
+//! Routing and the handlers of the node's own endpoints.
+//!
+//! Every request goes through [`handle`]: revocation re-check, routing, body limit, timeout,
+//! metrics, one log line. Errors become problem+json here and nowhere else.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde::Serialize;
+use tracing::info;
+
+use super::{Peer, Shared};
+use crate::metrics::{RouteLabel, RouteStatus};
+use crate::problem::{Problem, ProblemKind};
+
+/// The node's routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Healthz,
+    Readyz,
+    Metrics,
+    Whoami,
+}
+
+/// Every route the server registers: method, path, route. The OpenAPI document must list the
+/// same set.
+pub const ROUTES: &[(Method, &str, Route)] = &[
+    (Method::GET, "/healthz", Route::Healthz),
+    (Method::GET, "/readyz", Route::Readyz),
+    (Method::GET, "/metrics", Route::Metrics),
+    (Method::GET, "/v1/whoami", Route::Whoami),
+];
+
+impl Route {
+    /// The route's path template, used as the metrics label.
+    pub fn name(self) -> &'static str {
+        ROUTES
+            .iter()
+            .find(|(_, _, r)| *r == self)
+            .map(|(_, p, _)| *p)
+            .unwrap_or("unknown")
+    }
+}
+
+type Resp = Response<Full<Bytes>>;
+
+/// Finds the route for a request, or the problem to answer with.
+fn route(method: &Method, path: &str) -> Result<Route, Resp> {
+    let mut allowed = Vec::new();
+    for (m, p, r) in ROUTES {
+        if *p == path {
+            if m == method {
+                return Ok(*r);
+            }
+            allowed.push(m.as_str());
+        }
+    }
+    if allowed.is_empty() {
+        Err(Problem::new(ProblemKind::NotFound).into_response())
+    } else {
+        let mut resp = Problem::new(ProblemKind::MethodNotAllowed)
+            .with_detail(format!("{path} accepts {}", allowed.join(", ")))
+            .into_response();
+        if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
+            resp.headers_mut().insert(header::ALLOW, v);
+        }
+        Err(resp)
+    }
+}
+
+pub(super) async fn handle(shared: &Shared, peer: &Peer, req: Request<Incoming>) -> Resp {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let routed = route(&method, req.uri().path());
+    let label = routed.as_ref().map(|r| r.name()).unwrap_or("unmatched");
+    let timeout = shared.settings.limits.request_timeout;
+
+    let resp = match tokio::time::timeout(timeout, dispatch(shared, peer, routed, req)).await {
+        Ok(resp) => resp,
+        Err(_) => Problem::new(ProblemKind::Timeout).into_response(),
+    };
+
+    let status = resp.status().as_u16();
+    let m = &shared.metrics;
+    m.requests
+        .get_or_create(&RouteStatus {
+            route: label,
+            status,
+        })
+        .inc();
+    m.latency
+        .get_or_create(&RouteLabel { route: label })
+        .observe(started.elapsed().as_secs_f64());
+    info!(
+        client.id = %peer.leaf.agency(),
+        method = %method,
+        route = label,
+        status,
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    resp
+}
+
+async fn dispatch(
+    shared: &Shared,
+    peer: &Peer,
+    routed: Result<Route, Resp>,
+    req: Request<Incoming>,
+) -> Resp {
+    // Connections outlive CRL updates: check every request, not just the handshake.
+    if shared.tls.load().trust.is_revoked(&peer.leaf.serial) {
+        let mut resp = Problem::new(ProblemKind::CertificateRevoked).into_response();
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return resp;
+    }
+    // The body limit comes before routing, so that no path or method escapes it.
+    let body = match read_body(req, shared.settings.limits.max_body_bytes).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    let route = match routed {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    // No route of this version reads its body yet; it is still read (and limited) here so
+    // that every route shares one body limit.
+    let _body = body;
+    let result = match route {
+        Route::Healthz => Ok(json(StatusCode::OK, &Status { status: "ok" })),
+        Route::Readyz => readyz(shared),
+        Route::Metrics => Ok(metrics(shared)),
+        Route::Whoami => Ok(whoami(shared, peer)),
+    };
+    result.unwrap_or_else(Problem::into_response)
+}
+
+/// Reads the whole body, refusing more than `limit` bytes: by Content-Length before reading,
+/// and by counting while reading (chunked bodies, HTTP/2).
+async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Resp> {
+    let too_large = || {
+        Problem::new(ProblemKind::BodyTooLarge)
+            .with_detail(format!("request bodies are limited to {limit} bytes"))
+            .into_response()
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(req.into_body(), limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(_) => Err(Problem::new(ProblemKind::BadRequest)
+            .with_detail("the request body could not be read")
+            .into_response()),
+    }
+}
+
+#[derive(Serialize)]
+struct Status {
+    status: &'static str,
+}
+
+fn readyz(shared: &Shared) -> Result<Resp, Problem> {
+    if shared.draining.load(Ordering::SeqCst) {
+        return Err(Problem::new(ProblemKind::ShuttingDown));
+    }
+    Ok(json(StatusCode::OK, &Status { status: "ready" }))
+}
+
+fn metrics(shared: &Shared) -> Resp {
+    let mut resp = Response::new(Full::new(Bytes::from(shared.metrics.encode())));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
+}
+
+/// The caller as this node sees it.
+#[derive(Serialize)]
+struct WhoAmI<'a> {
+    agency: &'a str,
+    spiffe_id: String,
+    certificate_sha256: String,
+    node: &'a str,
+}
+
+fn whoami(shared: &Shared, peer: &Peer) -> Resp {
+    json(
+        StatusCode::OK,
+        &WhoAmI {
+            agency: peer.leaf.agency().as_str(),
+            spiffe_id: peer.leaf.id.to_string(),
+            certificate_sha256: peer.leaf.fingerprint_hex(),
+            node: shared.settings.agency.as_str(),
+        },
+    )
+}
+
+fn json<T: Serialize>(status: StatusCode, value: &T) -> Resp {
+    match serde_json::to_vec(value) {
+        Ok(body) => {
+            let mut resp = Response::new(Full::new(Bytes::from(body)));
+            *resp.status_mut() = status;
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        Err(_) => Problem::new(ProblemKind::Internal).into_response(),
+    }
+}

@@ -1,0 +1,150 @@
+//! `attesta demo up`: from nothing to a running federation, and again on the same directory.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use attesta::client::Client;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use std::sync::Arc;
+
+use crate::cli::{attesta, sigterm, wait_exit};
+use crate::harness::*;
+
+/// A base port with five free ports after it.
+fn free_ports() -> u16 {
+    for _ in 0..50 {
+        let base = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if base > 65000 {
+            continue;
+        }
+        if (base..base + 5).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no five consecutive free ports");
+}
+
+fn client_from_demo(dir: &std::path::Path, id: &str) -> Client {
+    let a = dir.join("agencies").join(id);
+    let td = attesta_certs::TrustDomain::new(attesta::demo::TRUST_DOMAIN).unwrap();
+    let trust =
+        attesta_certs::TrustStore::load(td, &dir.join("ca/ca.crt"), Some(&dir.join("ca/crl.pem")))
+            .unwrap();
+    let chain = CertificateDer::pem_file_iter(a.join("auth.crt"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(a.join("auth.key")).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(attesta_certs::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(trust.server_verifier(None).unwrap())
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    Client::new(Arc::new(config))
+}
+
+async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, String> {
+    let endpoints_path = dir.join("endpoints.json");
+    let _ = std::fs::remove_file(&endpoints_path);
+    let mut child = attesta()
+        .args([
+            "demo",
+            "up",
+            "--dir",
+            dir.to_str().unwrap(),
+            "--base-port",
+            &base.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let endpoints: BTreeMap<String, String> = eventually(|| async {
+        let bytes = std::fs::read(&endpoints_path).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    })
+    .await;
+
+    // Every node answers, over mTLS, with the identity of the caller.
+    let inps = client_from_demo(dir, "inps-pesaro");
+    for (agency, url) in &endpoints {
+        let reply = inps.get(&format!("{url}/v1/whoami")).await.unwrap();
+        assert_eq!(reply.status, 200, "{agency}");
+        let body = reply.json().unwrap();
+        assert_eq!(body["agency"], "inps-pesaro");
+        assert_eq!(body["node"], agency.as_str());
+    }
+
+    sigterm(&child);
+    let status =
+        tokio::task::spawn_blocking(move || wait_exit(&mut child, Duration::from_secs(30)))
+            .await
+            .unwrap();
+    assert!(status.success(), "demo exited with {status}");
+    endpoints
+}
+
+#[tokio::test]
+async fn demo_up_brings_up_every_node_and_reuses_its_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = free_ports();
+    let endpoints = demo_up_once(dir.path(), base).await;
+
+    let expected: Vec<&str> = vec![
+        "comune-pesaro",
+        "comune-urbino",
+        "inps-pesaro",
+        "prefettura-pu",
+        "questura-pu",
+    ];
+    assert_eq!(
+        endpoints.keys().map(String::as_str).collect::<Vec<_>>(),
+        expected
+    );
+    for url in endpoints.values() {
+        assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    }
+    for id in [
+        "prefettura-pu",
+        "questura-pu",
+        "comune-pesaro",
+        "comune-urbino",
+        "inps-pesaro",
+        "garante-audit",
+    ] {
+        let a = dir.path().join("agencies").join(id);
+        for f in ["auth.crt", "auth.key", "sign.crt", "sign.key"] {
+            assert!(a.join(f).exists(), "{id}/{f}");
+        }
+        assert_eq!(
+            a.join("node.toml").exists(),
+            id != "garante-audit",
+            "{id}/node.toml"
+        );
+    }
+    for f in ["ca.crt", "ca.key", "crl.pem"] {
+        assert!(dir.path().join("ca").join(f).exists(), "ca/{f}");
+    }
+
+    // Running again reuses the CA and every certificate.
+    let ca_before = std::fs::read(dir.path().join("ca/ca.crt")).unwrap();
+    let cert_before = std::fs::read(dir.path().join("agencies/inps-pesaro/auth.crt")).unwrap();
+    let again = demo_up_once(dir.path(), base).await;
+    assert_eq!(again, endpoints);
+    assert_eq!(
+        std::fs::read(dir.path().join("ca/ca.crt")).unwrap(),
+        ca_before
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("agencies/inps-pesaro/auth.crt")).unwrap(),
+        cert_before
+    );
+}
