@@ -1,8 +1,12 @@
 //! Multi-node integration tests over real TLS on loopback.
 
+// Tests fail loudly: unwrapping is how they say "this must not fail".
+#![allow(clippy::unwrap_used)]
+
 #[path = "../harness/mod.rs"]
 mod harness;
 
+mod api;
 mod cli;
 mod demo;
 mod http;

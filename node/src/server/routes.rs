@@ -48,8 +48,34 @@ impl Route {
 
 type Resp = Response<Full<Bytes>>;
 
-/// Finds the route for a request, or the problem to answer with.
-fn route(method: &Method, path: &str) -> Result<Route, Resp> {
+/// Why no route matched.
+#[derive(Debug)]
+enum Miss {
+    NotFound,
+    /// The path exists with these methods.
+    MethodNotAllowed(Vec<&'static str>),
+}
+
+impl Miss {
+    fn into_response(self, path: &str) -> Resp {
+        match self {
+            Miss::NotFound => Problem::new(ProblemKind::NotFound).into_response(),
+            Miss::MethodNotAllowed(allowed) => {
+                let allowed = allowed.join(", ");
+                let mut resp = Problem::new(ProblemKind::MethodNotAllowed)
+                    .with_detail(format!("{path} accepts {allowed}"))
+                    .into_response();
+                if let Ok(v) = HeaderValue::from_str(&allowed) {
+                    resp.headers_mut().insert(header::ALLOW, v);
+                }
+                resp
+            }
+        }
+    }
+}
+
+/// Finds the route for a request.
+fn route(method: &Method, path: &str) -> Result<Route, Miss> {
     let mut allowed = Vec::new();
     for (m, p, r) in ROUTES {
         if *p == path {
@@ -60,15 +86,9 @@ fn route(method: &Method, path: &str) -> Result<Route, Resp> {
         }
     }
     if allowed.is_empty() {
-        Err(Problem::new(ProblemKind::NotFound).into_response())
+        Err(Miss::NotFound)
     } else {
-        let mut resp = Problem::new(ProblemKind::MethodNotAllowed)
-            .with_detail(format!("{path} accepts {}", allowed.join(", ")))
-            .into_response();
-        if let Ok(v) = HeaderValue::from_str(&allowed.join(", ")) {
-            resp.headers_mut().insert(header::ALLOW, v);
-        }
-        Err(resp)
+        Err(Miss::MethodNotAllowed(allowed))
     }
 }
 
@@ -109,9 +129,10 @@ pub(super) async fn handle(shared: &Shared, peer: &Peer, req: Request<Incoming>)
 async fn dispatch(
     shared: &Shared,
     peer: &Peer,
-    routed: Result<Route, Resp>,
+    routed: Result<Route, Miss>,
     req: Request<Incoming>,
 ) -> Resp {
+    let path = req.uri().path().to_owned();
     // Connections outlive CRL updates: check every request, not just the handshake.
     if shared.tls.load().trust.is_revoked(&peer.leaf.serial) {
         let mut resp = Problem::new(ProblemKind::CertificateRevoked).into_response();
@@ -122,11 +143,11 @@ async fn dispatch(
     // The body limit comes before routing, so that no path or method escapes it.
     let body = match read_body(req, shared.settings.limits.max_body_bytes).await {
         Ok(b) => b,
-        Err(resp) => return resp,
+        Err(problem) => return problem.into_response(),
     };
     let route = match routed {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(miss) => return miss.into_response(&path),
     };
     // No route of this version reads its body yet; it is still read (and limited) here so
     // that every route shares one body limit.
@@ -142,11 +163,12 @@ async fn dispatch(
 
 /// Reads the whole body, refusing more than `limit` bytes: by Content-Length before reading,
 /// and by counting while reading (chunked bodies, HTTP/2).
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Resp> {
+async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Box<Problem>> {
     let too_large = || {
-        Problem::new(ProblemKind::BodyTooLarge)
-            .with_detail(format!("request bodies are limited to {limit} bytes"))
-            .into_response()
+        Box::new(
+            Problem::new(ProblemKind::BodyTooLarge)
+                .with_detail(format!("request bodies are limited to {limit} bytes")),
+        )
     };
     let declared = req
         .headers()
@@ -159,9 +181,9 @@ async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Resp> 
     match Limited::new(req.into_body(), limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Err(_) => Err(Problem::new(ProblemKind::BadRequest)
-            .with_detail("the request body could not be read")
-            .into_response()),
+        Err(_) => Err(Box::new(
+            Problem::new(ProblemKind::BadRequest).with_detail("the request body could not be read"),
+        )),
     }
 }
 
