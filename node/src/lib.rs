@@ -1,6 +1,7 @@
 //! The attesta node: a federated query node for public agencies.
 //!
 //! Layout:
+//! - [`domain`]: codice fiscale, places, citizenships (parse, don't validate).
 //! - [`config`]: `node.toml`, parsed strictly and validated once into [`config::Settings`].
 //! - [`server`]: the HTTPS server (TLS 1.3, mTLS, HTTP/1.1 + HTTP/2), routes, hot reload,
 //!   graceful shutdown.
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod demo;
+pub mod domain;
 pub mod metrics;
 pub mod problem;
 pub mod server;

@@ -1,0 +1,8 @@
+//! Domain types: what the node knows about people, places and permits. Each constructor is the
+//! only validation; nothing downstream re-checks.
+//!
+//! - [`cf`]: the codice fiscale.
+//! - [`places`]: comuni (ISTAT), foreign states and citizenships (ANPR tables in `data/`).
+
+pub mod cf;
+pub mod places;
