@@ -3,6 +3,9 @@
 //!
 //! The checks here are the only way an agency identity is read from a certificate.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use openssl::x509::{X509ExtendedKeyUsage, X509};
 use sha2::{Digest, Sha256};
 
@@ -112,6 +115,49 @@ pub fn check_leaf(
         serial,
         fingerprint: Sha256::digest(der).into(),
     })
+}
+
+/// Remembers certificates that passed [`check_leaf`], so a handshake does not decode the same
+/// certificate with OpenSSL again and again (its X.509 decoding is the largest cost of a
+/// handshake after the signatures).
+///
+/// A certificate's identity depends only on its bytes, the role and the trust domain, so an
+/// entry never goes stale; chain, validity and revocation are checked by webpki on every
+/// handshake regardless. The cache is bounded and emptied when full: a federation has tens of
+/// agencies, not thousands.
+#[derive(Debug, Default)]
+pub struct LeafCache {
+    entries: Mutex<HashMap<([u8; 32], bool), LeafIdentity>>,
+}
+
+const LEAF_CACHE_MAX: usize = 4096;
+
+impl LeafCache {
+    /// [`check_leaf`], remembered.
+    pub fn check(
+        &self,
+        der: &[u8],
+        role: Role,
+        trust_domain: &TrustDomain,
+    ) -> Result<LeafIdentity, IdentityError> {
+        let key = (Sha256::digest(der).into(), role == Role::Client);
+        if let Some(hit) = self.lock().get(&key) {
+            return Ok(hit.clone());
+        }
+        let leaf = check_leaf(der, role, trust_domain)?;
+        let mut entries = self.lock();
+        if entries.len() >= LEAF_CACHE_MAX {
+            entries.clear();
+        }
+        entries.insert(key, leaf.clone());
+        Ok(leaf)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<([u8; 32], bool), LeafIdentity>> {
+        // A panic while holding the lock cannot leave the map inconsistent (inserts are
+        // single calls), so a poisoned lock is still usable.
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {

@@ -24,7 +24,7 @@ use rustls::{
 };
 
 use crate::id::{AgencyId, TrustDomain};
-use crate::leaf::{check_leaf, IdentityError, LeafIdentity, Role};
+use crate::leaf::{check_leaf, IdentityError, LeafCache, LeafIdentity, Role};
 
 /// Errors loading TLS material. Each names the file at fault.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +71,7 @@ pub struct TrustStore {
     roots: Arc<RootCertStore>,
     crls: Vec<CertificateRevocationListDer<'static>>,
     revoked: Arc<HashSet<Vec<u8>>>,
+    leaves: Arc<LeafCache>,
 }
 
 impl TrustStore {
@@ -129,7 +130,13 @@ impl TrustStore {
             roots: Arc::new(roots),
             crls,
             revoked: Arc::new(revoked),
+            leaves: Arc::default(),
         })
+    }
+
+    /// [`check_leaf`] for a certificate that webpki has verified, through this store's cache.
+    pub fn check_leaf(&self, der: &[u8], role: Role) -> Result<LeafIdentity, IdentityError> {
+        self.leaves.check(der, role, &self.trust_domain)
     }
 
     /// Whether the CRL lists this serial (big-endian bytes, as in [`LeafIdentity::serial`]).
@@ -152,7 +159,7 @@ impl TrustStore {
             .map_err(|e| TlsError::Config(e.to_string()))?;
         Ok(Arc::new(AgencyClientVerifier {
             inner,
-            trust_domain: self.trust_domain.clone(),
+            trust: self.clone(),
         }))
     }
 
@@ -168,7 +175,7 @@ impl TrustStore {
             .map_err(|e| TlsError::Config(e.to_string()))?;
         Ok(Arc::new(AgencyServerVerifier {
             inner,
-            trust_domain: self.trust_domain.clone(),
+            trust: self.clone(),
             expected,
         }))
     }
@@ -242,7 +249,8 @@ impl Identity {
 }
 
 /// A node's server config: TLS 1.3 only, client certificate mandatory, no session resumption
-/// (a resumed session would skip the revocation check), ALPN h2 and http/1.1.
+/// (a resumed session would skip the revocation check; see [`UnredeemableTickets`]), ALPN h2
+/// and http/1.1.
 pub fn server_config(trust: &TrustStore, identity: &Identity) -> Result<ServerConfig, TlsError> {
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -251,7 +259,8 @@ pub fn server_config(trust: &TrustStore, identity: &Identity) -> Result<ServerCo
         .with_single_cert(identity.chain.clone(), identity.key.clone_key())
         .map_err(|e| TlsError::Config(e.to_string()))?;
     config.session_storage = Arc::new(NoServerSessionStorage {});
-    config.send_tls13_tickets = 0;
+    config.ticketer = Arc::new(UnredeemableTickets);
+    config.send_tls13_tickets = 1;
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
     Ok(config)
 }
@@ -274,10 +283,40 @@ pub fn client_config(
     Ok(config)
 }
 
+/// Issues session tickets that no server can redeem: random bytes, decrypted by nothing.
+///
+/// The node never resumes a session (a resumed session would skip the revocation check). It
+/// still sends one ticket because that message, right after the client's Finished, carries the
+/// TCP acknowledgement clients wait for: without it, a client that leaves Nagle's algorithm on
+/// (ab, many Java clients) holds its first request until the server's delayed ACK, about 40 ms
+/// per connection. A client that presents the ticket gets a full handshake.
+#[derive(Debug)]
+struct UnredeemableTickets;
+
+impl rustls::server::ProducesTickets for UnredeemableTickets {
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    fn lifetime(&self) -> u32 {
+        3600
+    }
+
+    fn encrypt(&self, _plain: &[u8]) -> Option<Vec<u8>> {
+        let mut ticket = vec![0u8; 32];
+        openssl::rand::rand_bytes(&mut ticket).ok()?;
+        Some(ticket)
+    }
+
+    fn decrypt(&self, _cipher: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+}
+
 #[derive(Debug)]
 struct AgencyClientVerifier {
     inner: Arc<dyn ClientCertVerifier>,
-    trust_domain: TrustDomain,
+    trust: TrustStore,
 }
 
 impl ClientCertVerifier for AgencyClientVerifier {
@@ -301,7 +340,9 @@ impl ClientCertVerifier for AgencyClientVerifier {
     ) -> Result<ClientCertVerified, rustls::Error> {
         self.inner
             .verify_client_cert(end_entity, intermediates, now)?;
-        check_leaf(end_entity, Role::Client, &self.trust_domain).map_err(identity_error)?;
+        self.trust
+            .check_leaf(end_entity, Role::Client)
+            .map_err(identity_error)?;
         Ok(ClientCertVerified::assertion())
     }
 
@@ -331,7 +372,7 @@ impl ClientCertVerifier for AgencyClientVerifier {
 #[derive(Debug)]
 struct AgencyServerVerifier {
     inner: Arc<WebPkiServerVerifier>,
-    trust_domain: TrustDomain,
+    trust: TrustStore,
     expected: Option<AgencyId>,
 }
 
@@ -351,8 +392,10 @@ impl ServerCertVerifier for AgencyServerVerifier {
             ocsp_response,
             now,
         )?;
-        let leaf =
-            check_leaf(end_entity, Role::Server, &self.trust_domain).map_err(identity_error)?;
+        let leaf = self
+            .trust
+            .check_leaf(end_entity, Role::Server)
+            .map_err(identity_error)?;
         if let Some(expected) = &self.expected {
             if leaf.agency() != expected {
                 return Err(identity_error(IdentityError::UnexpectedAgency {

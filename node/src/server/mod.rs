@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use attesta_certs::{check_leaf, LeafIdentity, Role, TrustStore};
+use attesta_certs::{LeafIdentity, Role, TrustStore};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -218,7 +218,7 @@ async fn serve_connection(
         .1
         .peer_certificates()
         .and_then(|chain| chain.first())
-        .map(|der| check_leaf(der, Role::Client, &tls.trust.trust_domain));
+        .map(|der| tls.trust.check_leaf(der, Role::Client));
     let leaf = match leaf {
         Some(Ok(leaf)) => leaf,
         _ => {
