@@ -3,6 +3,10 @@
 //!
 //! - [`cf`]: the codice fiscale.
 //! - [`places`]: comuni (ISTAT), foreign states and citizenships (ANPR tables in `data/`).
+//! - [`records`]: residents and permits.
+//! - [`presence`]: residence and legal presence as of a date (pure rules).
 
 pub mod cf;
 pub mod places;
+pub mod presence;
+pub mod records;
