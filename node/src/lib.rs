@@ -8,6 +8,7 @@
 //! - [`problem`]: RFC 9457 problem+json, the only error format on the wire.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`client`]: the mTLS HTTP client on the same stack.
+//! - [`store`]: RocksDB (the only module that names it): residents, permits, indexes.
 //! - [`demo`]: `attesta demo up`.
 //! - [`cli`]: the `attesta` command line.
 //!
@@ -21,3 +22,4 @@ pub mod domain;
 pub mod metrics;
 pub mod problem;
 pub mod server;
+pub mod store;

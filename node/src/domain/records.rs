@@ -40,9 +40,11 @@ impl FromStr for EndReason {
             "deceased" => Self::Deceased,
             "untraceable" => Self::Untraceable,
             "not_renewed" => Self::NotRenewed,
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "end reason {other:?} is not one of emigrated, deceased, untraceable, not_renewed"
-            )),
+            ))
+            }
         })
     }
 }

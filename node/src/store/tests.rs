@@ -1,0 +1,215 @@
+use time::macros::date;
+
+use super::*;
+use crate::domain::cf::{compose, CodiceFiscale, Sex};
+use crate::domain::places::Citizenship;
+use crate::domain::records::{PermitKind, PermitStatus};
+
+fn cf_n(n: u32) -> CodiceFiscale {
+    // Distinct, valid codes: vary the surname letters.
+    let letters: Vec<char> = ('A'..='Z').collect();
+    let s: String = [
+        letters[(n / 676 % 26) as usize],
+        letters[(n / 26 % 26) as usize],
+        letters[(n % 26) as usize],
+    ]
+    .iter()
+    .collect();
+    CodiceFiscale::parse(&compose(&s, "MRA", 85, 12, 10, Sex::M, "G479")).unwrap()
+}
+
+fn resident(n: u32, comune: &str, family: &str) -> Resident {
+    Resident {
+        cf: cf_n(n),
+        surname: format!("Surname{n}"),
+        name: "Mario".into(),
+        sex: Sex::M,
+        birth_date: date!(1985 - 12 - 10),
+        birth_place: "G479".into(),
+        citizenship: Citizenship::parse("100").unwrap(),
+        comune: ComuneCode::parse(comune).unwrap(),
+        address: "Via Roma 1".into(),
+        family_id: family.into(),
+        residence_start: date!(2000 - 01 - 01),
+        residence_end: None,
+        end_reason: None,
+    }
+}
+
+fn permit(number: &str, holder: u32, minors: &[u32], expires: Option<Date>) -> Permit {
+    Permit {
+        number: PermitNumber::parse(number).unwrap(),
+        holder: cf_n(holder),
+        kind: if expires.is_some() {
+            PermitKind::Work
+        } else {
+            PermitKind::EuLongTerm
+        },
+        issued: date!(2024 - 01 - 01),
+        expires,
+        status: PermitStatus::Valid,
+        renewal_receipt: None,
+        comune: ComuneCode::parse("041044").unwrap(),
+        minors: minors.iter().map(|&m| cf_n(m)).collect(),
+    }
+}
+
+fn import_residents(store: &Store, rows: &[Resident], as_of: Date) -> DatasetInfo {
+    let mut w = store.snapshot_writer(Dataset::Residents).unwrap();
+    for r in rows {
+        w.put_resident(r).unwrap();
+    }
+    w.commit(Some(as_of)).unwrap()
+}
+
+#[test]
+fn records_round_trip_and_any_omocodia_variant_finds_the_person() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut r = resident(1, "041044", "F1");
+    r.residence_end = Some(date!(2025 - 01 - 01));
+    r.end_reason = Some(crate::domain::records::EndReason::Deceased);
+    let info = import_residents(&store, &[r.clone()], date!(2026 - 11 - 01));
+    assert_eq!(info.rows, 1);
+    assert_eq!(info.as_of, Some(date!(2026 - 11 - 01)));
+
+    let variant = CodiceFiscale::parse(&r.cf.omocodia_variant(3)).unwrap();
+    let (found, info) = store.resident(&variant).unwrap();
+    assert_eq!(found, Some(r));
+    assert_eq!(info.as_of, Some(date!(2026 - 11 - 01)));
+    assert_eq!(store.resident(&cf_n(2)).unwrap().0, None);
+}
+
+#[test]
+fn a_snapshot_replaces_the_dataset_only_on_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    import_residents(
+        &store,
+        &[resident(1, "041044", "F1")],
+        date!(2026 - 01 - 01),
+    );
+
+    // An import abandoned midway (a crash, a validation failure) changes nothing.
+    let mut w = store.snapshot_writer(Dataset::Residents).unwrap();
+    for n in 100..30_100 {
+        w.put_resident(&resident(n, "041067", "F2")).unwrap();
+    }
+    drop(w);
+    assert!(store.resident(&cf_n(1)).unwrap().0.is_some());
+    assert!(store.resident(&cf_n(100)).unwrap().0.is_none());
+    assert_eq!(store.info(Dataset::Residents).unwrap().rows, 1);
+
+    // A committed one replaces it whole.
+    import_residents(
+        &store,
+        &[resident(2, "041067", "F3")],
+        date!(2026 - 02 - 01),
+    );
+    assert!(store.resident(&cf_n(1)).unwrap().0.is_none());
+    assert!(store.resident(&cf_n(2)).unwrap().0.is_some());
+    assert!(store.resident(&cf_n(100)).unwrap().0.is_none());
+    let (fam, _) = store.family("F1").unwrap();
+    assert!(fam.is_empty(), "old generation's index must be gone");
+}
+
+#[test]
+fn reopening_keeps_the_committed_generation_and_drops_leftovers() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        import_residents(
+            &store,
+            &[resident(1, "041044", "F1")],
+            date!(2026 - 01 - 01),
+        );
+        let mut w = store.snapshot_writer(Dataset::Residents).unwrap();
+        for n in 10..25_000 {
+            w.put_resident(&resident(n, "041044", "F1")).unwrap();
+        }
+        // Dropped uncommitted, with batches already written: what a crash leaves.
+    }
+    let store = Store::open(dir.path()).unwrap();
+    let (fam, info) = store.family("F1").unwrap();
+    assert_eq!(fam.len(), 1);
+    assert_eq!(info.rows, 1);
+    assert_eq!(info.generation, 1);
+}
+
+#[test]
+fn deltas_upsert_and_delete_with_their_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    import_residents(
+        &store,
+        &[resident(1, "041044", "F1"), resident(2, "041044", "F1")],
+        date!(2026 - 01 - 01),
+    );
+    let mut moved = resident(1, "041067", "F9");
+    moved.address = "Via Urbino 2".into();
+    let info = store
+        .apply_delta(
+            Delta::Residents(vec![
+                DeltaOp::Upsert(moved.clone()),
+                DeltaOp::Delete(cf_n(2)),
+                DeltaOp::Upsert(resident(3, "041044", "F1")),
+            ]),
+            Some(date!(2026 - 01 - 02)),
+        )
+        .unwrap();
+    assert_eq!(info.rows, 2);
+    assert_eq!(info.as_of, Some(date!(2026 - 01 - 02)));
+    assert_eq!(store.resident(&cf_n(1)).unwrap().0, Some(moved));
+    assert_eq!(store.resident(&cf_n(2)).unwrap().0, None);
+    let (f1, _) = store.family("F1").unwrap();
+    assert_eq!(
+        f1.iter().map(|r| r.cf.clone()).collect::<Vec<_>>(),
+        vec![cf_n(3)]
+    );
+    assert_eq!(store.family("F9").unwrap().0.len(), 1);
+}
+
+#[test]
+fn permits_are_found_by_holder_and_minor_and_by_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut w = store.snapshot_writer(Dataset::Permits).unwrap();
+    let a = permit("I00000001", 1, &[5], Some(date!(2026 - 12 - 01)));
+    let b = permit("I00000002", 2, &[], Some(date!(2027 - 06 - 01)));
+    let c = permit("I00000003", 1, &[], None);
+    for p in [&a, &b, &c] {
+        w.put_permit(p).unwrap();
+    }
+    w.commit(Some(date!(2026 - 11 - 15))).unwrap();
+
+    let (of1, info) = store.permits_of(&cf_n(1)).unwrap();
+    assert_eq!(of1.len(), 2);
+    assert_eq!(info.rows, 3);
+    let (of5, _) = store.permits_of(&cf_n(5)).unwrap();
+    assert_eq!(of5, vec![a.clone()]);
+
+    let pesaro = ComuneCode::parse("041044").unwrap();
+    let (soon, _) = store
+        .expiring(&pesaro, date!(2026 - 11 - 23), date!(2027 - 01 - 01))
+        .unwrap();
+    assert_eq!(soon, vec![a]);
+    let (later, _) = store
+        .expiring(&pesaro, date!(2026 - 11 - 23), date!(2027 - 12 - 31))
+        .unwrap();
+    assert_eq!(later.len(), 2, "the long-term permit never expires");
+    let urbino = ComuneCode::parse("041067").unwrap();
+    assert!(store
+        .expiring(&urbino, date!(2026 - 01 - 01), date!(2030 - 01 - 01))
+        .unwrap()
+        .0
+        .is_empty());
+
+    let info = store
+        .apply_delta(
+            Delta::Permits(vec![DeltaOp::Delete(b.number.clone())]),
+            None,
+        )
+        .unwrap();
+    assert_eq!(info.rows, 2);
+    assert!(store.permits_of(&cf_n(2)).unwrap().0.is_empty());
+}
