@@ -8,6 +8,7 @@
 //! - [`problem`]: RFC 9457 problem+json, the only error format on the wire.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`client`]: the mTLS HTTP client on the same stack.
+//! - [`import`]: CSV validation and import (snapshot or delta).
 //! - [`store`]: RocksDB (the only module that names it): residents, permits, indexes.
 //! - [`demo`]: `attesta demo up`.
 //! - [`cli`]: the `attesta` command line.
@@ -19,6 +20,7 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod import;
 pub mod metrics;
 pub mod problem;
 pub mod server;
