@@ -24,3 +24,12 @@ pub use id::{AgencyId, NameError, SpiffeId, TrustDomain};
 pub use leaf::{check_leaf, IdentityError, LeafIdentity, Role};
 pub use sign::SigningIdentity;
 pub use tls::{Identity, TlsError, TrustStore};
+
+/// `n` random bytes from the system CSPRNG, as lower-case hex (query ids, upload names).
+pub fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    // OpenSSL's RAND_bytes fails only if the OS cannot seed it, which would make every key
+    // this process generates unsafe as well.
+    openssl::rand::rand_bytes(&mut bytes).expect("system random number generator");
+    leaf::hex(&bytes)
+}

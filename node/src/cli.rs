@@ -34,6 +34,37 @@ enum Command {
     /// A whole demo federation on this machine.
     #[command(subcommand)]
     Demo(DemoCommand),
+    /// Import a CSV file of residents or permits into a running node (as its operator).
+    Import(ImportArgs),
+    /// Write synthetic residents.csv, permits.csv and samples.json for the province.
+    Generate(crate::generate::GenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// What the file holds.
+    #[arg(value_enum)]
+    dataset: ImportDataset,
+    /// The node's node.toml: the import connects to it with the node's own certificate.
+    #[arg(long)]
+    config: PathBuf,
+    /// The CSV file (columns in docs/DATA_FORMATS.md).
+    file: PathBuf,
+    /// snapshot replaces the dataset; delta upserts and deletes (first column `op`).
+    #[arg(long, default_value = "snapshot")]
+    mode: String,
+    /// The date the data describes (YYYY-MM-DD), returned with every answer as data_as_of.
+    #[arg(long)]
+    as_of: Option<String>,
+    /// Import the valid rows and report the invalid ones (default: any invalid row stops it).
+    #[arg(long)]
+    skip_invalid: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ImportDataset {
+    Residents,
+    Permits,
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,7 +182,86 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
         }
         Command::Demo(DemoCommand::Up(args)) => runtime()?.block_on(crate::demo::up(args)),
+        Command::Import(args) => runtime()?.block_on(import(args)),
+        Command::Generate(args) => crate::generate::run(&args),
     }
+}
+
+async fn import(args: ImportArgs) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let settings = Settings::load(&args.config)?;
+    let dataset = match args.dataset {
+        ImportDataset::Residents => "residents",
+        ImportDataset::Permits => "permits",
+    };
+    let body =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    let mut query = format!("mode={}", args.mode);
+    if let Some(d) = &args.as_of {
+        query.push_str(&format!("&as_of={d}"));
+    }
+    if args.skip_invalid {
+        query.push_str("&skip_invalid=true");
+    }
+    let url = format!("{}/v1/admin/import/{dataset}?{query}", node_url(&settings));
+    if std::io::stderr().is_terminal() {
+        eprint!(
+            "uploading {} ({} bytes) to {}…",
+            args.file.display(),
+            body.len(),
+            settings.agency
+        );
+    }
+    let client = crate::demo::own_client(&settings)?;
+    let reply = client.post(&url, "text/csv", body.into()).await?;
+    if std::io::stderr().is_terminal() {
+        eprintln!(" done");
+    }
+    let doc = reply.json().unwrap_or_default();
+    if reply.status.is_success() {
+        println!(
+            "imported {dataset} ({}): {} rows read, {} applied, {} rejected in {} ms; the dataset has {} rows{}",
+            doc["mode"].as_str().unwrap_or_default(),
+            doc["rows_read"],
+            doc["applied"],
+            doc["rejected"],
+            doc["millis"],
+            doc["dataset_rows"],
+            doc["as_of"].as_str().map(|d| format!(", as of {d}")).unwrap_or_default(),
+        );
+        print_row_errors(&doc);
+        Ok(())
+    } else {
+        print_row_errors(&doc);
+        anyhow::bail!(
+            "{}: import refused ({}): {}",
+            args.file.display(),
+            reply.status,
+            doc["detail"]
+                .as_str()
+                .or(doc["title"].as_str())
+                .unwrap_or("no details")
+        )
+    }
+}
+
+fn print_row_errors(doc: &serde_json::Value) {
+    for e in doc["errors"].as_array().into_iter().flatten() {
+        eprintln!(
+            "line {}: {}",
+            e["line"],
+            e["reason"].as_str().unwrap_or_default()
+        );
+    }
+}
+
+/// The URL a local client uses to reach the node of `settings`.
+pub fn node_url(settings: &Settings) -> String {
+    let mut addr = settings.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    format!("https://{addr}")
 }
 
 fn ca(cmd: CaCommand) -> anyhow::Result<()> {

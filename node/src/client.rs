@@ -181,6 +181,26 @@ impl Client {
         conn.request(method, path, body).await
     }
 
+    /// Connects and POSTs `body` with the given content type.
+    pub async fn post(
+        &self,
+        url: &str,
+        content_type: &'static str,
+        body: Bytes,
+    ) -> Result<Reply, ClientError> {
+        let uri: Uri = url.parse().map_err(|_| ClientError::Url(url.to_owned()))?;
+        let base = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or("https"),
+            uri.authority()
+                .ok_or_else(|| ClientError::Url(url.to_owned()))?
+        );
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let mut conn = self.connect(&base).await?;
+        conn.send(Method::POST, path, Some((content_type, body)))
+            .await
+    }
+
     pub async fn get(&self, url: &str) -> Result<Reply, ClientError> {
         self.request(Method::GET, url, None).await
     }
@@ -213,12 +233,23 @@ impl Connection {
         self.server_certificate.as_ref()
     }
 
-    /// Sends a request on this connection and reads the whole answer.
+    /// Sends a request (a JSON body, if any) on this connection and reads the whole answer.
     pub async fn request(
         &mut self,
         method: Method,
         path: &str,
         body: Option<Bytes>,
+    ) -> Result<Reply, ClientError> {
+        self.send(method, path, body.map(|b| ("application/json", b)))
+            .await
+    }
+
+    /// Sends a request with a body of the given content type.
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<(&'static str, Bytes)>,
     ) -> Result<Reply, ClientError> {
         let http_err = |source| ClientError::Http {
             addr: self.authority.clone(),
@@ -229,11 +260,15 @@ impl Connection {
             .method(method)
             .uri(path)
             .header(header::HOST, &self.authority);
-        if body.is_some() {
-            req = req.header(header::CONTENT_TYPE, "application/json");
-        }
+        let body = match body {
+            Some((content_type, body)) => {
+                req = req.header(header::CONTENT_TYPE, content_type);
+                body
+            }
+            None => Bytes::new(),
+        };
         let req = req
-            .body(Full::new(body.unwrap_or_default()))
+            .body(Full::new(body))
             .map_err(|_| ClientError::Url(path.to_owned()))?;
         let resp = self.sender.send_request(req).await.map_err(http_err)?;
         let (parts, body) = resp.into_parts();

@@ -52,6 +52,14 @@ pub struct NodeConfig {
     /// Directory for the node's database and state. Relative paths are resolved against the
     /// directory of this file.
     pub data_dir: PathBuf,
+    /// What this node answers for its peers: `residence` (a Comune's registry) and/or
+    /// `legal-presence` (a Questura). Consumers' nodes (INPS, ASL) serve neither.
+    #[serde(default)]
+    pub serves: Vec<String>,
+    /// Agencies, besides this node's own, allowed to import data into it: dedicated operator
+    /// certificates such as `comune-pesaro-ops`. Never another agency.
+    #[serde(default)]
+    pub operators: Vec<String>,
     /// TLS material.
     pub tls: TlsConfig,
     /// The agency's signing certificate (Ed25519) for attestations and checkpoints.
@@ -109,6 +117,12 @@ pub struct LimitsConfig {
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Largest import file, in bytes.
+    #[serde(default = "default_max_import_bytes")]
+    pub max_import_bytes: u64,
+    /// Seconds an import (upload, validation and write) may take.
+    #[serde(default = "default_import_timeout_secs")]
+    pub import_timeout_secs: u64,
     /// Most concurrent HTTP/2 streams on one connection.
     #[serde(default = "default_max_streams")]
     pub max_concurrent_streams: u32,
@@ -135,6 +149,12 @@ fn default_request_timeout_ms() -> u64 {
 fn default_max_body_bytes() -> usize {
     64 * 1024
 }
+fn default_max_import_bytes() -> u64 {
+    4 << 30
+}
+fn default_import_timeout_secs() -> u64 {
+    3_600
+}
 fn default_max_streams() -> u32 {
     128
 }
@@ -150,6 +170,8 @@ impl Default for LimitsConfig {
             header_read_timeout_ms: default_header_read_timeout_ms(),
             request_timeout_ms: default_request_timeout_ms(),
             max_body_bytes: default_max_body_bytes(),
+            max_import_bytes: default_max_import_bytes(),
+            import_timeout_secs: default_import_timeout_secs(),
             max_concurrent_streams: default_max_streams(),
             shutdown_grace_secs: default_shutdown_grace_secs(),
         }
@@ -187,6 +209,8 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
+    pub max_import_bytes: u64,
+    pub import_timeout: Duration,
     pub max_concurrent_streams: u32,
     pub shutdown_grace: Duration,
 }
@@ -200,6 +224,9 @@ pub struct Settings {
     pub trust_domain: TrustDomain,
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    pub serves_residence: bool,
+    pub serves_legal_presence: bool,
+    pub operators: Vec<AgencyId>,
     pub tls_paths: TlsPaths,
     pub reload_interval: Duration,
     pub limits: Limits,
@@ -263,6 +290,25 @@ impl Settings {
         let agency = AgencyId::new(&raw.agency).map_err(|e| invalid("agency", e.to_string()))?;
         let trust_domain = TrustDomain::new(&raw.trust_domain)
             .map_err(|e| invalid("trust_domain", e.to_string()))?;
+        let mut serves_residence = false;
+        let mut serves_legal_presence = false;
+        for s in &raw.serves {
+            match s.as_str() {
+                "residence" => serves_residence = true,
+                "legal-presence" => serves_legal_presence = true,
+                other => {
+                    return Err(invalid(
+                        "serves",
+                        format!("{other:?} is not residence or legal-presence"),
+                    ))
+                }
+            }
+        }
+        let operators = raw
+            .operators
+            .iter()
+            .map(|o| AgencyId::new(o).map_err(|e| invalid("operators", e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
         let tls_paths = TlsPaths {
             ca: resolve(&raw.tls.ca),
             crl: raw.tls.crl.as_deref().map(resolve),
@@ -299,6 +345,8 @@ impl Settings {
             header_read_timeout: Duration::from_millis(l.header_read_timeout_ms),
             request_timeout: Duration::from_millis(l.request_timeout_ms),
             max_body_bytes: l.max_body_bytes,
+            max_import_bytes: l.max_import_bytes,
+            import_timeout: Duration::from_secs(l.import_timeout_secs.max(1)),
             max_concurrent_streams: l.max_concurrent_streams,
             shutdown_grace: Duration::from_secs(l.shutdown_grace_secs),
         };
@@ -351,6 +399,9 @@ impl Settings {
             trust_domain,
             listen: raw.listen,
             data_dir: resolve(&raw.data_dir),
+            serves_residence,
+            serves_legal_presence,
+            operators,
             tls_paths,
             reload_interval: Duration::from_millis(raw.tls.reload_interval_ms),
             limits,

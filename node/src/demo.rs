@@ -26,15 +26,55 @@ use crate::server::Node;
 pub const DEFAULT_BASE_PORT: u16 = 8441;
 pub const TRUST_DOMAIN: &str = "pesaro-urbino.attesta.test";
 
-/// The demo agencies, and whether each runs a node. The auditor has certificates only: it
-/// uses the CLI against other agencies' nodes.
-pub const AGENCIES: &[(&str, bool)] = &[
-    ("prefettura-pu", true),
-    ("questura-pu", true),
-    ("comune-pesaro", true),
-    ("comune-urbino", true),
-    ("inps-pesaro", true),
-    ("garante-audit", false),
+/// A demo agency: its id, whether it runs a node, and what that node serves.
+#[derive(Debug, Clone, Copy)]
+pub struct DemoAgency {
+    pub id: &'static str,
+    pub runs_node: bool,
+    pub serves: &'static [&'static str],
+    /// The comune whose registry it keeps (registry nodes).
+    pub comune: Option<&'static str>,
+}
+
+/// The demo agencies. The auditor has certificates only: it uses the CLI against other
+/// agencies' nodes.
+pub const AGENCIES: &[DemoAgency] = &[
+    DemoAgency {
+        id: "prefettura-pu",
+        runs_node: true,
+        serves: &[],
+        comune: None,
+    },
+    DemoAgency {
+        id: "questura-pu",
+        runs_node: true,
+        serves: &["legal-presence"],
+        comune: None,
+    },
+    DemoAgency {
+        id: "comune-pesaro",
+        runs_node: true,
+        serves: &["residence"],
+        comune: Some("041044"),
+    },
+    DemoAgency {
+        id: "comune-urbino",
+        runs_node: true,
+        serves: &["residence"],
+        comune: Some("041067"),
+    },
+    DemoAgency {
+        id: "inps-pesaro",
+        runs_node: true,
+        serves: &[],
+        comune: None,
+    },
+    DemoAgency {
+        id: "garante-audit",
+        runs_node: false,
+        serves: &[],
+        comune: None,
+    },
 ];
 
 /// How long to wait for every node to answer `/readyz`.
@@ -52,7 +92,8 @@ pub fn prepare(dir: &Path, base_port: u16) -> anyhow::Result<Vec<PathBuf>> {
     };
     let mut configs = Vec::new();
     let mut port = base_port;
-    for (name, runs_node) in AGENCIES {
+    for demo in AGENCIES {
+        let name = demo.id;
         let agency = AgencyId::new(name).context("demo agency id")?;
         let agency_dir = dir.join("agencies").join(name);
         if !agency_dir.join("auth.crt").exists() {
@@ -64,7 +105,7 @@ pub fn prepare(dir: &Path, base_port: u16) -> anyhow::Result<Vec<PathBuf>> {
                 &agency_dir,
             )?;
         }
-        if !runs_node {
+        if !demo.runs_node {
             continue;
         }
         let config_path = agency_dir.join("node.toml");
@@ -74,6 +115,8 @@ pub fn prepare(dir: &Path, base_port: u16) -> anyhow::Result<Vec<PathBuf>> {
                 trust_domain: ca.trust_domain().to_string(),
                 listen: ([127, 0, 0, 1], port).into(),
                 data_dir: "data".into(),
+                serves: demo.serves.iter().map(|s| s.to_string()).collect(),
+                operators: Vec::new(),
                 tls: TlsConfig {
                     ca: "../../ca/ca.crt".into(),
                     crl: Some("../../ca/crl.pem".into()),
@@ -132,6 +175,7 @@ pub async fn up(args: DemoArgs) -> anyhow::Result<()> {
     for (settings, url) in &nodes {
         wait_ready(settings, url).await?;
     }
+    load_data(dir, &nodes).await?;
     let endpoints_path = dir.join("endpoints.json");
     let json = serde_json::to_vec_pretty(&endpoints)?;
     attesta_certs::fsutil::write_atomic(&endpoints_path, &json, attesta_certs::fsutil::PUBLIC_MODE)
@@ -147,8 +191,87 @@ pub async fn up(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Polls `/readyz` with the node's own identity, with bounded retries.
-pub async fn wait_ready(settings: &Settings, url: &str) -> anyhow::Result<()> {
+/// Residents in the demo: enough to be realistic, small enough to import in a second.
+const DEMO_RESIDENTS: u32 = 20_000;
+
+/// Generates the demo data (once) and imports it: each registry node gets its comune's
+/// residents, the Questura every permit. `DIR/samples.json` lists subjects to ask about.
+async fn load_data(dir: &Path, nodes: &[(Settings, String)]) -> anyhow::Result<()> {
+    let data = dir.join("data");
+    if !data.join("samples.json").exists() {
+        crate::generate::run(&crate::generate::GenerateArgs {
+            out: data.clone(),
+            residents: DEMO_RESIDENTS,
+            seed: 2014,
+            as_of: None,
+        })?;
+    }
+    std::fs::copy(data.join("samples.json"), dir.join("samples.json"))
+        .with_context(|| format!("writing {}", dir.join("samples.json").display()))?;
+    let residents = std::fs::read_to_string(data.join("residents.csv"))
+        .with_context(|| format!("reading {}", data.join("residents.csv").display()))?;
+    // The data describes the day it was generated, as written in the samples.
+    let samples: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(data.join("samples.json"))
+            .with_context(|| format!("reading {}", data.join("samples.json").display()))?,
+    )
+    .with_context(|| format!("parsing {}", data.join("samples.json").display()))?;
+    let as_of = samples[0]["as_of"].as_str().unwrap_or_default().to_owned();
+    let permits = std::fs::read(data.join("permits.csv"))
+        .with_context(|| format!("reading {}", data.join("permits.csv").display()))?;
+
+    for (settings, url) in nodes {
+        let demo = AGENCIES.iter().find(|a| a.id == settings.agency.as_str());
+        let (route, body) = match demo {
+            Some(DemoAgency {
+                comune: Some(comune),
+                ..
+            }) => {
+                // The header, then this comune's rows (column 8 is the comune).
+                let mut lines = residents.lines();
+                let mut out = String::new();
+                out.push_str(lines.next().unwrap_or_default());
+                out.push('\n');
+                for line in lines {
+                    if line.split(',').nth(7) == Some(comune) {
+                        out.push_str(line);
+                        out.push('\n');
+                    }
+                }
+                ("residents", bytes::Bytes::from(out))
+            }
+            Some(d) if d.serves.contains(&"legal-presence") => {
+                ("permits", bytes::Bytes::from(permits.clone()))
+            }
+            _ => continue,
+        };
+        let client = own_client(settings)?;
+        let reply = client
+            .post(
+                &format!("{url}/v1/admin/import/{route}?mode=snapshot&as_of={as_of}"),
+                "text/csv",
+                body,
+            )
+            .await?;
+        if !reply.status.is_success() {
+            anyhow::bail!(
+                "importing {route} into {}: {} {}",
+                settings.agency,
+                reply.status,
+                String::from_utf8_lossy(&reply.body)
+            );
+        }
+        let summary = reply.json().unwrap_or_default();
+        println!(
+            "imported {} {route} into {}",
+            summary["applied"], settings.agency
+        );
+    }
+    Ok(())
+}
+
+/// A client presenting the node's own certificate, that accepts only that node.
+pub fn own_client(settings: &Settings) -> anyhow::Result<Client> {
     let trust = TrustStore::load(
         settings.trust_domain.clone(),
         &settings.tls_paths.ca,
@@ -161,7 +284,12 @@ pub async fn wait_ready(settings: &Settings, url: &str) -> anyhow::Result<()> {
     )?;
     let config =
         attesta_certs::tls::client_config(&trust, &identity, Some(settings.agency.clone()))?;
-    let client = Client::new(Arc::new(config));
+    Ok(Client::new(Arc::new(config)))
+}
+
+/// Polls `/readyz` with the node's own identity, with bounded retries.
+pub async fn wait_ready(settings: &Settings, url: &str) -> anyhow::Result<()> {
+    let client = own_client(settings)?;
     let ready = format!("{url}/readyz");
     let mut last = String::new();
     for _ in 0..READY_ATTEMPTS {
@@ -189,6 +317,16 @@ fn print_banner(dir: &Path, endpoints: &BTreeMap<String, String>) {
     println!("ask comune-pesaro who you are, as inps-pesaro:");
     println!(
         "  curl --cert {} --key {} --cacert {} {target}/v1/whoami",
+        a.join("auth.crt").display(),
+        a.join("auth.key").display(),
+        dir.join("ca").join("ca.crt").display()
+    );
+    println!(
+        "ask comune-pesaro whether a sample subject is resident (see {}):",
+        dir.join("samples.json").display()
+    );
+    println!(
+        "  curl --cert {} --key {} --cacert {} -H 'content-type: application/json' \\\n       -d '{{\"subject\": \"<cf from samples.json>\", \"purpose\": \"eligibility-check\"}}' {target}/v1/attest/residence",
         a.join("auth.crt").display(),
         a.join("auth.key").display(),
         dir.join("ca").join("ca.crt").display()

@@ -10,6 +10,7 @@
 //! - [`client`]: the mTLS HTTP client on the same stack.
 //! - [`import`]: CSV validation and import (snapshot or delta).
 //! - [`store`]: RocksDB (the only module that names it): residents, permits, indexes.
+//! - [`generate`]: synthetic province data and samples.
 //! - [`demo`]: `attesta demo up`.
 //! - [`cli`]: the `attesta` command line.
 //!
@@ -20,6 +21,7 @@ pub mod client;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod generate;
 pub mod import;
 pub mod metrics;
 pub mod problem;

@@ -19,6 +19,11 @@ pub enum ProblemKind {
     MethodNotAllowed,
     BodyTooLarge,
     BadRequest,
+    InvalidSubject,
+    InvalidRows,
+    Forbidden,
+    NotServed,
+    NoData,
     CertificateRevoked,
     Timeout,
     ShuttingDown,
@@ -32,6 +37,11 @@ impl ProblemKind {
             Self::MethodNotAllowed => "method-not-allowed",
             Self::BodyTooLarge => "body-too-large",
             Self::BadRequest => "bad-request",
+            Self::InvalidSubject => "invalid-codice-fiscale",
+            Self::InvalidRows => "invalid-rows",
+            Self::Forbidden => "forbidden",
+            Self::NotServed => "not-served",
+            Self::NoData => "no-data",
             Self::CertificateRevoked => "certificate-revoked",
             Self::Timeout => "timeout",
             Self::ShuttingDown => "shutting-down",
@@ -44,7 +54,11 @@ impl ProblemKind {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::BadRequest => StatusCode::BAD_REQUEST,
+            Self::BadRequest | Self::InvalidSubject => StatusCode::BAD_REQUEST,
+            Self::InvalidRows => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotServed => StatusCode::NOT_FOUND,
+            Self::NoData => StatusCode::SERVICE_UNAVAILABLE,
             Self::CertificateRevoked => StatusCode::FORBIDDEN,
             Self::Timeout | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -57,6 +71,11 @@ impl ProblemKind {
             Self::MethodNotAllowed => "Method not allowed on this resource",
             Self::BodyTooLarge => "Request body too large",
             Self::BadRequest => "Malformed request",
+            Self::InvalidSubject => "Subject is not a valid codice fiscale",
+            Self::InvalidRows => "Import has invalid rows; nothing was imported",
+            Self::Forbidden => "Not allowed for this agency",
+            Self::NotServed => "This node does not answer this question",
+            Self::NoData => "No data has been imported yet",
             Self::CertificateRevoked => "Client certificate revoked",
             Self::Timeout => "Request took too long",
             Self::ShuttingDown => "Node is shutting down",
@@ -69,7 +88,7 @@ impl ProblemKind {
 pub const TYPE_PREFIX: &str = "urn:attesta:problem:";
 
 /// An RFC 9457 problem document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Problem {
     #[serde(rename = "type")]
     pub type_: String,
@@ -79,6 +98,9 @@ pub struct Problem {
     pub detail: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
+    /// Extension members (RFC 9457 §3.2), e.g. the rejected rows of an import.
+    #[serde(flatten)]
+    pub extensions: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Problem {
@@ -89,11 +111,17 @@ impl Problem {
             status: kind.status().as_u16(),
             detail: None,
             instance: None,
+            extensions: serde_json::Map::new(),
         }
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn with_extension(mut self, name: &str, value: serde_json::Value) -> Self {
+        self.extensions.insert(name.to_owned(), value);
         self
     }
 

@@ -195,6 +195,8 @@ pub fn node_config(pki: &Pki, id: &str, listen: SocketAddr) -> NodeConfig {
         trust_domain: pki.ca.trust_domain().to_string(),
         listen,
         data_dir: dir.join("data"),
+        serves: Vec::new(),
+        operators: Vec::new(),
         tls: TlsConfig {
             ca: rel(&pki.ca_cert()),
             crl: Some(pki.crl()),

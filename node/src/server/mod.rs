@@ -8,6 +8,7 @@
 //! Identity: the only identity a handler sees is the [`Peer`] built from the verified client
 //! certificate of its connection.
 
+mod api;
 mod reload;
 mod routes;
 
@@ -38,6 +39,8 @@ pub use routes::{Route, ROUTES};
 pub enum ServeError {
     #[error("building TLS configuration")]
     Tls(#[from] attesta_certs::TlsError),
+    #[error("opening the store")]
+    Store(#[from] crate::store::StoreError),
     #[error("binding {addr}")]
     Bind {
         addr: SocketAddr,
@@ -65,6 +68,7 @@ impl TlsState {
 /// State shared by every connection of a node.
 pub(crate) struct Shared {
     settings: Settings,
+    store: Arc<crate::store::Store>,
     tls: ArcSwap<TlsState>,
     metrics: Metrics,
     draining: AtomicBool,
@@ -96,9 +100,11 @@ impl Node {
         let tls = TlsState::build(settings.trust.clone(), &settings.identity)?;
         let metrics = Metrics::new();
         metrics.crl_revoked.set(tls.trust.revoked_count() as i64);
+        let store = crate::store::Store::open(&settings.data_dir.join("db"))?;
         Ok(Self {
             shared: Arc::new(Shared {
                 settings,
+                store: Arc::new(store),
                 tls: ArcSwap::from_pointee(tls),
                 metrics,
                 draining: AtomicBool::new(false),

@@ -13,9 +13,11 @@ use hyper::body::Incoming;
 use serde::Serialize;
 use tracing::info;
 
-use super::{Peer, Shared};
+use super::{api, Peer, Shared};
 use crate::metrics::{RouteLabel, RouteStatus};
 use crate::problem::{Problem, ProblemKind};
+use crate::store::Dataset;
+use std::sync::Arc;
 
 /// The node's routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,6 +26,10 @@ pub enum Route {
     Readyz,
     Metrics,
     Whoami,
+    AttestResidence,
+    AttestLegalPresence,
+    ImportResidents,
+    ImportPermits,
 }
 
 /// Every route the server registers: method, path, route. The OpenAPI document must list the
@@ -33,6 +39,22 @@ pub const ROUTES: &[(Method, &str, Route)] = &[
     (Method::GET, "/readyz", Route::Readyz),
     (Method::GET, "/metrics", Route::Metrics),
     (Method::GET, "/v1/whoami", Route::Whoami),
+    (Method::POST, "/v1/attest/residence", Route::AttestResidence),
+    (
+        Method::POST,
+        "/v1/attest/legal-presence",
+        Route::AttestLegalPresence,
+    ),
+    (
+        Method::POST,
+        "/v1/admin/import/residents",
+        Route::ImportResidents,
+    ),
+    (
+        Method::POST,
+        "/v1/admin/import/permits",
+        Route::ImportPermits,
+    ),
 ];
 
 impl Route {
@@ -46,7 +68,7 @@ impl Route {
     }
 }
 
-type Resp = Response<Full<Bytes>>;
+pub(super) type Resp = Response<Full<Bytes>>;
 
 /// Why no route matched.
 #[derive(Debug)]
@@ -92,12 +114,15 @@ fn route(method: &Method, path: &str) -> Result<Route, Miss> {
     }
 }
 
-pub(super) async fn handle(shared: &Shared, peer: &Peer, req: Request<Incoming>) -> Resp {
+pub(super) async fn handle(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Resp {
     let started = Instant::now();
     let method = req.method().clone();
     let routed = route(&method, req.uri().path());
     let label = routed.as_ref().map(|r| r.name()).unwrap_or("unmatched");
-    let timeout = shared.settings.limits.request_timeout;
+    let timeout = match routed {
+        Ok(Route::ImportResidents | Route::ImportPermits) => shared.settings.limits.import_timeout,
+        _ => shared.settings.limits.request_timeout,
+    };
 
     let resp = match tokio::time::timeout(timeout, dispatch(shared, peer, routed, req)).await {
         Ok(resp) => resp,
@@ -127,7 +152,7 @@ pub(super) async fn handle(shared: &Shared, peer: &Peer, req: Request<Incoming>)
 }
 
 async fn dispatch(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     peer: &Peer,
     routed: Result<Route, Miss>,
     req: Request<Incoming>,
@@ -140,7 +165,19 @@ async fn dispatch(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return resp;
     }
-    // The body limit comes before routing, so that no path or method escapes it.
+    // Imports stream their (large) body to disk under their own limit.
+    let import = match routed {
+        Ok(Route::ImportResidents) => Some(Dataset::Residents),
+        Ok(Route::ImportPermits) => Some(Dataset::Permits),
+        _ => None,
+    };
+    if let Some(ds) = import {
+        return api::import(shared, peer, ds, req)
+            .await
+            .unwrap_or_else(Problem::into_response);
+    }
+    // For everything else the body limit comes before routing, so that no path or method
+    // escapes it.
     let body = match read_body(req, shared.settings.limits.max_body_bytes).await {
         Ok(b) => b,
         Err(problem) => return problem.into_response(),
@@ -149,14 +186,15 @@ async fn dispatch(
         Ok(r) => r,
         Err(miss) => return miss.into_response(&path),
     };
-    // No route of this version reads its body yet; it is still read (and limited) here so
-    // that every route shares one body limit.
-    let _body = body;
     let result = match route {
         Route::Healthz => Ok(json(StatusCode::OK, &Status { status: "ok" })),
         Route::Readyz => readyz(shared),
         Route::Metrics => Ok(metrics(shared)),
         Route::Whoami => Ok(whoami(shared, peer)),
+        Route::AttestResidence => api::attest_residence(shared, peer, &body),
+        Route::AttestLegalPresence => api::attest_legal_presence(shared, peer, &body),
+        // Handled above, before the body is read.
+        Route::ImportResidents | Route::ImportPermits => Err(Problem::new(ProblemKind::Internal)),
     };
     result.unwrap_or_else(Problem::into_response)
 }
@@ -229,7 +267,7 @@ fn whoami(shared: &Shared, peer: &Peer) -> Resp {
     )
 }
 
-fn json<T: Serialize>(status: StatusCode, value: &T) -> Resp {
+pub(super) fn json<T: Serialize>(status: StatusCode, value: &T) -> Resp {
     match serde_json::to_vec(value) {
         Ok(body) => {
             let mut resp = Response::new(Full::new(Bytes::from(body)));

@@ -1,0 +1,328 @@
+//! Handlers of the data routes: local attestations and admin imports.
+//!
+//! Attestations answer from the node's own data, minimally (DESIGN.md §4): a boolean, a date,
+//! the basis; never names, addresses or the permit type. Signing and policy decisions slot in
+//! around [`attest_residence`] and [`attest_legal_presence`] in later versions.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+use time::Date;
+use tokio::io::AsyncWriteExt;
+
+use super::routes::{json, Resp};
+use super::{Peer, Shared};
+use crate::domain::cf::CodiceFiscale;
+use crate::domain::presence::{legal_presence_on, residence_on};
+use crate::domain::records::{format_date, parse_date};
+use crate::import::{self, ImportError, Mode};
+use crate::problem::{Problem, ProblemKind};
+use crate::store::{Dataset, DatasetInfo};
+
+/// The body of an attestation request.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttestRequest {
+    subject: String,
+    purpose: String,
+    #[serde(default)]
+    as_of: Option<String>,
+}
+
+/// A validated attestation request.
+struct Question {
+    subject: CodiceFiscale,
+    purpose: String,
+    as_of: Date,
+}
+
+fn bad_request(detail: impl Into<String>) -> Problem {
+    Problem::new(ProblemKind::BadRequest).with_detail(detail)
+}
+
+fn parse_question(body: &Bytes) -> Result<Question, Problem> {
+    let req: AttestRequest =
+        serde_json::from_slice(body).map_err(|e| bad_request(format!("request body: {e}")))?;
+    let subject = CodiceFiscale::parse(&req.subject)
+        .map_err(|e| Problem::new(ProblemKind::InvalidSubject).with_detail(e.to_string()))?;
+    let purpose_ok = (1..=64).contains(&req.purpose.len())
+        && req
+            .purpose
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !purpose_ok {
+        return Err(bad_request(
+            "purpose: required, 1-64 characters of a-z, 0-9, '-' and '_'",
+        ));
+    }
+    let as_of = match req.as_of {
+        Some(d) => parse_date(&d).map_err(|e| bad_request(format!("as_of: {e}")))?,
+        None => today(),
+    };
+    Ok(Question {
+        subject,
+        purpose: req.purpose,
+        as_of,
+    })
+}
+
+/// Today's date in UTC (the date the answer is about when the caller gives none).
+fn today() -> Date {
+    time::OffsetDateTime::now_utc().date()
+}
+
+fn query_id() -> String {
+    attesta_certs::random_hex(16)
+}
+
+fn data_as_of(info: &DatasetInfo) -> Result<Option<String>, Problem> {
+    if info.generation == 0 {
+        return Err(Problem::new(ProblemKind::NoData));
+    }
+    Ok(info.as_of.map(format_date))
+}
+
+fn store_failure(e: impl std::error::Error) -> Problem {
+    tracing::error!(error = %crate::config::error_chain(&e), "store read failed");
+    Problem::new(ProblemKind::Internal)
+}
+
+/// The fields every attestation carries.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    issuer: &'a str,
+    audience: &'a str,
+    query_id: String,
+    subject: &'a str,
+    purpose: &'a str,
+    as_of: String,
+    data_as_of: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ResidenceAnswer<'a> {
+    #[serde(flatten)]
+    envelope: Envelope<'a>,
+    resident: bool,
+    comune: Option<String>,
+    since: Option<String>,
+    permit_required: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct PresenceAnswer<'a> {
+    #[serde(flatten)]
+    envelope: Envelope<'a>,
+    legally_present: bool,
+    basis: Option<&'static str>,
+    valid_until: Option<String>,
+}
+
+pub(super) fn attest_residence(
+    shared: &Shared,
+    peer: &Peer,
+    body: &Bytes,
+) -> Result<Resp, Problem> {
+    if !shared.settings.serves_residence {
+        return Err(Problem::new(ProblemKind::NotServed));
+    }
+    let q = parse_question(body)?;
+    let (resident, info) = shared.store.resident(&q.subject).map_err(store_failure)?;
+    let data_as_of = data_as_of(&info)?;
+    let fact = residence_on(resident.as_ref(), q.as_of);
+    Ok(json(
+        StatusCode::OK,
+        &ResidenceAnswer {
+            envelope: Envelope {
+                issuer: shared.settings.agency.as_str(),
+                audience: peer.leaf.agency().as_str(),
+                query_id: query_id(),
+                subject: q.subject.canonical(),
+                purpose: &q.purpose,
+                as_of: format_date(q.as_of),
+                data_as_of,
+            },
+            resident: fact.resident,
+            comune: fact.comune.map(|c| c.to_string()),
+            since: fact.since.map(format_date),
+            permit_required: fact.permit_required,
+        },
+    ))
+}
+
+pub(super) fn attest_legal_presence(
+    shared: &Shared,
+    peer: &Peer,
+    body: &Bytes,
+) -> Result<Resp, Problem> {
+    if !shared.settings.serves_legal_presence {
+        return Err(Problem::new(ProblemKind::NotServed));
+    }
+    let q = parse_question(body)?;
+    let (permits, info) = shared.store.permits_of(&q.subject).map_err(store_failure)?;
+    let data_as_of = data_as_of(&info)?;
+    let fact = legal_presence_on(&q.subject, &permits, q.as_of);
+    Ok(json(
+        StatusCode::OK,
+        &PresenceAnswer {
+            envelope: Envelope {
+                issuer: shared.settings.agency.as_str(),
+                audience: peer.leaf.agency().as_str(),
+                query_id: query_id(),
+                subject: q.subject.canonical(),
+                purpose: &q.purpose,
+                as_of: format_date(q.as_of),
+                data_as_of,
+            },
+            legally_present: fact.legally_present,
+            basis: fact.basis.map(|b| b.as_str()),
+            valid_until: fact.valid_until.map(format_date),
+        },
+    ))
+}
+
+/// Options of an import, from the query string.
+struct ImportOptions {
+    mode: Mode,
+    as_of: Option<Date>,
+    skip_invalid: bool,
+}
+
+fn import_options(query: Option<&str>) -> Result<ImportOptions, Problem> {
+    let mut opts = ImportOptions {
+        mode: Mode::Snapshot,
+        as_of: None,
+        skip_invalid: false,
+    };
+    let pairs: HashMap<&str, &str> = query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .collect();
+    for (k, v) in pairs {
+        match k {
+            "mode" => {
+                opts.mode = v
+                    .parse()
+                    .map_err(|e: String| bad_request(format!("mode: {e}")))?
+            }
+            "as_of" => {
+                opts.as_of = Some(parse_date(v).map_err(|e| bad_request(format!("as_of: {e}")))?)
+            }
+            "skip_invalid" => {
+                opts.skip_invalid = match v {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad_request("skip_invalid: true or false")),
+                }
+            }
+            other => return Err(bad_request(format!("unknown query parameter {other:?}"))),
+        }
+    }
+    Ok(opts)
+}
+
+/// `POST /v1/admin/import/{residents,permits}`: the body is the CSV file.
+pub(super) async fn import(
+    shared: &Arc<Shared>,
+    peer: &Peer,
+    ds: Dataset,
+    req: Request<Incoming>,
+) -> Result<Resp, Problem> {
+    let s = &shared.settings;
+    let caller = peer.leaf.agency();
+    if caller != &s.agency && !s.operators.contains(caller) {
+        return Err(Problem::new(ProblemKind::Forbidden)
+            .with_detail("imports are allowed only to this node's own operators"));
+    }
+    let served = match ds {
+        Dataset::Residents => s.serves_residence,
+        Dataset::Permits => s.serves_legal_presence,
+    };
+    if !served {
+        return Err(Problem::new(ProblemKind::NotServed));
+    }
+    let opts = import_options(req.uri().query())?;
+
+    // Spool the upload to a file: imports can be gigabytes, and validation reads it twice.
+    let dir = s.data_dir.join("imports");
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(store_failure)?;
+    let path = dir.join(format!("upload-{}.csv", query_id()));
+    let _cleanup = RemoveOnDrop(path.clone());
+    let mut file = tokio::fs::File::create(&path)
+        .await
+        .map_err(store_failure)?;
+    let mut body = req.into_body();
+    let mut size = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| bad_request("the upload could not be read"))?;
+        if let Some(data) = frame.data_ref() {
+            size += data.len() as u64;
+            if size > s.limits.max_import_bytes {
+                return Err(Problem::new(ProblemKind::BodyTooLarge).with_detail(format!(
+                    "imports are limited to {} bytes",
+                    s.limits.max_import_bytes
+                )));
+            }
+            file.write_all(data).await.map_err(store_failure)?;
+        }
+    }
+    file.flush().await.map_err(store_failure)?;
+    drop(file);
+
+    let shared2 = shared.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        import::run(
+            &shared2.store,
+            &path,
+            ds,
+            opts.mode,
+            opts.as_of,
+            opts.skip_invalid,
+        )
+    })
+    .await
+    .map_err(|_| Problem::new(ProblemKind::Internal))?;
+    match result {
+        Ok(summary) => {
+            tracing::info!(
+                dataset = summary.dataset,
+                mode = summary.mode,
+                applied = summary.applied,
+                rejected = summary.rejected,
+                "import applied"
+            );
+            Ok(json(StatusCode::OK, &summary))
+        }
+        Err(ImportError::Invalid {
+            rejected,
+            rows_read,
+            errors,
+        }) => Err(Problem::new(ProblemKind::InvalidRows)
+            .with_detail(format!("{rejected} of {rows_read} rows are invalid"))
+            .with_extension("rows_read", rows_read.into())
+            .with_extension("rejected", rejected.into())
+            .with_extension("errors", serde_json::to_value(errors).unwrap_or_default())),
+        Err(e @ (ImportError::Header { .. } | ImportError::Csv(_))) => {
+            Err(Problem::new(ProblemKind::InvalidRows).with_detail(e.to_string()))
+        }
+        Err(e @ ImportError::Store(_)) => Err(store_failure(e)),
+    }
+}
+
+/// Deletes the spooled upload however the import ends.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
