@@ -8,6 +8,7 @@ mod harness;
 
 mod api;
 mod cli;
+mod data;
 mod demo;
 mod http;
 mod mtls;

@@ -160,6 +160,19 @@ pub struct TestNode {
 }
 
 impl TestNode {
+    /// A node running in another process (`attesta node run`), reached on `port`.
+    pub fn external(agency: &str, port: u16, config_path: PathBuf) -> Self {
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        Self {
+            agency: agency.to_owned(),
+            addr,
+            url: format!("https://{addr}"),
+            config_path,
+            stop: None,
+            task: None,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.url)
     }
