@@ -529,8 +529,17 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
 
     // Samples: the first person of each kind in Pesaro or Urbino.
     let in_demo = |c: &str| c == "041044" || c == "041067";
-    let permit_state = |cf: &str, list: &[[String; 9]]| -> Option<(&'static str, bool)> {
-        for row in list {
+    // Every permit naming a person, as holder or minor.
+    let mut permits_of: std::collections::HashMap<&str, Vec<&[String; 9]>> =
+        std::collections::HashMap::new();
+    for row in &permits {
+        permits_of.entry(row[1].as_str()).or_default().push(row);
+        for m in row[8].split(';').filter(|m| !m.is_empty()) {
+            permits_of.entry(m).or_default().push(row);
+        }
+    }
+    let permit_state = |cf: &str| -> Option<(&'static str, bool)> {
+        for row in permits_of.get(cf).into_iter().flatten() {
             let holder = row[1] == cf;
             let minor = row[8].split(';').any(|m| m == cf);
             if !(holder || minor) {
@@ -557,6 +566,9 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         None
     };
     for p in &people {
+        if labels_done.len() == 8 {
+            break;
+        }
         if !in_demo(p.comune) {
             continue;
         }
@@ -567,11 +579,11 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         let sample = match (resident, c) {
             (true, (true, _)) => Some(("Italian citizen", true)),
             (true, (false, false)) => Some(("EU citizen resident", true)),
-            (true, (false, true)) => permit_state(&p.cf, &permits),
+            (true, (false, true)) => permit_state(&p.cf),
             (false, (false, _)) if p.end.map(|e| e.1) == Some("emigrated") => {
                 // A foreigner who emigrated and holds no permit valid today: for EU citizens
                 // legal presence followed registration, which has ended.
-                match permit_state(&p.cf, &permits) {
+                match permit_state(&p.cf) {
                     Some((_, true)) => None,
                     _ => Some(("emigrated person", false)),
                 }
