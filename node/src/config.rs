@@ -60,6 +60,17 @@ pub struct NodeConfig {
     /// certificates such as `comune-pesaro-ops`. Never another agency.
     #[serde(default)]
     pub operators: Vec<String>,
+    /// Agencies allowed to read family data (`GET /v1/family/{cf}`) from this registry node,
+    /// e.g. the Questura for family reunification. Default: none. The signed policy manifest
+    /// will take this over.
+    #[serde(default)]
+    pub family_readers: Vec<String>,
+    /// Registry agencies and the comune (ISTAT code) each keeps, e.g.
+    /// `comune-pesaro = "041044"`. A Questura node answers `GET /v1/monitor/expiring` only to
+    /// these, and only about permits domiciled in their comune. The manifest's directory will
+    /// take this over.
+    #[serde(default)]
+    pub comuni: std::collections::BTreeMap<String, String>,
     /// TLS material.
     pub tls: TlsConfig,
     /// The agency's signing certificate (Ed25519) for attestations and checkpoints.
@@ -227,6 +238,8 @@ pub struct Settings {
     pub serves_residence: bool,
     pub serves_legal_presence: bool,
     pub operators: Vec<AgencyId>,
+    pub family_readers: Vec<AgencyId>,
+    pub comuni: std::collections::HashMap<AgencyId, crate::domain::places::ComuneCode>,
     pub tls_paths: TlsPaths,
     pub reload_interval: Duration,
     pub limits: Limits,
@@ -309,6 +322,18 @@ impl Settings {
             .iter()
             .map(|o| AgencyId::new(o).map_err(|e| invalid("operators", e.to_string())))
             .collect::<Result<Vec<_>, _>>()?;
+        let family_readers = raw
+            .family_readers
+            .iter()
+            .map(|o| AgencyId::new(o).map_err(|e| invalid("family_readers", e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut comuni = std::collections::HashMap::new();
+        for (agency, code) in &raw.comuni {
+            let agency = AgencyId::new(agency).map_err(|e| invalid("comuni", e.to_string()))?;
+            let code = crate::domain::places::ComuneCode::parse(code)
+                .map_err(|e| invalid("comuni", e.to_string()))?;
+            comuni.insert(agency, code);
+        }
         let tls_paths = TlsPaths {
             ca: resolve(&raw.tls.ca),
             crl: raw.tls.crl.as_deref().map(resolve),
@@ -402,6 +427,8 @@ impl Settings {
             serves_residence,
             serves_legal_presence,
             operators,
+            family_readers,
+            comuni,
             tls_paths,
             reload_interval: Duration::from_millis(raw.tls.reload_interval_ms),
             limits,

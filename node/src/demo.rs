@@ -117,6 +117,21 @@ pub fn prepare(dir: &Path, base_port: u16) -> anyhow::Result<Vec<PathBuf>> {
                 data_dir: "data".into(),
                 serves: demo.serves.iter().map(|s| s.to_string()).collect(),
                 operators: Vec::new(),
+                // The demo's registries share family data with the Questura, and the Questura
+                // lets each Comune monitor its residents' permits.
+                family_readers: if demo.comune.is_some() {
+                    vec!["questura-pu".into()]
+                } else {
+                    Vec::new()
+                },
+                comuni: if demo.serves.contains(&"legal-presence") {
+                    AGENCIES
+                        .iter()
+                        .filter_map(|a| Some((a.id.to_owned(), a.comune?.to_owned())))
+                        .collect()
+                } else {
+                    Default::default()
+                },
                 tls: TlsConfig {
                     ca: "../../ca/ca.crt".into(),
                     crl: Some("../../ca/crl.pem".into()),

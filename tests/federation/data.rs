@@ -494,3 +494,138 @@ async fn a_node_killed_during_an_import_keeps_the_previous_snapshot() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+fn today_plus(days: i64) -> String {
+    let d = time::OffsetDateTime::now_utc().date() + time::Duration::days(days);
+    attesta::domain::records::format_date(d)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comune_monitors_only_its_own_expiring_permits() {
+    let mut pki = Pki::new();
+    let questura = start_node(&mut pki, "questura-pu", |c| {
+        c.serves = vec!["legal-presence".into()];
+        c.comuni.insert("comune-pesaro".into(), "041044".into());
+        c.comuni.insert("comune-urbino".into(), "041067".into());
+    })
+    .await;
+    let header = attesta::import::PERMIT_COLUMNS.join(",");
+    let rows = [
+        format!(
+            "I00000001,PPPGPP80M01Z129A,work,{},{},valid,,041044,",
+            today_plus(-700),
+            today_plus(10)
+        ),
+        format!(
+            "I00000002,RSSMRA85T10A562S,family,{},{},renewal_pending,{},041044,",
+            today_plus(-700),
+            today_plus(20),
+            today_plus(-5)
+        ),
+        format!(
+            "I00000003,BNCLRA90A41G479C,work,{},{},valid,,041044,",
+            today_plus(-300),
+            today_plus(200)
+        ),
+        format!(
+            "I00000004,GRGGNN01B07G479S,study,{},{},valid,,041067,",
+            today_plus(-300),
+            today_plus(15)
+        ),
+    ];
+    let file = pki.dir.path().join("permits.csv");
+    std::fs::write(&file, format!("{header}\n{}\n", rows.join("\n"))).unwrap();
+    let out = cli_import(&questura, "permits", &file, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let pesaro = pki.client("comune-pesaro");
+    let r = pesaro
+        .get(&questura.url("/v1/monitor/expiring?days=30"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let a = r.json().unwrap();
+    assert_eq!(a["comune"], "041044");
+    let subjects: Vec<&str> = a["permits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["subject"].as_str().unwrap())
+        .collect();
+    // Pesaro's two permits expiring within 30 days, soonest first; not Urbino's, not the later one.
+    assert_eq!(subjects, ["PPPGPP80M01Z129A", "RSSMRA85T10A562S"]);
+    assert_eq!(a["permits"][1]["renewal_pending"], true);
+    assert!(
+        a["permits"][0].get("type").is_none(),
+        "permit type must not leave the Questura"
+    );
+
+    let r = pesaro
+        .get(&questura.url("/v1/monitor/expiring?days=0"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400);
+    let r = pki
+        .client("inps-pesaro")
+        .get(&questura.url("/v1/monitor/expiring?days=30"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json().unwrap()["type"], "urn:attesta:problem:forbidden");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn family_data_goes_only_to_granted_agencies() {
+    let mut pki = Pki::new();
+    let node = start_node(&mut pki, "comune-pesaro", |c| {
+        c.serves = vec!["residence".into()];
+        c.family_readers = vec!["questura-pu".into()];
+    })
+    .await;
+    let header = attesta::import::RESIDENT_COLUMNS.join(",");
+    let file = pki.dir.path().join("residents.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "{header}\nRSSMRA85T10A562S,Rossi,Mario,M,1985-12-10,A562,100,041044,Via Roma 1,F1,2010-01-01,,\n\
+             BNCLRA90A41G479C,Bianchi,Laura,F,1990-01-01,G479,100,041044,Via Roma 1,F1,2012-01-01,,\n\
+             PPPGPP80M01Z129A,Popescu,Giorgiu,M,1980-08-01,Z129,235,041044,Via Po 3,F2,2015-03-01,,\n"
+        ),
+    )
+    .unwrap();
+    assert!(cli_import(&node, "residents", &file, &[]).status.success());
+
+    let questura = pki.client("questura-pu");
+    // Any omocodia spelling of the subject works.
+    let r = questura
+        .get(&node.url("/v1/family/RSSMRA85T10A56NH"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let a = r.json().unwrap();
+    let mut members: Vec<&str> = a["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["subject"].as_str().unwrap())
+        .collect();
+    members.sort();
+    assert_eq!(members, ["BNCLRA90A41G479C", "RSSMRA85T10A562S"]);
+    assert!(a["members"][0].get("surname").is_none() && a["members"][0].get("address").is_none());
+
+    let r = questura
+        .get(&node.url("/v1/family/RSSMRA85T10A562X"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400);
+    let r = pki
+        .client("inps-pesaro")
+        .get(&node.url("/v1/family/RSSMRA85T10A562S"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403);
+}

@@ -210,6 +210,8 @@ pub fn node_config(pki: &Pki, id: &str, listen: SocketAddr) -> NodeConfig {
         data_dir: dir.join("data"),
         serves: Vec::new(),
         operators: Vec::new(),
+        family_readers: Vec::new(),
+        comuni: Default::default(),
         tls: TlsConfig {
             ca: rel(&pki.ca_cert()),
             crl: Some(pki.crl()),

@@ -326,3 +326,142 @@ impl Drop for RemoveOnDrop {
         let _ = std::fs::remove_file(&self.0);
     }
 }
+
+#[derive(Serialize)]
+struct Expiring {
+    subject: String,
+    valid_until: String,
+    renewal_pending: bool,
+}
+
+#[derive(Serialize)]
+struct ExpiringAnswer<'a> {
+    issuer: &'a str,
+    audience: &'a str,
+    comune: String,
+    from: String,
+    to: String,
+    data_as_of: Option<String>,
+    permits: Vec<Expiring>,
+}
+
+/// `GET /v1/monitor/expiring?days=N` on a Questura node: permits domiciled in the caller's
+/// comune that expire within N days, soonest first. Only registry agencies listed in
+/// `comuni` may ask, and only about their own comune. Never the permit type.
+pub(super) fn monitor_expiring(
+    shared: &Shared,
+    peer: &Peer,
+    query: Option<&str>,
+) -> Result<Resp, Problem> {
+    let s = &shared.settings;
+    if !s.serves_legal_presence {
+        return Err(Problem::new(ProblemKind::NotServed));
+    }
+    let comune = s.comuni.get(peer.leaf.agency()).ok_or_else(|| {
+        Problem::new(ProblemKind::Forbidden)
+            .with_detail("only registry agencies may monitor permits, for their own comune")
+    })?;
+    let mut days = None;
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=') {
+            Some(("days", v)) => days = v.parse::<u16>().ok().filter(|d| (1..=366).contains(d)),
+            _ => return Err(bad_request(format!("unknown query parameter {pair:?}"))),
+        }
+    }
+    let days = days.ok_or_else(|| bad_request("days: required, 1 to 366"))?;
+    let from = today();
+    let to = from
+        .checked_add(time::Duration::days(i64::from(days)))
+        .unwrap_or(from);
+    let (permits, info) = shared
+        .store
+        .expiring(comune, from, to)
+        .map_err(store_failure)?;
+    let data_as_of = data_as_of(&info)?;
+    let permits = permits
+        .into_iter()
+        .filter_map(|p| {
+            Some(Expiring {
+                subject: p.holder.canonical().to_owned(),
+                valid_until: format_date(p.expires?),
+                renewal_pending: p.status == crate::domain::records::PermitStatus::RenewalPending,
+            })
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &ExpiringAnswer {
+            issuer: s.agency.as_str(),
+            audience: peer.leaf.agency().as_str(),
+            comune: comune.to_string(),
+            from: format_date(from),
+            to: format_date(to),
+            data_as_of,
+            permits,
+        },
+    ))
+}
+
+#[derive(Serialize)]
+struct Member {
+    subject: String,
+    sex: &'static str,
+    birth_date: String,
+    resident: bool,
+}
+
+#[derive(Serialize)]
+struct FamilyAnswer<'a> {
+    issuer: &'a str,
+    audience: &'a str,
+    subject: String,
+    data_as_of: Option<String>,
+    members: Vec<Member>,
+}
+
+/// `GET /v1/family/{cf}` on a registry node: the members of the subject's famiglia
+/// anagrafica (the subject included), for agencies listed in `family_readers`.
+pub(super) fn family(shared: &Shared, peer: &Peer, subject: &str) -> Result<Resp, Problem> {
+    let s = &shared.settings;
+    if !s.serves_residence {
+        return Err(Problem::new(ProblemKind::NotServed));
+    }
+    if !s.family_readers.contains(peer.leaf.agency()) {
+        return Err(Problem::new(ProblemKind::Forbidden)
+            .with_detail("family data is not granted to this agency"));
+    }
+    let subject = CodiceFiscale::parse(subject)
+        .map_err(|e| Problem::new(ProblemKind::InvalidSubject).with_detail(e.to_string()))?;
+    let (resident, info) = shared.store.resident(&subject).map_err(store_failure)?;
+    let data_as_of = data_as_of(&info)?;
+    let members = match resident {
+        Some(r) => shared.store.family(&r.family_id).map_err(store_failure)?.0,
+        None => Vec::new(),
+    };
+    let now = today();
+    Ok(json(
+        StatusCode::OK,
+        &FamilyAnswer {
+            issuer: s.agency.as_str(),
+            audience: peer.leaf.agency().as_str(),
+            subject: subject.canonical().to_owned(),
+            data_as_of,
+            members: members
+                .iter()
+                .map(|m| Member {
+                    subject: m.cf.canonical().to_owned(),
+                    sex: match m.sex {
+                        crate::domain::cf::Sex::M => "M",
+                        crate::domain::cf::Sex::F => "F",
+                    },
+                    birth_date: format_date(m.birth_date),
+                    resident: residence_on(Some(m), now).resident,
+                })
+                .collect(),
+        },
+    ))
+}

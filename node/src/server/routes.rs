@@ -30,6 +30,8 @@ pub enum Route {
     AttestLegalPresence,
     ImportResidents,
     ImportPermits,
+    MonitorExpiring,
+    Family,
 }
 
 /// Every route the server registers: method, path, route. The OpenAPI document must list the
@@ -55,7 +57,23 @@ pub const ROUTES: &[(Method, &str, Route)] = &[
         "/v1/admin/import/permits",
         Route::ImportPermits,
     ),
+    (Method::GET, "/v1/monitor/expiring", Route::MonitorExpiring),
+    (Method::GET, "/v1/family/{cf}", Route::Family),
 ];
+
+/// Whether `path` matches the route template (`{name}` matches one non-empty segment).
+fn path_matches(template: &str, path: &str) -> bool {
+    let mut t = template.split('/');
+    let mut p = path.split('/');
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return true,
+            (Some(ts), Some(ps)) if ts.starts_with('{') && ts.ends_with('}') && !ps.is_empty() => {}
+            (Some(ts), Some(ps)) if ts == ps => {}
+            _ => return false,
+        }
+    }
+}
 
 impl Route {
     /// The route's path template, used as the metrics label.
@@ -100,7 +118,7 @@ impl Miss {
 fn route(method: &Method, path: &str) -> Result<Route, Miss> {
     let mut allowed = Vec::new();
     for (m, p, r) in ROUTES {
-        if *p == path {
+        if path_matches(p, path) {
             if m == method {
                 return Ok(*r);
             }
@@ -158,6 +176,7 @@ async fn dispatch(
     req: Request<Incoming>,
 ) -> Resp {
     let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(str::to_owned);
     // Connections outlive CRL updates: check every request, not just the handshake.
     if shared.tls.load().trust.is_revoked(&peer.leaf.serial) {
         let mut resp = Problem::new(ProblemKind::CertificateRevoked).into_response();
@@ -193,6 +212,8 @@ async fn dispatch(
         Route::Whoami => Ok(whoami(shared, peer)),
         Route::AttestResidence => api::attest_residence(shared, peer, &body),
         Route::AttestLegalPresence => api::attest_legal_presence(shared, peer, &body),
+        Route::MonitorExpiring => api::monitor_expiring(shared, peer, query.as_deref()),
+        Route::Family => api::family(shared, peer, path.rsplit('/').next().unwrap_or_default()),
         // Handled above, before the body is read.
         Route::ImportResidents | Route::ImportPermits => Err(Problem::new(ProblemKind::Internal)),
     };
@@ -279,5 +300,32 @@ pub(super) fn json<T: Serialize>(status: StatusCode, value: &T) -> Resp {
             resp
         }
         Err(_) => Problem::new(ProblemKind::Internal).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn route_templates_match_one_segment_per_parameter() {
+        for (template, path, ok) in [
+            ("/v1/family/{cf}", "/v1/family/RSSMRA85T10A562S", true),
+            ("/v1/family/{cf}", "/v1/family/", false),
+            ("/v1/family/{cf}", "/v1/family", false),
+            ("/v1/family/{cf}", "/v1/family/a/b", false),
+            ("/v1/whoami", "/v1/whoami", true),
+            ("/v1/whoami", "/v1/whoami/", false),
+        ] {
+            assert_eq!(path_matches(template, path), ok, "{template} ~ {path}");
+        }
+        assert_eq!(
+            route(&Method::GET, "/v1/family/X").ok(),
+            Some(Route::Family)
+        );
+        assert!(matches!(
+            route(&Method::POST, "/v1/family/X"),
+            Err(Miss::MethodNotAllowed(_))
+        ));
     }
 }
