@@ -204,19 +204,19 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         query.push_str("&skip_invalid=true");
     }
     let url = format!("{}/v1/admin/import/{dataset}?{query}", node_url(&settings));
-    if std::io::stderr().is_terminal() {
-        eprint!(
-            "uploading {} ({} bytes) to {}…",
-            args.file.display(),
-            body.len(),
-            settings.agency
-        );
-    }
     let client = crate::demo::own_client(&settings)?;
-    let reply = client.post(&url, "text/csv", body.into()).await?;
-    if std::io::stderr().is_terminal() {
-        eprintln!(" done");
-    }
+    let reply = if std::io::stderr().is_terminal() {
+        let name = args.file.display().to_string();
+        let reply = client
+            .post_with_progress(&url, "text/csv", body.into(), move |sent, total| {
+                eprint!("\r{}", progress_bar(&name, sent, total));
+            })
+            .await?;
+        eprintln!();
+        reply
+    } else {
+        client.post(&url, "text/csv", body.into()).await?
+    };
     let doc = reply.json().unwrap_or_default();
     if reply.status.is_success() {
         println!(
@@ -243,6 +243,28 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
                 .unwrap_or("no details")
         )
     }
+}
+
+/// `uploading FILE [########            ]  40%  41/103 MB`
+fn progress_bar(name: &str, sent: u64, total: u64) -> String {
+    const WIDTH: u64 = 30;
+    let filled = (sent * WIDTH)
+        .checked_div(total)
+        .unwrap_or(WIDTH)
+        .min(WIDTH);
+    let percent = (sent * 100).checked_div(total).unwrap_or(100);
+    format!(
+        "uploading {name} [{}{}] {percent:>3}%  {}/{} MB{}",
+        "#".repeat(filled as usize),
+        " ".repeat((WIDTH - filled) as usize),
+        sent >> 20,
+        total >> 20,
+        if sent >= total {
+            "; validating and writing"
+        } else {
+            ""
+        }
+    )
 }
 
 fn print_row_errors(doc: &serde_json::Value) {
@@ -328,5 +350,20 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
         () = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_bar;
+
+    #[test]
+    fn the_progress_bar_shows_share_and_megabytes() {
+        let half = progress_bar("r.csv", 50 << 20, 100 << 20);
+        assert!(half.starts_with("uploading r.csv [###############               ]  50%  50/100 MB"), "{half}");
+        let done = progress_bar("r.csv", 100 << 20, 100 << 20);
+        assert!(done.contains("100%") && done.ends_with("validating and writing"), "{done}");
+        // An empty file is done at once, not a division by zero.
+        assert!(progress_bar("e.csv", 0, 0).contains("100%"));
     }
 }

@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode, Uri};
+use http_body_util::combinators::UnsyncBoxBody as BoxBody;
 use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, SizeHint};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -201,6 +203,35 @@ impl Client {
             .await
     }
 
+    /// Like [`Client::post`], calling `progress(sent, total)` as the body goes out in 1 MiB
+    /// chunks (for progress bars).
+    pub async fn post_with_progress(
+        &self,
+        url: &str,
+        content_type: &'static str,
+        body: Bytes,
+        progress: impl FnMut(u64, u64) + Send + Unpin + 'static,
+    ) -> Result<Reply, ClientError> {
+        let uri: Uri = url.parse().map_err(|_| ClientError::Url(url.to_owned()))?;
+        let base = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or("https"),
+            uri.authority()
+                .ok_or_else(|| ClientError::Url(url.to_owned()))?
+        );
+        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let mut conn = self.connect(&base).await?;
+        let total = body.len() as u64;
+        let body = Chunked {
+            data: body,
+            sent: 0,
+            total,
+            progress,
+        };
+        conn.send_body(Method::POST, path, Some(content_type), body.boxed_unsync())
+            .await
+    }
+
     pub async fn get(&self, url: &str) -> Result<Reply, ClientError> {
         self.request(Method::GET, url, None).await
     }
@@ -209,7 +240,7 @@ impl Client {
 /// One open connection.
 #[derive(Debug)]
 pub struct Connection {
-    sender: http1::SendRequest<Full<Bytes>>,
+    sender: http1::SendRequest<BoxBody<Bytes, std::convert::Infallible>>,
     authority: String,
     handshake_kind: Option<rustls::HandshakeKind>,
     server_certificate: Option<CertificateDer<'static>>,
@@ -251,6 +282,30 @@ impl Connection {
         path: &str,
         body: Option<(&'static str, Bytes)>,
     ) -> Result<Reply, ClientError> {
+        match body {
+            Some((content_type, body)) => {
+                self.send_body(
+                    method,
+                    path,
+                    Some(content_type),
+                    Full::new(body).boxed_unsync(),
+                )
+                .await
+            }
+            None => {
+                self.send_body(method, path, None, Full::new(Bytes::new()).boxed_unsync())
+                    .await
+            }
+        }
+    }
+
+    async fn send_body(
+        &mut self,
+        method: Method,
+        path: &str,
+        content_type: Option<&'static str>,
+        body: BoxBody<Bytes, std::convert::Infallible>,
+    ) -> Result<Reply, ClientError> {
         let http_err = |source| ClientError::Http {
             addr: self.authority.clone(),
             source,
@@ -260,15 +315,11 @@ impl Connection {
             .method(method)
             .uri(path)
             .header(header::HOST, &self.authority);
-        let body = match body {
-            Some((content_type, body)) => {
-                req = req.header(header::CONTENT_TYPE, content_type);
-                body
-            }
-            None => Bytes::new(),
-        };
+        if let Some(content_type) = content_type {
+            req = req.header(header::CONTENT_TYPE, content_type);
+        }
         let req = req
-            .body(Full::new(body))
+            .body(body)
             .map_err(|_| ClientError::Url(path.to_owned()))?;
         let resp = self.sender.send_request(req).await.map_err(http_err)?;
         let (parts, body) = resp.into_parts();
@@ -278,5 +329,40 @@ impl Connection {
             headers: parts.headers,
             body,
         })
+    }
+}
+
+/// A body handed out in 1 MiB chunks, reporting how much has gone.
+struct Chunked<F> {
+    data: Bytes,
+    sent: u64,
+    total: u64,
+    progress: F,
+}
+
+impl<F: FnMut(u64, u64) + Send + Unpin + 'static> Body for Chunked<F> {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        if this.data.is_empty() {
+            return std::task::Poll::Ready(None);
+        }
+        let part = this.data.split_to(this.data.len().min(1 << 20));
+        this.sent += part.len() as u64;
+        (this.progress)(this.sent, this.total);
+        std::task::Poll::Ready(Some(Ok(Frame::data(part))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.data.len() as u64)
     }
 }
