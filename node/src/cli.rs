@@ -360,9 +360,15 @@ mod tests {
     #[test]
     fn the_progress_bar_shows_share_and_megabytes() {
         let half = progress_bar("r.csv", 50 << 20, 100 << 20);
-        assert!(half.starts_with("uploading r.csv [###############               ]  50%  50/100 MB"), "{half}");
+        assert!(
+            half.starts_with("uploading r.csv [###############               ]  50%  50/100 MB"),
+            "{half}"
+        );
         let done = progress_bar("r.csv", 100 << 20, 100 << 20);
-        assert!(done.contains("100%") && done.ends_with("validating and writing"), "{done}");
+        assert!(
+            done.contains("100%") && done.ends_with("validating and writing"),
+            "{done}"
+        );
         // An empty file is done at once, not a division by zero.
         assert!(progress_bar("e.csv", 0, 0).contains("100%"));
     }

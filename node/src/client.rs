@@ -171,16 +171,9 @@ impl Client {
         url: &str,
         body: Option<Bytes>,
     ) -> Result<Reply, ClientError> {
-        let uri: Uri = url.parse().map_err(|_| ClientError::Url(url.to_owned()))?;
-        let base = format!(
-            "{}://{}",
-            uri.scheme_str().unwrap_or("https"),
-            uri.authority()
-                .ok_or_else(|| ClientError::Url(url.to_owned()))?
-        );
-        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let (base, path) = split_url(url)?;
         let mut conn = self.connect(&base).await?;
-        conn.request(method, path, body).await
+        conn.request(method, &path, body).await
     }
 
     /// Connects and POSTs `body` with the given content type.
@@ -190,16 +183,9 @@ impl Client {
         content_type: &'static str,
         body: Bytes,
     ) -> Result<Reply, ClientError> {
-        let uri: Uri = url.parse().map_err(|_| ClientError::Url(url.to_owned()))?;
-        let base = format!(
-            "{}://{}",
-            uri.scheme_str().unwrap_or("https"),
-            uri.authority()
-                .ok_or_else(|| ClientError::Url(url.to_owned()))?
-        );
-        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let (base, path) = split_url(url)?;
         let mut conn = self.connect(&base).await?;
-        conn.send(Method::POST, path, Some((content_type, body)))
+        conn.send(Method::POST, &path, Some((content_type, body)))
             .await
     }
 
@@ -212,14 +198,7 @@ impl Client {
         body: Bytes,
         progress: impl FnMut(u64, u64) + Send + Unpin + 'static,
     ) -> Result<Reply, ClientError> {
-        let uri: Uri = url.parse().map_err(|_| ClientError::Url(url.to_owned()))?;
-        let base = format!(
-            "{}://{}",
-            uri.scheme_str().unwrap_or("https"),
-            uri.authority()
-                .ok_or_else(|| ClientError::Url(url.to_owned()))?
-        );
-        let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+        let (base, path) = split_url(url)?;
         let mut conn = self.connect(&base).await?;
         let total = body.len() as u64;
         let body = Chunked {
@@ -228,13 +207,26 @@ impl Client {
             total,
             progress,
         };
-        conn.send_body(Method::POST, path, Some(content_type), body.boxed_unsync())
+        conn.send_body(Method::POST, &path, Some(content_type), body.boxed_unsync())
             .await
     }
 
     pub async fn get(&self, url: &str) -> Result<Reply, ClientError> {
         self.request(Method::GET, url, None).await
     }
+}
+
+/// `https://host:port/path?query` → (`https://host:port`, `/path?query`).
+fn split_url(url: &str) -> Result<(String, String), ClientError> {
+    let bad = || ClientError::Url(url.to_owned());
+    let uri: Uri = url.parse().map_err(|_| bad())?;
+    let base = format!(
+        "{}://{}",
+        uri.scheme_str().unwrap_or("https"),
+        uri.authority().ok_or_else(bad)?
+    );
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    Ok((base, path.to_owned()))
 }
 
 /// One open connection.

@@ -92,6 +92,24 @@ fn store_failure(e: impl std::error::Error) -> Problem {
     Problem::new(ProblemKind::Internal)
 }
 
+/// The fields every attestation carries, for `q` asked by `peer`.
+fn envelope<'a>(
+    shared: &'a Shared,
+    peer: &'a Peer,
+    q: &'a Question,
+    data_as_of: Option<String>,
+) -> Envelope<'a> {
+    Envelope {
+        issuer: shared.settings.agency.as_str(),
+        audience: peer.leaf.agency().as_str(),
+        query_id: query_id(),
+        subject: q.subject.canonical(),
+        purpose: &q.purpose,
+        as_of: format_date(q.as_of),
+        data_as_of,
+    }
+}
+
 /// The fields every attestation carries.
 #[derive(Serialize)]
 struct Envelope<'a> {
@@ -138,15 +156,7 @@ pub(super) fn attest_residence(
     Ok(json(
         StatusCode::OK,
         &ResidenceAnswer {
-            envelope: Envelope {
-                issuer: shared.settings.agency.as_str(),
-                audience: peer.leaf.agency().as_str(),
-                query_id: query_id(),
-                subject: q.subject.canonical(),
-                purpose: &q.purpose,
-                as_of: format_date(q.as_of),
-                data_as_of,
-            },
+            envelope: envelope(shared, peer, &q, data_as_of),
             resident: fact.resident,
             comune: fact.comune.map(|c| c.to_string()),
             since: fact.since.map(format_date),
@@ -170,15 +180,7 @@ pub(super) fn attest_legal_presence(
     Ok(json(
         StatusCode::OK,
         &PresenceAnswer {
-            envelope: Envelope {
-                issuer: shared.settings.agency.as_str(),
-                audience: peer.leaf.agency().as_str(),
-                query_id: query_id(),
-                subject: q.subject.canonical(),
-                purpose: &q.purpose,
-                as_of: format_date(q.as_of),
-                data_as_of,
-            },
+            envelope: envelope(shared, peer, &q, data_as_of),
             legally_present: fact.legally_present,
             basis: fact.basis.map(|b| b.as_str()),
             valid_until: fact.valid_until.map(format_date),
