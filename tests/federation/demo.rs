@@ -83,6 +83,35 @@ async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, Stri
         assert_eq!(body["node"], agency.as_str());
     }
 
+    // The demo imported its data: every sample in DIR/samples.json gets its residence answer
+    // from its Comune's node.
+    let samples: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(dir.join("samples.json")).unwrap()).unwrap();
+    assert!(samples.len() >= 9, "{samples:?}");
+    for s in samples.iter().filter(|s| s["comune"].is_string()) {
+        let registry = match s["comune"].as_str() {
+            Some("041067") => &endpoints["comune-urbino"],
+            _ => &endpoints["comune-pesaro"],
+        };
+        let q =
+            serde_json::json!({"subject": s["cf"], "purpose": "demo-check", "as_of": s["as_of"]});
+        let reply = inps
+            .post(
+                &format!("{registry}/v1/attest/residence"),
+                "application/json",
+                bytes::Bytes::from(q.to_string()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200, "{}", s["label"]);
+        assert_eq!(
+            reply.json().unwrap()["resident"],
+            s["expect"]["resident"],
+            "{}",
+            s["label"]
+        );
+    }
+
     sigterm(&child);
     let status =
         tokio::task::spawn_blocking(move || wait_exit(&mut child, Duration::from_secs(30)))
@@ -92,7 +121,7 @@ async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, Stri
     endpoints
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_up_brings_up_every_node_and_reuses_its_directory() {
     let dir = tempfile::tempdir().unwrap();
     let base = free_ports();
