@@ -115,6 +115,22 @@ impl Policy {
         if let Some(d) = self.lock().get(req) {
             return Ok(d.clone());
         }
+        let decision = self.decide_uncached(req)?;
+        let mut cache = self.lock();
+        if cache.len() >= CACHE_MAX {
+            cache.clear();
+        }
+        cache.insert(req.clone(), decision.clone());
+        Ok(decision)
+    }
+
+    /// Decides a request with casbin, bypassing the cache (for `explain` and benchmarks).
+    pub fn decide_uncached(&self, req: &Request) -> Result<Decision, PolicyError> {
+        if req.purpose.trim().is_empty() {
+            return Ok(Decision::Deny {
+                reason: "no purpose declared".into(),
+            });
+        }
         let (allowed, rules) = self
             .enforcer
             .enforce_ex((
@@ -148,11 +164,6 @@ impl Policy {
                 ),
             },
         };
-        let mut cache = self.lock();
-        if cache.len() >= CACHE_MAX {
-            cache.clear();
-        }
-        cache.insert(req.clone(), decision.clone());
         Ok(decision)
     }
 
