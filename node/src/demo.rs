@@ -341,7 +341,7 @@ fn print_banner(dir: &Path, endpoints: &BTreeMap<String, String>) {
         dir.join("samples.json").display()
     );
     println!(
-        "  curl --cert {} --key {} --cacert {} -H 'content-type: application/json' \\\n       -d '{{\"subject\": \"<cf from samples.json>\", \"purpose\": \"eligibility-check\"}}' {target}/v1/attest/residence",
+        "  curl --cert {} --key {} --cacert {} -H 'content-type: application/json' \\\n       -d '{{\"subject\": \"<cf from samples.json>\", \"purpose\": \"benefit-eligibility\"}}' {target}/v1/attest/residence",
         a.join("auth.crt").display(),
         a.join("auth.key").display(),
         dir.join("ca").join("ca.crt").display()
