@@ -92,6 +92,12 @@ fn ca_commands_issue_and_revoke_agency_certificates() {
     assert_eq!(mode(&out.join("auth.key")), 0o600);
     assert_eq!(mode(&out.join("sign.key")), 0o600);
 
+    // `ca crl` re-signs the CRL: a new file, same (empty) revocations.
+    let crl_before = std::fs::read(ca.join("crl.pem")).unwrap();
+    let o = run(&["ca", "crl", "--dir", ca_s]);
+    assert!(o.status.success(), "{o:?}");
+    assert_ne!(std::fs::read(ca.join("crl.pem")).unwrap(), crl_before);
+
     let crl_before = std::fs::read(ca.join("crl.pem")).unwrap();
     let o = run(&["ca", "revoke", "--dir", ca_s, "--agency", "inps-pesaro"]);
     assert!(o.status.success(), "{o:?}");
@@ -234,4 +240,52 @@ async fn node_run_serves_until_sigterm_then_exits_zero() {
             .unwrap();
     assert!(status.success(), "node exited with {status}");
     assert!(client.get(&url).await.is_err());
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_crl_at_once() {
+    let mut pki = Pki::new();
+    pki.agency("questura-pu");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = node_config(
+        &pki,
+        "questura-pu",
+        format!("127.0.0.1:{port}").parse().unwrap(),
+    );
+    // Polling so slow that only the signal can explain a reload within the test.
+    config.tls.reload_interval_ms = 3_600_000;
+    let path = pki.agency_dir("questura-pu").join("node.toml");
+    std::fs::write(&path, config.to_toml()).unwrap();
+    let mut child = attesta()
+        .args(["node", "run", "--config", path.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let inps = pki.client("inps-pesaro");
+    let url = format!("https://127.0.0.1:{port}/v1/whoami");
+    eventually(|| async { inps.get(&url).await.ok() }).await;
+
+    pki.ca.revoke_agency(&agency("inps-pesaro")).unwrap();
+    // Not reloaded yet: the node still lets inps-pesaro in.
+    assert_eq!(inps.get(&url).await.unwrap().status, 200);
+    let ok = Command::new("kill")
+        .args(["-HUP", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let err = eventually(|| async { inps.get(&url).await.err() }).await;
+    assert!(err.tls_error().is_some(), "{err}");
+
+    sigterm(&child);
+    let status =
+        tokio::task::spawn_blocking(move || wait_exit(&mut child, Duration::from_secs(30)))
+            .await
+            .unwrap();
+    assert!(status.success());
 }
