@@ -4,7 +4,7 @@
 //!
 //! | CF                 | key                                        | value            |
 //! |--------------------|--------------------------------------------|------------------|
-//! | `meta`             | `<dataset>/generation`, `/as_of`, `/rows`, `/imported_at` | u64 / date |
+//! | `meta`             | `<dataset>/info`                            | generation, rows, as_of, imported_at |
 //! | `residents`        | gen · cf                                   | resident         |
 //! | `res_by_comune`    | gen · comune · cf                          | –                |
 //! | `res_by_family`    | gen · family id · 0x00 · cf                | –                |
@@ -148,9 +148,12 @@ fn ymd(d: Date) -> [u8; 8] {
     out
 }
 
-fn meta_key(ds: Dataset, field: &str) -> Vec<u8> {
-    format!("{}/{field}", ds.name()).into_bytes()
+fn meta_key(ds: Dataset) -> Vec<u8> {
+    format!("{}/info", ds.name()).into_bytes()
 }
+
+/// Marks an absent field in dataset metadata.
+const ABSENT: u64 = u64::MAX;
 
 impl Store {
     /// Opens (or creates) the database in `path`, and deletes what killed imports left.
@@ -208,49 +211,44 @@ impl Store {
         Ok(())
     }
 
-    fn read_u64(
-        &self,
-        snap: Option<&rocksdb::Snapshot<'_>>,
-        k: &[u8],
-    ) -> Result<Option<u64>, StoreError> {
-        let meta = self.cf(META);
-        let v = match snap {
-            Some(s) => s.get_cf(meta, k)?,
-            None => self.db.get_cf(meta, k)?,
-        };
-        match v {
-            None => Ok(None),
-            Some(b) => {
-                let arr: [u8; 8] = b
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("meta value".into()))?;
-                Ok(Some(u64::from_be_bytes(arr)))
-            }
-        }
-    }
-
+    /// A dataset's metadata: one value, so that a question reads it with one get.
     fn info_at(
         &self,
         snap: Option<&rocksdb::Snapshot<'_>>,
         ds: Dataset,
     ) -> Result<DatasetInfo, StoreError> {
-        let generation = self
-            .read_u64(snap, &meta_key(ds, "generation"))?
-            .unwrap_or(0);
-        let as_of = match self.read_u64(snap, &meta_key(ds, "as_of"))? {
-            Some(j) => Some(
-                Date::from_julian_day(j as i32).map_err(|_| StoreError::Corrupt("as_of".into()))?,
+        let meta = self.cf(META);
+        let key = meta_key(ds);
+        let v = match snap {
+            Some(s) => s.get_cf(meta, &key)?,
+            None => self.db.get_cf(meta, &key)?,
+        };
+        let Some(v) = v else {
+            return Ok(DatasetInfo::default());
+        };
+        let field = |i: usize| -> Result<u64, StoreError> {
+            v.get(i * 8..i * 8 + 8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| StoreError::Corrupt(format!("{} metadata", ds.name())))
+        };
+        let as_of = match field(2)? {
+            ABSENT => None,
+            j => Some(
+                i32::try_from(j)
+                    .ok()
+                    .and_then(|j| Date::from_julian_day(j).ok())
+                    .ok_or_else(|| StoreError::Corrupt(format!("{} as_of", ds.name())))?,
             ),
-            None => None,
         };
         Ok(DatasetInfo {
-            generation,
+            generation: field(0)?,
+            rows: field(1)?,
             as_of,
-            rows: self.read_u64(snap, &meta_key(ds, "rows"))?.unwrap_or(0),
-            imported_at: self
-                .read_u64(snap, &meta_key(ds, "imported_at"))?
-                .map(|v| v as i64),
+            imported_at: match field(3)? {
+                ABSENT => None,
+                t => Some(t as i64),
+            },
         })
     }
 
@@ -486,23 +484,14 @@ impl Store {
     }
 
     fn put_meta(&self, batch: &mut WriteBatch, ds: Dataset, info: &DatasetInfo) {
-        let meta = self.cf(META);
-        batch.put_cf(
-            meta,
-            meta_key(ds, "generation"),
-            info.generation.to_be_bytes(),
-        );
-        batch.put_cf(meta, meta_key(ds, "rows"), info.rows.to_be_bytes());
-        if let Some(d) = info.as_of {
-            batch.put_cf(
-                meta,
-                meta_key(ds, "as_of"),
-                (d.to_julian_day() as u64).to_be_bytes(),
-            );
-        }
-        if let Some(t) = info.imported_at {
-            batch.put_cf(meta, meta_key(ds, "imported_at"), (t as u64).to_be_bytes());
-        }
+        let mut v = Vec::with_capacity(32);
+        v.extend_from_slice(&info.generation.to_be_bytes());
+        v.extend_from_slice(&info.rows.to_be_bytes());
+        let as_of = info.as_of.map_or(ABSENT, |d| d.to_julian_day() as u64);
+        v.extend_from_slice(&as_of.to_be_bytes());
+        let imported_at = info.imported_at.map_or(ABSENT, |t| t as u64);
+        v.extend_from_slice(&imported_at.to_be_bytes());
+        batch.put_cf(self.cf(META), meta_key(ds), v);
     }
 
     /// Applies a delta to the current generation of `ds` in one synced, atomic write.
@@ -646,9 +635,6 @@ impl SnapshotWriter<'_> {
         };
         let mut batch = WriteBatch::default();
         self.store.put_meta(&mut batch, self.ds, &info);
-        if as_of.is_none() {
-            batch.delete_cf(self.store.cf(META), meta_key(self.ds, "as_of"));
-        }
         self.store.db.write_opt(batch, &sync_writes())?;
         // Readers holding a RocksDB snapshot keep seeing the old generation until they finish.
         let mut drop_old = WriteBatch::default();
