@@ -37,6 +37,10 @@ pub enum IdentityError {
     UnexpectedAgency { found: AgencyId, expected: AgencyId },
     #[error("certificate has been revoked")]
     Revoked,
+    #[error("certificate is not issued by the federation CA")]
+    NotIssuedByCa,
+    #[error("certificate is not an Ed25519 signing certificate (digitalSignature, no EKU)")]
+    NotSigningCertificate,
 }
 
 impl IdentityError {
@@ -49,6 +53,8 @@ impl IdentityError {
             Self::WrongTrustDomain { .. } => "wrong_trust_domain",
             Self::UnexpectedAgency { .. } => "unexpected_agency",
             Self::Revoked => "revoked",
+            Self::NotIssuedByCa => "unknown_ca",
+            Self::NotSigningCertificate => "wrong_key_usage",
         }
     }
 }
@@ -91,7 +97,36 @@ pub fn check_leaf(
         Some(eku) if eku.contains(wanted) => {}
         _ => return Err(IdentityError::NotTlsCertificate),
     }
+    identity_of(&cert, der, trust_domain)
+}
 
+/// Checks the profile of a signing certificate (the chain is the caller's business): Ed25519,
+/// digitalSignature, no EKU, exactly one SPIFFE id in `trust_domain`.
+pub fn check_signing_cert(
+    cert: &X509,
+    trust_domain: &TrustDomain,
+) -> Result<LeafIdentity, IdentityError> {
+    let ed25519 = cert
+        .public_key()
+        .map(|k| k.id() == openssl::pkey::Id::ED25519)
+        .unwrap_or(false);
+    let usage = cert.key_usage().unwrap_or(openssl::x509::X509KeyUsage::empty());
+    if !ed25519
+        || !usage.contains(openssl::x509::X509KeyUsage::DIGITAL_SIGNATURE)
+        || cert.extended_key_usage().is_some()
+    {
+        return Err(IdentityError::NotSigningCertificate);
+    }
+    let der = cert.to_der().map_err(|_| IdentityError::Malformed)?;
+    identity_of(cert, &der, trust_domain)
+}
+
+/// The SPIFFE id, serial and fingerprint of a certificate whose profile has been checked.
+fn identity_of(
+    cert: &X509,
+    der: &[u8],
+    trust_domain: &TrustDomain,
+) -> Result<LeafIdentity, IdentityError> {
     let sans = cert.subject_alt_names();
     let mut uris = sans.iter().flatten().filter_map(|n| n.uri());
     let uri = uris.next().ok_or(IdentityError::NoSpiffeId)?;

@@ -7,6 +7,7 @@
 //! - [`leaf`]: the federation's checks on a peer certificate; the only place an identity is
 //!   read from a certificate.
 //! - [`sign`]: the agency's Ed25519 signing identity.
+//! - [`jws`]: compact JWS signed with it (manifests, attestations).
 //! - [`tls`]: rustls server and client configs (TLS 1.3, aws-lc-rs, mandatory client auth).
 //! - [`fsutil`]: atomic writes, 0600 private keys.
 //!
@@ -15,6 +16,7 @@
 pub mod ca;
 pub mod fsutil;
 pub mod id;
+pub mod jws;
 pub mod leaf;
 pub mod sign;
 pub mod tls;

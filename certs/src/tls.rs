@@ -72,6 +72,8 @@ pub struct TrustStore {
     crls: Vec<CertificateRevocationListDer<'static>>,
     revoked: Arc<HashSet<Vec<u8>>>,
     leaves: Arc<LeafCache>,
+    /// The CA certificates, for checking signing certificates (which never appear in TLS).
+    cas: Arc<Vec<X509>>,
 }
 
 impl TrustStore {
@@ -94,8 +96,11 @@ impl TrustStore {
                 .add(der)
                 .map_err(|e| invalid(ca_path, format!("not a usable CA certificate ({e})")))?;
         }
-        let ca = X509::from_pem(&ca_pem)
+        let cas = X509::stack_from_pem(&ca_pem)
             .map_err(|e| invalid(ca_path, format!("not a PEM certificate ({e})")))?;
+        let ca = cas
+            .first()
+            .ok_or_else(|| invalid(ca_path, "no certificate found".into()))?;
 
         let mut crls = Vec::new();
         let mut revoked = HashSet::new();
@@ -131,6 +136,7 @@ impl TrustStore {
             crls,
             revoked: Arc::new(revoked),
             leaves: Arc::default(),
+            cas: Arc::new(cas),
         })
     }
 
@@ -142,6 +148,27 @@ impl TrustStore {
     /// Whether the CRL lists this serial (big-endian bytes, as in [`LeafIdentity::serial`]).
     pub fn is_revoked(&self, serial: &[u8]) -> bool {
         self.revoked.contains(serial)
+    }
+
+    /// Checks a signing certificate: issued by the CA, Ed25519 with digitalSignature and no
+    /// EKU, one SPIFFE id in our trust domain, not revoked. The validity period is *not*
+    /// checked here: the caller decides at which time it matters (see [`crate::jws`]).
+    pub fn check_signer(&self, cert: &X509) -> Result<LeafIdentity, IdentityError> {
+        let issued = self.cas.iter().any(|ca| {
+            ca.issued(cert) == openssl::x509::X509VerifyResult::OK
+                && ca
+                    .public_key()
+                    .and_then(|k| cert.verify(&k))
+                    .unwrap_or(false)
+        });
+        if !issued {
+            return Err(IdentityError::NotIssuedByCa);
+        }
+        let leaf = crate::leaf::check_signing_cert(cert, &self.trust_domain)?;
+        if self.is_revoked(&leaf.serial) {
+            return Err(IdentityError::Revoked);
+        }
+        Ok(leaf)
     }
 
     /// How many serials the CRL lists.

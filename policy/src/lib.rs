@@ -7,11 +7,17 @@
 //! new policy is a new value, so its cache starts empty and a swap invalidates by
 //! construction).
 //!
-//! Not here yet: the Prefettura's signed manifest and the node's enforcement on every route
-//! (the rest of the access-policy work).
+//! - [`rules`]: the policy text itself: line checks, grant/revoke edits, diffs, purposes.
+//! - [`manifest`]: the document the Prefettura signs (policy + directory + revocations).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+
+pub mod manifest;
+pub mod rules;
+
+pub use manifest::{DirectoryEntry, Manifest, Service, MANIFEST_TYP};
+pub use rules::{Diff, Line, Rule};
 
 use casbin::{CoreApi, DefaultModel, Enforcer, StringAdapter};
 use sha2::{Digest, Sha256};
@@ -27,6 +33,8 @@ pub enum PolicyError {
     Load(String),
     #[error("policy evaluation failed: {0}")]
     Evaluate(String),
+    #[error("{0}")]
+    Edit(String),
 }
 
 /// What a request asks for.
@@ -75,14 +83,12 @@ const CACHE_MAX: usize = 65_536;
 
 impl Policy {
     /// Loads `rules` (casbin CSV lines: `p, ...` and `g, ...`; `#` comments) with the model.
-    pub async fn load(rules: &str) -> Result<Self, PolicyError> {
+    pub async fn load(text: &str) -> Result<Self, PolicyError> {
         let model = DefaultModel::from_str(MODEL)
             .await
             .map_err(|e| PolicyError::Load(e.to_string()))?;
-        let lines: String = rules
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        let lines: String = rules::normalise(text)?
+            .iter()
             .map(|l| format!("{l}\n"))
             .collect();
         let adapter = StringAdapter::new(lines.clone());

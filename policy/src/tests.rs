@@ -89,6 +89,10 @@ fn default_policy_decisions_for_every_role() {
         ("prefettura-pu", "audit", "audit", "*", false),
         // Unknown agencies get nothing.
         ("asl-1", "residence", "benefit-eligibility", "*", false),
+        // Metrics: a node's own operator only (territory = the node's agency).
+        ("comune-pesaro", "metrics", "operations", "comune-pesaro", true),
+        ("comune-urbino", "metrics", "operations", "comune-pesaro", false),
+        ("garante-audit", "metrics", "operations", "garante-audit", false),
     ];
     for (agency, resource, purpose, territory, allow) in cases {
         let d = p
@@ -100,6 +104,132 @@ fn default_policy_decisions_for_every_role() {
             "{agency} {resource} {purpose} {territory}: {d:?}"
         );
     }
+}
+
+#[test]
+fn imports_and_publishing_are_for_their_owners_only() {
+    let p = default_policy();
+    let write = |agency: &str, resource: &str, action: &str, purpose: &str, territory: &str| {
+        p.decide(&Request {
+            agency: agency.into(),
+            resource: resource.into(),
+            action: action.into(),
+            purpose: purpose.into(),
+            territory: territory.into(),
+        })
+        .unwrap()
+        .is_allow()
+    };
+    // Import: into one's own node only.
+    assert!(write("comune-pesaro", "import", "write", "data-load", "comune-pesaro"));
+    assert!(write("questura-pu", "import", "write", "data-load", "questura-pu"));
+    assert!(!write("questura-pu", "import", "write", "data-load", "comune-pesaro"));
+    assert!(!write("comune-pesaro", "import", "write", "other", "comune-pesaro"));
+    // The manifest: only the prefettura role publishes.
+    assert!(write("prefettura-pu", "manifest", "publish", "federation", "*"));
+    assert!(!write("questura-pu", "manifest", "publish", "federation", "*"));
+    assert!(!write("inps-pesaro", "manifest", "publish", "federation", "*"));
+}
+
+#[test]
+fn malformed_policies_are_refused_with_the_line() {
+    for (text, expect) in [
+        ("p, a, b, c\n", "line 1"),
+        ("g, a, b\np, a, res, read, x, *, maybe\n", "line 2"),
+        ("p, a, res, read, *, *, allow\n", "must name its purpose"),
+        ("q, a, b\n", "not p, g or g2"),
+        ("p, a, res, read, x y, *, allow\n", "not a name"),
+        ("g, a\n", "2 fields"),
+    ] {
+        let err = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(Policy::load(text))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expect), "{text:?}: {err}");
+    }
+}
+
+fn rule(subject: &str, resource: &str, purpose: &str) -> Rule {
+    Rule {
+        subject: subject.into(),
+        resource: resource.into(),
+        action: "read".into(),
+        purpose: purpose.into(),
+        territory: "*".into(),
+        allow: true,
+    }
+}
+
+#[test]
+fn grant_revoke_and_diff_edit_the_text() {
+    let r = rule("inps-pesaro", "legal-presence", "pension-check");
+    let granted = rules::grant(DEFAULT_POLICY, &r).unwrap();
+    assert!(granted.starts_with(DEFAULT_POLICY), "comments and order are kept");
+    let d = rules::diff(DEFAULT_POLICY, &granted).unwrap();
+    assert_eq!(
+        d.added,
+        vec!["p, inps-pesaro, legal-presence, read, pension-check, *, allow"]
+    );
+    assert!(d.removed.is_empty());
+    // Granting twice, or revoking what is not there, is an error.
+    assert!(rules::grant(&granted, &r).is_err());
+    let revoked = rules::revoke(&granted, &r).unwrap();
+    assert!(rules::diff(DEFAULT_POLICY, &revoked).unwrap().is_empty());
+    assert!(rules::revoke(&revoked, &r).is_err());
+    // Whitespace does not matter to a revoke.
+    let spaced = "p,inps-pesaro ,legal-presence,read,pension-check,*,allow\n";
+    assert_eq!(rules::revoke(spaced, &r).unwrap(), "");
+}
+
+#[test]
+fn purposes_follow_roles_and_denies() {
+    let inps = rules::purposes(DEFAULT_POLICY, "inps-pesaro").unwrap();
+    let names = |res: &str| -> Vec<&str> {
+        inps.get(res)
+            .map(|s| s.iter().map(String::as_str).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(names("residence"), ["benefit-eligibility"]);
+    assert_eq!(names("legal-presence"), ["benefit-eligibility"]);
+    assert_eq!(names("status"), ["benefit-eligibility"]);
+    assert!(names("family").is_empty());
+    let questura = rules::purposes(DEFAULT_POLICY, "questura-pu").unwrap();
+    assert_eq!(
+        questura["family"].iter().collect::<Vec<_>>(),
+        ["family-reunification"]
+    );
+    // A deny for the agency's role removes what an allow would give.
+    let denied = format!("{DEFAULT_POLICY}p, consumer, status, read, *, *, deny\n");
+    assert!(!rules::purposes(&denied, "inps-pesaro")
+        .unwrap()
+        .contains_key("status"));
+}
+
+#[test]
+fn manifests_refuse_unknown_fields() {
+    let m = Manifest {
+        version: 1,
+        issued_at: "2026-11-23T10:00:00Z".into(),
+        issuer: "prefettura-pu".into(),
+        policy: DEFAULT_POLICY.into(),
+        directory: vec![DirectoryEntry {
+            agency: "comune-pesaro".into(),
+            url: "https://127.0.0.1:8443".into(),
+            serves: vec![Service::Residence],
+            comuni: vec!["041044".into()],
+        }],
+        revoked: vec![],
+    };
+    assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
+    let mut v: serde_json::Value = serde_json::from_slice(&m.to_json()).unwrap();
+    v["expires"] = "never".into();
+    let err = Manifest::from_json(&serde_json::to_vec(&v).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("unknown field `expires`"), "{err}");
+    v = serde_json::from_slice(&m.to_json()).unwrap();
+    v["directory"][0]["serves"] = serde_json::json!(["everything"]);
+    assert!(Manifest::from_json(&serde_json::to_vec(&v).unwrap()).is_err());
 }
 
 #[test]

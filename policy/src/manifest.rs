@@ -1,0 +1,84 @@
+//! The manifest the Prefettura signs: the policy in force and the directory of the federation.
+//!
+//! This module is the document's shape and nothing else: the node checks the signature
+//! (a compact JWS of type [`MANIFEST_TYP`]), the names and URLs, and the version order.
+
+use serde::{Deserialize, Serialize};
+
+/// The JWS `typ` of a signed manifest.
+pub const MANIFEST_TYP: &str = "attesta-manifest+jws";
+
+/// One manifest version. Unknown fields are refused: a node must never silently ignore part
+/// of what the Prefettura signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Strictly increasing; a node refuses a version lower than or equal to its own.
+    pub version: u64,
+    /// RFC 3339, UTC.
+    pub issued_at: String,
+    /// The agency that signed it (the Prefettura).
+    pub issuer: String,
+    /// The casbin policy (CSV lines, see docs/POLICY.md).
+    pub policy: String,
+    /// The nodes of the federation.
+    pub directory: Vec<DirectoryEntry>,
+    /// Agencies refused by every node, whatever their certificates say.
+    #[serde(default)]
+    pub revoked: Vec<String>,
+}
+
+/// A node of the federation, as the manifest lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryEntry {
+    pub agency: String,
+    /// `https://host:port`, no path.
+    pub url: String,
+    /// What the node answers: `residence`, `legal-presence`.
+    #[serde(default)]
+    pub serves: Vec<Service>,
+    /// The comuni (ISTAT codes) whose registry it keeps.
+    #[serde(default)]
+    pub comuni: Vec<String>,
+}
+
+/// A question a node answers for its peers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Service {
+    Residence,
+    LegalPresence,
+}
+
+impl Service {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Residence => "residence",
+            Self::LegalPresence => "legal-presence",
+        }
+    }
+}
+
+impl Manifest {
+    /// Parses the signed payload. Errors name the field at fault.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// The canonical payload that gets signed.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Plain strings, numbers and vectors: serialisation cannot fail.
+        serde_json::to_vec(self).expect("manifest serialises")
+    }
+
+    /// The directory entry of `agency`.
+    pub fn entry(&self, agency: &str) -> Option<&DirectoryEntry> {
+        self.directory.iter().find(|e| e.agency == agency)
+    }
+
+    /// Whether `agency` is listed as revoked.
+    pub fn is_revoked(&self, agency: &str) -> bool {
+        self.revoked.iter().any(|a| a == agency)
+    }
+}
