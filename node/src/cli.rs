@@ -38,6 +38,9 @@ enum Command {
     Import(ImportArgs),
     /// Write synthetic residents.csv, permits.csv and samples.json for the province.
     Generate(crate::generate::GenerateArgs),
+    /// The access policy: show, grant, revoke, explain, diff, publish (the Prefettura).
+    #[command(subcommand)]
+    Policy(crate::policy_cli::PolicyCommand),
 }
 
 #[derive(Debug, Args)]
@@ -144,7 +147,7 @@ pub fn main() -> ExitCode {
     init_tracing();
     attesta_certs::tls::install_default_provider();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             // `{:#}` prints the whole context chain on one line.
             eprintln!("attesta: {e:#}");
@@ -169,8 +172,15 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::Policy(cmd) = cli.command {
+        return runtime()?.block_on(crate::policy_cli::run(cmd));
+    }
+    run_command(cli.command).map(|()| ExitCode::SUCCESS)
+}
+
+fn run_command(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Ca(cmd) => ca(cmd),
         Command::Node(NodeCommand::Run { config }) => {
             let settings = Settings::load(&config)?;
@@ -184,6 +194,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(DemoCommand::Up(args)) => runtime()?.block_on(crate::demo::up(args)),
         Command::Import(args) => runtime()?.block_on(import(args)),
         Command::Generate(args) => crate::generate::run(&args),
+        Command::Policy(_) => unreachable!("handled by run"),
     }
 }
 

@@ -216,6 +216,19 @@ impl Client {
     }
 }
 
+/// Checks a node's base URL: `https://host[:port]`, nothing after the authority but `/`.
+pub fn check_base_url(url: &str) -> Result<(), ClientError> {
+    let bad = || ClientError::Url(url.to_owned());
+    let uri: Uri = url.parse().map_err(|_| bad())?;
+    if uri.scheme_str() != Some("https") || uri.host().is_none_or(str::is_empty) {
+        return Err(bad());
+    }
+    match uri.path_and_query().map(|p| p.as_str()) {
+        None | Some("/") | Some("") => Ok(()),
+        Some(_) => Err(bad()),
+    }
+}
+
 /// `https://host:port/path?query` → (`https://host:port`, `/path?query`).
 fn split_url(url: &str) -> Result<(String, String), ClientError> {
     let bad = || ClientError::Url(url.to_owned());

@@ -56,21 +56,8 @@ pub struct NodeConfig {
     /// `legal-presence` (a Questura). Consumers' nodes (INPS, ASL) serve neither.
     #[serde(default)]
     pub serves: Vec<String>,
-    /// Agencies, besides this node's own, allowed to import data into it: dedicated operator
-    /// certificates such as `comune-pesaro-ops`. Never another agency.
-    #[serde(default)]
-    pub operators: Vec<String>,
-    /// Agencies allowed to read family data (`GET /v1/family/{cf}`) from this registry node,
-    /// e.g. the Questura for family reunification. Default: none. The signed policy manifest
-    /// will take this over.
-    #[serde(default)]
-    pub family_readers: Vec<String>,
-    /// Registry agencies and the comune (ISTAT code) each keeps, e.g.
-    /// `comune-pesaro = "041044"`. A Questura node answers `GET /v1/monitor/expiring` only to
-    /// these, and only about permits domiciled in their comune. The manifest's directory will
-    /// take this over.
-    #[serde(default)]
-    pub comuni: std::collections::BTreeMap<String, String>,
+    /// Where the Prefettura's signed manifest (policy and directory) comes from.
+    pub manifest: ManifestConfig,
     /// TLS material.
     pub tls: TlsConfig,
     /// The agency's signing certificate (Ed25519) for attestations and checkpoints.
@@ -97,6 +84,35 @@ pub struct TlsConfig {
     /// changes. A change (or SIGHUP) reloads them without dropping connections.
     #[serde(default = "default_reload_interval_ms")]
     pub reload_interval_ms: u64,
+}
+
+/// `[manifest]`: the trust anchor of the policy. Only a manifest signed with the sign key of
+/// agency `prefettura` (certified by `tls.ca`) is ever put in force.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestConfig {
+    /// Agency id of the Prefettura, e.g. `prefettura-pu`.
+    pub prefettura: String,
+    /// The Prefettura node's URL, e.g. `https://prefettura.pu.attesta.it:8441`, where this node
+    /// fetches the manifest at start-up and every `refresh_secs`. Omitted on the Prefettura's
+    /// own node; a node without it only takes manifests the Prefettura pushes to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Seconds between fetches.
+    #[serde(default = "default_manifest_refresh_secs")]
+    pub refresh_secs: u64,
+}
+
+fn default_manifest_refresh_secs() -> u64 {
+    60
+}
+
+/// The manifest settings, checked.
+#[derive(Debug, Clone)]
+pub struct ManifestSettings {
+    pub prefettura: AgencyId,
+    pub url: Option<String>,
+    pub refresh: Duration,
 }
 
 /// `[signing]`: the agency's signing certificate.
@@ -237,9 +253,7 @@ pub struct Settings {
     pub data_dir: PathBuf,
     pub serves_residence: bool,
     pub serves_legal_presence: bool,
-    pub operators: Vec<AgencyId>,
-    pub family_readers: Vec<AgencyId>,
-    pub comuni: std::collections::HashMap<AgencyId, crate::domain::places::ComuneCode>,
+    pub manifest: ManifestSettings,
     pub tls_paths: TlsPaths,
     pub reload_interval: Duration,
     pub limits: Limits,
@@ -317,22 +331,25 @@ impl Settings {
                 }
             }
         }
-        let operators = raw
-            .operators
-            .iter()
-            .map(|o| AgencyId::new(o).map_err(|e| invalid("operators", e.to_string())))
-            .collect::<Result<Vec<_>, _>>()?;
-        let family_readers = raw
-            .family_readers
-            .iter()
-            .map(|o| AgencyId::new(o).map_err(|e| invalid("family_readers", e.to_string())))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut comuni = std::collections::HashMap::new();
-        for (agency, code) in &raw.comuni {
-            let agency = AgencyId::new(agency).map_err(|e| invalid("comuni", e.to_string()))?;
-            let code = crate::domain::places::ComuneCode::parse(code)
-                .map_err(|e| invalid("comuni", e.to_string()))?;
-            comuni.insert(agency, code);
+        let manifest = ManifestSettings {
+            prefettura: AgencyId::new(&raw.manifest.prefettura)
+                .map_err(|e| invalid("manifest.prefettura", e.to_string()))?,
+            url: match &raw.manifest.url {
+                Some(url) => {
+                    crate::client::check_base_url(url).map_err(|_| {
+                        invalid("manifest.url", format!("{url:?} is not https://host:port"))
+                    })?;
+                    Some(url.trim_end_matches('/').to_owned())
+                }
+                None => None,
+            },
+            refresh: Duration::from_secs(raw.manifest.refresh_secs),
+        };
+        if raw.manifest.refresh_secs == 0 {
+            return Err(invalid(
+                "manifest.refresh_secs",
+                "must be greater than 0".into(),
+            ));
         }
         let tls_paths = TlsPaths {
             ca: resolve(&raw.tls.ca),
@@ -426,9 +443,7 @@ impl Settings {
             data_dir: resolve(&raw.data_dir),
             serves_residence,
             serves_legal_presence,
-            operators,
-            family_readers,
-            comuni,
+            manifest,
             tls_paths,
             reload_interval: Duration::from_millis(raw.tls.reload_interval_ms),
             limits,

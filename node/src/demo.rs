@@ -6,9 +6,13 @@
 //! DIR/ca/                 ca.crt, ca.key, crl.pem, index.json
 //! DIR/agencies/<id>/      auth.crt, auth.key, sign.crt, sign.key, node.toml, data/
 //! DIR/endpoints.json      {"agency-id": "https://127.0.0.1:PORT", ...}, once all nodes are ready
+//! DIR/purposes.json       per agency and resource, the purposes the policy in force grants
+//! DIR/samples.json        subjects to ask about, with the expected answers
 //! ```
 //!
-//! Whatever already exists in DIR is reused; only what is missing is created.
+//! The CA, certificates and data already in DIR are reused; node.toml files are rewritten.
+//! Once every node is up, the Prefettura publishes the default policy (manifest version 1 on
+//! a new DIR; a new version only if the policy or directory differ from the one in force).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,11 +24,15 @@ use attesta_certs::{AgencyId, Ca, Identity, TrustDomain, TrustStore};
 
 use crate::cli::DemoArgs;
 use crate::client::Client;
-use crate::config::{LimitsConfig, NodeConfig, Settings, SigningConfig, TlsConfig};
+use crate::config::{
+    LimitsConfig, ManifestConfig, NodeConfig, Settings, SigningConfig, TlsConfig,
+};
 use crate::server::Node;
 
 pub const DEFAULT_BASE_PORT: u16 = 8441;
 pub const TRUST_DOMAIN: &str = "pesaro-urbino.attesta.test";
+/// The agency that signs the demo's manifest (it runs the first node, on the base port).
+pub const PREFETTURA: &str = "prefettura-pu";
 
 /// A demo agency: its id, whether it runs a node, and what that node serves.
 #[derive(Debug, Clone, Copy)]
@@ -109,53 +117,40 @@ pub fn prepare(dir: &Path, base_port: u16) -> anyhow::Result<Vec<PathBuf>> {
             continue;
         }
         let config_path = agency_dir.join("node.toml");
-        if !config_path.exists() {
-            let config = NodeConfig {
-                agency: name.to_string(),
-                trust_domain: ca.trust_domain().to_string(),
-                listen: ([127, 0, 0, 1], port).into(),
-                data_dir: "data".into(),
-                serves: demo.serves.iter().map(|s| s.to_string()).collect(),
-                operators: Vec::new(),
-                // The demo's registries share family data with the Questura, and the Questura
-                // lets each Comune monitor its residents' permits.
-                family_readers: if demo.comune.is_some() {
-                    vec!["questura-pu".into()]
-                } else {
-                    Vec::new()
-                },
-                comuni: if demo.serves.contains(&"legal-presence") {
-                    AGENCIES
-                        .iter()
-                        .filter_map(|a| Some((a.id.to_owned(), a.comune?.to_owned())))
-                        .collect()
-                } else {
-                    Default::default()
-                },
-                tls: TlsConfig {
-                    ca: "../../ca/ca.crt".into(),
-                    crl: Some("../../ca/crl.pem".into()),
-                    cert: "auth.crt".into(),
-                    key: "auth.key".into(),
-                    reload_interval_ms: 2_000,
-                },
-                signing: SigningConfig {
-                    cert: "sign.crt".into(),
-                    key: "sign.key".into(),
-                },
-                limits: LimitsConfig::default(),
-            };
-            let text = format!(
-                "# Node of {name} in the attesta demo federation. See examples/node.toml for every key.\n{}",
-                config.to_toml()
-            );
-            attesta_certs::fsutil::write_atomic(
-                &config_path,
-                text.as_bytes(),
-                attesta_certs::fsutil::PUBLIC_MODE,
-            )
-            .with_context(|| format!("writing {}", config_path.display()))?;
-        }
+        let config = NodeConfig {
+            agency: name.to_string(),
+            trust_domain: ca.trust_domain().to_string(),
+            listen: ([127, 0, 0, 1], port).into(),
+            data_dir: "data".into(),
+            serves: demo.serves.iter().map(|s| s.to_string()).collect(),
+            manifest: ManifestConfig {
+                prefettura: PREFETTURA.into(),
+                url: (name != PREFETTURA).then(|| format!("https://127.0.0.1:{base_port}")),
+                refresh_secs: 30,
+            },
+            tls: TlsConfig {
+                ca: "../../ca/ca.crt".into(),
+                crl: Some("../../ca/crl.pem".into()),
+                cert: "auth.crt".into(),
+                key: "auth.key".into(),
+                reload_interval_ms: 2_000,
+            },
+            signing: SigningConfig {
+                cert: "sign.crt".into(),
+                key: "sign.key".into(),
+            },
+            limits: LimitsConfig::default(),
+        };
+        let text = format!(
+            "# Node of {name} in the attesta demo federation. See examples/node.toml for every key.\n{}",
+            config.to_toml()
+        );
+        attesta_certs::fsutil::write_atomic(
+            &config_path,
+            text.as_bytes(),
+            attesta_certs::fsutil::PUBLIC_MODE,
+        )
+        .with_context(|| format!("writing {}", config_path.display()))?;
         std::fs::create_dir_all(agency_dir.join("data"))
             .with_context(|| format!("creating {}", agency_dir.join("data").display()))?;
         configs.push(config_path);
@@ -190,13 +185,15 @@ pub async fn up(args: DemoArgs) -> anyhow::Result<()> {
     for (settings, url) in &nodes {
         wait_ready(settings, url).await?;
     }
+    let version = publish_default_policy(&nodes).await?;
+    write_purposes(dir, attesta_policy::DEFAULT_POLICY)?;
     load_data(dir, &nodes).await?;
     let endpoints_path = dir.join("endpoints.json");
     let json = serde_json::to_vec_pretty(&endpoints)?;
     attesta_certs::fsutil::write_atomic(&endpoints_path, &json, attesta_certs::fsutil::PUBLIC_MODE)
         .with_context(|| format!("writing {}", endpoints_path.display()))?;
 
-    print_banner(dir, &endpoints);
+    print_banner(dir, &endpoints, version);
     crate::cli::shutdown_signal().await;
     println!("stopping the demo federation…");
     let _ = stop_tx.send(true);
@@ -204,6 +201,152 @@ pub async fn up(args: DemoArgs) -> anyhow::Result<()> {
         let _ = t.await;
     }
     Ok(())
+}
+
+/// The resources a clerk declares purposes for, in `purposes.json`.
+const QUESTIONS: &[&str] = &[
+    "residence",
+    "legal-presence",
+    "status",
+    "family",
+    "expiring-permits",
+    "audit",
+];
+
+/// `DIR/purposes.json`: for each demo agency, the purposes the policy grants it per
+/// resource, derived from the policy text.
+pub fn purposes(policy: &str) -> anyhow::Result<serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    for a in AGENCIES {
+        let granted = attesta_policy::rules::purposes(policy, a.id)?;
+        let mut per = serde_json::Map::new();
+        for q in QUESTIONS {
+            let list: Vec<&String> = granted.get(*q).map(|s| s.iter().collect()).unwrap_or_default();
+            per.insert((*q).to_owned(), serde_json::json!(list));
+        }
+        out.insert(a.id.to_owned(), serde_json::Value::Object(per));
+    }
+    Ok(serde_json::Value::Object(out))
+}
+
+fn write_purposes(dir: &Path, policy: &str) -> anyhow::Result<()> {
+    let path = dir.join("purposes.json");
+    let json = serde_json::to_vec_pretty(&purposes(policy)?)?;
+    attesta_certs::fsutil::write_atomic(&path, &json, attesta_certs::fsutil::PUBLIC_MODE)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The demo's directory: every node, what it serves, which comune it keeps.
+pub fn directory(nodes: &[(Settings, String)]) -> Vec<attesta_policy::DirectoryEntry> {
+    nodes
+        .iter()
+        .map(|(settings, url)| {
+            let demo = AGENCIES.iter().find(|a| a.id == settings.agency.as_str());
+            attesta_policy::DirectoryEntry {
+                agency: settings.agency.to_string(),
+                url: url.clone(),
+                serves: demo
+                    .map(|d| {
+                        d.serves
+                            .iter()
+                            .filter_map(|s| match *s {
+                                "residence" => Some(attesta_policy::Service::Residence),
+                                "legal-presence" => Some(attesta_policy::Service::LegalPresence),
+                                _ => None,
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                comuni: demo
+                    .and_then(|d| d.comune)
+                    .map(|c| vec![c.to_owned()])
+                    .unwrap_or_default(),
+            }
+        })
+        .collect()
+}
+
+/// Publishes the default policy and the demo's directory on the Prefettura's node, unless the
+/// manifest in force already has both, then waits until every node has it. Returns the
+/// version in force.
+async fn publish_default_policy(nodes: &[(Settings, String)]) -> anyhow::Result<u64> {
+    let (prefettura, url) = nodes
+        .iter()
+        .find(|(s, _)| s.agency.as_str() == PREFETTURA)
+        .context("the demo has no Prefettura node")?;
+    let client = own_client(prefettura)?;
+    let directory = directory(nodes);
+    let current = client.get(&format!("{url}/v1/manifest")).await?;
+    let in_force = if current.status.is_success() {
+        let trust = TrustStore::load(
+            prefettura.trust_domain.clone(),
+            &prefettura.tls_paths.ca,
+            prefettura.tls_paths.crl.as_deref(),
+        )?;
+        let active = crate::manifest::verify(
+            &trust,
+            &prefettura.agency,
+            &String::from_utf8_lossy(&current.body),
+        )
+        .await?;
+        Some(active.manifest)
+    } else {
+        None
+    };
+    let version = match in_force {
+        Some(m) if m.policy == attesta_policy::DEFAULT_POLICY && m.directory == directory => {
+            m.version
+        }
+        _ => {
+            let body = serde_json::to_vec(&crate::server::PublishRequest {
+                policy: attesta_policy::DEFAULT_POLICY.to_owned(),
+                directory: Some(directory),
+                revoked: Some(Vec::new()),
+                expected_version: None,
+            })?;
+            let reply = client
+                .post(
+                    &format!("{url}/v1/manifest"),
+                    "application/json",
+                    bytes::Bytes::from(body),
+                )
+                .await?;
+            if !reply.status.is_success() {
+                anyhow::bail!(
+                    "publishing the demo policy: {} {}",
+                    reply.status,
+                    String::from_utf8_lossy(&reply.body)
+                );
+            }
+            let answer: crate::server::PublishAnswer = serde_json::from_slice(&reply.body)?;
+            println!("published the default policy as manifest version {}", answer.version);
+            answer.version
+        }
+    };
+    // Every node has it once its /readyz says so (pushed by the publish, or fetched).
+    for (settings, url) in nodes {
+        let client = own_client(settings)?;
+        let mut have = None;
+        for _ in 0..READY_ATTEMPTS {
+            have = client
+                .get(&format!("{url}/readyz"))
+                .await
+                .ok()
+                .and_then(|r| r.json().ok())
+                .and_then(|v| v["manifest_version"].as_u64());
+            if have == Some(version) {
+                break;
+            }
+            tokio::time::sleep(READY_BACKOFF).await;
+        }
+        if have != Some(version) {
+            anyhow::bail!(
+                "node {} did not take manifest version {version} (has {have:?})",
+                settings.agency
+            );
+        }
+    }
+    Ok(version)
 }
 
 /// Residents in the demo: enough to be realistic, small enough to import in a second.
@@ -287,6 +430,11 @@ async fn load_data(dir: &Path, nodes: &[(Settings, String)]) -> anyhow::Result<(
 
 /// A client presenting the node's own certificate, that accepts only that node.
 pub fn own_client(settings: &Settings) -> anyhow::Result<Client> {
+    agency_client(settings, &settings.agency)
+}
+
+/// A client presenting the node's own certificate, that accepts only agency `expected`.
+pub fn agency_client(settings: &Settings, expected: &AgencyId) -> anyhow::Result<Client> {
     let trust = TrustStore::load(
         settings.trust_domain.clone(),
         &settings.tls_paths.ca,
@@ -297,8 +445,7 @@ pub fn own_client(settings: &Settings) -> anyhow::Result<Client> {
         &settings.tls_paths.cert,
         &settings.tls_paths.key,
     )?;
-    let config =
-        attesta_certs::tls::client_config(&trust, &identity, Some(settings.agency.clone()))?;
+    let config = attesta_certs::tls::client_config(&trust, &identity, Some(expected.clone()))?;
     Ok(Client::new(Arc::new(config)))
 }
 
@@ -321,14 +468,18 @@ pub async fn wait_ready(settings: &Settings, url: &str) -> anyhow::Result<()> {
     )
 }
 
-fn print_banner(dir: &Path, endpoints: &BTreeMap<String, String>) {
-    println!("attesta demo federation is up ({TRUST_DOMAIN}):");
+fn print_banner(dir: &Path, endpoints: &BTreeMap<String, String>, manifest_version: u64) {
+    println!("attesta demo federation is up ({TRUST_DOMAIN}, manifest version {manifest_version}):");
     for (agency, url) in endpoints {
         println!("  {agency:<15} {url}");
     }
     let a = dir.join("agencies").join("inps-pesaro");
     let target = endpoints.get("comune-pesaro").cloned().unwrap_or_default();
     println!("endpoints: {}", dir.join("endpoints.json").display());
+    println!(
+        "purposes each agency may declare: {}",
+        dir.join("purposes.json").display()
+    );
     println!("ask comune-pesaro who you are, as inps-pesaro:");
     println!(
         "  curl --cert {} --key {} --cacert {} {target}/v1/whoami",

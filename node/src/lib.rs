@@ -8,11 +8,12 @@
 //! - [`problem`]: RFC 9457 problem+json, the only error format on the wire.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`client`]: the mTLS HTTP client on the same stack.
+//! - [`manifest`]: the Prefettura's signed manifest in force: verify, order, persist, swap.
 //! - [`import`]: CSV validation and import (snapshot or delta).
 //! - [`store`]: RocksDB (the only module that names it): residents, permits, indexes.
 //! - [`generate`]: synthetic province data and samples.
 //! - [`demo`]: `attesta demo up`.
-//! - [`cli`]: the `attesta` command line.
+//! - [`cli`]: the `attesta` command line; [`policy_cli`]: `attesta policy ...`.
 //!
 //! The node reads an agency's identity only from the verified client certificate.
 
@@ -23,7 +24,9 @@ pub mod demo;
 pub mod domain;
 pub mod generate;
 pub mod import;
+pub mod manifest;
 pub mod metrics;
+pub mod policy_cli;
 pub mod problem;
 pub mod server;
 pub mod store;

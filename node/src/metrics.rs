@@ -31,6 +31,12 @@ pub struct Outcome {
     pub result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteDecision {
+    pub route: &'static str,
+    pub decision: &'static str,
+}
+
 /// Every metric the node exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -42,6 +48,10 @@ pub struct Metrics {
     pub open_connections: Gauge,
     pub tls_reloads: Family<Outcome, Counter>,
     pub crl_revoked: Gauge,
+    pub manifest_version: Gauge,
+    pub manifest_updates: Family<Outcome, Counter>,
+    pub manifest_rejections: Family<Reason, Counter>,
+    pub policy_decisions: Family<RouteDecision, Counter>,
 }
 
 impl Default for Metrics {
@@ -100,6 +110,30 @@ impl Metrics {
             "Certificates listed in the CRL in force",
             crl_revoked.clone(),
         );
+        let manifest_version = Gauge::default();
+        registry.register(
+            "manifest_version",
+            "Version of the policy manifest in force (0: none yet)",
+            manifest_version.clone(),
+        );
+        let manifest_updates = Family::<Outcome, Counter>::default();
+        registry.register(
+            "manifest_updates",
+            "Manifests offered to this node and accepted, by result (installed, unchanged)",
+            manifest_updates.clone(),
+        );
+        let manifest_rejections = Family::<Reason, Counter>::default();
+        registry.register(
+            "manifest_rejections",
+            "Manifests refused, by reason",
+            manifest_rejections.clone(),
+        );
+        let policy_decisions = Family::<RouteDecision, Counter>::default();
+        registry.register(
+            "policy_decisions",
+            "Access decisions, by route and decision (allow, deny)",
+            policy_decisions.clone(),
+        );
         Self {
             registry,
             requests,
@@ -109,6 +143,10 @@ impl Metrics {
             open_connections,
             tls_reloads,
             crl_revoked,
+            manifest_version,
+            manifest_updates,
+            manifest_rejections,
+            policy_decisions,
         }
     }
 

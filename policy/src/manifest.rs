@@ -77,6 +77,32 @@ impl Manifest {
         self.directory.iter().find(|e| e.agency == agency)
     }
 
+    /// The policy the nodes enforce: the signed policy text plus, for every comune a directory
+    /// entry keeps, its territory line (`g2, agency, comune`) if the text lacks it. The
+    /// directory is where comuni are kept; a rule with territory `own` follows it.
+    pub fn effective_policy(&self) -> String {
+        let mut text = self.policy.clone();
+        let existing = crate::rules::normalise(&self.policy).unwrap_or_default();
+        let mut added = false;
+        for e in &self.directory {
+            for c in &e.comuni {
+                let line = format!("g2, {}, {c}", e.agency);
+                if !existing.contains(&line) {
+                    if !added {
+                        if !text.is_empty() && !text.ends_with('\n') {
+                            text.push('\n');
+                        }
+                        text.push_str("# Territories from the directory.\n");
+                        added = true;
+                    }
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            }
+        }
+        text
+    }
+
     /// Whether `agency` is listed as revoked.
     pub fn is_revoked(&self, agency: &str) -> bool {
         self.revoked.iter().any(|a| a == agency)

@@ -129,7 +129,7 @@ async fn every_sample_gets_its_expected_answer_from_the_local_attestations() {
     let inps = pki.client("inps-pesaro");
     for s in &samples {
         let label = s["label"].as_str().unwrap();
-        let q = json!({"subject": s["cf"], "purpose": "eligibility-check", "as_of": s["as_of"]});
+        let q = json!({"subject": s["cf"], "purpose": "benefit-eligibility", "as_of": s["as_of"]});
         // The registry of the sample's comune, or every registry when it is not known.
         let registries: Vec<&TestNode> = match s["comune"].as_str() {
             Some("041044") => vec![&pesaro],
@@ -200,7 +200,7 @@ async fn bad_attestation_requests_get_problem_json() {
         &client,
         &node,
         route,
-        json!({"subject": "RSSMRA85T10A562S", "purpose": "x"}),
+        json!({"subject": "RSSMRA85T10A562S", "purpose": "benefit-eligibility"}),
     )
     .await;
     assert_eq!(r.json().unwrap()["type"], "urn:attesta:problem:no-data");
@@ -208,37 +208,50 @@ async fn bad_attestation_requests_get_problem_json() {
 
     let cases = [
         (
-            json!({"subject": "RSSMRA85T10A562X", "purpose": "x"}),
+            json!({"subject": "RSSMRA85T10A562X", "purpose": "benefit-eligibility"}),
             400,
             "invalid-codice-fiscale",
             "check letter",
         ),
         (
-            json!({"subject": "RSSMRA85T10A56", "purpose": "x"}),
+            json!({"subject": "RSSMRA85T10A56", "purpose": "benefit-eligibility"}),
             400,
             "invalid-codice-fiscale",
             "14 characters",
         ),
         (
-            json!({"subject": "RSSMRA85T10A562S", "purpose": "x", "name": "Mario"}),
+            json!({"subject": "RSSMRA85T10A562S", "purpose": "benefit-eligibility", "name": "Mario"}),
             400,
             "bad-request",
             "unknown field `name`",
         ),
+        // No purpose, an empty one, or one no rule grants: denied by the policy.
         (
             json!({"subject": "RSSMRA85T10A562S"}),
-            400,
-            "bad-request",
-            "missing field `purpose`",
+            403,
+            "policy-denied",
+            "no purpose declared",
         ),
         (
             json!({"subject": "RSSMRA85T10A562S", "purpose": ""}),
+            403,
+            "policy-denied",
+            "no purpose declared",
+        ),
+        (
+            json!({"subject": "RSSMRA85T10A562S", "purpose": "marketing"}),
+            403,
+            "policy-denied",
+            "no rule grants read residence for purpose \"marketing\"",
+        ),
+        (
+            json!({"subject": "RSSMRA85T10A562S", "purpose": "Not A Purpose!"}),
             400,
             "bad-request",
             "purpose",
         ),
         (
-            json!({"subject": "RSSMRA85T10A562S", "purpose": "x", "as_of": "23/11/2026"}),
+            json!({"subject": "RSSMRA85T10A562S", "purpose": "benefit-eligibility", "as_of": "23/11/2026"}),
             400,
             "bad-request",
             "as_of",
@@ -270,7 +283,7 @@ async fn bad_attestation_requests_get_problem_json() {
         &client,
         &node,
         "/v1/attest/legal-presence",
-        json!({"subject": "RSSMRA85T10A562S", "purpose": "x"}),
+        json!({"subject": "RSSMRA85T10A562S", "purpose": "benefit-eligibility"}),
     )
     .await;
     assert_eq!(r.status, 404);
@@ -280,11 +293,8 @@ async fn bad_attestation_requests_get_problem_json() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn imports_are_allowed_only_to_the_nodes_own_operators() {
     let mut pki = Pki::new();
-    let node = start_node(&mut pki, "comune-pesaro", |c| {
-        c.serves = vec!["residence".into()];
-        c.operators = vec!["comune-pesaro-ops".into()];
-    })
-    .await;
+    // comune-pesaro-ops operates comune-pesaro's node by the test policy's grant.
+    let node = start_node(&mut pki, "comune-pesaro", serves("residence")).await;
     let csv = Bytes::from(format!("{}\n", attesta::import::RESIDENT_COLUMNS.join(",")));
     let url = node.url("/v1/admin/import/residents");
 
@@ -294,7 +304,17 @@ async fn imports_are_allowed_only_to_the_nodes_own_operators() {
         .await
         .unwrap();
     assert_eq!(r.status, 403);
-    assert_eq!(r.json().unwrap()["type"], "urn:attesta:problem:forbidden");
+    assert_eq!(
+        r.json().unwrap()["type"],
+        "urn:attesta:problem:policy-denied"
+    );
+    // Another agency's operator, too.
+    let r = pki
+        .client("questura-pu")
+        .post(&url, "text/csv", csv.clone())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403);
 
     for operator in ["comune-pesaro", "comune-pesaro-ops"] {
         let r = pki
@@ -343,7 +363,7 @@ async fn a_bad_import_lists_its_rows_and_changes_nothing() {
     assert!(stderr.contains("bad.csv: import refused"), "{stderr}");
 
     let client = pki.client("inps-pesaro");
-    let q = |cf: &str| json!({"subject": cf, "purpose": "x", "as_of": AS_OF});
+    let q = |cf: &str| json!({"subject": cf, "purpose": "benefit-eligibility", "as_of": AS_OF});
     let r = ask(
         &client,
         &node,
@@ -384,6 +404,7 @@ async fn a_node_killed_during_an_import_keeps_the_previous_snapshot() {
     config.serves = vec!["residence".into()];
     let config_path = pki.agency_dir("comune-pesaro").join("node.toml");
     std::fs::write(&config_path, config.to_toml()).unwrap();
+    install_test_manifest(&mut pki, &config);
     let node = TestNode::external("comune-pesaro", port, config_path.clone());
 
     let start = || {
@@ -449,7 +470,7 @@ async fn a_node_killed_during_an_import_keeps_the_previous_snapshot() {
         &client,
         &node,
         "/v1/attest/residence",
-        json!({"subject": known, "purpose": "x", "as_of": AS_OF}),
+        json!({"subject": known, "purpose": "benefit-eligibility", "as_of": AS_OF}),
     )
     .await;
     let a = r.json().unwrap();
@@ -467,7 +488,7 @@ async fn a_node_killed_during_an_import_keeps_the_previous_snapshot() {
         &client,
         &node,
         "/v1/attest/residence",
-        json!({"subject": other_cf, "purpose": "x", "as_of": AS_OF}),
+        json!({"subject": other_cf, "purpose": "benefit-eligibility", "as_of": AS_OF}),
     )
     .await;
     assert_eq!(r.json().unwrap()["resident"], false);
@@ -487,7 +508,7 @@ async fn a_node_killed_during_an_import_keeps_the_previous_snapshot() {
         &client,
         &node,
         "/v1/attest/residence",
-        json!({"subject": other_cf, "purpose": "x", "as_of": AS_OF}),
+        json!({"subject": other_cf, "purpose": "benefit-eligibility", "as_of": AS_OF}),
     )
     .await;
     assert_eq!(r.json().unwrap()["resident"], true);
@@ -503,12 +524,8 @@ fn today_plus(days: i64) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_comune_monitors_only_its_own_expiring_permits() {
     let mut pki = Pki::new();
-    let questura = start_node(&mut pki, "questura-pu", |c| {
-        c.serves = vec!["legal-presence".into()];
-        c.comuni.insert("comune-pesaro".into(), "041044".into());
-        c.comuni.insert("comune-urbino".into(), "041067".into());
-    })
-    .await;
+    // The comuni come from the manifest's directory, the grant from its policy.
+    let questura = start_node(&mut pki, "questura-pu", serves("legal-presence")).await;
     let header = attesta::import::PERMIT_COLUMNS.join(",");
     let rows = [
         format!(
@@ -544,7 +561,9 @@ async fn a_comune_monitors_only_its_own_expiring_permits() {
 
     let pesaro = pki.client("comune-pesaro");
     let r = pesaro
-        .get(&questura.url("/v1/monitor/expiring?days=30"))
+        .get(&questura.url(
+            "/v1/monitor/expiring?days=30&purpose=registry-update",
+        ))
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
@@ -565,27 +584,42 @@ async fn a_comune_monitors_only_its_own_expiring_permits() {
     );
 
     let r = pesaro
-        .get(&questura.url("/v1/monitor/expiring?days=0"))
+        .get(&questura.url(
+            "/v1/monitor/expiring?days=0&purpose=registry-update",
+        ))
         .await
         .unwrap();
     assert_eq!(r.status, 400);
-    let r = pki
-        .client("inps-pesaro")
-        .get(&questura.url("/v1/monitor/expiring?days=30"))
-        .await
-        .unwrap();
-    assert_eq!(r.status, 403);
-    assert_eq!(r.json().unwrap()["type"], "urn:attesta:problem:forbidden");
+    // Another comune's territory, no purpose, or an agency without the grant: denied.
+    for (client, query, why) in [
+        (
+            "comune-pesaro",
+            "days=30&purpose=registry-update&comune=041067",
+            "in territory 041067",
+        ),
+        ("comune-pesaro", "days=30", "no purpose declared"),
+        (
+            "inps-pesaro",
+            "days=30&purpose=benefit-eligibility&comune=041044",
+            "no rule grants",
+        ),
+    ] {
+        let r = pki
+            .client(client)
+            .get(&questura.url(&format!("/v1/monitor/expiring?{query}")))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 403, "{client} {query}");
+        let p = r.json().unwrap();
+        assert_eq!(p["type"], "urn:attesta:problem:policy-denied");
+        assert!(p["detail"].as_str().unwrap().contains(why), "{p}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn family_data_goes_only_to_granted_agencies() {
     let mut pki = Pki::new();
-    let node = start_node(&mut pki, "comune-pesaro", |c| {
-        c.serves = vec!["residence".into()];
-        c.family_readers = vec!["questura-pu".into()];
-    })
-    .await;
+    let node = start_node(&mut pki, "comune-pesaro", serves("residence")).await;
     let header = attesta::import::RESIDENT_COLUMNS.join(",");
     let file = pki.dir.path().join("residents.csv");
     std::fs::write(
@@ -602,7 +636,9 @@ async fn family_data_goes_only_to_granted_agencies() {
     let questura = pki.client("questura-pu");
     // Any omocodia spelling of the subject works.
     let r = questura
-        .get(&node.url("/v1/family/RSSMRA85T10A56NH"))
+        .get(&node.url(
+            "/v1/family/RSSMRA85T10A56NH?purpose=family-reunification",
+        ))
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
@@ -618,14 +654,28 @@ async fn family_data_goes_only_to_granted_agencies() {
     assert!(a["members"][0].get("surname").is_none() && a["members"][0].get("address").is_none());
 
     let r = questura
-        .get(&node.url("/v1/family/RSSMRA85T10A562X"))
+        .get(&node.url(
+            "/v1/family/RSSMRA85T10A562X?purpose=family-reunification",
+        ))
         .await
         .unwrap();
     assert_eq!(r.status, 400);
-    let r = pki
-        .client("inps-pesaro")
-        .get(&node.url("/v1/family/RSSMRA85T10A562S"))
-        .await
-        .unwrap();
-    assert_eq!(r.status, 403);
+    // The Questura for another purpose; INPS whatever it declares (an explicit deny).
+    for (client, purpose, why) in [
+        ("questura-pu", "permit-renewal", "no rule grants"),
+        (
+            "inps-pesaro",
+            "family-reunification",
+            "denied by rule: p, consumer, family, read, *, *, deny",
+        ),
+    ] {
+        let r = pki
+            .client(client)
+            .get(&node.url(&format!("/v1/family/RSSMRA85T10A562S?purpose={purpose}")))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 403);
+        let p = r.json().unwrap();
+        assert!(p["detail"].as_str().unwrap().contains(why), "{p}");
+    }
 }

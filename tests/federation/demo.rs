@@ -83,6 +83,26 @@ async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, Stri
         assert_eq!(body["node"], agency.as_str());
     }
 
+    // The Prefettura published the default policy as version 1, and every node has it (a
+    // second run on the same directory publishes nothing new).
+    for (agency, url) in &endpoints {
+        let ready = inps.get(&format!("{url}/readyz")).await.unwrap();
+        assert_eq!(ready.json().unwrap()["manifest_version"], 1, "{agency}");
+    }
+    // purposes.json says what each agency may declare, from the policy.
+    let purposes: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("purposes.json")).unwrap()).unwrap();
+    assert_eq!(
+        purposes["inps-pesaro"]["residence"],
+        serde_json::json!(["benefit-eligibility"])
+    );
+    assert_eq!(
+        purposes["questura-pu"]["family"],
+        serde_json::json!(["family-reunification"])
+    );
+    assert_eq!(purposes["inps-pesaro"]["family"], serde_json::json!([]));
+    let purpose = purposes["inps-pesaro"]["residence"][0].as_str().unwrap();
+
     // The demo imported its data: every sample in DIR/samples.json gets its residence answer
     // from its Comune's node.
     let samples: Vec<serde_json::Value> =
@@ -94,7 +114,7 @@ async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, Stri
             _ => &endpoints["comune-pesaro"],
         };
         let q =
-            serde_json::json!({"subject": s["cf"], "purpose": "demo-check", "as_of": s["as_of"]});
+            serde_json::json!({"subject": s["cf"], "purpose": purpose, "as_of": s["as_of"]});
         let reply = inps
             .post(
                 &format!("{registry}/v1/attest/residence"),

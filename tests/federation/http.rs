@@ -201,7 +201,18 @@ async fn health_readiness_and_metrics_are_served() {
     assert_eq!(ready.json().unwrap()["status"], "ready");
     let _ = client.get(&node.url("/v1/nope")).await.unwrap();
 
-    let reply = client.get(&node.url("/metrics")).await.unwrap();
+    // Metrics are for the node's own operator, not for other agencies.
+    let denied = client.get(&node.url("/metrics")).await.unwrap();
+    assert_eq!(denied.status, 403);
+    assert_eq!(
+        denied.json().unwrap()["type"],
+        "urn:attesta:problem:policy-denied"
+    );
+    let reply = pki
+        .client("comune-pesaro")
+        .get(&node.url("/metrics"))
+        .await
+        .unwrap();
     assert_eq!(reply.status, 200);
     assert!(reply.content_type().unwrap().starts_with("text/plain"));
     let text = String::from_utf8(reply.body.to_vec()).unwrap();

@@ -28,7 +28,8 @@ async fn assert_refused(pki: &mut Pki, node: &TestNode, client: &Client, reason:
             attesta::config::error_chain(&e)
         ),
     }
-    let observer = pki.client("garante-audit");
+    // Metrics are for the node's own operator.
+    let observer = pki.client(&node.agency);
     wait_metric(&observer, node, &failures(reason), 1.0).await;
 }
 
@@ -49,7 +50,8 @@ async fn valid_agency_certificate_gets_its_own_agency_id_from_whoami() {
     );
     assert_eq!(body["node"], "comune-pesaro");
     assert_eq!(body["certificate_sha256"].as_str().unwrap().len(), 64);
-    wait_metric(&client, &node, "attesta_tls_handshakes_total", 1.0).await;
+    let own = pki.client("comune-pesaro");
+    wait_metric(&own, &node, "attesta_tls_handshakes_total", 1.0).await;
 }
 
 #[tokio::test]
@@ -210,9 +212,10 @@ async fn a_bad_crl_is_not_loaded_and_the_node_keeps_serving() {
     let mut pki = Pki::new();
     let node = start_node(&mut pki, "comune-pesaro", |_| {}).await;
     let client = pki.client("inps-pesaro");
+    let own = pki.client("comune-pesaro");
     std::fs::write(pki.crl(), b"-----BEGIN X509 CRL-----\ntruncated").unwrap();
     wait_metric(
-        &client,
+        &own,
         &node,
         "attesta_tls_reloads_total{result=\"error\"}",
         1.0,
@@ -227,6 +230,7 @@ async fn node_certificate_is_hot_reloaded() {
     let mut pki = Pki::new();
     let node = start_node(&mut pki, "comune-pesaro", |_| {}).await;
     let client = pki.client("inps-pesaro");
+    let own = pki.client("comune-pesaro");
     let before = client.connect(&node.url).await.unwrap();
 
     // Rotate the node's certificate: issue a new one and move it into place.
@@ -238,7 +242,7 @@ async fn node_certificate_is_hot_reloaded() {
     attesta_certs::fsutil::write_atomic(&dir.join("auth.key"), &fresh.key_pem, 0o600).unwrap();
     attesta_certs::fsutil::write_atomic(&dir.join("auth.crt"), &fresh.cert_pem, 0o644).unwrap();
     wait_metric(
-        &client,
+        &own,
         &node,
         "attesta_tls_reloads_total{result=\"ok\"}",
         1.0,

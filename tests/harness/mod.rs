@@ -13,7 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use attesta::client::{Client, ClientError, Reply};
-use attesta::config::{LimitsConfig, NodeConfig, Settings, SigningConfig, TlsConfig};
+use attesta::config::{
+    LimitsConfig, ManifestConfig, NodeConfig, Settings, SigningConfig, TlsConfig,
+};
+use attesta_policy::{DirectoryEntry, Manifest, Service};
 use attesta::server::Node;
 use attesta_certs::{AgencyFiles, AgencyId, Ca, IssuedLeaf, LeafSpec, TrustDomain, TrustStore};
 use rustls::pki_types::pem::PemObject;
@@ -21,6 +24,43 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ClientConfig;
 
 pub const TRUST_DOMAIN: &str = "pu.attesta.test";
+
+/// The agency whose sign key signs the federation's manifests.
+pub const PREFETTURA: &str = "prefettura-pu";
+
+/// The policy test nodes start with: the default policy, plus an operator certificate of
+/// comune-pesaro's own (a dedicated agency id for the registry office's import job).
+pub fn test_policy() -> String {
+    format!(
+        "{}g, comune-pesaro-ops, operator\ng2, comune-pesaro-ops, comune-pesaro\n",
+        attesta_policy::DEFAULT_POLICY
+    )
+}
+
+/// A manifest over `policy`, with the demo's directory (URLs that nobody listens on: tests
+/// that need the directory's URLs build their own).
+pub fn test_manifest(version: u64, policy: &str) -> Manifest {
+    let entry = |agency: &str, serves: Vec<Service>, comuni: &[&str]| DirectoryEntry {
+        agency: agency.into(),
+        url: "https://127.0.0.1:9".into(),
+        serves,
+        comuni: comuni.iter().map(|c| c.to_string()).collect(),
+    };
+    Manifest {
+        version,
+        issued_at: attesta::manifest::now_rfc3339(),
+        issuer: PREFETTURA.into(),
+        policy: policy.into(),
+        directory: vec![
+            entry(PREFETTURA, vec![], &[]),
+            entry("questura-pu", vec![Service::LegalPresence], &[]),
+            entry("comune-pesaro", vec![Service::Residence], &["041044"]),
+            entry("comune-urbino", vec![Service::Residence], &["041067"]),
+            entry("inps-pesaro", vec![], &[]),
+        ],
+        revoked: vec![],
+    }
+}
 
 /// Bounded retries: how often and how long to wait for something to become true.
 pub const ATTEMPTS: u32 = 200;
@@ -86,6 +126,23 @@ impl Pki {
         let mut spec = LeafSpec::auth(&td_of(&self.ca), &agency(id), vec![], vec![], 30);
         tweak(&mut spec);
         self.ca.issue_leaf(&spec).unwrap()
+    }
+
+    /// Signs `manifest` with the sign key of agency `signer` (normally [`PREFETTURA`]).
+    pub fn sign_manifest(&mut self, signer: &str, manifest: &Manifest) -> String {
+        let files = self.agency(signer);
+        let identity = attesta_certs::SigningIdentity::load(
+            self.ca.trust_domain(),
+            &files.sign_cert,
+            &files.sign_key,
+        )
+        .unwrap();
+        attesta::manifest::sign(&identity, manifest).unwrap()
+    }
+
+    /// The Prefettura's signed [`test_manifest`].
+    pub fn manifest(&mut self, version: u64, policy: &str) -> String {
+        self.sign_manifest(PREFETTURA, &test_manifest(version, policy))
     }
 
     pub fn trust(&self) -> TrustStore {
@@ -209,9 +266,11 @@ pub fn node_config(pki: &Pki, id: &str, listen: SocketAddr) -> NodeConfig {
         listen,
         data_dir: dir.join("data"),
         serves: Vec::new(),
-        operators: Vec::new(),
-        family_readers: Vec::new(),
-        comuni: Default::default(),
+        manifest: ManifestConfig {
+            prefettura: PREFETTURA.into(),
+            url: None,
+            refresh_secs: 60,
+        },
         tls: TlsConfig {
             ca: rel(&pki.ca_cert()),
             crl: Some(pki.crl()),
@@ -236,6 +295,7 @@ pub async fn start_node(pki: &mut Pki, id: &str, tweak: impl FnOnce(&mut NodeCon
     tweak(&mut config);
     let config_path = pki.agency_dir(id).join("node.toml");
     std::fs::write(&config_path, config.to_toml()).unwrap();
+    install_test_manifest(pki, &config);
 
     let settings = Settings::load(&config_path).unwrap();
     let node = Node::new(settings).unwrap();
@@ -256,6 +316,18 @@ pub async fn start_node(pki: &mut Pki, id: &str, tweak: impl FnOnce(&mut NodeCon
     let ready = node.url("/readyz");
     eventually(|| async { me.get(&ready).await.ok().filter(|r| r.status == 200) }).await;
     node
+}
+
+/// Puts the Prefettura's manifest over [`test_policy`] (version 1) in the node's data
+/// directory, as if fetched before, unless the node already has one or is the Prefettura's.
+pub fn install_test_manifest(pki: &mut Pki, config: &NodeConfig) {
+    let path = config.data_dir.join(attesta::manifest::FILE);
+    if config.agency == PREFETTURA || path.exists() {
+        return;
+    }
+    std::fs::create_dir_all(&config.data_dir).unwrap();
+    let token = pki.manifest(1, &test_policy());
+    std::fs::write(path, token).unwrap();
 }
 
 /// Polls `check` with bounded retries until it returns `Some`.

@@ -15,6 +15,10 @@ trust_domain = "pu.attesta.test"
 listen = "127.0.0.1:0"
 data_dir = "data"
 
+[manifest]
+prefettura = "prefettura-pu"
+url = "https://127.0.0.1:8441"
+
 [tls]
 ca = "ca/ca.crt"
 crl = "ca/crl.pem"
@@ -196,6 +200,14 @@ fn bad_values_are_named_by_key() {
         (
             format!("{VALID}\n[limits]\nmax_body_bytes = 0\n"),
             "limits.max_body_bytes",
+        ),
+        (
+            VALID.replace("https://127.0.0.1:8441", "http://127.0.0.1:8441"),
+            "manifest.url",
+        ),
+        (
+            VALID.replace("prefettura = \"prefettura-pu\"", "prefettura = \"Prefettura!\""),
+            "manifest.prefettura",
         ),
     ] {
         let msg = one_line(&f.load(&text).unwrap_err());

@@ -1,8 +1,10 @@
 //! Handlers of the data routes: local attestations and admin imports.
 //!
 //! Attestations answer from the node's own data, minimally (DESIGN.md §4): a boolean, a date,
-//! the basis; never names, addresses or the permit type. Signing and policy decisions slot in
-//! around [`attest_residence`] and [`attest_legal_presence`] in later versions.
+//! the basis; never names, addresses or the permit type.
+//!
+//! Each route's request is parsed here (`parse_*`) so that the router can put the declared
+//! purpose and territory to the policy before the handler reads any data.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use tokio::io::AsyncWriteExt;
 use super::routes::{json, Resp};
 use super::{Peer, Shared};
 use crate::domain::cf::CodiceFiscale;
+use crate::domain::places::ComuneCode;
 use crate::domain::presence::{legal_presence_on, residence_on};
 use crate::domain::records::{format_date, parse_date};
 use crate::import::{self, ImportError, Mode};
@@ -29,15 +32,17 @@ use crate::store::{Dataset, DatasetInfo};
 #[serde(deny_unknown_fields)]
 struct AttestRequest {
     subject: String,
+    /// Required by the policy, not by the parser: a request without one is denied (403).
+    #[serde(default)]
     purpose: String,
     #[serde(default)]
     as_of: Option<String>,
 }
 
 /// A validated attestation request.
-struct Question {
+pub(super) struct Question {
     subject: CodiceFiscale,
-    purpose: String,
+    pub purpose: String,
     as_of: Date,
 }
 
@@ -45,21 +50,27 @@ fn bad_request(detail: impl Into<String>) -> Problem {
     Problem::new(ProblemKind::BadRequest).with_detail(detail)
 }
 
-fn parse_question(body: &Bytes) -> Result<Question, Problem> {
+/// Checks a declared purpose's form. An empty purpose passes: the policy denies it.
+fn check_purpose(purpose: &str) -> Result<(), Problem> {
+    let ok = purpose.len() <= 64
+        && purpose
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(bad_request(
+            "purpose: 1-64 characters of a-z, 0-9, '-' and '_'",
+        ))
+    }
+}
+
+pub(super) fn parse_question(body: &Bytes) -> Result<Question, Problem> {
     let req: AttestRequest =
         serde_json::from_slice(body).map_err(|e| bad_request(format!("request body: {e}")))?;
     let subject = CodiceFiscale::parse(&req.subject)
         .map_err(|e| Problem::new(ProblemKind::InvalidSubject).with_detail(e.to_string()))?;
-    let purpose_ok = (1..=64).contains(&req.purpose.len())
-        && req
-            .purpose
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if !purpose_ok {
-        return Err(bad_request(
-            "purpose: required, 1-64 characters of a-z, 0-9, '-' and '_'",
-        ));
-    }
+    check_purpose(&req.purpose)?;
     let as_of = match req.as_of {
         Some(d) => parse_date(&d).map_err(|e| bad_request(format!("as_of: {e}")))?,
         None => today(),
@@ -144,19 +155,18 @@ struct PresenceAnswer<'a> {
 pub(super) fn attest_residence(
     shared: &Shared,
     peer: &Peer,
-    body: &Bytes,
+    q: &Question,
 ) -> Result<Resp, Problem> {
     if !shared.settings.serves_residence {
         return Err(Problem::new(ProblemKind::NotServed));
     }
-    let q = parse_question(body)?;
     let (resident, info) = shared.store.resident(&q.subject).map_err(store_failure)?;
     let data_as_of = data_as_of(&info)?;
     let fact = residence_on(resident.as_ref(), q.as_of);
     Ok(json(
         StatusCode::OK,
         &ResidenceAnswer {
-            envelope: envelope(shared, peer, &q, data_as_of),
+            envelope: envelope(shared, peer, q, data_as_of),
             resident: fact.resident,
             comune: fact.comune.map(|c| c.to_string()),
             since: fact.since.map(format_date),
@@ -168,19 +178,18 @@ pub(super) fn attest_residence(
 pub(super) fn attest_legal_presence(
     shared: &Shared,
     peer: &Peer,
-    body: &Bytes,
+    q: &Question,
 ) -> Result<Resp, Problem> {
     if !shared.settings.serves_legal_presence {
         return Err(Problem::new(ProblemKind::NotServed));
     }
-    let q = parse_question(body)?;
     let (permits, info) = shared.store.permits_of(&q.subject).map_err(store_failure)?;
     let data_as_of = data_as_of(&info)?;
     let fact = legal_presence_on(&q.subject, &permits, q.as_of);
     Ok(json(
         StatusCode::OK,
         &PresenceAnswer {
-            envelope: envelope(shared, peer, &q, data_as_of),
+            envelope: envelope(shared, peer, q, data_as_of),
             legally_present: fact.legally_present,
             basis: fact.basis.map(|b| b.as_str()),
             valid_until: fact.valid_until.map(format_date),
@@ -230,19 +239,14 @@ fn import_options(query: Option<&str>) -> Result<ImportOptions, Problem> {
     Ok(opts)
 }
 
-/// `POST /v1/admin/import/{residents,permits}`: the body is the CSV file.
+/// `POST /v1/admin/import/{residents,permits}`: the body is the CSV file. The router has
+/// checked the policy (resource `import`, territory this node) before the upload is read.
 pub(super) async fn import(
     shared: &Arc<Shared>,
-    peer: &Peer,
     ds: Dataset,
     req: Request<Incoming>,
 ) -> Result<Resp, Problem> {
     let s = &shared.settings;
-    let caller = peer.leaf.agency();
-    if caller != &s.agency && !s.operators.contains(caller) {
-        return Err(Problem::new(ProblemKind::Forbidden)
-            .with_detail("imports are allowed only to this node's own operators"));
-    }
     let served = match ds {
         Dataset::Residents => s.serves_residence,
         Dataset::Permits => s.serves_legal_presence,
@@ -347,34 +351,86 @@ struct ExpiringAnswer<'a> {
     permits: Vec<Expiring>,
 }
 
-/// `GET /v1/monitor/expiring?days=N` on a Questura node: permits domiciled in the caller's
-/// comune that expire within N days, soonest first. Only registry agencies listed in
-/// `comuni` may ask, and only about their own comune. Never the permit type.
-pub(super) fn monitor_expiring(
+/// `GET /v1/monitor/expiring?days=N&purpose=P[&comune=C]`, parsed.
+pub(super) struct ExpiringQuery {
+    days: u16,
+    pub purpose: String,
+    pub comune: ComuneCode,
+}
+
+/// Parses the monitor's query. The comune defaults to the caller's, when the manifest's
+/// directory gives it exactly one; the policy decides whether the caller may see it.
+pub(super) fn parse_expiring(
     shared: &Shared,
     peer: &Peer,
     query: Option<&str>,
-) -> Result<Resp, Problem> {
-    let s = &shared.settings;
-    if !s.serves_legal_presence {
-        return Err(Problem::new(ProblemKind::NotServed));
-    }
-    let comune = s.comuni.get(peer.leaf.agency()).ok_or_else(|| {
-        Problem::new(ProblemKind::Forbidden)
-            .with_detail("only registry agencies may monitor permits, for their own comune")
-    })?;
+) -> Result<ExpiringQuery, Problem> {
     let mut days = None;
+    let mut purpose = String::new();
+    let mut comune = None;
     for pair in query
         .unwrap_or_default()
         .split('&')
         .filter(|p| !p.is_empty())
     {
         match pair.split_once('=') {
-            Some(("days", v)) => days = v.parse::<u16>().ok().filter(|d| (1..=366).contains(d)),
+            Some(("days", v)) => {
+                days = Some(
+                    v.parse::<u16>()
+                        .ok()
+                        .filter(|d| (1..=366).contains(d))
+                        .ok_or_else(|| bad_request("days: 1 to 366"))?,
+                )
+            }
+            Some(("purpose", v)) => purpose = v.to_owned(),
+            Some(("comune", v)) => {
+                comune = Some(
+                    ComuneCode::parse(v).map_err(|e| bad_request(format!("comune: {e}")))?,
+                )
+            }
             _ => return Err(bad_request(format!("unknown query parameter {pair:?}"))),
         }
     }
+    check_purpose(&purpose)?;
     let days = days.ok_or_else(|| bad_request("days: required, 1 to 366"))?;
+    let comune = match comune {
+        Some(c) => c,
+        None => {
+            let active = shared.manifest.current();
+            let own = active
+                .as_ref()
+                .map(|a| a.comuni_of(peer.leaf.agency().as_str()))
+                .unwrap_or_default();
+            match own {
+                [one] => ComuneCode::parse(one)
+                    .map_err(|_| Problem::new(ProblemKind::Internal))?,
+                _ => {
+                    return Err(bad_request(
+                        "comune: required (the directory gives this agency no single comune)",
+                    ))
+                }
+            }
+        }
+    };
+    Ok(ExpiringQuery {
+        days,
+        purpose,
+        comune,
+    })
+}
+
+/// `GET /v1/monitor/expiring` on a Questura node: permits domiciled in the comune that expire
+/// within N days, soonest first. Never the permit type.
+pub(super) fn monitor_expiring(
+    shared: &Shared,
+    peer: &Peer,
+    q: &ExpiringQuery,
+) -> Result<Resp, Problem> {
+    let s = &shared.settings;
+    if !s.serves_legal_presence {
+        return Err(Problem::new(ProblemKind::NotServed));
+    }
+    let (days, comune) = (q.days, &q.comune);
     let from = today();
     let to = from
         .checked_add(time::Duration::days(i64::from(days)))
@@ -425,20 +481,39 @@ struct FamilyAnswer<'a> {
     members: Vec<Member>,
 }
 
+/// `GET /v1/family/{cf}?purpose=P`, parsed.
+pub(super) struct FamilyQuery {
+    subject: CodiceFiscale,
+    pub purpose: String,
+}
+
+pub(super) fn parse_family(subject: &str, query: Option<&str>) -> Result<FamilyQuery, Problem> {
+    let mut purpose = String::new();
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        match pair.split_once('=') {
+            Some(("purpose", v)) => purpose = v.to_owned(),
+            _ => return Err(bad_request(format!("unknown query parameter {pair:?}"))),
+        }
+    }
+    check_purpose(&purpose)?;
+    let subject = CodiceFiscale::parse(subject)
+        .map_err(|e| Problem::new(ProblemKind::InvalidSubject).with_detail(e.to_string()))?;
+    Ok(FamilyQuery { subject, purpose })
+}
+
 /// `GET /v1/family/{cf}` on a registry node: the members of the subject's famiglia
-/// anagrafica (the subject included), for agencies listed in `family_readers`.
-pub(super) fn family(shared: &Shared, peer: &Peer, subject: &str) -> Result<Resp, Problem> {
+/// anagrafica (the subject included).
+pub(super) fn family(shared: &Shared, peer: &Peer, q: &FamilyQuery) -> Result<Resp, Problem> {
     let s = &shared.settings;
     if !s.serves_residence {
         return Err(Problem::new(ProblemKind::NotServed));
     }
-    if !s.family_readers.contains(peer.leaf.agency()) {
-        return Err(Problem::new(ProblemKind::Forbidden)
-            .with_detail("family data is not granted to this agency"));
-    }
-    let subject = CodiceFiscale::parse(subject)
-        .map_err(|e| Problem::new(ProblemKind::InvalidSubject).with_detail(e.to_string()))?;
-    let (resident, info) = shared.store.resident(&subject).map_err(store_failure)?;
+    let subject = &q.subject;
+    let (resident, info) = shared.store.resident(subject).map_err(store_failure)?;
     let data_as_of = data_as_of(&info)?;
     let members = match resident {
         Some(r) => shared.store.family(&r.family_id).map_err(store_failure)?.0,

@@ -12,7 +12,9 @@
 // serialised right away, so boxing it would only add an allocation.
 #![allow(clippy::result_large_err)]
 
+mod access;
 mod api;
+mod manifest_api;
 mod reload;
 mod routes;
 
@@ -36,6 +38,7 @@ use tracing::{debug, info, warn, Instrument};
 use crate::config::Settings;
 use crate::metrics::Metrics;
 
+pub use manifest_api::{Notified, PublishAnswer, PublishRequest};
 pub use routes::{Route, ROUTES};
 
 /// Errors starting a node.
@@ -57,6 +60,8 @@ pub enum ServeError {
 pub(crate) struct TlsState {
     acceptor: TlsAcceptor,
     trust: TrustStore,
+    /// The node's own certificate, for its calls to peers.
+    identity: attesta_certs::Identity,
 }
 
 impl TlsState {
@@ -65,6 +70,7 @@ impl TlsState {
         Ok(Self {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             trust,
+            identity: identity.clone(),
         })
     }
 }
@@ -75,6 +81,7 @@ pub(crate) struct Shared {
     store: Arc<crate::store::Store>,
     tls: ArcSwap<TlsState>,
     metrics: Metrics,
+    manifest: crate::manifest::ManifestState,
     draining: AtomicBool,
 }
 
@@ -107,12 +114,17 @@ impl Node {
         let store = crate::store::Store::open(&settings.data_dir.join("db"))?;
         // Uploads of imports a crash interrupted: the store already ignores their rows.
         let _ = std::fs::remove_dir_all(settings.data_dir.join("imports"));
+        let manifest = crate::manifest::ManifestState::new(
+            &settings.data_dir,
+            settings.manifest.prefettura.clone(),
+        );
         Ok(Self {
             shared: Arc::new(Shared {
                 settings,
                 store: Arc::new(store),
                 tls: ArcSwap::from_pointee(tls),
                 metrics,
+                manifest,
                 draining: AtomicBool::new(false),
             }),
         })
@@ -138,7 +150,9 @@ impl Node {
         let conn_limit = Arc::new(Semaphore::new(limits.max_connections));
         let graceful = GracefulShutdown::new();
         let (stop_reload, reload_stopped) = tokio::sync::watch::channel(false);
-        let reloader = tokio::spawn(reload::watch(shared.clone(), reload_stopped));
+        let reloader = tokio::spawn(reload::watch(shared.clone(), reload_stopped.clone()));
+        manifest_api::load_persisted(&shared).await;
+        let fetcher = tokio::spawn(manifest_api::fetcher(shared.clone(), reload_stopped));
 
         info!(
             agency = %shared.settings.agency,
@@ -194,6 +208,7 @@ impl Node {
             }
         }
         let _ = reloader.await;
+        let _ = fetcher.await;
     }
 }
 

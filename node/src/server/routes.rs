@@ -1,7 +1,8 @@
 //! Routing and the handlers of the node's own endpoints.
 //!
-//! Every request goes through [`handle`]: revocation re-check, routing, body limit, timeout,
-//! metrics, one log line. Errors become problem+json here and nowhere else.
+//! Every request goes through [`handle`]: revocation re-check (CRL and manifest), routing, body
+//! limit, the route's access guard, timeout, metrics, one log line with the policy decision.
+//! Errors become problem+json here and nowhere else.
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -13,7 +14,8 @@ use hyper::body::Incoming;
 use serde::Serialize;
 use tracing::info;
 
-use super::{api, Peer, Shared};
+use super::access::{self, purpose, Ask, Decided, ANY_TERRITORY};
+use super::{api, manifest_api, Peer, Shared};
 use crate::metrics::{RouteLabel, RouteStatus};
 use crate::problem::{Problem, ProblemKind};
 use crate::store::Dataset;
@@ -32,6 +34,9 @@ pub enum Route {
     ImportPermits,
     MonitorExpiring,
     Family,
+    ManifestGet,
+    ManifestPublish,
+    ManifestNotify,
 }
 
 /// Every route the server registers: method, path, route. The OpenAPI document must list the
@@ -59,6 +64,9 @@ pub const ROUTES: &[(Method, &str, Route)] = &[
     ),
     (Method::GET, "/v1/monitor/expiring", Route::MonitorExpiring),
     (Method::GET, "/v1/family/{cf}", Route::Family),
+    (Method::GET, "/v1/manifest", Route::ManifestGet),
+    (Method::POST, "/v1/manifest", Route::ManifestPublish),
+    (Method::POST, "/v1/manifest/notify", Route::ManifestNotify),
 ];
 
 /// Whether `path` matches the route template (`{name}` matches one non-empty segment).
@@ -142,10 +150,27 @@ pub(super) async fn handle(shared: &Arc<Shared>, peer: &Peer, req: Request<Incom
         _ => shared.settings.limits.request_timeout,
     };
 
-    let resp = match tokio::time::timeout(timeout, dispatch(shared, peer, routed, req)).await {
-        Ok(resp) => resp,
-        Err(_) => Problem::new(ProblemKind::Timeout).into_response(),
+    let mut decided = None;
+    let mut resp =
+        match tokio::time::timeout(timeout, dispatch(shared, peer, routed, req, &mut decided))
+            .await
+        {
+            Ok(resp) => resp,
+            Err(_) => Problem::new(ProblemKind::Timeout).into_response(),
+        };
+    let (decision, explanation, policy_version) = match &decided {
+        Some(d) => (
+            if d.allow { "allow" } else { "deny" },
+            d.explanation.as_str(),
+            d.policy_version.as_deref().unwrap_or(""),
+        ),
+        None => ("", "", ""),
     };
+    if !policy_version.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(policy_version) {
+            resp.headers_mut().insert("attesta-policy-version", v);
+        }
+    }
 
     let status = resp.status().as_u16();
     let m = &shared.metrics;
@@ -163,6 +188,9 @@ pub(super) async fn handle(shared: &Arc<Shared>, peer: &Peer, req: Request<Incom
         method = %method,
         route = label,
         status,
+        decision,
+        rule = explanation,
+        policy_version,
         micros = started.elapsed().as_micros() as u64,
         "request"
     );
@@ -174,24 +202,49 @@ async fn dispatch(
     peer: &Peer,
     routed: Result<Route, Miss>,
     req: Request<Incoming>,
+    decided: &mut Option<Decided>,
 ) -> Resp {
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
-    // Connections outlive CRL updates: check every request, not just the handshake.
-    if shared.tls.load().trust.is_revoked(&peer.leaf.serial) {
-        let mut resp = Problem::new(ProblemKind::CertificateRevoked).into_response();
+    // Connections outlive CRL and manifest updates: check every request, not just the
+    // handshake.
+    let agency = peer.leaf.agency().as_str();
+    let revoked = if shared.tls.load().trust.is_revoked(&peer.leaf.serial) {
+        Some("the client certificate is listed in the CRL".to_owned())
+    } else if shared
+        .manifest
+        .current()
+        .is_some_and(|a| a.manifest.is_revoked(agency))
+    {
+        Some(format!("agency {agency} is revoked by the federation manifest"))
+    } else {
+        None
+    };
+    if let Some(detail) = revoked {
+        let mut resp = Problem::new(ProblemKind::CertificateRevoked)
+            .with_detail(detail)
+            .into_response();
         resp.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return resp;
     }
-    // Imports stream their (large) body to disk under their own limit.
+    // Imports stream their (large) body to disk under their own limit, once allowed.
     let import = match routed {
         Ok(Route::ImportResidents) => Some(Dataset::Residents),
         Ok(Route::ImportPermits) => Some(Dataset::Permits),
         _ => None,
     };
-    if let Some(ds) = import {
-        return api::import(shared, peer, ds, req)
+    if let (Some(ds), Ok(route)) = (import, &routed) {
+        let ask = Ask {
+            resource: "import",
+            action: "write",
+            purpose: purpose::DATA_LOAD,
+            territory: shared.settings.agency.as_str(),
+        };
+        if let Err(problem) = access::authorize(shared, peer, route.name(), ask, decided) {
+            return problem.into_response();
+        }
+        return api::import(shared, ds, req)
             .await
             .unwrap_or_else(Problem::into_response);
     }
@@ -205,19 +258,102 @@ async fn dispatch(
         Ok(r) => r,
         Err(miss) => return miss.into_response(&path),
     };
-    let result = match route {
+    let segment = path.rsplit('/').next().unwrap_or_default();
+    serve(shared, peer, route, segment, query.as_deref(), &body, decided)
+        .await
+        .unwrap_or_else(Problem::into_response)
+}
+
+/// Runs a route: parse its request, put it to its guard, then answer.
+async fn serve(
+    shared: &Arc<Shared>,
+    peer: &Peer,
+    route: Route,
+    last_segment: &str,
+    query: Option<&str>,
+    body: &Bytes,
+    decided: &mut Option<Decided>,
+) -> Result<Resp, Problem> {
+    let mut guard = |ask: Ask<'_>| access::authorize(shared, peer, route.name(), ask, decided);
+    let node = shared.settings.agency.as_str();
+    match route {
+        // Open to every federation member: no personal data.
         Route::Healthz => Ok(json(StatusCode::OK, &Status { status: "ok" })),
         Route::Readyz => readyz(shared),
-        Route::Metrics => Ok(metrics(shared)),
         Route::Whoami => Ok(whoami(shared, peer)),
-        Route::AttestResidence => api::attest_residence(shared, peer, &body),
-        Route::AttestLegalPresence => api::attest_legal_presence(shared, peer, &body),
-        Route::MonitorExpiring => api::monitor_expiring(shared, peer, query.as_deref()),
-        Route::Family => api::family(shared, peer, path.rsplit('/').next().unwrap_or_default()),
-        // Handled above, before the body is read.
+        Route::ManifestGet => manifest_api::get(shared),
+        // The Prefettura named in node.toml (the manifest's trust anchor).
+        Route::ManifestNotify => manifest_api::notify(shared, peer, body).await,
+        Route::Metrics => {
+            guard(Ask {
+                resource: "metrics",
+                action: "read",
+                purpose: purpose::OPERATIONS,
+                territory: node,
+            })?;
+            Ok(metrics(shared))
+        }
+        Route::AttestResidence | Route::AttestLegalPresence => {
+            let q = api::parse_question(body)?;
+            let residence = route == Route::AttestResidence;
+            guard(Ask {
+                resource: if residence {
+                    "residence"
+                } else {
+                    "legal-presence"
+                },
+                action: "read",
+                purpose: &q.purpose,
+                territory: ANY_TERRITORY,
+            })?;
+            if residence {
+                api::attest_residence(shared, peer, &q)
+            } else {
+                api::attest_legal_presence(shared, peer, &q)
+            }
+        }
+        Route::MonitorExpiring => {
+            let q = api::parse_expiring(shared, peer, query)?;
+            guard(Ask {
+                resource: "expiring-permits",
+                action: "read",
+                purpose: &q.purpose,
+                territory: q.comune.as_str(),
+            })?;
+            api::monitor_expiring(shared, peer, &q)
+        }
+        Route::Family => {
+            let q = api::parse_family(last_segment, query)?;
+            guard(Ask {
+                resource: "family",
+                action: "read",
+                purpose: &q.purpose,
+                territory: ANY_TERRITORY,
+            })?;
+            api::family(shared, peer, &q)
+        }
+        Route::ManifestPublish => {
+            if shared.settings.agency != shared.manifest.prefettura {
+                return Err(Problem::new(ProblemKind::NotServed)
+                    .with_detail("manifests are published on the Prefettura's node"));
+            }
+            if shared.manifest.current().is_some() {
+                guard(Ask {
+                    resource: "manifest",
+                    action: "publish",
+                    purpose: purpose::FEDERATION,
+                    territory: ANY_TERRITORY,
+                })?;
+            } else if peer.leaf.agency() != &shared.settings.agency {
+                // Before the first manifest there is no policy: only the Prefettura itself.
+                return Err(Problem::new(ProblemKind::Forbidden)
+                    .with_detail("the first manifest is published by the Prefettura itself"));
+            }
+            manifest_api::publish(shared, body).await
+        }
+        // Handled by `dispatch`, before the body is read.
         Route::ImportResidents | Route::ImportPermits => Err(Problem::new(ProblemKind::Internal)),
-    };
-    result.unwrap_or_else(Problem::into_response)
+    }
 }
 
 /// Reads the whole body, refusing more than `limit` bytes: by Content-Length before reading,
@@ -251,11 +387,27 @@ struct Status {
     status: &'static str,
 }
 
+#[derive(Serialize)]
+struct Ready {
+    status: &'static str,
+    /// The manifest in force (null: none yet, every policy-guarded route denies).
+    manifest_version: Option<u64>,
+    policy_version: Option<String>,
+}
+
 fn readyz(shared: &Shared) -> Result<Resp, Problem> {
     if shared.draining.load(Ordering::SeqCst) {
         return Err(Problem::new(ProblemKind::ShuttingDown));
     }
-    Ok(json(StatusCode::OK, &Status { status: "ready" }))
+    let active = shared.manifest.current();
+    Ok(json(
+        StatusCode::OK,
+        &Ready {
+            status: "ready",
+            manifest_version: active.as_ref().map(|a| a.manifest.version),
+            policy_version: active.as_ref().map(|a| a.policy.version().to_owned()),
+        },
+    ))
 }
 
 fn metrics(shared: &Shared) -> Resp {
