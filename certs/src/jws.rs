@@ -116,9 +116,12 @@ impl Verified {
 pub fn verify(trust: &TrustStore, typ: &str, token: &str) -> Result<Verified, JwsError> {
     let token = token.trim();
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(h), Some(p), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(JwsError::Malformed("expected three dot-separated parts".into()));
+        return Err(JwsError::Malformed(
+            "expected three dot-separated parts".into(),
+        ));
     };
     let decode = |what: &str, part: &str| {
         URL_SAFE_NO_PAD
@@ -128,7 +131,10 @@ pub fn verify(trust: &TrustStore, typ: &str, token: &str) -> Result<Verified, Jw
     let header: Header = serde_json::from_slice(&decode("header", h)?)
         .map_err(|e| JwsError::Header(e.to_string()))?;
     if header.alg != "EdDSA" {
-        return Err(JwsError::Header(format!("alg {:?} (expected EdDSA)", header.alg)));
+        return Err(JwsError::Header(format!(
+            "alg {:?} (expected EdDSA)",
+            header.alg
+        )));
     }
     if header.typ != typ {
         return Err(JwsError::Header(format!(
@@ -137,7 +143,9 @@ pub fn verify(trust: &TrustStore, typ: &str, token: &str) -> Result<Verified, Jw
         )));
     }
     let [cert_b64] = header.x5c.as_slice() else {
-        return Err(JwsError::Header("x5c must hold exactly one certificate".into()));
+        return Err(JwsError::Header(
+            "x5c must hold exactly one certificate".into(),
+        ));
     };
     let der = STANDARD
         .decode(cert_b64)
@@ -167,7 +175,9 @@ pub fn payload_unverified(token: &str) -> Result<Vec<u8>, JwsError> {
         (Some(_), Some(p), Some(_), None) => URL_SAFE_NO_PAD
             .decode(p)
             .map_err(|e| JwsError::Malformed(format!("payload is not base64url: {e}"))),
-        _ => Err(JwsError::Malformed("expected three dot-separated parts".into())),
+        _ => Err(JwsError::Malformed(
+            "expected three dot-separated parts".into(),
+        )),
     }
 }
 
@@ -194,8 +204,14 @@ mod tests {
         let td = TrustDomain::new("jws.attesta.test").unwrap();
         let mut ca = Ca::init(&tmp.path().join("ca"), td.clone()).unwrap();
         let dir = tmp.path().join("agency");
-        ca.issue_agency(&AgencyId::new("prefettura-pu").unwrap(), vec![], vec![], 30, &dir)
-            .unwrap();
+        ca.issue_agency(
+            &AgencyId::new("prefettura-pu").unwrap(),
+            vec![],
+            vec![],
+            30,
+            &dir,
+        )
+        .unwrap();
         let trust = TrustStore::load(td, &tmp.path().join("ca/ca.crt"), None).unwrap();
         Fixture {
             _dir: tmp,
@@ -238,7 +254,12 @@ mod tests {
         ));
         // Payload swapped.
         let parts: Vec<&str> = token.split('.').collect();
-        let forged = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(b"payloae"), parts[2]);
+        let forged = format!(
+            "{}.{}.{}",
+            parts[0],
+            URL_SAFE_NO_PAD.encode(b"payloae"),
+            parts[2]
+        );
         assert!(matches!(
             verify(&f.trust, "test+jws", &forged),
             Err(JwsError::BadSignature)

@@ -110,7 +110,9 @@ pub fn check_signing_cert(
         .public_key()
         .map(|k| k.id() == openssl::pkey::Id::ED25519)
         .unwrap_or(false);
-    let usage = cert.key_usage().unwrap_or(openssl::x509::X509KeyUsage::empty());
+    let usage = cert
+        .key_usage()
+        .unwrap_or(openssl::x509::X509KeyUsage::empty());
     if !ed25519
         || !usage.contains(openssl::x509::X509KeyUsage::DIGITAL_SIGNATURE)
         || cert.extended_key_usage().is_some()

@@ -24,9 +24,7 @@ use attesta_certs::{AgencyId, Ca, Identity, TrustDomain, TrustStore};
 
 use crate::cli::DemoArgs;
 use crate::client::Client;
-use crate::config::{
-    LimitsConfig, ManifestConfig, NodeConfig, Settings, SigningConfig, TlsConfig,
-};
+use crate::config::{LimitsConfig, ManifestConfig, NodeConfig, Settings, SigningConfig, TlsConfig};
 use crate::server::Node;
 
 pub const DEFAULT_BASE_PORT: u16 = 8441;
@@ -221,7 +219,10 @@ pub fn purposes(policy: &str) -> anyhow::Result<serde_json::Value> {
         let granted = attesta_policy::rules::purposes(policy, a.id)?;
         let mut per = serde_json::Map::new();
         for q in QUESTIONS {
-            let list: Vec<&String> = granted.get(*q).map(|s| s.iter().collect()).unwrap_or_default();
+            let list: Vec<&String> = granted
+                .get(*q)
+                .map(|s| s.iter().collect())
+                .unwrap_or_default();
             per.insert((*q).to_owned(), serde_json::json!(list));
         }
         out.insert(a.id.to_owned(), serde_json::Value::Object(per));
@@ -319,7 +320,10 @@ async fn publish_default_policy(nodes: &[(Settings, String)]) -> anyhow::Result<
                 );
             }
             let answer: crate::server::PublishAnswer = serde_json::from_slice(&reply.body)?;
-            println!("published the default policy as manifest version {}", answer.version);
+            println!(
+                "published the default policy as manifest version {}",
+                answer.version
+            );
             answer.version
         }
     };
@@ -469,7 +473,9 @@ pub async fn wait_ready(settings: &Settings, url: &str) -> anyhow::Result<()> {
 }
 
 fn print_banner(dir: &Path, endpoints: &BTreeMap<String, String>, manifest_version: u64) {
-    println!("attesta demo federation is up ({TRUST_DOMAIN}, manifest version {manifest_version}):");
+    println!(
+        "attesta demo federation is up ({TRUST_DOMAIN}, manifest version {manifest_version}):"
+    );
     for (agency, url) in endpoints {
         println!("  {agency:<15} {url}");
     }

@@ -160,8 +160,7 @@ pub async fn verify(
 fn check_names(m: &Manifest) -> Result<(), Rejected> {
     let mut seen = std::collections::HashSet::new();
     for e in &m.directory {
-        AgencyId::new(&e.agency)
-            .map_err(|err| Rejected::Invalid(format!("directory: {err}")))?;
+        AgencyId::new(&e.agency).map_err(|err| Rejected::Invalid(format!("directory: {err}")))?;
         if !seen.insert(e.agency.as_str()) {
             return Err(Rejected::Invalid(format!(
                 "directory: {} is listed twice",
@@ -192,7 +191,9 @@ pub fn sign(signer: &SigningIdentity, manifest: &Manifest) -> Result<String, Jws
 
 /// Now, as a manifest's `issued_at`.
 pub fn now_rfc3339() -> String {
-    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::now_utc());
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or(OffsetDateTime::now_utc());
     now.format(&Rfc3339).unwrap_or_default()
 }
 
@@ -210,7 +211,10 @@ pub struct ManifestState {
 impl std::fmt::Debug for ManifestState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ManifestState")
-            .field("current", &self.current.load().as_ref().map(|a| a.manifest.version))
+            .field(
+                "current",
+                &self.current.load().as_ref().map(|a| a.manifest.version),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -237,12 +241,7 @@ impl ManifestState {
         let token = match tokio::fs::read_to_string(&self.path).await {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(Rejected::Malformed(format!(
-                    "{}: {e}",
-                    self.path.display()
-                )))
-            }
+            Err(e) => return Err(Rejected::Malformed(format!("{}: {e}", self.path.display()))),
         };
         let active = verify(trust, &self.prefettura, &token).await?;
         let version = active.manifest.version;

@@ -159,13 +159,19 @@ pub async fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             };
             match policy.decide_uncached(&req)? {
                 Decision::Allow { rule } => {
-                    println!("allow: {} {} {} for purpose {:?}", req.agency, req.action, req.resource, req.purpose);
+                    println!(
+                        "allow: {} {} {} for purpose {:?}",
+                        req.agency, req.action, req.resource, req.purpose
+                    );
                     println!("  matched rule: {rule}");
                     println!("  policy {} ({what})", policy.version());
                     Ok(ExitCode::SUCCESS)
                 }
                 Decision::Deny { reason } => {
-                    println!("deny: {} {} {} for purpose {:?}", req.agency, req.action, req.resource, req.purpose);
+                    println!(
+                        "deny: {} {} {} for purpose {:?}",
+                        req.agency, req.action, req.resource, req.purpose
+                    );
                     println!("  reason: {reason}");
                     println!("  policy {} ({what})", policy.version());
                     Ok(ExitCode::from(2))
@@ -270,8 +276,8 @@ async fn published(source: &Source) -> anyhow::Result<Published> {
         }
         None => {
             // Without trust anchors the payload can be read, not trusted.
-            let payload = attesta_certs::jws::payload_unverified(&token)
-                .with_context(|| origin.clone())?;
+            let payload =
+                attesta_certs::jws::payload_unverified(&token).with_context(|| origin.clone())?;
             let manifest = Manifest::from_json(&payload).with_context(|| origin.clone())?;
             Ok(Published {
                 manifest,
@@ -398,7 +404,11 @@ async fn publish(config: &Path, url: Option<String>, draft: &Path) -> anyhow::Re
         .await
         .with_context(|| format!("publishing to {base}"))?;
     if !reply.status.is_success() {
-        anyhow::bail!("{}: publish refused: {}", draft.display(), problem_line(&reply));
+        anyhow::bail!(
+            "{}: publish refused: {}",
+            draft.display(),
+            problem_line(&reply)
+        );
     }
     let answer: crate::server::PublishAnswer =
         serde_json::from_slice(&reply.body).context("reading the publish answer")?;
@@ -412,7 +422,10 @@ async fn publish(config: &Path, url: Option<String>, draft: &Path) -> anyhow::Re
             println!("  {:<16} notified", n.agency);
         } else {
             missed += 1;
-            println!("  {:<16} NOT notified: {} (it will fetch it)", n.agency, n.detail);
+            println!(
+                "  {:<16} NOT notified: {} (it will fetch it)",
+                n.agency, n.detail
+            );
         }
     }
     if missed > 0 {

@@ -79,7 +79,9 @@ impl Line {
                     other => return Err(format!("effect {other:?} is not allow or deny")),
                 };
                 if allow && *purpose == "*" {
-                    return Err("an allow rule must name its purpose ('*' only in deny rules)".into());
+                    return Err(
+                        "an allow rule must name its purpose ('*' only in deny rules)".into(),
+                    );
                 }
                 if *sub == "*" || *res == "*" || *act == "*" {
                     return Err("subject, resource and action cannot be '*'".into());
@@ -101,7 +103,9 @@ impl Line {
                 agency: agency.to_string(),
                 territory: territory.to_string(),
             }),
-            ["p", ..] => Err("a p line has 6 fields: sub, res, act, purpose, territory, eft".into()),
+            ["p", ..] => {
+                Err("a p line has 6 fields: sub, res, act, purpose, territory, eft".into())
+            }
             ["g" | "g2", ..] => Err("a g or g2 line has 2 fields".into()),
             [kind, ..] => Err(format!("{kind:?} is not p, g or g2")),
             [] => Err("empty line".into()),
@@ -198,7 +202,10 @@ pub fn diff(published: &str, draft: &str) -> Result<Diff, PolicyError> {
 /// For `agency`: resource → the purposes its allow rules (its own or its roles') name, minus
 /// those a deny rule for the agency or its roles takes away. What a clerk of that agency can
 /// declare.
-pub fn purposes(text: &str, agency: &str) -> Result<BTreeMap<String, BTreeSet<String>>, PolicyError> {
+pub fn purposes(
+    text: &str,
+    agency: &str,
+) -> Result<BTreeMap<String, BTreeSet<String>>, PolicyError> {
     let lines = parse(text)?;
     // The agency and every role it holds, transitively.
     let mut subjects: BTreeSet<String> = BTreeSet::from([agency.to_owned()]);

@@ -90,9 +90,27 @@ fn default_policy_decisions_for_every_role() {
         // Unknown agencies get nothing.
         ("asl-1", "residence", "benefit-eligibility", "*", false),
         // Metrics: a node's own operator only (territory = the node's agency).
-        ("comune-pesaro", "metrics", "operations", "comune-pesaro", true),
-        ("comune-urbino", "metrics", "operations", "comune-pesaro", false),
-        ("garante-audit", "metrics", "operations", "garante-audit", false),
+        (
+            "comune-pesaro",
+            "metrics",
+            "operations",
+            "comune-pesaro",
+            true,
+        ),
+        (
+            "comune-urbino",
+            "metrics",
+            "operations",
+            "comune-pesaro",
+            false,
+        ),
+        (
+            "garante-audit",
+            "metrics",
+            "operations",
+            "garante-audit",
+            false,
+        ),
     ];
     for (agency, resource, purpose, territory, allow) in cases {
         let d = p
@@ -121,14 +139,56 @@ fn imports_and_publishing_are_for_their_owners_only() {
         .is_allow()
     };
     // Import: into one's own node only.
-    assert!(write("comune-pesaro", "import", "write", "data-load", "comune-pesaro"));
-    assert!(write("questura-pu", "import", "write", "data-load", "questura-pu"));
-    assert!(!write("questura-pu", "import", "write", "data-load", "comune-pesaro"));
-    assert!(!write("comune-pesaro", "import", "write", "other", "comune-pesaro"));
+    assert!(write(
+        "comune-pesaro",
+        "import",
+        "write",
+        "data-load",
+        "comune-pesaro"
+    ));
+    assert!(write(
+        "questura-pu",
+        "import",
+        "write",
+        "data-load",
+        "questura-pu"
+    ));
+    assert!(!write(
+        "questura-pu",
+        "import",
+        "write",
+        "data-load",
+        "comune-pesaro"
+    ));
+    assert!(!write(
+        "comune-pesaro",
+        "import",
+        "write",
+        "other",
+        "comune-pesaro"
+    ));
     // The manifest: only the prefettura role publishes.
-    assert!(write("prefettura-pu", "manifest", "publish", "federation", "*"));
-    assert!(!write("questura-pu", "manifest", "publish", "federation", "*"));
-    assert!(!write("inps-pesaro", "manifest", "publish", "federation", "*"));
+    assert!(write(
+        "prefettura-pu",
+        "manifest",
+        "publish",
+        "federation",
+        "*"
+    ));
+    assert!(!write(
+        "questura-pu",
+        "manifest",
+        "publish",
+        "federation",
+        "*"
+    ));
+    assert!(!write(
+        "inps-pesaro",
+        "manifest",
+        "publish",
+        "federation",
+        "*"
+    ));
 }
 
 #[test]
@@ -166,7 +226,10 @@ fn rule(subject: &str, resource: &str, purpose: &str) -> Rule {
 fn grant_revoke_and_diff_edit_the_text() {
     let r = rule("inps-pesaro", "legal-presence", "pension-check");
     let granted = rules::grant(DEFAULT_POLICY, &r).unwrap();
-    assert!(granted.starts_with(DEFAULT_POLICY), "comments and order are kept");
+    assert!(
+        granted.starts_with(DEFAULT_POLICY),
+        "comments and order are kept"
+    );
     let d = rules::diff(DEFAULT_POLICY, &granted).unwrap();
     assert_eq!(
         d.added,

@@ -561,9 +561,7 @@ async fn a_comune_monitors_only_its_own_expiring_permits() {
 
     let pesaro = pki.client("comune-pesaro");
     let r = pesaro
-        .get(&questura.url(
-            "/v1/monitor/expiring?days=30&purpose=registry-update",
-        ))
+        .get(&questura.url("/v1/monitor/expiring?days=30&purpose=registry-update"))
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
@@ -584,9 +582,7 @@ async fn a_comune_monitors_only_its_own_expiring_permits() {
     );
 
     let r = pesaro
-        .get(&questura.url(
-            "/v1/monitor/expiring?days=0&purpose=registry-update",
-        ))
+        .get(&questura.url("/v1/monitor/expiring?days=0&purpose=registry-update"))
         .await
         .unwrap();
     assert_eq!(r.status, 400);
@@ -636,9 +632,7 @@ async fn family_data_goes_only_to_granted_agencies() {
     let questura = pki.client("questura-pu");
     // Any omocodia spelling of the subject works.
     let r = questura
-        .get(&node.url(
-            "/v1/family/RSSMRA85T10A56NH?purpose=family-reunification",
-        ))
+        .get(&node.url("/v1/family/RSSMRA85T10A56NH?purpose=family-reunification"))
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
@@ -654,9 +648,7 @@ async fn family_data_goes_only_to_granted_agencies() {
     assert!(a["members"][0].get("surname").is_none() && a["members"][0].get("address").is_none());
 
     let r = questura
-        .get(&node.url(
-            "/v1/family/RSSMRA85T10A562X?purpose=family-reunification",
-        ))
+        .get(&node.url("/v1/family/RSSMRA85T10A562X?purpose=family-reunification"))
         .await
         .unwrap();
     assert_eq!(r.status, 400);

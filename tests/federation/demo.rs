@@ -113,8 +113,7 @@ async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, Stri
             Some("041067") => &endpoints["comune-urbino"],
             _ => &endpoints["comune-pesaro"],
         };
-        let q =
-            serde_json::json!({"subject": s["cf"], "purpose": purpose, "as_of": s["as_of"]});
+        let q = serde_json::json!({"subject": s["cf"], "purpose": purpose, "as_of": s["as_of"]});
         let reply = inps
             .post(
                 &format!("{registry}/v1/attest/residence"),

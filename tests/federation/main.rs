@@ -12,3 +12,4 @@ mod data;
 mod demo;
 mod http;
 mod mtls;
+mod policy;

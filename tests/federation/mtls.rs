@@ -241,13 +241,7 @@ async fn node_certificate_is_hot_reloaded() {
     let dir = pki.agency_dir("comune-pesaro");
     attesta_certs::fsutil::write_atomic(&dir.join("auth.key"), &fresh.key_pem, 0o600).unwrap();
     attesta_certs::fsutil::write_atomic(&dir.join("auth.crt"), &fresh.cert_pem, 0o644).unwrap();
-    wait_metric(
-        &own,
-        &node,
-        "attesta_tls_reloads_total{result=\"ok\"}",
-        1.0,
-    )
-    .await;
+    wait_metric(&own, &node, "attesta_tls_reloads_total{result=\"ok\"}", 1.0).await;
 
     // New handshakes see the new certificate.
     let fresh_der = CertificateDer::from_pem_slice(&fresh.cert_pem).unwrap();

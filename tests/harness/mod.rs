@@ -16,9 +16,9 @@ use attesta::client::{Client, ClientError, Reply};
 use attesta::config::{
     LimitsConfig, ManifestConfig, NodeConfig, Settings, SigningConfig, TlsConfig,
 };
-use attesta_policy::{DirectoryEntry, Manifest, Service};
 use attesta::server::Node;
 use attesta_certs::{AgencyFiles, AgencyId, Ca, IssuedLeaf, LeafSpec, TrustDomain, TrustStore};
+use attesta_policy::{DirectoryEntry, Manifest, Service};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ClientConfig;
@@ -286,8 +286,28 @@ pub fn node_config(pki: &Pki, id: &str, listen: SocketAddr) -> NodeConfig {
     }
 }
 
-/// Starts the node of agency `id` on 127.0.0.1:0 and waits until it is ready.
+/// Starts the node of agency `id` on 127.0.0.1:0, with the test manifest in force, and waits
+/// until it is ready.
 pub async fn start_node(pki: &mut Pki, id: &str, tweak: impl FnOnce(&mut NodeConfig)) -> TestNode {
+    start(pki, id, true, tweak).await
+}
+
+/// Like [`start_node`], without installing the test manifest: the node has whatever its data
+/// directory holds (nothing, on a first start).
+pub async fn start_node_bare(
+    pki: &mut Pki,
+    id: &str,
+    tweak: impl FnOnce(&mut NodeConfig),
+) -> TestNode {
+    start(pki, id, false, tweak).await
+}
+
+async fn start(
+    pki: &mut Pki,
+    id: &str,
+    with_manifest: bool,
+    tweak: impl FnOnce(&mut NodeConfig),
+) -> TestNode {
     pki.agency(id);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -295,7 +315,9 @@ pub async fn start_node(pki: &mut Pki, id: &str, tweak: impl FnOnce(&mut NodeCon
     tweak(&mut config);
     let config_path = pki.agency_dir(id).join("node.toml");
     std::fs::write(&config_path, config.to_toml()).unwrap();
-    install_test_manifest(pki, &config);
+    if with_manifest {
+        install_test_manifest(pki, &config);
+    }
 
     let settings = Settings::load(&config_path).unwrap();
     let node = Node::new(settings).unwrap();

@@ -206,7 +206,10 @@ fn bad_values_are_named_by_key() {
             "manifest.url",
         ),
         (
-            VALID.replace("prefettura = \"prefettura-pu\"", "prefettura = \"Prefettura!\""),
+            VALID.replace(
+                "prefettura = \"prefettura-pu\"",
+                "prefettura = \"Prefettura!\"",
+            ),
             "manifest.prefettura",
         ),
     ] {

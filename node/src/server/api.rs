@@ -384,9 +384,8 @@ pub(super) fn parse_expiring(
             }
             Some(("purpose", v)) => purpose = v.to_owned(),
             Some(("comune", v)) => {
-                comune = Some(
-                    ComuneCode::parse(v).map_err(|e| bad_request(format!("comune: {e}")))?,
-                )
+                comune =
+                    Some(ComuneCode::parse(v).map_err(|e| bad_request(format!("comune: {e}")))?)
             }
             _ => return Err(bad_request(format!("unknown query parameter {pair:?}"))),
         }
@@ -402,8 +401,7 @@ pub(super) fn parse_expiring(
                 .map(|a| a.comuni_of(peer.leaf.agency().as_str()))
                 .unwrap_or_default();
             match own {
-                [one] => ComuneCode::parse(one)
-                    .map_err(|_| Problem::new(ProblemKind::Internal))?,
+                [one] => ComuneCode::parse(one).map_err(|_| Problem::new(ProblemKind::Internal))?,
                 _ => {
                     return Err(bad_request(
                         "comune: required (the directory gives this agency no single comune)",

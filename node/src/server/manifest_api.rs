@@ -32,7 +32,11 @@ pub const JOSE: &str = "application/jose";
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Offers a manifest to this node, logging and counting the outcome.
-pub(super) async fn offer(shared: &Shared, token: &str, source: &'static str) -> Result<Offer, Rejected> {
+pub(super) async fn offer(
+    shared: &Shared,
+    token: &str,
+    source: &'static str,
+) -> Result<Offer, Rejected> {
     let trust = shared.tls.load().trust.clone();
     let result = shared.manifest.offer(&trust, token).await;
     let m = &shared.metrics;
@@ -40,7 +44,9 @@ pub(super) async fn offer(shared: &Shared, token: &str, source: &'static str) ->
         Ok(Offer::Installed(v)) => {
             m.manifest_version.set(*v as i64);
             m.manifest_updates
-                .get_or_create(&Outcome { result: "installed" })
+                .get_or_create(&Outcome {
+                    result: "installed",
+                })
                 .inc();
             let policy = shared
                 .manifest
@@ -51,7 +57,9 @@ pub(super) async fn offer(shared: &Shared, token: &str, source: &'static str) ->
         }
         Ok(Offer::Unchanged(v)) => {
             m.manifest_updates
-                .get_or_create(&Outcome { result: "unchanged" })
+                .get_or_create(&Outcome {
+                    result: "unchanged",
+                })
                 .inc();
             debug!(version = v, source, "manifest unchanged");
         }
@@ -73,7 +81,9 @@ pub(super) async fn load_persisted(shared: &Shared) {
             shared.metrics.manifest_version.set(v as i64);
             info!(version = v, "manifest loaded from the data directory");
         }
-        Ok(None) => info!("no manifest yet: every policy-guarded request is denied until one arrives"),
+        Ok(None) => {
+            info!("no manifest yet: every policy-guarded request is denied until one arrives")
+        }
         Err(e) => {
             shared
                 .metrics
@@ -139,7 +149,9 @@ async fn fetch_once(shared: &Shared, base: &str) {
                 shared
                     .metrics
                     .manifest_rejections
-                    .get_or_create(&Reason { reason: "malformed" })
+                    .get_or_create(&Reason {
+                        reason: "malformed",
+                    })
                     .inc();
                 warn!("the Prefettura's manifest is not text");
             }

@@ -151,13 +151,15 @@ pub(super) async fn handle(shared: &Arc<Shared>, peer: &Peer, req: Request<Incom
     };
 
     let mut decided = None;
-    let mut resp =
-        match tokio::time::timeout(timeout, dispatch(shared, peer, routed, req, &mut decided))
-            .await
-        {
-            Ok(resp) => resp,
-            Err(_) => Problem::new(ProblemKind::Timeout).into_response(),
-        };
+    let mut resp = match tokio::time::timeout(
+        timeout,
+        dispatch(shared, peer, routed, req, &mut decided),
+    )
+    .await
+    {
+        Ok(resp) => resp,
+        Err(_) => Problem::new(ProblemKind::Timeout).into_response(),
+    };
     let (decision, explanation, policy_version) = match &decided {
         Some(d) => (
             if d.allow { "allow" } else { "deny" },
@@ -216,7 +218,9 @@ async fn dispatch(
         .current()
         .is_some_and(|a| a.manifest.is_revoked(agency))
     {
-        Some(format!("agency {agency} is revoked by the federation manifest"))
+        Some(format!(
+            "agency {agency} is revoked by the federation manifest"
+        ))
     } else {
         None
     };
@@ -259,9 +263,17 @@ async fn dispatch(
         Err(miss) => return miss.into_response(&path),
     };
     let segment = path.rsplit('/').next().unwrap_or_default();
-    serve(shared, peer, route, segment, query.as_deref(), &body, decided)
-        .await
-        .unwrap_or_else(Problem::into_response)
+    serve(
+        shared,
+        peer,
+        route,
+        segment,
+        query.as_deref(),
+        &body,
+        decided,
+    )
+    .await
+    .unwrap_or_else(Problem::into_response)
 }
 
 /// Runs a route: parse its request, put it to its guard, then answer.

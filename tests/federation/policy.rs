@@ -1,0 +1,759 @@
+//! The access policy over real nodes: every route guarded, the Prefettura's manifest published
+//! and propagated (push and fetch), every kind of bad manifest refused, a restart without the
+//! Prefettura, and the `attesta policy` tooling.
+
+use std::path::Path;
+use std::process::Output;
+
+use attesta::client::{Client, Reply};
+use attesta_policy::Manifest;
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use crate::cli::attesta;
+use crate::harness::*;
+
+const JOSE: &str = "application/jose";
+
+async fn post_json(client: &Client, url: &str, body: Value) -> Reply {
+    client
+        .post(url, "application/json", Bytes::from(body.to_string()))
+        .await
+        .unwrap()
+}
+
+fn problem_type(r: &Reply) -> String {
+    r.json().unwrap()["type"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The manifest version a node reports on /readyz.
+async fn manifest_version(client: &Client, node: &TestNode) -> Option<u64> {
+    let r = client.get(&node.url("/readyz")).await.ok()?;
+    r.json().ok()?["manifest_version"].as_u64()
+}
+
+fn policy_cli(args: &[&str]) -> Output {
+    attesta().arg("policy").args(args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_is_guarded() {
+    let mut pki = Pki::new();
+    let node = start_node(&mut pki, "comune-pesaro", |c| {
+        c.serves = vec!["residence".into()];
+    })
+    .await;
+    // An agency of the federation with no grant at all.
+    let stranger = pki.client("asl-1");
+    let q = json!({"subject": "RSSMRA85T10A562S", "purpose": "benefit-eligibility"});
+    for (method, path, _) in attesta::server::ROUTES {
+        // Well-formed requests, with a purpose: only the policy stands in the way.
+        let query = match *path {
+            "/v1/monitor/expiring" => "?days=30&purpose=benefit-eligibility&comune=041044",
+            "/v1/family/{cf}" => "?purpose=benefit-eligibility",
+            _ => "",
+        };
+        let url = node.url(&format!(
+            "{}{query}",
+            path.replace("{cf}", "RSSMRA85T10A562S")
+        ));
+        let r = if *method == http::Method::GET {
+            stranger.get(&url).await.unwrap()
+        } else {
+            post_json(&stranger, &url, q.clone()).await
+        };
+        let expected = match *path {
+            // Open to every member: no personal data.
+            "/healthz" | "/readyz" | "/v1/whoami" | "/v1/manifest"
+                if *method == http::Method::GET =>
+            {
+                200
+            }
+            // Manifests are published on the Prefettura's node only.
+            "/v1/manifest" => 404,
+            // Only the Prefettura notifies.
+            "/v1/manifest/notify" => 403,
+            _ => 403,
+        };
+        assert_eq!(
+            r.status,
+            expected,
+            "{method} {path}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        if expected == 403 && *path != "/v1/manifest/notify" {
+            assert_eq!(
+                problem_type(&r),
+                "urn:attesta:problem:policy-denied",
+                "{method} {path}"
+            );
+            let p = r.json().unwrap();
+            assert!(
+                p["detail"].as_str().unwrap().starts_with("no rule grants"),
+                "{p}"
+            );
+            assert_eq!(p["manifest_version"], 1);
+            assert_eq!(p["policy_version"].as_str().unwrap().len(), 64);
+        }
+    }
+    // Decisions are counted per route, and decided answers name the policy version.
+    let own = pki.client("comune-pesaro");
+    wait_metric(
+        &own,
+        &node,
+        "attesta_policy_decisions_total{route=\"/v1/attest/residence\",decision=\"deny\"}",
+        1.0,
+    )
+    .await;
+    let allowed = post_json(
+        &pki.client("inps-pesaro"),
+        &node.url("/v1/attest/residence"),
+        q,
+    )
+    .await;
+    assert_eq!(
+        problem_type(&allowed),
+        "urn:attesta:problem:no-data",
+        "allowed, then no data"
+    );
+    assert_eq!(
+        allowed.headers.get("attesta-policy-version").unwrap().len(),
+        64
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_a_manifest_denies_everything_but_the_open_routes() {
+    let mut pki = Pki::new();
+    let node = start_node_bare(&mut pki, "comune-pesaro", |c| {
+        c.serves = vec!["residence".into()];
+    })
+    .await;
+    let inps = pki.client("inps-pesaro");
+    assert_eq!(manifest_version(&inps, &node).await, None);
+    let r = post_json(
+        &inps,
+        &node.url("/v1/attest/residence"),
+        json!({"subject": "RSSMRA85T10A562S", "purpose": "benefit-eligibility"}),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(r.json().unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("no policy manifest"));
+    let r = inps.get(&node.url("/v1/manifest")).await.unwrap();
+    assert_eq!(problem_type(&r), "urn:attesta:problem:no-manifest");
+    // Even its own operator cannot import before the policy arrives.
+    let r = pki
+        .client("comune-pesaro")
+        .post(
+            &node.url("/v1/admin/import/residents"),
+            "text/csv",
+            Bytes::from_static(b"x\n"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403);
+}
+
+/// Starts the Prefettura's node and, pointed at it, the other nodes of the demo federation.
+/// Returns (prefettura, others); the others' manifests come from the Prefettura only.
+/// Agencies in `fast` fetch every second; the others every hour (in practice: only pushes).
+async fn federation(pki: &mut Pki, fast: &[&str]) -> (TestNode, Vec<TestNode>) {
+    let prefettura = start_node_bare(pki, PREFETTURA, |_| {}).await;
+    let mut others = Vec::new();
+    for (id, serves) in [
+        ("questura-pu", "legal-presence"),
+        ("comune-pesaro", "residence"),
+        ("comune-urbino", "residence"),
+        ("inps-pesaro", ""),
+    ] {
+        let url = prefettura.url.clone();
+        others.push(
+            start_node_bare(pki, id, |c| {
+                c.serves = if serves.is_empty() {
+                    vec![]
+                } else {
+                    vec![serves.into()]
+                };
+                c.manifest.url = Some(url);
+                c.manifest.refresh_secs = if fast.contains(&id) { 1 } else { 3600 };
+            })
+            .await,
+        );
+    }
+    (prefettura, others)
+}
+
+fn directory(nodes: &[&TestNode]) -> Value {
+    let entry = |n: &TestNode| {
+        let (serves, comuni): (Vec<&str>, Vec<&str>) = match n.agency.as_str() {
+            "questura-pu" => (vec!["legal-presence"], vec![]),
+            "comune-pesaro" => (vec!["residence"], vec!["041044"]),
+            "comune-urbino" => (vec!["residence"], vec!["041067"]),
+            _ => (vec![], vec![]),
+        };
+        json!({"agency": n.agency, "url": n.url, "serves": serves, "comuni": comuni})
+    };
+    Value::Array(nodes.iter().map(|n| entry(n)).collect())
+}
+
+/// Whether inps-pesaro may ask `resource` for `purpose` on `node`: an allowed request gets
+/// past the policy to "no data" (nothing was imported), a denied one is 403.
+async fn inps_allowed(inps: &Client, node: &TestNode, route: &str, purpose: &str) -> bool {
+    let r = post_json(
+        inps,
+        &node.url(route),
+        json!({"subject": "RSSMRA85T10A562S", "purpose": purpose}),
+    )
+    .await;
+    match r.status.as_u16() {
+        503 => true,
+        403 => false,
+        other => panic!("{route} on {}: unexpected {other}", node.agency),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_published_by_the_prefettura_reaches_every_node_and_a_revoke_takes_it_back() {
+    let mut pki = Pki::new();
+    // comune-urbino fetches every second and is left out of the directory: it learns of new
+    // versions by fetching. The others are in the directory and get each version pushed.
+    let (prefettura, others) = federation(&mut pki, &["comune-urbino"]).await;
+    let pushed: Vec<&TestNode> = others
+        .iter()
+        .filter(|n| n.agency != "comune-urbino")
+        .chain(std::iter::once(&prefettura))
+        .collect();
+    let pref_client = pki.client(PREFETTURA);
+
+    // Version 1: the default policy and the directory, published over the API.
+    let r = post_json(
+        &pref_client,
+        &prefettura.url("/v1/manifest"),
+        json!({"policy": attesta_policy::DEFAULT_POLICY, "directory": directory(&pushed)}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let answer = r.json().unwrap();
+    assert_eq!(answer["version"], 1);
+    for n in answer["notified"].as_array().unwrap() {
+        assert_eq!(n["ok"], true, "{n}");
+    }
+    let inps = pki.client("inps-pesaro");
+    for node in &others {
+        if node.agency != "comune-urbino" {
+            assert_eq!(
+                manifest_version(&inps, node).await,
+                Some(1),
+                "{}",
+                node.agency
+            );
+        }
+    }
+
+    let urbino = others.iter().find(|n| n.agency == "comune-urbino").unwrap();
+    eventually(|| async { (manifest_version(&inps, urbino).await == Some(1)).then_some(()) }).await;
+
+    // The Prefettura grants INPS a new purpose with the CLI, checks the diff, publishes.
+    let config = prefettura.config_path.to_str().unwrap().to_owned();
+    let draft = pki.dir.path().join("draft.csv");
+    let draft_s = draft.to_str().unwrap().to_owned();
+    let grant = ["--config", &config, "--draft", &draft_s, "inps-pesaro"];
+    for (resource, purpose) in [
+        ("residence", "pension-check"),
+        ("legal-presence", "pension-check"),
+    ] {
+        let mut args = vec!["grant"];
+        args.extend(grant);
+        args.extend([resource, purpose]);
+        let o = policy_cli(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let o = policy_cli(&["diff", "--config", &config, "--draft", &draft_s]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("+ p, inps-pesaro, residence, read, pension-check, *, allow"),
+        "{}",
+        stdout(&o)
+    );
+    // Not yet published: denied everywhere.
+    let registries: Vec<&TestNode> = others
+        .iter()
+        .filter(|n| n.agency.starts_with("comune-"))
+        .collect();
+    let questura = others.iter().find(|n| n.agency == "questura-pu").unwrap();
+    for r in &registries {
+        assert!(!inps_allowed(&inps, r, "/v1/attest/residence", "pension-check").await);
+    }
+    let o = policy_cli(&["publish", "--config", &config, "--draft", &draft_s]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("published manifest version 2"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Within a bounded wait, every node allows it, without a restart.
+    for r in &registries {
+        eventually(|| async {
+            inps_allowed(&inps, r, "/v1/attest/residence", "pension-check")
+                .await
+                .then_some(())
+        })
+        .await;
+    }
+    eventually(|| async {
+        inps_allowed(
+            &inps,
+            questura,
+            "/v1/attest/legal-presence",
+            "pension-check",
+        )
+        .await
+        .then_some(())
+    })
+    .await;
+    // (comune-urbino got it by fetching: it is not in the directory; nobody pushed to it.)
+
+    // Revoking it and publishing denies it again.
+    for (resource, purpose) in [
+        ("residence", "pension-check"),
+        ("legal-presence", "pension-check"),
+    ] {
+        let mut args = vec!["revoke"];
+        args.extend(grant);
+        args.extend([resource, purpose]);
+        let o = policy_cli(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let o = policy_cli(&["publish", "--config", &config, "--draft", &draft_s]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for r in &registries {
+        eventually(|| async {
+            (!inps_allowed(&inps, r, "/v1/attest/residence", "pension-check").await).then_some(())
+        })
+        .await;
+    }
+    eventually(|| async {
+        (!inps_allowed(
+            &inps,
+            questura,
+            "/v1/attest/legal-presence",
+            "pension-check",
+        )
+        .await)
+            .then_some(())
+    })
+    .await;
+    for node in others.iter().chain(std::iter::once(&prefettura)) {
+        eventually(|| async { (manifest_version(&inps, node).await == Some(3)).then_some(()) })
+            .await;
+    }
+
+    // `policy show` prints the version and the policy in force, verified.
+    let o = policy_cli(&["show", "--config", &config]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("manifest version 3") && out.contains("(signature verified)"),
+        "{out}"
+    );
+    assert!(!out.contains("pension-check"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_prefettura_role_publishes() {
+    let mut pki = Pki::new();
+    let (prefettura, others) = federation(&mut pki, &[]).await;
+    let first = post_json(
+        &pki.client("questura-pu"),
+        &prefettura.url("/v1/manifest"),
+        json!({"policy": attesta_policy::DEFAULT_POLICY}),
+    )
+    .await;
+    // Before the first manifest: only the Prefettura's own certificate.
+    assert_eq!(first.status, 403);
+    let r = post_json(
+        &pki.client(PREFETTURA),
+        &prefettura.url("/v1/manifest"),
+        json!({"policy": attesta_policy::DEFAULT_POLICY}),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    // Afterwards, by the policy: the questura has no grant to publish.
+    let r = post_json(
+        &pki.client("questura-pu"),
+        &prefettura.url("/v1/manifest"),
+        json!({"policy": attesta_policy::DEFAULT_POLICY}),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(problem_type(&r), "urn:attesta:problem:policy-denied");
+    // The CLI with the Questura's certificate says so, on one line.
+    let questura = others.iter().find(|n| n.agency == "questura-pu").unwrap();
+    let draft = pki.dir.path().join("draft.csv");
+    std::fs::write(&draft, attesta_policy::DEFAULT_POLICY).unwrap();
+    let o = policy_cli(&[
+        "publish",
+        "--config",
+        questura.config_path.to_str().unwrap(),
+        "--draft",
+        draft.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("publish refused: 403") && err.contains("no rule grants publish manifest"),
+        "{err}"
+    );
+    // A node that is not the Prefettura's publishes nothing.
+    let r = post_json(
+        &pki.client(PREFETTURA),
+        &questura.url("/v1/manifest"),
+        json!({"policy": attesta_policy::DEFAULT_POLICY}),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    // A draft made from an older version is refused rather than overwriting a newer one.
+    let r = post_json(
+        &pki.client(PREFETTURA),
+        &prefettura.url("/v1/manifest"),
+        json!({"policy": attesta_policy::DEFAULT_POLICY, "expected_version": 0}),
+    )
+    .await;
+    assert_eq!(r.status, 409);
+    // A policy that does not load is refused, naming the line.
+    let r = post_json(
+        &pki.client(PREFETTURA),
+        &prefettura.url("/v1/manifest"),
+        json!({"policy": "p, consumer, residence, read\n"}),
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    assert!(r.json().unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("line 1"));
+    assert_eq!(
+        manifest_version(&pki.client(PREFETTURA), &prefettura).await,
+        Some(1)
+    );
+}
+
+/// Signs `payload` as a manifest with `signer`'s key, whatever it holds.
+fn sign_raw(pki: &mut Pki, signer: &str, payload: &[u8]) -> String {
+    let files = pki.agency(signer);
+    let identity = attesta_certs::SigningIdentity::load(
+        pki.ca.trust_domain(),
+        &files.sign_cert,
+        &files.sign_key,
+    )
+    .unwrap();
+    attesta_certs::jws::sign(&identity, attesta_policy::MANIFEST_TYP, payload).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_manifests_are_refused_and_the_last_valid_one_is_kept() {
+    let mut pki = Pki::new();
+    let node = start_node(&mut pki, "comune-pesaro", |c| {
+        c.serves = vec!["residence".into()];
+    })
+    .await;
+    let prefettura = pki.client(PREFETTURA);
+    let own = pki.client("comune-pesaro");
+    let notify = node.url("/v1/manifest/notify");
+    let push = |token: String| {
+        let prefettura = &prefettura;
+        let notify = &notify;
+        async move {
+            prefettura
+                .post(notify, JOSE, Bytes::from(token))
+                .await
+                .unwrap()
+        }
+    };
+
+    // Version 3 goes in.
+    let v3 = pki.manifest(3, &test_policy());
+    let r = push(v3.clone()).await;
+    assert_eq!(r.json().unwrap(), json!({"version": 3, "installed": true}));
+    // The same document again changes nothing.
+    let r = push(v3.clone()).await;
+    assert_eq!(r.json().unwrap(), json!({"version": 3, "installed": false}));
+
+    let with_extra_field = {
+        let mut v = serde_json::to_value(test_manifest(4, &test_policy())).unwrap();
+        v["valid_forever"] = true.into();
+        serde_json::to_vec(&v).unwrap()
+    };
+    let flipped = {
+        let v4 = pki.manifest(4, &test_policy());
+        let (rest, sig) = v4.rsplit_once('.').unwrap();
+        let mut sig = sig.to_owned().into_bytes();
+        sig[5] = if sig[5] == b'A' { b'B' } else { b'A' };
+        format!("{rest}.{}", String::from_utf8(sig).unwrap())
+    };
+    let mut other_policy = test_policy();
+    other_policy.push_str("p, inps-pesaro, residence, read, marketing, *, allow\n");
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("bad signature", flipped, "bad_signature"),
+        (
+            "signed by the Questura",
+            pki.sign_manifest("questura-pu", &test_manifest(4, &test_policy())),
+            "wrong_signer",
+        ),
+        (
+            "older version",
+            pki.manifest(2, &test_policy()),
+            "older_version",
+        ),
+        (
+            "same version, other content",
+            pki.manifest(3, &other_policy),
+            "same_version",
+        ),
+        (
+            "not JSON",
+            sign_raw(&mut pki, PREFETTURA, b"version 4"),
+            "malformed",
+        ),
+        ("not a JWS", "hello.world".into(), "malformed"),
+        (
+            "unknown field",
+            sign_raw(&mut pki, PREFETTURA, &with_extra_field),
+            "unknown_field",
+        ),
+        (
+            "policy that does not load",
+            pki.manifest(4, "p, consumer, residence\n"),
+            "invalid",
+        ),
+    ];
+    for (what, token, reason) in cases {
+        let r = push(token).await;
+        assert_eq!(
+            r.status,
+            422,
+            "{what}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let p = r.json().unwrap();
+        assert_eq!(p["type"], "urn:attesta:problem:manifest-rejected", "{what}");
+        assert_eq!(p["reason"], reason, "{what}: {p}");
+        // The last valid manifest stays in force, on disk too.
+        assert_eq!(manifest_version(&own, &node).await, Some(3), "{what}");
+        let series = format!("attesta_manifest_rejections_total{{reason=\"{reason}\"}}");
+        wait_metric(&own, &node, &series, 1.0).await;
+    }
+    let data_dir = Path::new(&node.config_path).parent().unwrap().join("data");
+    assert_eq!(
+        std::fs::read_to_string(data_dir.join(attesta::manifest::FILE)).unwrap(),
+        v3
+    );
+    let r = own.get(&node.url("/v1/manifest")).await.unwrap();
+    assert_eq!(String::from_utf8(r.body.to_vec()).unwrap(), v3);
+    // INPS's marketing purpose from the refused document is not granted.
+    let r = post_json(
+        &pki.client("inps-pesaro"),
+        &node.url("/v1/attest/residence"),
+        json!({"subject": "RSSMRA85T10A562S", "purpose": "marketing"}),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    // An empty notification asks the node to fetch (this one has no Prefettura URL: a no-op).
+    let r = prefettura.post(&notify, JOSE, Bytes::new()).await.unwrap();
+    assert_eq!(r.status, 202);
+    // Only the Prefettura may notify at all.
+    let r = pki
+        .client("questura-pu")
+        .post(&notify, JOSE, Bytes::from(pki.manifest(5, &test_policy())))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403);
+    assert_eq!(manifest_version(&own, &node).await, Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agency_revoked_in_the_manifest_is_refused() {
+    let mut pki = Pki::new();
+    let node = start_node(&mut pki, "comune-pesaro", |c| {
+        c.serves = vec!["residence".into()];
+    })
+    .await;
+    let inps = pki.client("inps-pesaro");
+    assert_eq!(inps.get(&node.url("/v1/whoami")).await.unwrap().status, 200);
+    let mut m = test_manifest(2, &test_policy());
+    m.revoked = vec!["inps-pesaro".into()];
+    let token = pki.sign_manifest(PREFETTURA, &m);
+    let r = pki
+        .client(PREFETTURA)
+        .post(&node.url("/v1/manifest/notify"), JOSE, Bytes::from(token))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let r = inps.get(&node.url("/v1/whoami")).await.unwrap();
+    assert_eq!(r.status, 403);
+    assert_eq!(problem_type(&r), "urn:attesta:problem:certificate-revoked");
+    assert!(r.json().unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .contains("manifest"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_serves_with_its_persisted_manifest_while_the_prefettura_is_down() {
+    let mut pki = Pki::new();
+    let (prefettura, mut others) = federation(&mut pki, &[]).await;
+    let pesaro_at = others
+        .iter()
+        .position(|n| n.agency == "comune-pesaro")
+        .unwrap();
+    let pesaro = others.remove(pesaro_at);
+    let r = post_json(
+        &pki.client(PREFETTURA),
+        &prefettura.url("/v1/manifest"),
+        json!({"policy": attesta_policy::DEFAULT_POLICY, "directory": directory(&[&pesaro])}),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let inps = pki.client("inps-pesaro");
+    assert_eq!(manifest_version(&inps, &pesaro).await, Some(1));
+
+    // The Prefettura goes away, then comune-pesaro restarts.
+    let prefettura_url = prefettura.url.clone();
+    prefettura.stop().await;
+    pesaro.stop().await;
+    let pesaro = start_node_bare(&mut pki, "comune-pesaro", |c| {
+        c.serves = vec!["residence".into()];
+        c.manifest.url = Some(prefettura_url);
+        c.manifest.refresh_secs = 1;
+    })
+    .await;
+    assert_eq!(manifest_version(&inps, &pesaro).await, Some(1));
+    assert!(
+        inps_allowed(
+            &inps,
+            &pesaro,
+            "/v1/attest/residence",
+            "benefit-eligibility"
+        )
+        .await
+    );
+    assert!(!inps_allowed(&inps, &pesaro, "/v1/attest/residence", "marketing").await);
+    // It keeps trying the Prefettura, and keeps serving.
+    let own = pki.client("comune-pesaro");
+    wait_metric(
+        &own,
+        &pesaro,
+        "attesta_manifest_updates_total{result=\"fetch_failed\"}",
+        2.0,
+    )
+    .await;
+    assert_eq!(manifest_version(&inps, &pesaro).await, Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_explain_prints_the_rule_or_the_reason() {
+    let mut pki = Pki::new();
+    pki.agency("comune-pesaro");
+    let config = node_config(&pki, "comune-pesaro", "127.0.0.1:0".parse().unwrap());
+    let config_path = pki.agency_dir("comune-pesaro").join("node.toml");
+    std::fs::write(&config_path, config.to_toml()).unwrap();
+    let manifest_path = pki.dir.path().join("manifest.jws");
+    std::fs::write(&manifest_path, pki.manifest(7, &test_policy())).unwrap();
+    let base = [
+        "explain",
+        "--config",
+        config_path.to_str().unwrap(),
+        "--manifest",
+        manifest_path.to_str().unwrap(),
+    ];
+
+    let mut args = base.to_vec();
+    args.extend(["inps-pesaro", "legal-presence", "benefit-eligibility"]);
+    let o = policy_cli(&args);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("allow: inps-pesaro read legal-presence"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "matched rule: p, consumer, legal-presence, read, benefit-eligibility, *, allow"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("manifest version 7"), "{out}");
+
+    let mut args = base.to_vec();
+    args.extend(["inps-pesaro", "legal-presence", "marketing"]);
+    let o = policy_cli(&args);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stdout(&o).contains("reason: no rule grants read legal-presence for purpose \"marketing\""),
+        "{}",
+        stdout(&o)
+    );
+
+    // Territory: a comune's own, from the directory.
+    let mut args = base.to_vec();
+    args.extend([
+        "comune-urbino",
+        "expiring-permits",
+        "registry-update",
+        "--territory",
+        "041044",
+    ]);
+    let o = policy_cli(&args);
+    assert_eq!(o.status.code(), Some(2), "{}", stdout(&o));
+    assert!(stdout(&o).contains("in territory 041044"), "{}", stdout(&o));
+
+    // A tampered manifest file is refused, naming the file.
+    let token = std::fs::read_to_string(&manifest_path).unwrap();
+    let (head, _) = token.rsplit_once('.').unwrap();
+    let forged = pki.dir.path().join("forged.jws");
+    std::fs::write(&forged, format!("{head}.AAAA")).unwrap();
+    let o = policy_cli(&[
+        "show",
+        "--config",
+        config_path.to_str().unwrap(),
+        "--manifest",
+        forged.to_str().unwrap(),
+    ]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("forged.jws") && err.contains("signature"),
+        "{err}"
+    );
+    // Without trust anchors it shows the content, saying it is unverified.
+    let o = policy_cli(&["show", "--manifest", manifest_path.to_str().unwrap()]);
+    assert!(o.status.success());
+    assert!(stdout(&o).contains("NOT verified"), "{}", stdout(&o));
+    let _: Manifest = serde_json::from_slice(
+        &policy_cli(&[
+            "show",
+            "--json",
+            "--config",
+            config_path.to_str().unwrap(),
+            "--manifest",
+            manifest_path.to_str().unwrap(),
+        ])
+        .stdout,
+    )
+    .unwrap();
+}
