@@ -368,3 +368,47 @@ fn cached_decisions_equal_fresh_ones() {
     assert_eq!(first, again);
     assert!(!first.is_allow());
 }
+
+#[test]
+fn the_directory_gives_territories_to_own_rules() {
+    // A comune the policy text does not map: its directory entry does.
+    let policy = "g, comune-fano, comune\n\
+                  p, comune, expiring-permits, read, registry-update, own, allow\n";
+    let m = Manifest {
+        version: 1,
+        issued_at: "2026-11-23T10:00:00Z".into(),
+        issuer: "prefettura-pu".into(),
+        policy: policy.into(),
+        directory: vec![DirectoryEntry {
+            agency: "comune-fano".into(),
+            url: "https://127.0.0.1:8446".into(),
+            serves: vec![Service::Residence],
+            comuni: vec!["041013".into()],
+        }],
+        revoked: vec![],
+    };
+    let effective = m.effective_policy();
+    assert!(effective.starts_with(policy));
+    assert!(effective.contains("g2, comune-fano, 041013"));
+    let p = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(Policy::load(&effective))
+        .unwrap();
+    let ask = |territory: &str| {
+        p.decide(&req(
+            "comune-fano",
+            "expiring-permits",
+            "registry-update",
+            territory,
+        ))
+        .unwrap()
+        .is_allow()
+    };
+    assert!(ask("041013"));
+    assert!(!ask("041044"));
+    // A line already in the text is not repeated.
+    let mut with_line = m.clone();
+    with_line.policy = format!("{policy}g2, comune-fano, 041013\n");
+    assert_eq!(with_line.effective_policy(), with_line.policy);
+}

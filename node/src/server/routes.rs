@@ -166,7 +166,8 @@ pub(super) async fn handle(shared: &Arc<Shared>, peer: &Peer, req: Request<Incom
             d.explanation.as_str(),
             d.policy_version.as_deref().unwrap_or(""),
         ),
-        None => ("", "", ""),
+        // Open routes, and requests refused before any decision (revoked, malformed, unknown).
+        None => ("none", "", ""),
     };
     if !policy_version.is_empty() {
         if let Ok(v) = HeaderValue::from_str(policy_version) {
