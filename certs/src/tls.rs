@@ -208,6 +208,22 @@ impl TrustStore {
     }
 }
 
+/// The trust domain a federation CA certificate was created for (its subject's O), so that
+/// offline tools need only the CA file.
+pub fn ca_trust_domain(ca_path: &Path) -> Result<TrustDomain, TlsError> {
+    let pem = read(ca_path)?;
+    let ca = X509::from_pem(&pem)
+        .map_err(|e| invalid(ca_path, format!("not a PEM certificate ({e})")))?;
+    let o = ca
+        .subject_name()
+        .entries_by_nid(openssl::nid::Nid::ORGANIZATIONNAME)
+        .next()
+        .and_then(|e| e.data().to_string().ok())
+        .ok_or_else(|| invalid(ca_path, "not an attesta federation CA (no O)".into()))?;
+    TrustDomain::new(&o)
+        .map_err(|e| invalid(ca_path, format!("not an attesta federation CA ({e})")))
+}
+
 /// An agency's TLS identity: its auth certificate and key, checked to belong together and to
 /// be an agency certificate of the trust domain.
 #[derive(Debug)]

@@ -38,6 +38,8 @@ enum Command {
     Import(ImportArgs),
     /// Write synthetic residents.csv, permits.csv and samples.json for the province.
     Generate(crate::generate::GenerateArgs),
+    /// Verify a signed attestation offline and print its payload.
+    VerifyAttestation(VerifyArgs),
     /// The access policy: show, grant, revoke, explain, diff, publish (the Prefettura).
     #[command(subcommand)]
     Policy(crate::policy_cli::PolicyCommand),
@@ -62,6 +64,18 @@ pub struct ImportArgs {
     /// Import the valid rows and report the invalid ones (default: any invalid row stops it).
     #[arg(long)]
     skip_invalid: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The federation CA certificate.
+    #[arg(long)]
+    ca: PathBuf,
+    /// A CRL of the federation CA: an attestation signed with a revoked key is refused.
+    #[arg(long)]
+    crl: Option<PathBuf>,
+    /// The attestation (compact JWS), or `-` for standard input.
+    file: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -194,6 +208,7 @@ fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Demo(DemoCommand::Up(args)) => runtime()?.block_on(crate::demo::up(args)),
         Command::Import(args) => runtime()?.block_on(import(args)),
         Command::Generate(args) => crate::generate::run(&args),
+        Command::VerifyAttestation(args) => verify_attestation(&args),
         Command::Policy(_) => unreachable!("handled by run"),
     }
 }
@@ -254,6 +269,31 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
                 .unwrap_or("no details")
         )
     }
+}
+
+fn verify_attestation(args: &VerifyArgs) -> anyhow::Result<()> {
+    use std::io::Read;
+    let name = args.file.display().to_string();
+    let token = if name == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading standard input")?;
+        s
+    } else {
+        std::fs::read_to_string(&args.file).with_context(|| format!("reading {name}"))?
+    };
+    let td = attesta_certs::tls::ca_trust_domain(&args.ca)?;
+    let trust = attesta_certs::TrustStore::load(td, &args.ca, args.crl.as_deref())?;
+    let v = crate::attestation::verify(&trust, &token)
+        .with_context(|| format!("{name}: attestation refused"))?;
+    eprintln!(
+        "valid attestation signed by {} (sign certificate sha256 {})",
+        v.signer.agency(),
+        v.signer.fingerprint_hex()
+    );
+    println!("{}", serde_json::to_string_pretty(&v.payload)?);
+    Ok(())
 }
 
 /// `uploading FILE [########            ]  40%  41/103 MB`

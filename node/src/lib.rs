@@ -8,6 +8,7 @@
 //! - [`problem`]: RFC 9457 problem+json, the only error format on the wire.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`client`]: the mTLS HTTP client on the same stack.
+//! - [`attestation`]: signed answers (compact JWS) and their offline verification.
 //! - [`manifest`]: the Prefettura's signed manifest in force: verify, order, persist, swap.
 //! - [`import`]: CSV validation and import (snapshot or delta).
 //! - [`store`]: RocksDB (the only module that names it): residents, permits, indexes.
@@ -17,6 +18,7 @@
 //!
 //! The node reads an agency's identity only from the verified client certificate.
 
+pub mod attestation;
 pub mod cli;
 pub mod client;
 pub mod config;

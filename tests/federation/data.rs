@@ -60,14 +60,16 @@ async fn ask(
     route: &str,
     body: Value,
 ) -> attesta::client::Reply {
-    client
+    let reply = client
         .post(
             &node.url(route),
             "application/json",
             Bytes::from(body.to_string()),
         )
         .await
-        .unwrap()
+        .unwrap();
+    // Answers are signed: check the signature, then read the payload.
+    attested(node, reply)
 }
 
 fn serves(what: &str) -> impl FnOnce(&mut attesta::config::NodeConfig) + '_ {
@@ -670,4 +672,89 @@ async fn family_data_goes_only_to_granted_agencies() {
         let p = r.json().unwrap();
         assert!(p["detail"].as_str().unwrap().contains(why), "{p}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attestations_verify_offline_and_any_change_is_caught() {
+    let mut pki = Pki::new();
+    let node = start_node(&mut pki, "comune-pesaro", serves("residence")).await;
+    let header = attesta::import::RESIDENT_COLUMNS.join(",");
+    let file = pki.dir.path().join("one.csv");
+    std::fs::write(&file, format!("{header}\nRSSMRA85T10A562S,Rossi,Mario,M,1985-12-10,A562,100,041044,Via Roma 1,F1,2010-01-01,,\n")).unwrap();
+    assert!(cli_import(&node, "residents", &file, &[]).status.success());
+
+    let body =
+        json!({"subject": "RSSMRA85T10A562S", "purpose": "benefit-eligibility", "as_of": AS_OF})
+            .to_string();
+    let r = pki
+        .client("inps-pesaro")
+        .post(
+            &node.url("/v1/attest/residence"),
+            "application/json",
+            Bytes::from(body.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.content_type(), Some("application/jose"));
+    let token = String::from_utf8(r.body.to_vec()).unwrap();
+    let saved = pki.dir.path().join("answer.jws");
+    std::fs::write(&saved, &token).unwrap();
+
+    let (ca, crl) = (pki.ca_cert(), pki.crl());
+    let verify = |path: &Path| {
+        attesta()
+            .args(["verify-attestation", "--ca", ca.to_str().unwrap()])
+            .args(["--crl", crl.to_str().unwrap()])
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    let out = verify(&saved);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let payload: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(payload["resident"], true);
+    assert_eq!(payload["issuer"], "comune-pesaro");
+    assert_eq!(payload["audience"], "inps-pesaro");
+    assert_eq!(payload["subject"], "RSSMRA85T10A562S");
+    // The answer is bound to the question: the digest of the exact request body.
+    assert_eq!(
+        payload["request_sha256"],
+        attesta::attestation::sha256_hex(body.as_bytes())
+    );
+    assert!(payload["iat"].as_i64().unwrap() > 1_700_000_000);
+
+    // One byte changed anywhere (header, payload, signature) and it no longer verifies.
+    let (head, rest) = token.split_once('.').unwrap();
+    let (payload_b64, sig) = rest.split_once('.').unwrap();
+    for (what, at) in [
+        ("header", head.len() / 2),
+        ("payload", head.len() + 1 + payload_b64.len() / 2),
+        ("signature", token.len() - sig.len() / 2),
+    ] {
+        let mut bytes = token.clone().into_bytes();
+        bytes[at] = if bytes[at] == b'A' { b'B' } else { b'A' };
+        let tampered = pki.dir.path().join(format!("tampered-{what}.jws"));
+        std::fs::write(&tampered, &bytes).unwrap();
+        let out = verify(&tampered);
+        assert!(
+            !out.status.success(),
+            "{what}: tampered attestation verified"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("attestation refused") && err.contains(&format!("tampered-{what}.jws")),
+            "{what}: {err}"
+        );
+    }
+
+    // Signed with a key the CA has since revoked: refused with the CRL.
+    pki.ca.revoke_agency(&agency("comune-pesaro")).unwrap();
+    let out = verify(&saved);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("revoked"));
 }

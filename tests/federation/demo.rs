@@ -75,6 +75,12 @@ async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, Stri
 
     // Every node answers, over mTLS, with the identity of the caller.
     let inps = client_from_demo(dir, "inps-pesaro");
+    let trust = attesta_certs::TrustStore::load(
+        attesta_certs::TrustDomain::new(attesta::demo::TRUST_DOMAIN).unwrap(),
+        &dir.join("ca/ca.crt"),
+        Some(&dir.join("ca/crl.pem")),
+    )
+    .unwrap();
     for (agency, url) in &endpoints {
         let reply = inps.get(&format!("{url}/v1/whoami")).await.unwrap();
         assert_eq!(reply.status, 200, "{agency}");
@@ -123,9 +129,12 @@ async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, Stri
             .await
             .unwrap();
         assert_eq!(reply.status, 200, "{}", s["label"]);
+        let answer =
+            attesta::attestation::verify(&trust, std::str::from_utf8(&reply.body).unwrap())
+                .unwrap()
+                .payload;
         assert_eq!(
-            reply.json().unwrap()["resident"],
-            s["expect"]["resident"],
+            answer["resident"], s["expect"]["resident"],
             "{}",
             s["label"]
         );

@@ -352,6 +352,24 @@ pub fn install_test_manifest(pki: &mut Pki, config: &NodeConfig) {
     std::fs::write(path, token).unwrap();
 }
 
+/// For a signed answer (`application/jose`), verifies it against the node's CA and CRL and
+/// returns the reply with its payload as the body; any other reply unchanged.
+pub fn attested(node: &TestNode, mut reply: Reply) -> Reply {
+    if reply.content_type() != Some(attesta::attestation::CONTENT_TYPE) {
+        return reply;
+    }
+    let settings = Settings::load(&node.config_path).unwrap();
+    let token = std::str::from_utf8(&reply.body).unwrap();
+    let v = attesta::attestation::verify(&settings.trust, token).unwrap();
+    assert_eq!(
+        v.signer.agency().as_str(),
+        node.agency,
+        "signed by the node asked"
+    );
+    reply.body = serde_json::to_vec(&v.payload).unwrap().into();
+    reply
+}
+
 /// Polls `check` with bounded retries until it returns `Some`.
 pub async fn eventually<T, F, Fut>(mut check: F) -> T
 where

@@ -44,6 +44,8 @@ pub(super) struct Question {
     subject: CodiceFiscale,
     pub purpose: String,
     as_of: Date,
+    /// SHA-256 of the request body, hex: binds the answer to the question.
+    request_sha256: String,
 }
 
 fn bad_request(detail: impl Into<String>) -> Problem {
@@ -79,6 +81,7 @@ pub(super) fn parse_question(body: &Bytes) -> Result<Question, Problem> {
         subject,
         purpose: req.purpose,
         as_of,
+        request_sha256: crate::attestation::sha256_hex(body),
     })
 }
 
@@ -118,6 +121,8 @@ fn envelope<'a>(
         purpose: &q.purpose,
         as_of: format_date(q.as_of),
         data_as_of,
+        iat: time::OffsetDateTime::now_utc().unix_timestamp(),
+        request_sha256: &q.request_sha256,
     }
 }
 
@@ -131,6 +136,29 @@ struct Envelope<'a> {
     purpose: &'a str,
     as_of: String,
     data_as_of: Option<String>,
+    /// Issued at, Unix seconds.
+    iat: i64,
+    request_sha256: &'a str,
+}
+
+/// Signs an answer as a compact JWS with the node's sign key (`application/jose`).
+fn signed<T: Serialize>(shared: &Shared, answer: &T) -> Result<Resp, Problem> {
+    let payload = serde_json::to_vec(answer).map_err(|_| Problem::new(ProblemKind::Internal))?;
+    let token = attesta_certs::jws::sign(
+        &shared.settings.signing,
+        crate::attestation::ATTESTATION_TYP,
+        &payload,
+    )
+    .map_err(|e| {
+        tracing::error!(error = %e, "signing an attestation failed");
+        Problem::new(ProblemKind::Internal)
+    })?;
+    let mut resp = http::Response::new(http_body_util::Full::new(Bytes::from(token)));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(crate::attestation::CONTENT_TYPE),
+    );
+    Ok(resp)
 }
 
 #[derive(Serialize)]
@@ -163,8 +191,8 @@ pub(super) fn attest_residence(
     let (resident, info) = shared.store.resident(&q.subject).map_err(store_failure)?;
     let data_as_of = data_as_of(&info)?;
     let fact = residence_on(resident.as_ref(), q.as_of);
-    Ok(json(
-        StatusCode::OK,
+    signed(
+        shared,
         &ResidenceAnswer {
             envelope: envelope(shared, peer, q, data_as_of),
             resident: fact.resident,
@@ -172,7 +200,7 @@ pub(super) fn attest_residence(
             since: fact.since.map(format_date),
             permit_required: fact.permit_required,
         },
-    ))
+    )
 }
 
 pub(super) fn attest_legal_presence(
@@ -186,15 +214,15 @@ pub(super) fn attest_legal_presence(
     let (permits, info) = shared.store.permits_of(&q.subject).map_err(store_failure)?;
     let data_as_of = data_as_of(&info)?;
     let fact = legal_presence_on(&q.subject, &permits, q.as_of);
-    Ok(json(
-        StatusCode::OK,
+    signed(
+        shared,
         &PresenceAnswer {
             envelope: envelope(shared, peer, q, data_as_of),
             legally_present: fact.legally_present,
             basis: fact.basis.map(|b| b.as_str()),
             valid_until: fact.valid_until.map(format_date),
         },
-    ))
+    )
 }
 
 /// Options of an import, from the query string.
