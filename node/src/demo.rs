@@ -277,23 +277,7 @@ async fn publish_default_policy(nodes: &[(Settings, String)]) -> anyhow::Result<
         .context("the demo has no Prefettura node")?;
     let client = own_client(prefettura)?;
     let directory = directory(nodes);
-    let current = client.get(&format!("{url}/v1/manifest")).await?;
-    let in_force = if current.status.is_success() {
-        let trust = TrustStore::load(
-            prefettura.trust_domain.clone(),
-            &prefettura.tls_paths.ca,
-            prefettura.tls_paths.crl.as_deref(),
-        )?;
-        let active = crate::manifest::verify(
-            &trust,
-            &prefettura.agency,
-            &String::from_utf8_lossy(&current.body),
-        )
-        .await?;
-        Some(active.manifest)
-    } else {
-        None
-    };
+    let in_force = crate::policy_cli::fetch_published(prefettura, &client, url).await?;
     let version = match in_force {
         Some(m) if m.policy == attesta_policy::DEFAULT_POLICY && m.directory == directory => {
             m.version

@@ -243,27 +243,46 @@ fn prefettura_url(settings: &Settings, url: Option<String>) -> anyhow::Result<St
     })
 }
 
+/// Fetches the manifest the Prefettura's node at `base` serves and verifies it against the
+/// trust anchors of `settings`. `None`: nothing published yet.
+pub async fn fetch_published(
+    settings: &Settings,
+    client: &crate::client::Client,
+    base: &str,
+) -> anyhow::Result<Option<Manifest>> {
+    let reply = client
+        .get(&format!("{base}/v1/manifest"))
+        .await
+        .with_context(|| format!("fetching the manifest from {base}"))?;
+    if reply.status == http::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !reply.status.is_success() {
+        anyhow::bail!("{base}/v1/manifest: {}", problem_line(&reply));
+    }
+    let token = String::from_utf8_lossy(&reply.body);
+    let active = crate::manifest::verify(&settings.trust, &settings.manifest.prefettura, &token)
+        .await
+        .with_context(|| format!("{base}: manifest refused"))?;
+    Ok(Some(active.manifest))
+}
+
 async fn published(source: &Source) -> anyhow::Result<Published> {
     let settings = source.config.as_deref().map(Settings::load).transpose()?;
-    let (token, origin) = match (&source.manifest, &settings) {
-        (Some(path), _) => (
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
-            path.display().to_string(),
-        ),
-        (None, Some(s)) => {
-            let base = prefettura_url(s, source.url.clone())?;
-            let client = crate::demo::agency_client(s, &s.manifest.prefettura)?;
-            let reply = client
-                .get(&format!("{base}/v1/manifest"))
-                .await
-                .with_context(|| format!("fetching the manifest from {base}"))?;
-            if !reply.status.is_success() {
-                anyhow::bail!("{base}/v1/manifest: {}", problem_line(&reply));
-            }
-            (String::from_utf8_lossy(&reply.body).into_owned(), base)
-        }
-        (None, None) => anyhow::bail!("give --config node.toml or --manifest FILE"),
+    let Some(path) = &source.manifest else {
+        let s = settings.context("give --config node.toml or --manifest FILE")?;
+        let base = prefettura_url(&s, source.url.clone())?;
+        let client = crate::demo::agency_client(&s, &s.manifest.prefettura)?;
+        let manifest = fetch_published(&s, &client, &base)
+            .await?
+            .with_context(|| format!("{base}: no manifest has been published yet"))?;
+        return Ok(Published {
+            manifest,
+            verified: true,
+        });
     };
+    let origin = path.display().to_string();
+    let token = std::fs::read_to_string(path).with_context(|| format!("reading {origin}"))?;
     match &settings {
         Some(s) => {
             let active = crate::manifest::verify(&s.trust, &s.manifest.prefettura, &token)
@@ -373,22 +392,9 @@ async fn publish(config: &Path, url: Option<String>, draft: &Path) -> anyhow::Re
     let base = prefettura_url(&settings, url)?;
     let client = crate::demo::agency_client(&settings, &settings.manifest.prefettura)?;
     // The version the draft is published over, so a concurrent publish is not overwritten.
-    let current = client
-        .get(&format!("{base}/v1/manifest"))
-        .await
-        .with_context(|| format!("fetching the manifest from {base}"))?;
-    let expected_version = if current.status.is_success() {
-        let active = crate::manifest::verify(
-            &settings.trust,
-            &settings.manifest.prefettura,
-            &String::from_utf8_lossy(&current.body),
-        )
-        .await
-        .with_context(|| format!("{base}: manifest refused"))?;
-        Some(active.manifest.version)
-    } else {
-        None
-    };
+    let expected_version = fetch_published(&settings, &client, &base)
+        .await?
+        .map(|m| m.version);
     let body = serde_json::to_vec(&crate::server::PublishRequest {
         policy: text,
         directory: None,
