@@ -12,8 +12,8 @@ use http::{header, Method, Request, StatusCode, Uri};
 use http_body_util::combinators::UnsyncBoxBody as BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, SizeHint};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::ClientConfig;
 use tokio::net::TcpStream;
@@ -37,6 +37,8 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{0} does not speak HTTP/2")]
+    NoHttp2(String),
     #[error("HTTP exchange with {addr}")]
     Http {
         addr: String,
@@ -102,8 +104,55 @@ impl Client {
         }
     }
 
-    /// Opens a TLS connection to the host and port of `base` (an `https://host:port` URL).
+    /// Opens a TLS connection to the host and port of `base` (an `https://host:port` URL)
+    /// and speaks HTTP/1.1 on it (keep-alive).
     pub async fn connect(&self, base: &str) -> Result<Connection, ClientError> {
+        let open = self.open(base).await?;
+        let (sender, conn) = http1::handshake(TokioIo::new(open.tls))
+            .await
+            .map_err(|source| ClientError::Http {
+                addr: open.authority.clone(),
+                source,
+            })?;
+        let driver = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Connection {
+            sender,
+            authority: open.authority,
+            handshake_kind: open.handshake_kind,
+            server_certificate: open.server_certificate,
+            driver,
+        })
+    }
+
+    /// Opens a TLS connection to `base` and speaks HTTP/2 on it: one connection carries
+    /// concurrent requests, and clones of the [`H2Connection`] share it.
+    pub async fn connect_h2(&self, base: &str) -> Result<H2Connection, ClientError> {
+        let open = self.open(base).await?;
+        if open.tls.get_ref().1.alpn_protocol() != Some(b"h2") {
+            return Err(ClientError::NoHttp2(open.authority));
+        }
+        let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .keep_alive_interval(std::time::Duration::from_secs(30))
+            .handshake(TokioIo::new(open.tls))
+            .await
+            .map_err(|source| ClientError::Http {
+                addr: open.authority.clone(),
+                source,
+            })?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(H2Connection {
+            sender,
+            authority: open.authority.into(),
+        })
+    }
+
+    /// TCP, then TLS, to the host and port of `base`.
+    async fn open(&self, base: &str) -> Result<Opened, ClientError> {
         let uri: Uri = base
             .parse()
             .map_err(|_| ClientError::Url(base.to_owned()))?;
@@ -146,21 +195,11 @@ impl Client {
             .peer_certificates()
             .and_then(|chain| chain.first())
             .map(|der| der.clone().into_owned());
-        let (sender, conn) = http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(|source| ClientError::Http {
-                addr: authority.clone(),
-                source,
-            })?;
-        let driver = tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(Connection {
-            sender,
+        Ok(Opened {
+            tls,
             authority,
             handshake_kind,
             server_certificate,
-            driver,
         })
     }
 
@@ -240,6 +279,64 @@ fn split_url(url: &str) -> Result<(String, String), ClientError> {
     );
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     Ok((base, path.to_owned()))
+}
+
+/// A TLS connection just opened, before HTTP.
+struct Opened {
+    tls: tokio_rustls::client::TlsStream<TcpStream>,
+    authority: String,
+    handshake_kind: Option<rustls::HandshakeKind>,
+    server_certificate: Option<CertificateDer<'static>>,
+}
+
+/// An HTTP/2 connection. Clones share the connection; requests on it run concurrently.
+#[derive(Debug, Clone)]
+pub struct H2Connection {
+    sender: http2::SendRequest<Full<Bytes>>,
+    authority: Arc<str>,
+}
+
+impl H2Connection {
+    /// Whether the connection has closed (the peer went away, or an error ended it).
+    pub fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
+    /// Sends one request, with a body of the given content type if any, and reads the whole
+    /// answer.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&'static str, Bytes)>,
+    ) -> Result<Reply, ClientError> {
+        let http_err = |source| ClientError::Http {
+            addr: self.authority.to_string(),
+            source,
+        };
+        let mut sender = self.sender.clone();
+        sender.ready().await.map_err(http_err)?;
+        let uri = format!("https://{}{path}", self.authority);
+        let mut req = Request::builder().method(method).uri(uri);
+        let body = match body {
+            Some((content_type, body)) => {
+                req = req.header(header::CONTENT_TYPE, content_type);
+                body
+            }
+            None => Bytes::new(),
+        };
+        let req = req
+            .body(Full::new(body))
+            .map_err(|_| ClientError::Url(path.to_owned()))?;
+        let resp = sender.send_request(req).await.map_err(http_err)?;
+        let (parts, body) = resp.into_parts();
+        let body = body.collect().await.map_err(http_err)?.to_bytes();
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
 }
 
 /// One open connection.

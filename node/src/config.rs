@@ -65,6 +65,67 @@ pub struct NodeConfig {
     /// Protective limits; every field has a default.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Calls to peers (the `/v1/status` coordinator); every field has a default.
+    #[serde(default)]
+    pub peers: PeersConfig,
+}
+
+/// `[peers]`: how long this node waits for its peers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeersConfig {
+    /// Time (ms) to open a connection to a peer (TCP and TLS).
+    #[serde(default = "default_peer_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Time (ms) one call to a peer may take, connection included.
+    #[serde(default = "default_peer_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Per-agency overrides of `timeout_ms`, e.g. `{ "questura-pu" = 1500 }`.
+    #[serde(default)]
+    pub agency_timeout_ms: std::collections::BTreeMap<String, u64>,
+    /// Time (ms) within which `/v1/status` answers, with whatever its peers said by then.
+    #[serde(default = "default_status_deadline_ms")]
+    pub status_deadline_ms: u64,
+}
+
+fn default_peer_connect_timeout_ms() -> u64 {
+    1_000
+}
+fn default_peer_timeout_ms() -> u64 {
+    2_000
+}
+fn default_status_deadline_ms() -> u64 {
+    2_500
+}
+
+impl Default for PeersConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout_ms: default_peer_connect_timeout_ms(),
+            timeout_ms: default_peer_timeout_ms(),
+            agency_timeout_ms: Default::default(),
+            status_deadline_ms: default_status_deadline_ms(),
+        }
+    }
+}
+
+/// `[peers]`, validated.
+#[derive(Debug, Clone)]
+pub struct PeerSettings {
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub agency_timeout: std::collections::HashMap<AgencyId, Duration>,
+    pub status_deadline: Duration,
+}
+
+impl PeerSettings {
+    /// How long a call to `agency` may take.
+    pub fn timeout_for(&self, agency: &AgencyId) -> Duration {
+        self.agency_timeout
+            .get(agency)
+            .copied()
+            .unwrap_or(self.timeout)
+    }
 }
 
 /// `[tls]`: the node's certificate, and the federation's trust anchor and CRL.
@@ -257,6 +318,7 @@ pub struct Settings {
     pub tls_paths: TlsPaths,
     pub reload_interval: Duration,
     pub limits: Limits,
+    pub peers: PeerSettings,
     /// The trust store and identity as loaded at start-up (the node reloads them later).
     pub trust: TrustStore,
     pub identity: Identity,
@@ -393,6 +455,35 @@ impl Settings {
             shutdown_grace: Duration::from_secs(l.shutdown_grace_secs),
         };
 
+        let p = &raw.peers;
+        for (key, v) in [
+            ("peers.connect_timeout_ms", p.connect_timeout_ms),
+            ("peers.timeout_ms", p.timeout_ms),
+            ("peers.status_deadline_ms", p.status_deadline_ms),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be greater than 0".into()));
+            }
+        }
+        let mut agency_timeout = std::collections::HashMap::new();
+        for (name, ms) in &p.agency_timeout_ms {
+            let id = AgencyId::new(name)
+                .map_err(|e| invalid("peers.agency_timeout_ms", format!("{name:?}: {e}")))?;
+            if *ms == 0 {
+                return Err(invalid(
+                    "peers.agency_timeout_ms",
+                    format!("{name}: must be greater than 0"),
+                ));
+            }
+            agency_timeout.insert(id, Duration::from_millis(*ms));
+        }
+        let peers = PeerSettings {
+            connect_timeout: Duration::from_millis(p.connect_timeout_ms),
+            timeout: Duration::from_millis(p.timeout_ms),
+            agency_timeout,
+            status_deadline: Duration::from_millis(p.status_deadline_ms),
+        };
+
         let trust = TrustStore::load(
             trust_domain.clone(),
             &tls_paths.ca,
@@ -447,6 +538,7 @@ impl Settings {
             tls_paths,
             reload_interval: Duration::from_millis(raw.tls.reload_interval_ms),
             limits,
+            peers,
             trust,
             identity,
             signing: Arc::new(signing),

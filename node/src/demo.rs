@@ -138,6 +138,7 @@ pub fn prepare(dir: &Path, base_port: u16) -> anyhow::Result<Vec<PathBuf>> {
                 key: "sign.key".into(),
             },
             limits: LimitsConfig::default(),
+            peers: Default::default(),
         };
         let text = format!(
             "# Node of {name} in the attesta demo federation. See examples/node.toml for every key.\n{}",

@@ -37,6 +37,14 @@ pub struct RouteDecision {
     pub decision: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerCall {
+    /// The question asked: residence, legal-presence.
+    pub service: &'static str,
+    /// ok, or why there was no usable answer (timeout, unreachable, refused, denied, ...).
+    pub result: &'static str,
+}
+
 /// Every metric the node exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -52,6 +60,8 @@ pub struct Metrics {
     pub manifest_updates: Family<Outcome, Counter>,
     pub manifest_rejections: Family<Reason, Counter>,
     pub policy_decisions: Family<RouteDecision, Counter>,
+    pub peer_calls: Family<PeerCall, Counter>,
+    pub status_answers: Family<Outcome, Counter>,
 }
 
 impl Default for Metrics {
@@ -134,6 +144,18 @@ impl Metrics {
             "Access decisions, by route and decision (allow, deny)",
             policy_decisions.clone(),
         );
+        let peer_calls = Family::<PeerCall, Counter>::default();
+        registry.register(
+            "peer_calls",
+            "Calls of the status coordinator to its peers, by question and result",
+            peer_calls.clone(),
+        );
+        let status_answers = Family::<Outcome, Counter>::default();
+        registry.register(
+            "status_answers",
+            "Answers of /v1/status, by result (complete, incomplete)",
+            status_answers.clone(),
+        );
         Self {
             registry,
             requests,
@@ -147,6 +169,8 @@ impl Metrics {
             manifest_updates,
             manifest_rejections,
             policy_decisions,
+            peer_calls,
+            status_answers,
         }
     }
 

@@ -13,3 +13,4 @@ mod demo;
 mod http;
 mod mtls;
 mod policy;
+mod status;

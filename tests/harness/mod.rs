@@ -283,6 +283,7 @@ pub fn node_config(pki: &Pki, id: &str, listen: SocketAddr) -> NodeConfig {
             key: dir.join("sign.key"),
         },
         limits: LimitsConfig::default(),
+        peers: Default::default(),
     }
 }
 

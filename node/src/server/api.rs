@@ -48,12 +48,12 @@ pub(super) struct Question {
     request_sha256: String,
 }
 
-fn bad_request(detail: impl Into<String>) -> Problem {
+pub(super) fn bad_request(detail: impl Into<String>) -> Problem {
     Problem::new(ProblemKind::BadRequest).with_detail(detail)
 }
 
 /// Checks a declared purpose's form. An empty purpose passes: the policy denies it.
-fn check_purpose(purpose: &str) -> Result<(), Problem> {
+pub(super) fn check_purpose(purpose: &str) -> Result<(), Problem> {
     let ok = purpose.len() <= 64
         && purpose
             .bytes()

@@ -15,8 +15,10 @@
 mod access;
 mod api;
 mod manifest_api;
+mod peers;
 mod reload;
 mod routes;
+mod status;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -40,6 +42,7 @@ use crate::metrics::Metrics;
 
 pub use manifest_api::{Notified, PublishAnswer, PublishRequest};
 pub use routes::{Route, ROUTES};
+pub use status::{StatusAnswer, Unavailable};
 
 /// Errors starting a node.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +85,8 @@ pub(crate) struct Shared {
     tls: ArcSwap<TlsState>,
     metrics: Metrics,
     manifest: crate::manifest::ManifestState,
+    /// Connections to peer nodes (the status coordinator's calls).
+    peers: peers::Peers,
     draining: AtomicBool,
 }
 
@@ -125,6 +130,7 @@ impl Node {
                 tls: ArcSwap::from_pointee(tls),
                 metrics,
                 manifest,
+                peers: peers::Peers::default(),
                 draining: AtomicBool::new(false),
             }),
         })

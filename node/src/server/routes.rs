@@ -15,7 +15,7 @@ use serde::Serialize;
 use tracing::info;
 
 use super::access::{self, purpose, Ask, Decided, ANY_TERRITORY};
-use super::{api, manifest_api, Peer, Shared};
+use super::{api, manifest_api, status, Peer, Shared};
 use crate::metrics::{RouteLabel, RouteStatus};
 use crate::problem::{Problem, ProblemKind};
 use crate::store::Dataset;
@@ -37,6 +37,7 @@ pub enum Route {
     ManifestGet,
     ManifestPublish,
     ManifestNotify,
+    Status,
 }
 
 /// Every route the server registers: method, path, route. The OpenAPI document must list the
@@ -67,6 +68,7 @@ pub const ROUTES: &[(Method, &str, Route)] = &[
     (Method::GET, "/v1/manifest", Route::ManifestGet),
     (Method::POST, "/v1/manifest", Route::ManifestPublish),
     (Method::POST, "/v1/manifest/notify", Route::ManifestNotify),
+    (Method::POST, "/v1/status", Route::Status),
 ];
 
 /// Whether `path` matches the route template (`{name}` matches one non-empty segment).
@@ -324,6 +326,16 @@ async fn serve(
             } else {
                 api::attest_legal_presence(shared, peer, &q)
             }
+        }
+        Route::Status => {
+            let q = status::parse(body)?;
+            guard(Ask {
+                resource: "status",
+                action: "read",
+                purpose: &q.purpose,
+                territory: q.comune.as_ref().map_or(ANY_TERRITORY, |c| c.as_str()),
+            })?;
+            status::status(shared, &q).await
         }
         Route::MonitorExpiring => {
             let q = api::parse_expiring(shared, peer, query)?;

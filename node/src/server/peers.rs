@@ -1,0 +1,162 @@
+//! Calls to peer nodes: one HTTP/2 connection per peer, reused by every call, opened with the
+//! node's own certificate and accepting only the agency the directory names for that URL.
+//!
+//! A connection is tied to the TLS state it was opened with: after a certificate or CRL reload
+//! the next call opens a new one, so a revoked peer is not reached over an old connection.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use attesta_certs::AgencyId;
+use bytes::Bytes;
+use http::Method;
+
+use super::{Shared, TlsState};
+use crate::client::{Client, ClientError, H2Connection, Reply};
+
+/// Why a call to a peer did not produce an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PeerFailure {
+    /// No answer within the call's time.
+    Timeout,
+    /// Nobody listening, or the connection broke.
+    Unreachable(String),
+    /// The TLS handshake failed: the peer is not who the directory says (reason
+    /// `unexpected_agency`), its certificate is revoked or expired, or it refused ours.
+    Refused(&'static str),
+    /// This node could not build its side of the connection.
+    Local,
+}
+
+impl PeerFailure {
+    /// A stable label for answers, logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Unreachable(_) => "unreachable",
+            Self::Refused(_) => "refused",
+            Self::Local => "error",
+        }
+    }
+
+    /// One line for the caller.
+    pub fn detail(&self, agency: &str) -> String {
+        match self {
+            Self::Timeout => format!("{agency} did not answer in time"),
+            Self::Unreachable(e) => format!("{agency} could not be reached: {e}"),
+            Self::Refused(why) => format!("TLS with {agency} refused ({why})"),
+            Self::Local => "this node could not open a connection".to_owned(),
+        }
+    }
+}
+
+fn failure(e: &ClientError) -> PeerFailure {
+    if let Some(tls) = e.tls_error() {
+        return PeerFailure::Refused(attesta_certs::tls::failure_reason(tls));
+    }
+    match e {
+        ClientError::Handshake { .. } => PeerFailure::Refused("handshake"),
+        ClientError::Url(_) => PeerFailure::Local,
+        other => PeerFailure::Unreachable(crate::config::error_chain(other)),
+    }
+}
+
+/// One peer: where it is, the client pinned to its agency, and the open connection.
+struct Entry {
+    url: String,
+    tls: Arc<TlsState>,
+    client: Client,
+    conn: tokio::sync::Mutex<Option<H2Connection>>,
+}
+
+/// The node's connections to its peers.
+#[derive(Default)]
+pub(crate) struct Peers {
+    entries: Mutex<HashMap<AgencyId, Arc<Entry>>>,
+}
+
+impl Peers {
+    /// The entry for `agency` at `url`, made anew when the URL or the TLS state changed.
+    fn entry(
+        &self,
+        shared: &Shared,
+        agency: &AgencyId,
+        url: &str,
+    ) -> Result<Arc<Entry>, PeerFailure> {
+        let tls = shared.tls.load_full();
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = entries.get(agency) {
+            if e.url == url && Arc::ptr_eq(&e.tls, &tls) {
+                return Ok(e.clone());
+            }
+        }
+        let config =
+            attesta_certs::tls::client_config(&tls.trust, &tls.identity, Some(agency.clone()))
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "cannot build a peer client configuration");
+                    PeerFailure::Local
+                })?;
+        let entry = Arc::new(Entry {
+            url: url.to_owned(),
+            tls,
+            client: Client::new(Arc::new(config)),
+            conn: tokio::sync::Mutex::new(None),
+        });
+        entries.insert(agency.clone(), entry.clone());
+        Ok(entry)
+    }
+
+    /// An open connection to the peer: the current one, or a new one (one handshake at a
+    /// time per peer; concurrent callers wait for it and share it).
+    async fn connection(
+        entry: &Entry,
+        connect_timeout: Duration,
+    ) -> Result<H2Connection, PeerFailure> {
+        let mut slot = entry.conn.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        *slot = None;
+        let conn = tokio::time::timeout(connect_timeout, entry.client.connect_h2(&entry.url))
+            .await
+            .map_err(|_| PeerFailure::Timeout)?
+            .map_err(|e| failure(&e))?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// POSTs a JSON body to `path` on `agency`'s node at `url`, within the peer's timeout.
+    pub(crate) async fn post_json(
+        &self,
+        shared: &Shared,
+        agency: &AgencyId,
+        url: &str,
+        path: &str,
+        body: Bytes,
+    ) -> Result<Reply, PeerFailure> {
+        let peers = &shared.settings.peers;
+        let entry = self.entry(shared, agency, url)?;
+        let call = async {
+            let conn = Self::connection(&entry, peers.connect_timeout).await?;
+            match conn
+                .send(Method::POST, path, Some(("application/json", body.clone())))
+                .await
+            {
+                Ok(reply) => Ok(reply),
+                // The connection may have closed between the check and the call (the peer
+                // restarted): one more try on a new connection.
+                Err(_) if conn.is_closed() => {
+                    let conn = Self::connection(&entry, peers.connect_timeout).await?;
+                    conn.send(Method::POST, path, Some(("application/json", body)))
+                        .await
+                        .map_err(|e| failure(&e))
+                }
+                Err(e) => Err(failure(&e)),
+            }
+        };
+        tokio::time::timeout(peers.timeout_for(agency), call)
+            .await
+            .map_err(|_| PeerFailure::Timeout)?
+    }
+}

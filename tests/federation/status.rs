@@ -1,0 +1,424 @@
+//! The federated status check (`POST /v1/status`) over real nodes: every sample through a
+//! consumer's coordinator, offline verification of the attestations it returns, dead, silent
+//! and impostor peers, and the policy at both ends.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use attesta_policy::{DirectoryEntry, Manifest, Service};
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use crate::cli::attesta;
+use crate::harness::*;
+
+const AS_OF: &str = "2026-11-23";
+const JOSE: &str = "application/jose";
+const PURPOSE: &str = "benefit-eligibility";
+
+/// Four nodes of the demo's shape with generated data imported: two registries, the Questura
+/// and INPS (the consumer whose coordinator is asked).
+struct Federation {
+    pki: Pki,
+    samples: Vec<Value>,
+    pesaro: TestNode,
+    urbino: TestNode,
+    questura: TestNode,
+    inps: TestNode,
+}
+
+fn entry(node: &TestNode, serves: Vec<Service>, comuni: &[&str]) -> DirectoryEntry {
+    DirectoryEntry {
+        agency: node.agency.clone(),
+        url: node.url.clone(),
+        serves,
+        comuni: comuni.iter().map(|c| c.to_string()).collect(),
+    }
+}
+
+impl Federation {
+    async fn start(tweak_inps: impl FnOnce(&mut attesta::config::NodeConfig)) -> Self {
+        let mut pki = Pki::new();
+        let generated = pki.dir.path().join("generated");
+        attesta::generate::run(&attesta::generate::GenerateArgs {
+            out: generated.clone(),
+            residents: 20_000,
+            seed: 2014,
+            as_of: Some(AS_OF.into()),
+        })
+        .unwrap();
+        let serves = |what: &'static str| {
+            move |c: &mut attesta::config::NodeConfig| c.serves = vec![what.to_owned()]
+        };
+        let pesaro = start_node(&mut pki, "comune-pesaro", serves("residence")).await;
+        let urbino = start_node(&mut pki, "comune-urbino", serves("residence")).await;
+        let questura = start_node(&mut pki, "questura-pu", serves("legal-presence")).await;
+        let inps = start_node(&mut pki, "inps-pesaro", tweak_inps).await;
+
+        let residents = std::fs::read_to_string(generated.join("residents.csv")).unwrap();
+        for (node, comune) in [(&pesaro, "041044"), (&urbino, "041067")] {
+            let mut lines = residents.lines();
+            let mut body = format!("{}\n", lines.next().unwrap());
+            for l in lines.filter(|l| l.split(',').nth(7) == Some(comune)) {
+                body.push_str(l);
+                body.push('\n');
+            }
+            import(&mut pki, node, "residents", body.into_bytes()).await;
+        }
+        let permits = std::fs::read(generated.join("permits.csv")).unwrap();
+        import(&mut pki, &questura, "permits", permits).await;
+
+        let samples =
+            serde_json::from_slice(&std::fs::read(generated.join("samples.json")).unwrap())
+                .unwrap();
+        let mut f = Self {
+            pki,
+            samples,
+            pesaro,
+            urbino,
+            questura,
+            inps,
+        };
+        let directory = f.directory();
+        f.publish(2, &test_policy(), directory).await;
+        f
+    }
+
+    /// The real directory: every node at its URL.
+    fn directory(&self) -> Vec<DirectoryEntry> {
+        vec![
+            entry(&self.pesaro, vec![Service::Residence], &["041044"]),
+            entry(&self.urbino, vec![Service::Residence], &["041067"]),
+            entry(&self.questura, vec![Service::LegalPresence], &[]),
+            entry(&self.inps, vec![], &[]),
+        ]
+    }
+
+    /// Signs a manifest as the Prefettura and pushes it to every node.
+    async fn publish(&mut self, version: u64, policy: &str, directory: Vec<DirectoryEntry>) {
+        let manifest = Manifest {
+            directory,
+            ..test_manifest(version, policy)
+        };
+        let token = self.pki.sign_manifest(PREFETTURA, &manifest);
+        let prefettura = self.pki.client(PREFETTURA);
+        for node in [&self.pesaro, &self.urbino, &self.questura, &self.inps] {
+            let r = prefettura
+                .post(
+                    &node.url("/v1/manifest/notify"),
+                    JOSE,
+                    Bytes::from(token.clone()),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        }
+    }
+
+    fn sample(&self, label: &str) -> &Value {
+        self.samples
+            .iter()
+            .find(|s| s["label"] == label)
+            .unwrap_or_else(|| panic!("no sample {label:?}"))
+    }
+}
+
+async fn import(pki: &mut Pki, node: &TestNode, dataset: &str, body: Vec<u8>) {
+    let r = pki
+        .client(&node.agency)
+        .post(
+            &node.url(&format!(
+                "/v1/admin/import/{dataset}?mode=snapshot&as_of={AS_OF}"
+            )),
+            "text/csv",
+            Bytes::from(body),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+}
+
+/// `POST /v1/status` on `node` as `caller`.
+async fn status(pki: &mut Pki, caller: &str, node: &TestNode, body: Value) -> (u16, Value) {
+    let r = pki
+        .client(caller)
+        .post(
+            &node.url("/v1/status"),
+            "application/json",
+            Bytes::from(body.to_string()),
+        )
+        .await
+        .unwrap();
+    (r.status.as_u16(), r.json().unwrap())
+}
+
+fn question(s: &Value) -> Value {
+    let mut q = json!({"subject": s["cf"], "purpose": PURPOSE, "as_of": s["as_of"]});
+    if let Some(c) = s["comune"].as_str() {
+        q["comune"] = json!(c);
+    }
+    q
+}
+
+fn unavailable<'a>(answer: &'a Value, agency: &str) -> Option<&'a Value> {
+    answer["unavailable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["agency"] == agency)
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sample_gets_its_expected_answer_from_a_consumers_coordinator() {
+    let mut f = Federation::start(|_| {}).await;
+    let trust = f.pki.trust();
+    let mut kept = None;
+    for s in f.samples.clone() {
+        let label = s["label"].as_str().unwrap();
+        let (code, a) = status(&mut f.pki, "inps-pesaro", &f.inps, question(&s)).await;
+        assert_eq!(code, 200, "{label}: {a}");
+        assert_eq!(a["resident"], s["expect"]["resident"], "{label}: {a}");
+        assert_eq!(
+            a["legally_present"], s["expect"]["legally_present"],
+            "{label}: {a}"
+        );
+        assert_eq!(a["complete"], true, "{label}: {a}");
+        assert_eq!(a["unavailable"], json!([]), "{label}: {a}");
+        assert_eq!(a["as_of"], s["as_of"]);
+        if a["resident"] == true {
+            assert_eq!(a["comune"], s["comune"], "{label}");
+        }
+        if label == "EU citizen resident" || label == "Italian citizen" {
+            assert_eq!(a["basis"], "registration", "{label}");
+        }
+        // Every attestation verifies with the CA, was issued to INPS's node, and answers the
+        // same forwarded question.
+        let tokens = a["attestations"].as_array().unwrap();
+        assert!(!tokens.is_empty(), "{label}: no evidence");
+        let mut digests = std::collections::HashSet::new();
+        for t in tokens {
+            let v = attesta::attestation::verify(&trust, t.as_str().unwrap()).unwrap();
+            assert_eq!(v.payload["audience"], "inps-pesaro", "{label}");
+            assert_eq!(v.payload["subject"], s["cf"], "{label}");
+            assert_eq!(v.payload["purpose"], PURPOSE, "{label}");
+            digests.insert(v.payload["request_sha256"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(digests.len(), 1, "{label}: one question, one digest");
+        if label == "resident with valid permit" {
+            kept = Some(tokens[tokens.len() - 1].as_str().unwrap().to_owned());
+        }
+    }
+
+    // Without a comune every registry is asked; the answer is the same.
+    let s = f.sample("resident with valid permit").clone();
+    let mut q = question(&s);
+    q.as_object_mut().unwrap().remove("comune");
+    let (_, a) = status(&mut f.pki, "inps-pesaro", &f.inps, q).await;
+    assert_eq!(a["resident"], true, "{a}");
+    assert_eq!(a["comune"], s["comune"]);
+    assert_eq!(a["legally_present"], true);
+
+    // Offline, with the CLI: an attestation from the answer verifies; one changed byte fails.
+    let token = kept.unwrap();
+    let dir = f.pki.dir.path().to_owned();
+    let good = write(&dir, "kept.jws", &token);
+    let ca = f.pki.ca_cert();
+    let out = attesta()
+        .args(["verify-attestation", "--ca", ca.to_str().unwrap()])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut bytes = token.into_bytes();
+    let middle = bytes.len() / 2;
+    bytes[middle] = if bytes[middle] == b'A' { b'B' } else { b'A' };
+    let bad = write(&dir, "tampered.jws", &String::from_utf8(bytes).unwrap());
+    let out = attesta()
+        .args(["verify-attestation", "--ca", ca.to_str().unwrap()])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tampered.jws"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_status_requests_get_problem_json() {
+    let mut f = Federation::start(|_| {}).await;
+    let cf = f.sample("Italian citizen")["cf"].clone();
+    for (body, code, kind) in [
+        (
+            json!({"subject": "RSSMRA85T10A562X", "purpose": PURPOSE}),
+            400,
+            "invalid-codice-fiscale",
+        ),
+        (
+            json!({"subject": cf, "purpose": PURPOSE, "nome": "Mario"}),
+            400,
+            "bad-request",
+        ),
+        (
+            json!({"subject": cf, "purpose": PURPOSE, "comune": "Pesaro"}),
+            400,
+            "bad-request",
+        ),
+        (
+            json!({"subject": cf, "purpose": PURPOSE, "as_of": "23/11/2026"}),
+            400,
+            "bad-request",
+        ),
+        (json!({"subject": cf}), 403, "policy-denied"),
+    ] {
+        let (status_code, a) = status(&mut f.pki, "inps-pesaro", &f.inps, body.clone()).await;
+        assert_eq!(status_code, code, "{body}: {a}");
+        assert_eq!(a["type"], format!("urn:attesta:problem:{kind}"), "{body}");
+    }
+    // A comune with no registry node in the federation: residence unknown, and said why.
+    let (code, a) = status(
+        &mut f.pki,
+        "inps-pesaro",
+        &f.inps,
+        json!({"subject": cf, "purpose": PURPOSE, "comune": "041001"}),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(a["resident"], Value::Null);
+    assert_eq!(a["complete"], false);
+    let u = &a["unavailable"][0];
+    assert_eq!(u["agency"], Value::Null);
+    assert_eq!(u["reason"], "no-node");
+    assert!(u["detail"].as_str().unwrap().contains("041001"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_or_silent_questura_is_reported_within_the_deadline() {
+    let deadline = Duration::from_millis(800);
+    let mut f = Federation::start(|c| {
+        c.peers.status_deadline_ms = deadline.as_millis() as u64;
+    })
+    .await;
+    let foreigner = question(f.sample("resident with valid permit"));
+    let italian = question(f.sample("Italian citizen"));
+
+    // Stopped: nothing listens on its port any more.
+    let questura_url = f.questura.url.clone();
+    let questura = std::mem::replace(
+        &mut f.questura,
+        TestNode::external("questura-pu", 9, PathBuf::new()),
+    );
+    questura.stop().await;
+    let started = Instant::now();
+    let (code, a) = status(&mut f.pki, "inps-pesaro", &f.inps, foreigner.clone()).await;
+    let took = started.elapsed();
+    assert_eq!(code, 200, "{a}");
+    assert!(
+        took < deadline + Duration::from_millis(100),
+        "took {took:?}"
+    );
+    assert_eq!(a["resident"], true);
+    assert_eq!(a["legally_present"], Value::Null, "{a}");
+    assert_eq!(a["complete"], false);
+    let u = unavailable(&a, "questura-pu").expect("questura listed");
+    assert_eq!(u["reason"], "unreachable", "{a}");
+    assert_eq!(a["attestations"].as_array().unwrap().len(), 1);
+
+    // An Italian citizen needs no permit: the answer is complete without the Questura.
+    let (_, a) = status(&mut f.pki, "inps-pesaro", &f.inps, italian).await;
+    assert_eq!(a["legally_present"], true, "{a}");
+    assert_eq!(a["complete"], true, "{a}");
+
+    // Silent: a listener on the Questura's port that accepts and never answers.
+    let silent = tokio::net::TcpListener::bind(questura_url.trim_start_matches("https://"))
+        .await
+        .unwrap();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            held.push(conn);
+        }
+    });
+    let started = Instant::now();
+    let (code, a) = status(&mut f.pki, "inps-pesaro", &f.inps, foreigner).await;
+    let took = started.elapsed();
+    assert_eq!(code, 200, "{a}");
+    assert!(took >= deadline, "answered before the deadline: {took:?}");
+    assert!(
+        took < deadline + Duration::from_millis(100),
+        "took {took:?}"
+    );
+    assert_eq!(a["legally_present"], Value::Null, "{a}");
+    assert_eq!(a["complete"], false);
+    assert_eq!(unavailable(&a, "questura-pu").unwrap()["reason"], "timeout");
+    hold.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_presenting_another_agencys_certificate_is_refused() {
+    let mut f = Federation::start(|_| {}).await;
+    // The directory sends the Questura's questions to Urbino's node, which presents a valid
+    // certificate, of the wrong agency.
+    let mut directory = f.directory();
+    directory[2].url = f.urbino.url.clone();
+    f.publish(3, &test_policy(), directory).await;
+
+    let q = question(f.sample("resident with valid permit"));
+    let (code, a) = status(&mut f.pki, "inps-pesaro", &f.inps, q).await;
+    assert_eq!(code, 200, "{a}");
+    assert_eq!(a["resident"], true);
+    assert_eq!(a["legally_present"], Value::Null, "{a}");
+    let u = unavailable(&a, "questura-pu").expect("questura listed");
+    assert_eq!(u["reason"], "refused", "{a}");
+    assert!(
+        u["detail"].as_str().unwrap().contains("unexpected_agency"),
+        "{a}"
+    );
+    // Only the residence attestation, from the real registry.
+    let tokens = a["attestations"].as_array().unwrap();
+    assert_eq!(tokens.len(), 1);
+    let v = attesta::attestation::verify(&f.pki.trust(), tokens[0].as_str().unwrap()).unwrap();
+    assert_eq!(v.payload["issuer"], "comune-pesaro");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_policy_holds_at_the_coordinator_and_at_every_peer() {
+    let mut f = Federation::start(|_| {}).await;
+    let q = question(f.sample("resident with valid permit"));
+
+    // The Questura has no status grant: refused by INPS's coordinator before any peer call.
+    let (code, a) = status(&mut f.pki, "questura-pu", &f.inps, q.clone()).await;
+    assert_eq!(code, 403, "{a}");
+    assert_eq!(a["type"], "urn:attesta:problem:policy-denied");
+    // A purpose INPS is not granted.
+    let mut marketing = q.clone();
+    marketing["purpose"] = json!("marketing");
+    let (code, _) = status(&mut f.pki, "inps-pesaro", &f.inps, marketing).await;
+    assert_eq!(code, 403);
+
+    // The Questura stops answering consumers: INPS's coordinator still may ask, the Questura
+    // denies its agency, and the answer says so.
+    let policy: String = test_policy()
+        .lines()
+        .filter(|l| !l.contains("consumer, legal-presence"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let directory = f.directory();
+    f.publish(3, &policy, directory).await;
+    let (code, a) = status(&mut f.pki, "inps-pesaro", &f.inps, q).await;
+    assert_eq!(code, 200, "{a}");
+    assert_eq!(a["resident"], true);
+    assert_eq!(a["legally_present"], Value::Null, "{a}");
+    assert_eq!(a["complete"], false);
+    let u = unavailable(&a, "questura-pu").expect("questura listed");
+    assert_eq!(u["reason"], "denied", "{a}");
+    assert!(u["detail"].as_str().unwrap().contains("403"), "{a}");
+}
