@@ -43,6 +43,9 @@ enum Command {
     /// The access policy: show, grant, revoke, explain, diff, publish (the Prefettura).
     #[command(subcommand)]
     Policy(crate::policy_cli::PolicyCommand),
+    /// Ask the federation, as a clerk (client.toml).
+    #[command(subcommand)]
+    Query(crate::query::QueryCommand),
 }
 
 #[derive(Debug, Args)]
@@ -190,6 +193,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Policy(cmd) = cli.command {
         return runtime()?.block_on(crate::policy_cli::run(cmd));
     }
+    if let Command::Query(cmd) = cli.command {
+        return runtime()?.block_on(crate::query::run(cmd));
+    }
     run_command(cli.command).map(|()| ExitCode::SUCCESS)
 }
 
@@ -209,7 +215,7 @@ fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Import(args) => runtime()?.block_on(import(args)),
         Command::Generate(args) => crate::generate::run(&args),
         Command::VerifyAttestation(args) => verify_attestation(&args),
-        Command::Policy(_) => unreachable!("handled by run"),
+        Command::Policy(_) | Command::Query(_) => unreachable!("handled by run"),
     }
 }
 

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! DIR/ca/                 ca.crt, ca.key, crl.pem, index.json
-//! DIR/agencies/<id>/      auth.crt, auth.key, sign.crt, sign.key, node.toml, data/
+//! DIR/agencies/<id>/      auth.crt, auth.key, sign.crt, sign.key, node.toml, data/,
+//!                         client.toml (for `attesta query` and `attesta bench` as that agency)
 //! DIR/endpoints.json      {"agency-id": "https://127.0.0.1:PORT", ...}, once all nodes are ready
 //! DIR/purposes.json       per agency and resource, the purposes the policy in force grants
 //! DIR/samples.json        subjects to ask about, with the expected answers
@@ -150,6 +151,25 @@ pub fn prepare(dir: &Path, base_port: u16) -> anyhow::Result<Vec<PathBuf>> {
             attesta_certs::fsutil::PUBLIC_MODE,
         )
         .with_context(|| format!("writing {}", config_path.display()))?;
+        let client = crate::query::ClientFile {
+            ca: "../../ca/ca.crt".into(),
+            crl: Some("../../ca/crl.pem".into()),
+            cert: "auth.crt".into(),
+            key: "auth.key".into(),
+            node: format!("https://127.0.0.1:{port}"),
+            node_agency: None,
+        };
+        let client_path = agency_dir.join("client.toml");
+        let text = format!(
+            "# A clerk of {name}, asking the agency's own node (attesta query, attesta bench).\n{}",
+            toml::to_string_pretty(&client).context("client.toml")?
+        );
+        attesta_certs::fsutil::write_atomic(
+            &client_path,
+            text.as_bytes(),
+            attesta_certs::fsutil::PUBLIC_MODE,
+        )
+        .with_context(|| format!("writing {}", client_path.display()))?;
         std::fs::create_dir_all(agency_dir.join("data"))
             .with_context(|| format!("creating {}", agency_dir.join("data").display()))?;
         configs.push(config_path);
@@ -488,5 +508,60 @@ fn print_banner(dir: &Path, endpoints: &BTreeMap<String, String>, manifest_versi
         a.join("auth.key").display(),
         dir.join("ca").join("ca.crt").display()
     );
+    print_queries(dir);
     println!("Ctrl-C stops every node.");
+}
+
+/// Samples the banner shows `attesta query status` for: three different answers.
+const SHOWN: &[&str] = &[
+    "resident with valid permit",
+    "EU citizen resident",
+    "resident with expired permit",
+];
+
+/// The `attesta query status` commands for [`SHOWN`] samples, as INPS's clerk.
+pub fn query_commands(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let path = dir.join("samples.json");
+    let samples: Vec<serde_json::Value> = serde_json::from_slice(
+        &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", path.display()))?;
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "attesta".into());
+    let config = dir.join("agencies").join("inps-pesaro").join("client.toml");
+    let today = crate::domain::records::format_date(time::OffsetDateTime::now_utc().date());
+    let mut out = Vec::new();
+    for label in SHOWN {
+        let Some(s) = samples.iter().find(|s| s["label"] == *label) else {
+            continue;
+        };
+        let mut cmd = format!(
+            "{exe} query status {} --purpose benefit-eligibility",
+            s["cf"].as_str().unwrap_or_default()
+        );
+        if let Some(c) = s["comune"].as_str() {
+            cmd.push_str(&format!(" --comune {c}"));
+        }
+        // The data describes the day it was generated.
+        if let Some(d) = s["as_of"].as_str().filter(|d| *d != today) {
+            cmd.push_str(&format!(" --as-of {d}"));
+        }
+        cmd.push_str(&format!(" --config {}", config.display()));
+        out.push(((*label).to_owned(), cmd));
+    }
+    Ok(out)
+}
+
+fn print_queries(dir: &Path) {
+    match query_commands(dir) {
+        Ok(commands) => {
+            println!("ask INPS's node whether a person is resident and legally present:");
+            for (label, cmd) in commands {
+                println!("  # {label}");
+                println!("  {cmd}");
+            }
+        }
+        Err(e) => println!("(no example queries: {e:#})"),
+    }
 }

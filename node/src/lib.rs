@@ -14,7 +14,8 @@
 //! - [`store`]: RocksDB (the only module that names it): residents, permits, indexes.
 //! - [`generate`]: synthetic province data and samples.
 //! - [`demo`]: `attesta demo up`.
-//! - [`cli`]: the `attesta` command line; [`policy_cli`]: `attesta policy ...`.
+//! - [`cli`]: the `attesta` command line; [`policy_cli`]: `attesta policy ...`;
+//!   [`query`]: `attesta query status` and `client.toml`.
 //!
 //! The node reads an agency's identity only from the verified client certificate.
 
@@ -30,5 +31,6 @@ pub mod manifest;
 pub mod metrics;
 pub mod policy_cli;
 pub mod problem;
+pub mod query;
 pub mod server;
 pub mod store;

@@ -63,7 +63,9 @@ async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, Stri
             "--base-port",
             &base.to_string(),
         ])
-        .stdout(Stdio::null())
+        .stdout(Stdio::from(
+            std::fs::File::create(dir.join("demo.out")).unwrap(),
+        ))
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -138,6 +140,46 @@ async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, Stri
             "{}",
             s["label"]
         );
+    }
+
+    // The banner's example queries work as printed.
+    let banner = eventually(|| async {
+        let text = std::fs::read_to_string(dir.join("demo.out")).ok()?;
+        text.contains("Ctrl-C stops every node").then_some(text)
+    })
+    .await;
+    let commands: Vec<Vec<String>> = banner
+        .lines()
+        .filter(|l| l.contains(" query status "))
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect();
+    assert_eq!(commands.len(), 3, "{banner}");
+    let outputs = tokio::task::spawn_blocking(move || {
+        commands
+            .iter()
+            .map(|c| {
+                std::process::Command::new(&c[0])
+                    .args(&c[1..])
+                    .output()
+                    .unwrap()
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for (out, present) in outputs.iter().zip(["yes", "yes", "no"]) {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(text.contains("  resident         yes"), "{text}");
+        assert!(
+            text.contains(&format!("  legally present  {present}")),
+            "{text}"
+        );
+        assert!(text.contains("complete; "), "{text}");
     }
 
     sigterm(&child);

@@ -178,6 +178,19 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 async fn every_sample_gets_its_expected_answer_from_a_consumers_coordinator() {
     let mut f = Federation::start(|_| {}).await;
     let trust = f.pki.trust();
+    let questura_operator = f.pki.client("questura-pu");
+    let handshakes = || async {
+        let r = questura_operator
+            .get(&f.questura.url("/metrics"))
+            .await
+            .unwrap();
+        metric(
+            &String::from_utf8(r.body.to_vec()).unwrap(),
+            "attesta_tls_handshakes_total",
+        )
+        .unwrap()
+    };
+    let before = handshakes().await;
     let mut kept = None;
     for s in f.samples.clone() {
         let label = s["label"].as_str().unwrap();
@@ -214,6 +227,10 @@ async fn every_sample_gets_its_expected_answer_from_a_consumers_coordinator() {
             kept = Some(tokens[tokens.len() - 1].as_str().unwrap().to_owned());
         }
     }
+
+    // The coordinator kept one connection to the Questura for every question (the other
+    // handshake is this metrics request).
+    assert_eq!(handshakes().await - before, 2.0);
 
     // Without a comune every registry is asked; the answer is the same.
     let s = f.sample("resident with valid permit").clone();
@@ -421,4 +438,116 @@ async fn the_policy_holds_at_the_coordinator_and_at_every_peer() {
     let u = unavailable(&a, "questura-pu").expect("questura listed");
     assert_eq!(u["reason"], "denied", "{a}");
     assert!(u["detail"].as_str().unwrap().contains("403"), "{a}");
+}
+
+/// A clerk's client.toml for `agency`, asking `node`.
+fn client_toml(pki: &mut Pki, agency: &str, node: &TestNode) -> PathBuf {
+    let files = pki.agency(agency);
+    let text = format!(
+        "ca = {:?}\ncrl = {:?}\ncert = {:?}\nkey = {:?}\nnode = {:?}\nnode_agency = {:?}\n",
+        pki.ca_cert(),
+        pki.crl(),
+        files.auth_cert,
+        files.auth_key,
+        node.url,
+        node.agency,
+    );
+    write(pki.dir.path(), &format!("{agency}-client.toml"), &text)
+}
+
+fn query(config: &Path, subject: &str, extra: &[&str]) -> std::process::Output {
+    attesta()
+        .args(["query", "status", subject, "--config"])
+        .arg(config)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clerk_asks_with_attesta_query_status() {
+    let mut f = Federation::start(|_| {}).await;
+    let config = client_toml(&mut f.pki, "inps-pesaro", &f.inps);
+    let s = f.sample("resident with valid permit").clone();
+    let cf = s["cf"].as_str().unwrap().to_owned();
+    let args: Vec<String> = [
+        "--purpose",
+        PURPOSE,
+        "--comune",
+        s["comune"].as_str().unwrap(),
+        "--as-of",
+        s["as_of"].as_str().unwrap(),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let mut marketing = args.clone();
+    marketing[1] = "marketing".into();
+    let mut with_json = args.clone();
+    with_json.push("--json".into());
+    let run = |config: &Path, args: &[String]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        query(config, &cf, &args)
+    };
+
+    let (human, json_out) =
+        tokio::task::block_in_place(|| (run(&config, &args), run(&config, &with_json)));
+    let text = String::from_utf8_lossy(&human.stdout);
+    assert!(
+        human.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&human.stderr)
+    );
+    assert!(
+        text.contains("  resident         yes, in PESARO (041044)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  legally present  yes, permit valid until "),
+        "{text}"
+    );
+    assert!(text.contains("complete; 2 signed attestations"), "{text}");
+    let doc: Value = serde_json::from_slice(&json_out.stdout).unwrap();
+    assert_eq!(doc["complete"], true);
+    assert_eq!(doc["attestations"].as_array().unwrap().len(), 2);
+
+    // The Questura is gone: the answer is incomplete, and the exit code says so.
+    let questura = std::mem::replace(
+        &mut f.questura,
+        TestNode::external("questura-pu", 9, PathBuf::new()),
+    );
+    questura.stop().await;
+    let bad_config = write(
+        f.pki.dir.path(),
+        "bad-client.toml",
+        "ca = \"x\"\nnodo = 1\n",
+    );
+    let (incomplete, denied, broken) = tokio::task::block_in_place(|| {
+        (
+            run(&config, &args),
+            run(&config, &marketing),
+            run(&bad_config, &args),
+        )
+    });
+    let text = String::from_utf8_lossy(&incomplete.stdout);
+    assert_eq!(incomplete.status.code(), Some(3), "{text}");
+    assert!(text.contains("  legally present  unknown"), "{text}");
+    assert!(
+        text.contains("  unavailable      questura-pu: unreachable"),
+        "{text}"
+    );
+    assert!(text.contains("INCOMPLETE"), "{text}");
+
+    // Refused by the policy: one line with the problem type.
+    let err = String::from_utf8_lossy(&denied.stderr);
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(err.contains("403 policy-denied"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+
+    // A broken client.toml: one line naming the file and the key.
+    let err = String::from_utf8_lossy(&broken.stderr);
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(
+        err.contains("bad-client.toml") && err.contains("nodo"),
+        "{err}"
+    );
 }
