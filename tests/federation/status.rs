@@ -185,7 +185,7 @@ async fn every_sample_gets_its_expected_answer_from_a_consumers_coordinator() {
             .await
             .unwrap();
         metric(
-            &String::from_utf8(r.body.to_vec()).unwrap(),
+            std::str::from_utf8(&r.body).unwrap(),
             "attesta_tls_handshakes_total",
         )
         .unwrap()
