@@ -151,7 +151,7 @@ pub fn verify(trust: &TrustStore, typ: &str, token: &str) -> Result<Verified, Jw
         .decode(cert_b64)
         .map_err(|e| JwsError::Header(format!("x5c is not base64: {e}")))?;
     let cert = X509::from_der(&der).map_err(|_| JwsError::Certificate(IdentityError::Malformed))?;
-    let signer = trust.check_signer(&cert)?;
+    let signer = trust.check_signer_der(&der, &cert)?;
 
     let signature = decode("signature", s)?;
     let key = cert

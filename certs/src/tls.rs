@@ -74,6 +74,8 @@ pub struct TrustStore {
     leaves: Arc<LeafCache>,
     /// The CA certificates, for checking signing certificates (which never appear in TLS).
     cas: Arc<Vec<X509>>,
+    /// Signing certificates already checked against `cas`, by SHA-256 of their DER.
+    signers: Arc<std::sync::Mutex<std::collections::HashMap<[u8; 32], LeafIdentity>>>,
 }
 
 impl TrustStore {
@@ -137,6 +139,7 @@ impl TrustStore {
             revoked: Arc::new(revoked),
             leaves: Arc::default(),
             cas: Arc::new(cas),
+            signers: Arc::default(),
         })
     }
 
@@ -165,6 +168,31 @@ impl TrustStore {
             return Err(IdentityError::NotIssuedByCa);
         }
         let leaf = crate::leaf::check_signing_cert(cert, &self.trust_domain)?;
+        if self.is_revoked(&leaf.serial) {
+            return Err(IdentityError::Revoked);
+        }
+        Ok(leaf)
+    }
+
+    /// [`TrustStore::check_signer`] for the certificate whose DER is `der`, remembering the
+    /// CA signature and profile checks (the costly part); revocation is checked every time.
+    pub fn check_signer_der(&self, der: &[u8], cert: &X509) -> Result<LeafIdentity, IdentityError> {
+        use sha2::Digest;
+        let key: [u8; 32] = sha2::Sha256::digest(der).into();
+        let lock = || self.signers.lock().unwrap_or_else(|p| p.into_inner());
+        let cached = lock().get(&key).cloned();
+        let leaf = match cached {
+            Some(leaf) => leaf,
+            None => {
+                let leaf = self.check_signer(cert)?;
+                let mut signers = lock();
+                if signers.len() >= 1024 {
+                    signers.clear();
+                }
+                signers.insert(key, leaf.clone());
+                leaf
+            }
+        };
         if self.is_revoked(&leaf.serial) {
             return Err(IdentityError::Revoked);
         }

@@ -46,6 +46,8 @@ enum Command {
     /// Ask the federation, as a clerk (client.toml).
     #[command(subcommand)]
     Query(crate::query::QueryCommand),
+    /// Load a node's status, residence or whoami route and report throughput and latency.
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -214,6 +216,7 @@ fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Demo(DemoCommand::Up(args)) => runtime()?.block_on(crate::demo::up(args)),
         Command::Import(args) => runtime()?.block_on(import(args)),
         Command::Generate(args) => crate::generate::run(&args),
+        Command::Bench(args) => runtime()?.block_on(crate::bench::run(args)),
         Command::VerifyAttestation(args) => verify_attestation(&args),
         Command::Policy(_) | Command::Query(_) => unreachable!("handled by run"),
     }

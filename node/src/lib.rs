@@ -15,11 +15,12 @@
 //! - [`generate`]: synthetic province data and samples.
 //! - [`demo`]: `attesta demo up`.
 //! - [`cli`]: the `attesta` command line; [`policy_cli`]: `attesta policy ...`;
-//!   [`query`]: `attesta query status` and `client.toml`.
+//!   [`query`]: `attesta query status` and `client.toml`; [`bench`]: `attesta bench`.
 //!
 //! The node reads an agency's identity only from the verified client certificate.
 
 pub mod attestation;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod config;

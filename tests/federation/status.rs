@@ -551,3 +551,60 @@ async fn a_clerk_asks_with_attesta_query_status() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attesta_bench_loads_a_route_and_reports_percentiles() {
+    let mut f = Federation::start(|_| {}).await;
+    let config = client_toml(&mut f.pki, "inps-pesaro", &f.inps);
+    let samples = write(
+        f.pki.dir.path(),
+        "samples.json",
+        &serde_json::to_string(&f.samples).unwrap(),
+    );
+    let bench = |route: &str, extra: &[&str]| {
+        attesta()
+            .args(["bench", "--route", route, "--config"])
+            .arg(&config)
+            .args([
+                "--duration",
+                "1s",
+                "--warmup",
+                "0s",
+                "--concurrency",
+                "2",
+                "--json",
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let (status, whoami, missing) = tokio::task::block_in_place(|| {
+        (
+            bench("status", &["--subjects", samples.to_str().unwrap()]),
+            bench("whoami", &[]),
+            bench("residence", &[]),
+        )
+    });
+    for out in [&status, &whoami] {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(r["ok"].as_u64().unwrap() > 0, "{r}");
+        assert_eq!(r["failed"], 0, "{r}");
+        assert_eq!(r["errors"], 0, "{r}");
+        assert_eq!(r["incomplete"], 0, "{r}");
+        let l = &r["latency_ms"];
+        let p = |k: &str| l[k].as_f64().unwrap();
+        assert!(
+            p("p50") > 0.0 && p("p50") <= p("p90") && p("p90") <= p("p99"),
+            "{r}"
+        );
+        assert!(p("p99") <= p("p99_9") && p("p99_9") <= p("max"), "{r}");
+    }
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(!missing.status.success());
+    assert!(err.contains("--subjects is required"), "{err}");
+}

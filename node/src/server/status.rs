@@ -203,8 +203,8 @@ async fn ask(
         .map_err(|_| bad("answer is not text".into()))?
         .trim()
         .to_owned();
-    let trust = shared.tls.load().trust.clone();
-    let verified = crate::attestation::verify(&trust, &token).map_err(|e| bad(e.to_string()))?;
+    let verified = crate::attestation::verify(&shared.tls.load().trust, &token)
+        .map_err(|e| bad(e.to_string()))?;
     let p = &verified.payload;
     if p["issuer"].as_str() != Some(name) {
         return Err(bad("issued by another agency".into()));
