@@ -329,13 +329,7 @@ impl H2Connection {
             .body(Full::new(body))
             .map_err(|_| ClientError::Url(path.to_owned()))?;
         let resp = sender.send_request(req).await.map_err(http_err)?;
-        let (parts, body) = resp.into_parts();
-        let body = body.collect().await.map_err(http_err)?.to_bytes();
-        Ok(Reply {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        })
+        read_reply(resp, &self.authority).await
     }
 }
 
@@ -424,14 +418,29 @@ impl Connection {
             .body(body)
             .map_err(|_| ClientError::Url(path.to_owned()))?;
         let resp = self.sender.send_request(req).await.map_err(http_err)?;
-        let (parts, body) = resp.into_parts();
-        let body = body.collect().await.map_err(http_err)?.to_bytes();
-        Ok(Reply {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        })
+        read_reply(resp, &self.authority).await
     }
+}
+
+/// Reads a whole answer.
+async fn read_reply(
+    resp: http::Response<hyper::body::Incoming>,
+    authority: &str,
+) -> Result<Reply, ClientError> {
+    let (parts, body) = resp.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map_err(|source| ClientError::Http {
+            addr: authority.to_owned(),
+            source,
+        })?
+        .to_bytes();
+    Ok(Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
 }
 
 /// A body handed out in 1 MiB chunks, reporting how much has gone.

@@ -90,6 +90,59 @@ fn the_commented_example_config_parses() {
     assert_eq!(raw.limits.max_body_bytes, d.max_body_bytes);
     assert_eq!(raw.limits.max_connections, d.max_connections);
     assert_eq!(raw.tls.reload_interval_ms, default_reload_interval_ms());
+    let p = PeersConfig::default();
+    assert_eq!(raw.peers.connect_timeout_ms, p.connect_timeout_ms);
+    assert_eq!(raw.peers.timeout_ms, p.timeout_ms);
+    assert_eq!(raw.peers.status_deadline_ms, p.status_deadline_ms);
+    assert_eq!(raw.peers.agency_timeout_ms["questura-pu"], 1500);
+}
+
+#[test]
+fn the_example_client_config_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/client.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let raw: crate::query::ClientFile = parse_toml(&path, &text).unwrap();
+    assert_eq!(raw.node, "https://127.0.0.1:8445");
+    assert_eq!(raw.node_agency.as_deref(), Some("inps-pesaro"));
+}
+
+#[test]
+fn peer_timeouts_must_be_positive_and_name_real_agencies() {
+    let f = Fixture::new();
+    for (extra, key) in [
+        ("[peers]\ntimeout_ms = 0\n", "peers.timeout_ms"),
+        (
+            "[peers]\nstatus_deadline_ms = 0\n",
+            "peers.status_deadline_ms",
+        ),
+        (
+            "[peers]\nagency_timeout_ms = { \"Questura PU\" = 100 }\n",
+            "peers.agency_timeout_ms",
+        ),
+        (
+            "[peers]\nagency_timeout_ms = { \"questura-pu\" = 0 }\n",
+            "peers.agency_timeout_ms",
+        ),
+    ] {
+        let err = f.load(&format!("{VALID}\n{extra}")).unwrap_err();
+        let msg = one_line(&err);
+        assert!(msg.contains(key), "{extra}: {msg}");
+    }
+    let s = f
+        .load(&format!(
+            "{VALID}\n[peers]\nagency_timeout_ms = {{ \"questura-pu\" = 150 }}\n"
+        ))
+        .unwrap();
+    let q = attesta_certs::AgencyId::new("questura-pu").unwrap();
+    let other = attesta_certs::AgencyId::new("comune-urbino").unwrap();
+    assert_eq!(
+        s.peers.timeout_for(&q),
+        std::time::Duration::from_millis(150)
+    );
+    assert_eq!(
+        s.peers.timeout_for(&other),
+        std::time::Duration::from_millis(2000)
+    );
 }
 
 #[test]
