@@ -48,6 +48,9 @@ enum Command {
     Query(crate::query::QueryCommand),
     /// Load a node's status, residence or whoami route and report throughput and latency.
     Bench(crate::bench::BenchArgs),
+    /// The auditor's tools: check Merkle proofs by hand.
+    #[command(subcommand)]
+    Audit(crate::audit::cli::AuditCommand),
 }
 
 #[derive(Debug, Args)]
@@ -217,6 +220,7 @@ fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Import(args) => runtime()?.block_on(import(args)),
         Command::Generate(args) => crate::generate::run(&args),
         Command::Bench(args) => runtime()?.block_on(crate::bench::run(args)),
+        Command::Audit(cmd) => crate::audit::cli::run(cmd),
         Command::VerifyAttestation(args) => verify_attestation(&args),
         Command::Policy(_) | Command::Query(_) => unreachable!("handled by run"),
     }

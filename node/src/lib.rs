@@ -20,6 +20,7 @@
 //! The node reads an agency's identity only from the verified client certificate.
 
 pub mod attestation;
+pub mod audit;
 pub mod bench;
 pub mod cli;
 pub mod client;

@@ -7,6 +7,7 @@
 mod harness;
 
 mod api;
+mod audit;
 mod cli;
 mod data;
 mod demo;
