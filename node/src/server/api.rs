@@ -70,19 +70,29 @@ pub(super) fn check_purpose(purpose: &str) -> Result<(), Problem> {
 pub(super) fn parse_question(body: &Bytes) -> Result<Question, Problem> {
     let req: AttestRequest =
         serde_json::from_slice(body).map_err(|e| bad_request(format!("request body: {e}")))?;
-    let subject = CodiceFiscale::parse(&req.subject)
-        .map_err(|e| Problem::new(ProblemKind::InvalidSubject).with_detail(e.to_string()))?;
+    let subject = parse_subject(&req.subject)?;
     check_purpose(&req.purpose)?;
-    let as_of = match req.as_of {
-        Some(d) => parse_date(&d).map_err(|e| bad_request(format!("as_of: {e}")))?,
-        None => today(),
-    };
+    let as_of = parse_as_of(req.as_of.as_deref())?;
     Ok(Question {
         subject,
         purpose: req.purpose,
         as_of,
         request_sha256: crate::attestation::sha256_hex(body),
     })
+}
+
+/// A request's subject, or 400 `invalid-codice-fiscale` saying what is wrong with it.
+pub(super) fn parse_subject(s: &str) -> Result<CodiceFiscale, Problem> {
+    CodiceFiscale::parse(s)
+        .map_err(|e| Problem::new(ProblemKind::InvalidSubject).with_detail(e.to_string()))
+}
+
+/// A request's `as_of` date; today when absent.
+pub(super) fn parse_as_of(d: Option<&str>) -> Result<Date, Problem> {
+    match d {
+        Some(d) => parse_date(d).map_err(|e| bad_request(format!("as_of: {e}"))),
+        None => Ok(today()),
+    }
 }
 
 /// Today's date in UTC (the date the answer is about when the caller gives none).

@@ -27,13 +27,13 @@ use serde_json::Value;
 use time::Date;
 use tokio::task::JoinSet;
 
-use super::api::{bad_request, check_purpose};
+use super::api::{bad_request, check_purpose, parse_as_of, parse_subject};
 use super::peers::PeerFailure;
 use super::routes::{json, Resp};
 use super::Shared;
 use crate::domain::cf::CodiceFiscale;
 use crate::domain::places::ComuneCode;
-use crate::domain::records::{format_date, parse_date};
+use crate::domain::records::format_date;
 use crate::metrics::{Outcome, PeerCall};
 use crate::problem::{Problem, ProblemKind};
 
@@ -63,8 +63,7 @@ pub(super) struct StatusQuestion {
 pub(super) fn parse(body: &Bytes) -> Result<StatusQuestion, Problem> {
     let req: StatusRequest =
         serde_json::from_slice(body).map_err(|e| bad_request(format!("request body: {e}")))?;
-    let subject = CodiceFiscale::parse(&req.subject)
-        .map_err(|e| Problem::new(ProblemKind::InvalidSubject).with_detail(e.to_string()))?;
+    let subject = parse_subject(&req.subject)?;
     check_purpose(&req.purpose)?;
     let comune = req
         .comune
@@ -72,10 +71,7 @@ pub(super) fn parse(body: &Bytes) -> Result<StatusQuestion, Problem> {
         .map(ComuneCode::parse)
         .transpose()
         .map_err(|e| bad_request(format!("comune: {e}")))?;
-    let as_of = match req.as_of {
-        Some(d) => parse_date(&d).map_err(|e| bad_request(format!("as_of: {e}")))?,
-        None => time::OffsetDateTime::now_utc().date(),
-    };
+    let as_of = parse_as_of(req.as_of.as_deref())?;
     Ok(StatusQuestion {
         subject,
         purpose: req.purpose,
@@ -330,6 +326,17 @@ fn targets(
         .collect()
 }
 
+fn count_call(shared: &Shared, kind: Kind, result: &'static str) {
+    shared
+        .metrics
+        .peer_calls
+        .get_or_create(&PeerCall {
+            service: kind.service(),
+            result,
+        })
+        .inc();
+}
+
 pub(super) async fn status(shared: &Arc<Shared>, q: &StatusQuestion) -> Result<Resp, Problem> {
     let deadline = tokio::time::Instant::now() + shared.settings.peers.status_deadline;
     let body = serde_json::to_vec(&PeerQuestion {
@@ -389,18 +396,11 @@ pub(super) async fn status(shared: &Arc<Shared>, q: &StatusQuestion) -> Result<R
             continue;
         };
         *g.pending(kind) -= 1;
-        let label = match &result {
-            Ok(_) => "ok",
-            Err((reason, _)) => reason,
-        };
-        shared
-            .metrics
-            .peer_calls
-            .get_or_create(&PeerCall {
-                service: kind.service(),
-                result: label,
-            })
-            .inc();
+        count_call(
+            shared,
+            kind,
+            result.as_ref().map_or_else(|(r, _)| *r, |_| "ok"),
+        );
         match result {
             Ok(a) => g.answered(kind, a),
             Err((reason, detail)) => {
@@ -413,14 +413,7 @@ pub(super) async fn status(shared: &Arc<Shared>, q: &StatusQuestion) -> Result<R
     calls.abort_all();
     if !g.settled() {
         for (agency, kind) in asked.into_values() {
-            shared
-                .metrics
-                .peer_calls
-                .get_or_create(&PeerCall {
-                    service: kind.service(),
-                    result: "timeout",
-                })
-                .inc();
+            count_call(shared, kind, "timeout");
             let detail = format!("{agency} did not answer within the status deadline");
             g.failed(kind, Some(agency.as_str()), "timeout", detail);
         }
