@@ -24,8 +24,14 @@ pub mod tls;
 pub use ca::{AgencyFiles, Ca, CaError, IssuedLeaf, LeafKind, LeafSpec};
 pub use id::{AgencyId, NameError, SpiffeId, TrustDomain};
 pub use leaf::{check_leaf, IdentityError, LeafIdentity, Role};
-pub use sign::SigningIdentity;
+pub use sign::{SignerCert, SigningIdentity};
 pub use tls::{Identity, TlsError, TrustStore};
+
+/// Fills `buf` from the system CSPRNG (keys, query ids).
+pub fn random_bytes(buf: &mut [u8]) {
+    // See `random_hex`.
+    openssl::rand::rand_bytes(buf).expect("system random number generator");
+}
 
 /// `n` random bytes from the system CSPRNG, as lower-case hex (query ids, upload names).
 pub fn random_hex(n: usize) -> String {

@@ -98,3 +98,90 @@ impl SigningIdentity {
         signer.sign_oneshot_to_vec(message)
     }
 }
+
+impl SigningIdentity {
+    /// The raw Ed25519 public key (32 bytes).
+    pub fn public_key(&self) -> [u8; 32] {
+        // `load` checked that the key is Ed25519, whose raw public key is 32 bytes.
+        self.key
+            .raw_public_key()
+            .ok()
+            .and_then(|k| k.try_into().ok())
+            .expect("an Ed25519 key has a 32-byte public key")
+    }
+
+    /// The certificate as PEM.
+    pub fn cert_pem(&self) -> String {
+        self.cert
+            .to_pem()
+            .map(|p| String::from_utf8_lossy(&p).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// Someone else's signing certificate (from an audit bundle, a peer's checkpoint): checked
+/// against the trust store, then used to verify Ed25519 signatures.
+#[derive(Clone)]
+pub struct SignerCert {
+    cert: X509,
+    der: Vec<u8>,
+}
+
+impl std::fmt::Debug for SignerCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignerCert").finish_non_exhaustive()
+    }
+}
+
+impl SignerCert {
+    /// Reads one PEM certificate.
+    pub fn from_pem(pem: &[u8]) -> Result<Self, String> {
+        let cert = X509::from_pem(pem).map_err(|e| format!("not a PEM certificate ({e})"))?;
+        let der = cert.to_der().map_err(|e| e.to_string())?;
+        Ok(Self { cert, der })
+    }
+
+    pub fn pem(&self) -> String {
+        self.cert
+            .to_pem()
+            .map(|p| String::from_utf8_lossy(&p).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Chain, profile and revocation, as for attestations; see [`TrustStore::check_signer`].
+    pub fn check(
+        &self,
+        trust: &crate::TrustStore,
+    ) -> Result<crate::LeafIdentity, crate::IdentityError> {
+        trust.check_signer_der(&self.der, &self.cert)
+    }
+
+    /// Whether the certificate is valid at `unix` seconds.
+    pub fn valid_at(&self, unix: i64) -> bool {
+        openssl::asn1::Asn1Time::from_unix(unix)
+            .map(|t| self.cert.not_before() <= t && t <= self.cert.not_after())
+            .unwrap_or(false)
+    }
+
+    /// The raw Ed25519 public key, if the certificate has one.
+    pub fn public_key(&self) -> Option<[u8; 32]> {
+        let key = self.cert.public_key().ok()?;
+        if key.id() != Id::ED25519 {
+            return None;
+        }
+        key.raw_public_key().ok()?.try_into().ok()
+    }
+
+    /// Whether `sig` is this certificate's Ed25519 signature of `message`.
+    pub fn verify(&self, message: &[u8], sig: &[u8]) -> bool {
+        let Ok(key) = self.cert.public_key() else {
+            return false;
+        };
+        if key.id() != Id::ED25519 {
+            return false;
+        }
+        openssl::sign::Verifier::new_without_digest(&key)
+            .and_then(|mut v| v.verify_oneshot(sig, message))
+            .unwrap_or(false)
+    }
+}

@@ -1,5 +1,13 @@
-//! The audit log (DESIGN.md §6). So far: the RFC 9162 Merkle tree and its proofs, shared by
-//! the node and the auditor's tools (`attesta audit check-inclusion|check-consistency`).
+//! The audit log (DESIGN.md §6): every request a node serves or makes is an entry in an
+//! append-only RFC 9162 Merkle tree, with signed checkpoints and proofs for auditors.
+//!
+//! - [`merkle`]: the tree and its proofs (pure code, shared with the auditor's tools);
+//! - [`entry`]: one entry and its canonical encoding;
+//! - [`note`]: checkpoints as C2SP signed notes, and cosignatures;
+//! - [`log`]: the node's log (durable group-committed appends, checkpoint signing).
 
 pub mod cli;
+pub mod entry;
+pub mod log;
 pub mod merkle;
+pub mod note;

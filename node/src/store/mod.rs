@@ -11,6 +11,7 @@
 //! | `permits`          | gen · permit number                        | permit           |
 //! | `permit_by_person` | gen · cf (holder or minor) · permit number | –                |
 //! | `permit_by_expiry` | gen · comune · expiry (YYYYMMDD) · number  | –                |
+//! | `audit_*`, `witness` | the audit log and the witness state: see [`audit`](self::audit) |  |
 //!
 //! **Generations** make snapshot imports atomic: a snapshot is written under a new generation
 //! number, invisible to readers, then one synced write to `meta` makes it current, and the old
@@ -18,6 +19,7 @@
 //! they see the old dataset or the new one, never a mix. An import killed midway leaves only
 //! an unreferenced generation, which [`Store::open`] deletes.
 
+mod audit;
 mod codec;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +34,7 @@ use crate::domain::cf::CodiceFiscale;
 use crate::domain::places::ComuneCode;
 use crate::domain::records::{Permit, PermitNumber, Resident};
 
+pub use audit::NewEntry;
 pub use codec::Corrupt;
 
 /// Errors of the store.
@@ -85,7 +88,7 @@ const RES_BY_FAMILY: &str = "res_by_family";
 const PERMITS: &str = "permits";
 const PERMIT_BY_PERSON: &str = "permit_by_person";
 const PERMIT_BY_EXPIRY: &str = "permit_by_expiry";
-const ALL_CFS: [&str; 7] = [
+const ALL_CFS: [&str; 11] = [
     META,
     RESIDENTS,
     RES_BY_COMUNE,
@@ -93,6 +96,10 @@ const ALL_CFS: [&str; 7] = [
     PERMITS,
     PERMIT_BY_PERSON,
     PERMIT_BY_EXPIRY,
+    audit::AUDIT_ENTRIES,
+    audit::AUDIT_NODES,
+    audit::AUDIT_SUBJECTS,
+    audit::WITNESS,
 ];
 
 /// Rows written per batch during a snapshot import.

@@ -1,0 +1,168 @@
+//! The audit log's column families (the log itself lives in `crate::audit::log`).
+//!
+//! | CF               | key                          | value                    |
+//! |------------------|------------------------------|--------------------------|
+//! | `audit_entries`  | index (u64 BE)               | canonical entry bytes    |
+//! | `audit_nodes`    | level (u8) · index (u64 BE)  | subtree hash (32 bytes)  |
+//! | `audit_subjects` | blinded subject · index      | –                        |
+//! | `meta`           | `audit/size`                 | u64 BE                   |
+//! | `meta`           | `audit/checkpoint`           | last signed checkpoint   |
+//! | `witness`        | origin                       | latest cosigned size · root |
+//!
+//! `audit_nodes` holds the hash of every complete, aligned subtree: node (level, i) covers
+//! leaves `i·2^level .. (i+1)·2^level`; level 0 holds the leaf hashes. An append writes the
+//! entries, their new nodes and the new size in one synced batch, so after a crash the log is
+//! exactly the batches that were acknowledged.
+
+use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
+
+use super::{sync_writes, Store, StoreError};
+
+pub(super) const AUDIT_ENTRIES: &str = "audit_entries";
+pub(super) const AUDIT_NODES: &str = "audit_nodes";
+pub(super) const AUDIT_SUBJECTS: &str = "audit_subjects";
+pub(super) const WITNESS: &str = "witness";
+
+const SIZE_KEY: &[u8] = b"audit/size";
+
+/// One entry to append: its bytes and the blinded subject it is about, if any.
+#[derive(Debug)]
+pub struct NewEntry {
+    pub bytes: Vec<u8>,
+    pub subject: Option<[u8; 32]>,
+}
+
+fn node_key(level: u8, index: u64) -> [u8; 9] {
+    let mut k = [0u8; 9];
+    k[0] = level;
+    k[1..].copy_from_slice(&index.to_be_bytes());
+    k
+}
+
+impl Store {
+    /// The number of entries in the log.
+    pub fn audit_size(&self) -> Result<u64, StoreError> {
+        match self.db.get_cf(self.cf(super::META), SIZE_KEY)? {
+            None => Ok(0),
+            Some(v) => v
+                .as_slice()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt("audit/size".into())),
+        }
+    }
+
+    /// Appends `entries` at `first` (the current size) with the subtree `nodes` they complete,
+    /// in one synced write.
+    pub fn audit_append(
+        &self,
+        first: u64,
+        entries: &[NewEntry],
+        nodes: &[(u8, u64, [u8; 32])],
+    ) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        for (i, e) in entries.iter().enumerate() {
+            let index = first + i as u64;
+            batch.put_cf(self.cf(AUDIT_ENTRIES), index.to_be_bytes(), &e.bytes);
+            if let Some(s) = &e.subject {
+                let mut k = [0u8; 40];
+                k[..32].copy_from_slice(s);
+                k[32..].copy_from_slice(&index.to_be_bytes());
+                batch.put_cf(self.cf(AUDIT_SUBJECTS), k, []);
+            }
+        }
+        for (level, index, hash) in nodes {
+            batch.put_cf(self.cf(AUDIT_NODES), node_key(*level, *index), hash);
+        }
+        let size = first + entries.len() as u64;
+        batch.put_cf(self.cf(super::META), SIZE_KEY, size.to_be_bytes());
+        self.db.write_opt(batch, &sync_writes())?;
+        Ok(())
+    }
+
+    /// The stored hash of subtree (`level`, `index`).
+    pub fn audit_node(&self, level: u8, index: u64) -> Result<Option<[u8; 32]>, StoreError> {
+        match self
+            .db
+            .get_pinned_cf(self.cf(AUDIT_NODES), node_key(level, index))?
+        {
+            None => Ok(None),
+            Some(v) => v.as_ref().try_into().map(Some).map_err(|_| {
+                StoreError::Corrupt(format!("audit node {level}/{index} is not 32 bytes"))
+            }),
+        }
+    }
+
+    /// Entries `start..end`, in order.
+    pub fn audit_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut opts = ReadOptions::default();
+        opts.set_iterate_upper_bound(end.to_be_bytes().to_vec());
+        let mut out = Vec::with_capacity(end.saturating_sub(start).min(1 << 16) as usize);
+        let from = start.to_be_bytes();
+        for (expected, item) in (start..).zip(self.db.iterator_cf_opt(
+            self.cf(AUDIT_ENTRIES),
+            opts,
+            IteratorMode::From(&from, Direction::Forward),
+        )) {
+            let (k, v) = item?;
+            if k.as_ref() != expected.to_be_bytes() {
+                return Err(StoreError::Corrupt(format!(
+                    "audit entry {expected} is missing"
+                )));
+            }
+            out.push(v.into_vec());
+        }
+        if out.len() as u64 != end.saturating_sub(start) {
+            return Err(StoreError::Corrupt(format!(
+                "audit entries {start}..{end} are incomplete"
+            )));
+        }
+        Ok(out)
+    }
+
+    /// The indexes of the entries about `subject`, ascending.
+    pub fn audit_by_subject(&self, subject: &[u8; 32]) -> Result<Vec<u64>, StoreError> {
+        let mut opts = ReadOptions::default();
+        let mut upper = subject.to_vec();
+        // Increment as a big-endian number; an all-0xff subject has no upper bound.
+        let bounded = upper.iter_mut().rev().any(|b| {
+            let (v, carry) = b.overflowing_add(1);
+            *b = v;
+            !carry
+        });
+        if bounded {
+            opts.set_iterate_upper_bound(upper);
+        }
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf_opt(
+            self.cf(AUDIT_SUBJECTS),
+            opts,
+            IteratorMode::From(subject, Direction::Forward),
+        ) {
+            let (k, _) = item?;
+            if !k.starts_with(subject) {
+                break;
+            }
+            let index: [u8; 8] = k[32..]
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("audit subject index key".into()))?;
+            out.push(u64::from_be_bytes(index));
+        }
+        Ok(out)
+    }
+
+    /// A small value of the audit log or the witness (`meta` or `witness` column family).
+    pub fn audit_get(&self, witness: bool, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let cf = if witness { WITNESS } else { super::META };
+        Ok(self.db.get_cf(self.cf(cf), key)?)
+    }
+
+    /// Writes one small value, synced.
+    pub fn audit_put(&self, witness: bool, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let cf = if witness { WITNESS } else { super::META };
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(cf), key, value);
+        self.db.write_opt(batch, &sync_writes())?;
+        Ok(())
+    }
+}
