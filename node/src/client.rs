@@ -16,6 +16,7 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::ClientConfig;
+use sha2::Digest as _;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -145,9 +146,14 @@ impl Client {
         tokio::spawn(async move {
             let _ = conn.await;
         });
+        let server_fingerprint = open
+            .server_certificate
+            .as_ref()
+            .map(|c| sha2::Sha256::digest(c.as_ref()).into());
         Ok(H2Connection {
             sender,
             authority: open.authority.into(),
+            server_fingerprint,
         })
     }
 
@@ -294,12 +300,18 @@ struct Opened {
 pub struct H2Connection {
     sender: http2::SendRequest<Full<Bytes>>,
     authority: Arc<str>,
+    server_fingerprint: Option<[u8; 32]>,
 }
 
 impl H2Connection {
     /// Whether the connection has closed (the peer went away, or an error ended it).
     pub fn is_closed(&self) -> bool {
         self.sender.is_closed()
+    }
+
+    /// SHA-256 of the certificate the server presented.
+    pub fn server_fingerprint(&self) -> Option<[u8; 32]> {
+        self.server_fingerprint
     }
 
     /// Sends one request, with a body of the given content type if any, and reads the whole
@@ -310,6 +322,17 @@ impl H2Connection {
         path: &str,
         body: Option<(&'static str, Bytes)>,
     ) -> Result<Reply, ClientError> {
+        self.send_with(method, path, &[], body).await
+    }
+
+    /// [`H2Connection::send`] with extra request headers.
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&'static str, &str)],
+        body: Option<(&'static str, Bytes)>,
+    ) -> Result<Reply, ClientError> {
         let http_err = |source| ClientError::Http {
             addr: self.authority.to_string(),
             source,
@@ -318,6 +341,9 @@ impl H2Connection {
         sender.ready().await.map_err(http_err)?;
         let uri = format!("https://{}{path}", self.authority);
         let mut req = Request::builder().method(method).uri(uri);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         let body = match body {
             Some((content_type, body)) => {
                 req = req.header(header::CONTENT_TYPE, content_type);

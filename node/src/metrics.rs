@@ -62,6 +62,10 @@ pub struct Metrics {
     pub policy_decisions: Family<RouteDecision, Counter>,
     pub peer_calls: Family<PeerCall, Counter>,
     pub status_answers: Family<Outcome, Counter>,
+    pub audit_entries: Counter,
+    pub audit_failures: Counter,
+    pub audit_size: Gauge,
+    pub audit_checkpoints: Family<Outcome, Counter>,
 }
 
 impl Default for Metrics {
@@ -156,6 +160,30 @@ impl Metrics {
             "Answers of /v1/status, by result (complete, incomplete)",
             status_answers.clone(),
         );
+        let audit_entries = Counter::default();
+        registry.register(
+            "audit_entries",
+            "Audit log entries appended (incoming requests and outgoing calls)",
+            audit_entries.clone(),
+        );
+        let audit_failures = Counter::default();
+        registry.register(
+            "audit_append_failures",
+            "Requests not answered because their audit entry could not be written",
+            audit_failures.clone(),
+        );
+        let audit_size = Gauge::default();
+        registry.register(
+            "audit_checkpoint_size",
+            "Tree size of the latest signed audit checkpoint",
+            audit_size.clone(),
+        );
+        let audit_checkpoints = Family::<Outcome, Counter>::default();
+        registry.register(
+            "audit_checkpoints",
+            "Audit checkpoint signings, by result (signed, refused)",
+            audit_checkpoints.clone(),
+        );
         Self {
             registry,
             requests,
@@ -171,6 +199,10 @@ impl Metrics {
             policy_decisions,
             peer_calls,
             status_answers,
+            audit_entries,
+            audit_failures,
+            audit_size,
+            audit_checkpoints,
         }
     }
 

@@ -31,6 +31,8 @@ pub enum ProblemKind {
     CertificateRevoked,
     Timeout,
     ShuttingDown,
+    /// The audit entry of the request could not be made durable: no answer leaves without one.
+    AuditUnavailable,
     Internal,
 }
 
@@ -53,6 +55,7 @@ impl ProblemKind {
             Self::CertificateRevoked => "certificate-revoked",
             Self::Timeout => "timeout",
             Self::ShuttingDown => "shutting-down",
+            Self::AuditUnavailable => "audit-unavailable",
             Self::Internal => "internal",
         }
     }
@@ -71,7 +74,9 @@ impl ProblemKind {
             Self::NotServed => StatusCode::NOT_FOUND,
             Self::NoData => StatusCode::SERVICE_UNAVAILABLE,
             Self::CertificateRevoked => StatusCode::FORBIDDEN,
-            Self::Timeout | Self::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout | Self::ShuttingDown | Self::AuditUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -94,6 +99,7 @@ impl ProblemKind {
             Self::CertificateRevoked => "Client certificate revoked",
             Self::Timeout => "Request took too long",
             Self::ShuttingDown => "Node is shutting down",
+            Self::AuditUnavailable => "The request could not be logged, so it was not answered",
             Self::Internal => "Internal error",
         }
     }

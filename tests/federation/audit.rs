@@ -108,3 +108,343 @@ fn proofs_are_checked_by_hand_with_one_line_reasons() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("0 < size1 <= size2"));
 }
+
+mod node_log {
+    use attesta::audit::entry::sha256;
+    use attesta::audit::merkle;
+    use attesta::audit::note::{Checkpoint, Note};
+    use attesta::client::{Client, Reply};
+    use attesta_certs::SignerCert;
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use bytes::Bytes;
+    use serde_json::{json, Value};
+
+    use crate::harness::*;
+    use crate::status::Federation;
+
+    const PURPOSE: &str = "benefit-eligibility";
+
+    async fn post(client: &Client, url: &str, body: &Value) -> (Bytes, Reply) {
+        let body = Bytes::from(body.to_string());
+        let r = client
+            .post(url, "application/json", body.clone())
+            .await
+            .unwrap();
+        (body, r)
+    }
+
+    fn log_index(r: &Reply) -> u64 {
+        r.headers["attesta-log-index"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// The node's signed checkpoint once it covers `size` entries, checked against the node's
+    /// signing certificate (itself checked against the CA).
+    async fn checkpoint_covering(
+        auditor: &Client,
+        trust: &attesta_certs::TrustStore,
+        node: &TestNode,
+        size: u64,
+    ) -> Checkpoint {
+        let pem = auditor
+            .get(&node.url("/v1/audit/certificates"))
+            .await
+            .unwrap();
+        assert_eq!(pem.status, 200);
+        let signer = SignerCert::from_pem(&pem.body).unwrap();
+        assert_eq!(signer.check(trust).unwrap().agency().as_str(), node.agency);
+        let pk = signer.public_key().unwrap();
+        let url = node.url("/v1/audit/checkpoint");
+        eventually(|| async {
+            let r = auditor.get(&url).await.ok()?;
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            let note = Note::parse(std::str::from_utf8(&r.body).unwrap()).unwrap();
+            let c = Checkpoint::parse(&note.body).unwrap();
+            assert_eq!(c.origin, format!("{TRUST_DOMAIN}/{}/audit", node.agency));
+            assert!(note.verify(&c.origin, &pk, |m, s| signer.verify(m, s)));
+            (c.size >= size).then_some(c)
+        })
+        .await
+    }
+
+    async fn entries(auditor: &Client, node: &TestNode, start: u64, end: u64) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut at = start;
+        while at < end {
+            let to = end.min(at + 1000);
+            let r = auditor
+                .get(&node.url(&format!("/v1/audit/entries?start={at}&end={to}")))
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            out.extend(r.json().unwrap()["entries"].as_array().unwrap().clone());
+            at = to;
+        }
+        out
+    }
+
+    fn hex(b: &[u8]) -> String {
+        attesta::audit::entry::hex(b)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_request_is_logged_before_its_answer_and_proven_to_auditors() {
+        let mut f = Federation::start(|_| {}).await;
+        let trust = f.pki.trust();
+        let auditor = f.pki.client("garante-audit");
+        let inps = f.pki.client("inps-pesaro");
+        let foreigner = f.sample("resident with valid permit")["cf"].clone();
+        let italian = f.sample("Italian citizen")["cf"].clone();
+
+        // Two questions about the foreigner, one about the Italian, one denied, one malformed.
+        let q = json!({"subject": foreigner, "purpose": PURPOSE});
+        let (body, first) = post(&inps, &f.inps.url("/v1/status"), &q).await;
+        assert_eq!(first.status, 200);
+        let (_, second) = post(&inps, &f.inps.url("/v1/status"), &q).await;
+        let q_it = json!({"subject": italian, "purpose": PURPOSE});
+        let (_, other) = post(&inps, &f.inps.url("/v1/status"), &q_it).await;
+        assert_eq!(other.status, 200);
+        let stranger = f.pki.client("asl-1");
+        let (_, denied) = post(&stranger, &f.inps.url("/v1/status"), &q).await;
+        assert_eq!(denied.status, 403);
+        let bad = stranger
+            .post(
+                &f.inps.url("/v1/status"),
+                "application/json",
+                Bytes::from_static(b"{\"subject\": 1}"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(bad.status, 400);
+        let indexes: Vec<u64> = [&first, &second, &other, &denied, &bad]
+            .iter()
+            .map(|r| log_index(r))
+            .collect();
+        assert!(indexes.windows(2).all(|w| w[0] < w[1]), "{indexes:?}");
+
+        // The entries, as the auditor reads them.
+        let c = checkpoint_covering(&auditor, &trust, &f.inps, indexes[4] + 1).await;
+        let all = entries(&auditor, &f.inps, 0, c.size).await;
+        let leaves: Vec<merkle::Hash> = all
+            .iter()
+            .map(|e| merkle::leaf_hash(&STANDARD.decode(e["leaf"].as_str().unwrap()).unwrap()))
+            .collect();
+        assert_eq!(
+            merkle::root(&leaves),
+            c.root,
+            "entries match the signed root"
+        );
+
+        let e = &all[indexes[0] as usize];
+        let query_id = first.headers["attesta-query-id"].to_str().unwrap();
+        assert_eq!(e["direction"], "incoming");
+        assert_eq!(e["route"], "POST /v1/status");
+        assert_eq!(e["peer_agency"], "inps-pesaro");
+        assert_eq!(e["query_id"], query_id);
+        assert_eq!(e["purpose"], PURPOSE);
+        assert_eq!(e["decision"], "allow");
+        assert_eq!(e["status"], 200);
+        assert_eq!(e["request_sha256"], hex(&sha256(&body)));
+        assert_eq!(e["response_sha256"], hex(&sha256(&first.body)));
+        assert_eq!(first.json().unwrap()["query_id"], query_id);
+        // The blinded subject: the same person has the same HMAC, another person another.
+        let blinded = e["subject_hmac"].as_str().unwrap();
+        assert_eq!(blinded.len(), 64);
+        assert_eq!(all[indexes[1] as usize]["subject_hmac"], blinded);
+        assert_ne!(all[indexes[2] as usize]["subject_hmac"], blinded);
+        assert!(!all
+            .iter()
+            .any(|e| e.to_string().contains(foreigner.as_str().unwrap())));
+
+        // The coordinator's calls precede its answer's entry, under the same query id, and
+        // the peers logged them as incoming with the same request digest.
+        let calls: Vec<&Value> = all
+            .iter()
+            .filter(|x| x["query_id"] == query_id && x["direction"] == "outgoing")
+            .collect();
+        let asked: std::collections::BTreeSet<&str> = calls
+            .iter()
+            .map(|x| x["peer_agency"].as_str().unwrap())
+            .collect();
+        assert!(asked.contains("questura-pu"), "{asked:?}");
+        for call in &calls {
+            assert!(call["index"].as_u64().unwrap() < indexes[0]);
+            assert_eq!(call["subject_hmac"], blinded);
+        }
+        let questura_call = calls
+            .iter()
+            .find(|x| x["peer_agency"] == "questura-pu")
+            .unwrap();
+        assert_eq!(questura_call["route"], "POST /v1/attest/legal-presence");
+        assert_eq!(questura_call["status"], 200);
+        let qc = checkpoint_covering(&auditor, &trust, &f.questura, 1).await;
+        let questura_log = entries(&auditor, &f.questura, 0, qc.size).await;
+        let received = questura_log
+            .iter()
+            .find(|x| x["query_id"] == query_id)
+            .expect("the Questura logged the call");
+        assert_eq!(received["direction"], "incoming");
+        assert_eq!(received["peer_agency"], "inps-pesaro");
+        assert_eq!(received["request_sha256"], questura_call["request_sha256"]);
+        assert_eq!(
+            received["response_sha256"],
+            questura_call["response_sha256"]
+        );
+        // Each node blinds with its own key.
+        assert_ne!(received["subject_hmac"], blinded);
+
+        // Denied and malformed requests are entries too.
+        let d = &all[indexes[3] as usize];
+        assert_eq!(
+            (d["decision"].as_str(), d["status"].as_u64()),
+            (Some("deny"), Some(403))
+        );
+        assert_eq!(d["peer_agency"], "asl-1");
+        assert!(
+            d["rule"].as_str().unwrap().starts_with("no rule grants"),
+            "{d}"
+        );
+        let b = &all[indexes[4] as usize];
+        assert_eq!(
+            (b["decision"].as_str(), b["status"].as_u64()),
+            (Some("none"), Some(400))
+        );
+
+        // Proofs from the node verify against the signed checkpoint.
+        for &index in &indexes {
+            let r = auditor
+                .get(&f.inps.url(&format!(
+                    "/v1/audit/proof/inclusion?index={index}&size={}",
+                    c.size
+                )))
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            let p = r.json().unwrap();
+            let proof: Vec<merkle::Hash> = p["proof"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| {
+                    merkle::hash_from_slice(&STANDARD.decode(h.as_str().unwrap()).unwrap()).unwrap()
+                })
+                .collect();
+            merkle::verify_inclusion(&leaves[index as usize], index, c.size, &proof, &c.root)
+                .unwrap();
+        }
+        // A later checkpoint is consistent with the earlier one.
+        let (_, more) = post(&inps, &f.inps.url("/v1/status"), &q).await;
+        let later = checkpoint_covering(&auditor, &trust, &f.inps, log_index(&more) + 1).await;
+        let r = auditor
+            .get(&f.inps.url(&format!(
+                "/v1/audit/proof/consistency?from={}&to={}",
+                c.size, later.size
+            )))
+            .await
+            .unwrap();
+        let p = r.json().unwrap();
+        let proof: Vec<merkle::Hash> = p["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                merkle::hash_from_slice(&STANDARD.decode(h.as_str().unwrap()).unwrap()).unwrap()
+            })
+            .collect();
+        merkle::verify_consistency(c.size, later.size, &c.root, &later.root, &proof).unwrap();
+
+        // Bad auditor requests, and non-auditors, are refused.
+        for (path, status) in [
+            ("/v1/audit/entries?start=5&end=5", 400),
+            ("/v1/audit/entries?start=0&end=100000000", 400),
+            ("/v1/audit/entries?start=0", 400),
+            ("/v1/audit/entries?start=0&end=1&x=1", 400),
+            ("/v1/audit/proof/inclusion?index=5&size=5", 400),
+            ("/v1/audit/proof/consistency?from=0&to=5", 400),
+        ] {
+            let r = auditor.get(&f.inps.url(path)).await.unwrap();
+            assert_eq!(r.status, status, "{path}");
+            assert_eq!(r.content_type(), Some("application/problem+json"), "{path}");
+        }
+        let r = inps.get(&f.inps.url("/v1/audit/checkpoint")).await.unwrap();
+        assert_eq!(r.status, 403);
+        let r = inps
+            .post(
+                &f.inps.url("/v1/status"),
+                "application/json",
+                Bytes::from(q.to_string()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+        let conn = inps.connect_h2(&f.inps.url).await.unwrap();
+        let r = conn
+            .send_with(
+                http::Method::POST,
+                "/v1/status",
+                &[("attesta-query-id", "not-hex")],
+                Some(("application/json", Bytes::from(q.to_string()))),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 400);
+        assert!(String::from_utf8_lossy(&r.body).contains("attesta-query-id"));
+
+        // The subject report: exactly the queries about the person, with their outgoing calls.
+        let report = post(
+            &auditor,
+            &f.inps.url("/v1/audit/subject-report"),
+            &json!({"subject": foreigner}),
+        )
+        .await
+        .1;
+        assert_eq!(
+            report.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&report.body)
+        );
+        let report = report.json().unwrap();
+        let reported: Vec<u64> = report["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["index"].as_u64().unwrap())
+            .collect();
+        let size = report["size"].as_u64().unwrap();
+        let all = entries(&auditor, &f.inps, 0, size).await;
+        let expected: Vec<u64> = all
+            .iter()
+            .filter(|e| e["subject_hmac"] == blinded)
+            .map(|e| e["index"].as_u64().unwrap())
+            .collect();
+        assert_eq!(reported, expected);
+        // The five status requests about the foreigner (the denied one included) and the
+        // calls of the allowed ones; nothing about the Italian.
+        let incoming: Vec<&Value> = report["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["direction"] == "incoming")
+            .collect();
+        assert_eq!(incoming.len(), 5, "{report}");
+        assert!(incoming.iter().all(|e| e["route"] == "POST /v1/status"));
+        assert_eq!(
+            incoming.iter().filter(|e| e["decision"] == "deny").count(),
+            1
+        );
+        assert!(!reported.contains(&indexes[2]));
+        let r = post(
+            &auditor,
+            &f.inps.url("/v1/audit/subject-report"),
+            &json!({"subject": "RSSMRA85T10A562X"}),
+        )
+        .await
+        .1;
+        assert_eq!(r.status, 400);
+    }
+}

@@ -18,13 +18,13 @@ const PURPOSE: &str = "benefit-eligibility";
 
 /// Four nodes of the demo's shape with generated data imported: two registries, the Questura
 /// and INPS (the consumer whose coordinator is asked).
-struct Federation {
-    pki: Pki,
-    samples: Vec<Value>,
-    pesaro: TestNode,
-    urbino: TestNode,
-    questura: TestNode,
-    inps: TestNode,
+pub(crate) struct Federation {
+    pub pki: Pki,
+    pub samples: Vec<Value>,
+    pub pesaro: TestNode,
+    pub urbino: TestNode,
+    pub questura: TestNode,
+    pub inps: TestNode,
 }
 
 fn entry(node: &TestNode, serves: Vec<Service>, comuni: &[&str]) -> DirectoryEntry {
@@ -37,7 +37,7 @@ fn entry(node: &TestNode, serves: Vec<Service>, comuni: &[&str]) -> DirectoryEnt
 }
 
 impl Federation {
-    async fn start(tweak_inps: impl FnOnce(&mut attesta::config::NodeConfig)) -> Self {
+    pub async fn start(tweak_inps: impl FnOnce(&mut attesta::config::NodeConfig)) -> Self {
         let mut pki = Pki::new();
         let generated = pki.dir.path().join("generated");
         attesta::generate::run(&attesta::generate::GenerateArgs {
@@ -85,7 +85,7 @@ impl Federation {
     }
 
     /// The real directory: every node at its URL.
-    fn directory(&self) -> Vec<DirectoryEntry> {
+    pub fn directory(&self) -> Vec<DirectoryEntry> {
         vec![
             entry(&self.pesaro, vec![Service::Residence], &["041044"]),
             entry(&self.urbino, vec![Service::Residence], &["041067"]),
@@ -95,7 +95,7 @@ impl Federation {
     }
 
     /// Signs a manifest as the Prefettura and pushes it to every node.
-    async fn publish(&mut self, version: u64, policy: &str, directory: Vec<DirectoryEntry>) {
+    pub async fn publish(&mut self, version: u64, policy: &str, directory: Vec<DirectoryEntry>) {
         let manifest = Manifest {
             directory,
             ..test_manifest(version, policy)
@@ -115,7 +115,7 @@ impl Federation {
         }
     }
 
-    fn sample(&self, label: &str) -> &Value {
+    pub fn sample(&self, label: &str) -> &Value {
         self.samples
             .iter()
             .find(|s| s["label"] == label)

@@ -19,6 +19,8 @@ pub mod purpose {
     pub const OPERATIONS: &str = "operations";
     /// Publishing the manifest.
     pub const FEDERATION: &str = "federation";
+    /// Reading the audit log.
+    pub const AUDIT: &str = "audit";
 }
 
 /// The territory of a request that is not about one.
@@ -32,6 +34,8 @@ pub struct Decided {
     pub explanation: String,
     /// The version hash of the policy that decided, if one was in force.
     pub policy_version: Option<String>,
+    /// The purpose the request declared (or the route fixes).
+    pub purpose: String,
 }
 
 /// What one request asks the policy.
@@ -59,6 +63,7 @@ pub fn authorize(
             allow: false,
             explanation: reason.into(),
             policy_version: None,
+            purpose: ask.purpose.to_owned(),
         });
         count(shared, route, false);
         return Err(Problem::new(ProblemKind::PolicyDenied).with_detail(reason));
@@ -84,6 +89,7 @@ pub fn authorize(
                 allow: true,
                 explanation: rule,
                 policy_version: Some(version),
+                purpose: request.purpose,
             });
             Ok(())
         }
@@ -97,6 +103,7 @@ pub fn authorize(
                 allow: false,
                 explanation: reason,
                 policy_version: Some(version),
+                purpose: request.purpose,
             });
             Err(problem)
         }

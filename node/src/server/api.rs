@@ -41,8 +41,10 @@ struct AttestRequest {
 
 /// A validated attestation request.
 pub(super) struct Question {
-    subject: CodiceFiscale,
+    pub subject: CodiceFiscale,
     pub purpose: String,
+    /// The request's query id (its audit entry's), hex.
+    pub query_id: String,
     as_of: Date,
     /// SHA-256 of the request body, hex: binds the answer to the question.
     request_sha256: String,
@@ -76,6 +78,7 @@ pub(super) fn parse_question(body: &Bytes) -> Result<Question, Problem> {
     Ok(Question {
         subject,
         purpose: req.purpose,
+        query_id: String::new(),
         as_of,
         request_sha256: crate::attestation::sha256_hex(body),
     })
@@ -100,10 +103,6 @@ fn today() -> Date {
     time::OffsetDateTime::now_utc().date()
 }
 
-fn query_id() -> String {
-    attesta_certs::random_hex(16)
-}
-
 fn data_as_of(info: &DatasetInfo) -> Result<Option<String>, Problem> {
     if info.generation == 0 {
         return Err(Problem::new(ProblemKind::NoData));
@@ -126,7 +125,7 @@ fn envelope<'a>(
     Envelope {
         issuer: shared.settings.agency.as_str(),
         audience: peer.leaf.agency().as_str(),
-        query_id: query_id(),
+        query_id: q.query_id.clone(),
         subject: q.subject.canonical(),
         purpose: &q.purpose,
         as_of: format_date(q.as_of),
@@ -283,7 +282,9 @@ pub(super) async fn import(
     shared: &Arc<Shared>,
     ds: Dataset,
     req: Request<Incoming>,
+    digest: &mut Option<[u8; 32]>,
 ) -> Result<Resp, Problem> {
+    use sha2::Digest as _;
     let s = &shared.settings;
     let served = match ds {
         Dataset::Residents => s.serves_residence,
@@ -299,13 +300,14 @@ pub(super) async fn import(
     tokio::fs::create_dir_all(&dir)
         .await
         .map_err(store_failure)?;
-    let path = dir.join(format!("upload-{}.csv", query_id()));
+    let path = dir.join(format!("upload-{}.csv", attesta_certs::random_hex(16)));
     let _cleanup = RemoveOnDrop(path.clone());
     let mut file = tokio::fs::File::create(&path)
         .await
         .map_err(store_failure)?;
     let mut body = req.into_body();
     let mut size = 0u64;
+    let mut hasher = sha2::Sha256::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| bad_request("the upload could not be read"))?;
         if let Some(data) = frame.data_ref() {
@@ -316,9 +318,11 @@ pub(super) async fn import(
                     s.limits.max_import_bytes
                 )));
             }
+            hasher.update(data);
             file.write_all(data).await.map_err(store_failure)?;
         }
     }
+    *digest = Some(hasher.finalize().into());
     file.flush().await.map_err(store_failure)?;
     drop(file);
 
@@ -519,7 +523,7 @@ struct FamilyAnswer<'a> {
 
 /// `GET /v1/family/{cf}?purpose=P`, parsed.
 pub(super) struct FamilyQuery {
-    subject: CodiceFiscale,
+    pub subject: CodiceFiscale,
     pub purpose: String,
 }
 

@@ -14,6 +14,7 @@
 
 mod access;
 mod api;
+mod audit_api;
 mod manifest_api;
 mod peers;
 mod reload;
@@ -37,6 +38,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn, Instrument};
 
+use crate::audit::log::AuditLog;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 
@@ -51,6 +53,8 @@ pub enum ServeError {
     Tls(#[from] attesta_certs::TlsError),
     #[error("opening the store")]
     Store(#[from] crate::store::StoreError),
+    #[error("opening the audit log")]
+    Audit(#[from] crate::audit::log::AuditError),
     #[error("binding {addr}")]
     Bind {
         addr: SocketAddr,
@@ -87,6 +91,7 @@ pub(crate) struct Shared {
     manifest: crate::manifest::ManifestState,
     /// Connections to peer nodes (the status coordinator's calls).
     peers: peers::Peers,
+    audit: Arc<AuditLog>,
     draining: AtomicBool,
 }
 
@@ -116,7 +121,13 @@ impl Node {
         let tls = TlsState::build(settings.trust.clone(), &settings.identity)?;
         let metrics = Metrics::new();
         metrics.crl_revoked.set(tls.trust.revoked_count() as i64);
-        let store = crate::store::Store::open(&settings.data_dir.join("db"))?;
+        let store = Arc::new(crate::store::Store::open(&settings.data_dir.join("db"))?);
+        let audit = AuditLog::open(
+            store.clone(),
+            crate::audit::log::load_or_create_key(&settings.data_dir.join("audit.key"))?,
+            crate::audit::log::origin(settings.trust_domain.as_str(), settings.agency.as_str()),
+            settings.signing.clone(),
+        )?;
         // Uploads of imports a crash interrupted: the store already ignores their rows.
         let _ = std::fs::remove_dir_all(settings.data_dir.join("imports"));
         let manifest = crate::manifest::ManifestState::new(
@@ -126,11 +137,12 @@ impl Node {
         Ok(Self {
             shared: Arc::new(Shared {
                 settings,
-                store: Arc::new(store),
+                store,
                 tls: ArcSwap::from_pointee(tls),
                 metrics,
                 manifest,
                 peers: peers::Peers::default(),
+                audit: Arc::new(audit),
                 draining: AtomicBool::new(false),
             }),
         })
@@ -158,7 +170,11 @@ impl Node {
         let (stop_reload, reload_stopped) = tokio::sync::watch::channel(false);
         let reloader = tokio::spawn(reload::watch(shared.clone(), reload_stopped.clone()));
         manifest_api::load_persisted(&shared).await;
-        let fetcher = tokio::spawn(manifest_api::fetcher(shared.clone(), reload_stopped));
+        let fetcher = tokio::spawn(manifest_api::fetcher(
+            shared.clone(),
+            reload_stopped.clone(),
+        ));
+        let checkpointer = tokio::spawn(checkpoints(shared.clone(), reload_stopped));
 
         info!(
             agency = %shared.settings.agency,
@@ -215,6 +231,48 @@ impl Node {
         }
         let _ = reloader.await;
         let _ = fetcher.await;
+        let _ = checkpointer.await;
+        // The last checkpoint covers every answer given.
+        sign_checkpoint(&shared).await;
+        shared.audit.close();
+    }
+}
+
+/// How often the node signs a checkpoint while its log grows.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Signs a checkpoint every second while the log grows, until `stop`.
+async fn checkpoints(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => sign_checkpoint(&shared).await,
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// Signs a checkpoint of the durable head, if it moved.
+async fn sign_checkpoint(shared: &Arc<Shared>) {
+    let audit = shared.audit.clone();
+    let signed = tokio::task::spawn_blocking(move || audit.sign_checkpoint()).await;
+    let m = &shared.metrics;
+    match signed {
+        Ok(Ok(Some(s))) => {
+            m.audit_size.set(s.checkpoint.size as i64);
+            m.audit_checkpoints
+                .get_or_create(&crate::metrics::Outcome { result: "signed" })
+                .inc();
+        }
+        Ok(Ok(None)) => {}
+        Ok(Err(e)) => {
+            m.audit_checkpoints
+                .get_or_create(&crate::metrics::Outcome { result: "refused" })
+                .inc();
+            tracing::error!(error = %crate::config::error_chain(&e), "audit checkpoint not signed");
+        }
+        Err(_) => tracing::error!("audit checkpoint task failed"),
     }
 }
 

@@ -62,6 +62,14 @@ fn failure(e: &ClientError) -> PeerFailure {
     }
 }
 
+/// What the coordinator asks a peer.
+pub(crate) struct Call<'a> {
+    pub path: &'a str,
+    /// The query id of the request being served, sent along so that both logs name it.
+    pub query_id: &'a str,
+    pub body: Bytes,
+}
+
 /// One peer: where it is, the client pinned to its agency, and the open connection.
 struct Entry {
     url: String,
@@ -126,36 +134,40 @@ impl Peers {
         Ok(conn)
     }
 
-    /// POSTs a JSON body to `path` on `agency`'s node at `url`, within the peer's timeout.
+    /// POSTs the call's JSON body to its path on `agency`'s node at `url`, within the peer's
+    /// timeout, with the query id of the request it serves. `peer_cert` receives the SHA-256 of the
+    /// certificate the peer presented, once connected.
     pub(crate) async fn post_json(
         &self,
         shared: &Shared,
         agency: &AgencyId,
         url: &str,
-        path: &str,
-        body: Bytes,
+        call: &Call<'_>,
+        peer_cert: &mut Option<[u8; 32]>,
     ) -> Result<Reply, PeerFailure> {
         let peers = &shared.settings.peers;
         let entry = self.entry(shared, agency, url)?;
-        let call = async {
+        let (path, body) = (call.path, &call.body);
+        let headers = [(super::routes::QUERY_ID_HEADER, call.query_id)];
+        let attempt = async {
             let conn = Self::connection(&entry, peers.connect_timeout).await?;
-            match conn
-                .send(Method::POST, path, Some(("application/json", body.clone())))
-                .await
-            {
+            *peer_cert = conn.server_fingerprint();
+            let json = || Some(("application/json", body.clone()));
+            match conn.send_with(Method::POST, path, &headers, json()).await {
                 Ok(reply) => Ok(reply),
                 // The connection may have closed between the check and the call (the peer
                 // restarted): one more try on a new connection.
                 Err(_) if conn.is_closed() => {
                     let conn = Self::connection(&entry, peers.connect_timeout).await?;
-                    conn.send(Method::POST, path, Some(("application/json", body)))
+                    *peer_cert = conn.server_fingerprint();
+                    conn.send_with(Method::POST, path, &headers, json())
                         .await
                         .map_err(|e| failure(&e))
                 }
                 Err(e) => Err(failure(&e)),
             }
         };
-        tokio::time::timeout(peers.timeout_for(agency), call)
+        tokio::time::timeout(peers.timeout_for(agency), attempt)
             .await
             .map_err(|_| PeerFailure::Timeout)?
     }

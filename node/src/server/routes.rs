@@ -15,7 +15,9 @@ use serde::Serialize;
 use tracing::info;
 
 use super::access::{self, purpose, Ask, Decided, ANY_TERRITORY};
-use super::{api, manifest_api, status, Peer, Shared};
+use super::{api, audit_api, manifest_api, status, Peer, Shared};
+use crate::audit::entry::{self, hex, Direction, Entry};
+use crate::domain::cf::CodiceFiscale;
 use crate::metrics::{RouteLabel, RouteStatus};
 use crate::problem::{Problem, ProblemKind};
 use crate::store::Dataset;
@@ -38,6 +40,12 @@ pub enum Route {
     ManifestPublish,
     ManifestNotify,
     Status,
+    AuditCheckpoint,
+    AuditCertificates,
+    AuditEntries,
+    AuditInclusion,
+    AuditConsistency,
+    AuditSubjectReport,
 }
 
 /// Every route the server registers: method, path, route. The OpenAPI document must list the
@@ -69,6 +77,28 @@ pub const ROUTES: &[(Method, &str, Route)] = &[
     (Method::POST, "/v1/manifest", Route::ManifestPublish),
     (Method::POST, "/v1/manifest/notify", Route::ManifestNotify),
     (Method::POST, "/v1/status", Route::Status),
+    (Method::GET, "/v1/audit/checkpoint", Route::AuditCheckpoint),
+    (
+        Method::GET,
+        "/v1/audit/certificates",
+        Route::AuditCertificates,
+    ),
+    (Method::GET, "/v1/audit/entries", Route::AuditEntries),
+    (
+        Method::GET,
+        "/v1/audit/proof/inclusion",
+        Route::AuditInclusion,
+    ),
+    (
+        Method::GET,
+        "/v1/audit/proof/consistency",
+        Route::AuditConsistency,
+    ),
+    (
+        Method::POST,
+        "/v1/audit/subject-report",
+        Route::AuditSubjectReport,
+    ),
 ];
 
 /// Whether `path` matches the route template (`{name}` matches one non-empty segment).
@@ -142,8 +172,80 @@ fn route(method: &Method, path: &str) -> Result<Route, Miss> {
     }
 }
 
+/// What a request leaves for its audit entry, filled in as it is served.
+pub(super) struct Trail {
+    pub query_id: [u8; 16],
+    /// A malformed `Attesta-Query-Id` header (the request is refused).
+    bad_query_id: bool,
+    pub decided: Option<Decided>,
+    /// The person the request is about.
+    pub subject: Option<CodiceFiscale>,
+    /// SHA-256 of the request body, when it is not the body `dispatch` read (imports).
+    pub request_sha256: Option<[u8; 32]>,
+    /// The calls this request made to peers (the status coordinator's).
+    pub outgoing: Vec<Entry>,
+}
+
+/// The header carrying a query id from the coordinator to its peers, and back in answers.
+pub const QUERY_ID_HEADER: &str = "attesta-query-id";
+/// The header giving the index of the request's entry in the node's audit log.
+pub const LOG_INDEX_HEADER: &str = "attesta-log-index";
+
+impl Trail {
+    /// The caller's query id if it sent one (32 hex digits), a new one otherwise.
+    fn new(headers: &http::HeaderMap) -> Self {
+        let mut trail = Self {
+            query_id: [0; 16],
+            bad_query_id: false,
+            decided: None,
+            subject: None,
+            request_sha256: None,
+            outgoing: Vec::new(),
+        };
+        match headers.get(QUERY_ID_HEADER).map(|v| v.to_str()) {
+            None => attesta_certs::random_bytes(&mut trail.query_id),
+            Some(v) => match v.ok().and_then(parse_query_id) {
+                Some(id) => trail.query_id = id,
+                None => {
+                    trail.bad_query_id = true;
+                    attesta_certs::random_bytes(&mut trail.query_id);
+                }
+            },
+        }
+        trail
+    }
+
+    pub fn query_id_hex(&self) -> String {
+        hex(&self.query_id)
+    }
+}
+
+/// 32 lower-case hex digits.
+fn parse_query_id(s: &str) -> Option<[u8; 16]> {
+    if s.len() != 32
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+pub(super) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 pub(super) async fn handle(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Resp {
     let started = Instant::now();
+    let time_ms = now_ms();
     let method = req.method().clone();
     let routed = route(&method, req.uri().path());
     let label = routed.as_ref().map(|r| r.name()).unwrap_or("unmatched");
@@ -152,16 +254,17 @@ pub(super) async fn handle(shared: &Arc<Shared>, peer: &Peer, req: Request<Incom
         _ => shared.settings.limits.request_timeout,
     };
 
-    let mut decided = None;
+    let mut trail = Trail::new(req.headers());
     let mut resp = match tokio::time::timeout(
         timeout,
-        dispatch(shared, peer, routed, req, &mut decided),
+        dispatch(shared, peer, routed, req, &mut trail),
     )
     .await
     {
         Ok(resp) => resp,
         Err(_) => Problem::new(ProblemKind::Timeout).into_response(),
     };
+    let decided = trail.decided.clone();
     let (decision, explanation, policy_version) = match &decided {
         Some(d) => (
             if d.allow { "allow" } else { "deny" },
@@ -176,6 +279,9 @@ pub(super) async fn handle(shared: &Arc<Shared>, peer: &Peer, req: Request<Incom
             resp.headers_mut().insert("attesta-policy-version", v);
         }
     }
+
+    // The answer leaves only once its audit entry is durable.
+    let resp = record(shared, peer, &method, label, time_ms, trail, resp).await;
 
     let status = resp.status().as_u16();
     let m = &shared.metrics;
@@ -207,7 +313,7 @@ async fn dispatch(
     peer: &Peer,
     routed: Result<Route, Miss>,
     req: Request<Incoming>,
-    decided: &mut Option<Decided>,
+    trail: &mut Trail,
 ) -> Resp {
     let path = req.uri().path().to_owned();
     let query = req.uri().query().map(str::to_owned);
@@ -248,10 +354,11 @@ async fn dispatch(
             purpose: purpose::DATA_LOAD,
             territory: shared.settings.agency.as_str(),
         };
-        if let Err(problem) = access::authorize(shared, peer, route.name(), ask, decided) {
+        if let Err(problem) = access::authorize(shared, peer, route.name(), ask, &mut trail.decided)
+        {
             return problem.into_response();
         }
-        return api::import(shared, ds, req)
+        return api::import(shared, ds, req, &mut trail.request_sha256)
             .await
             .unwrap_or_else(Problem::into_response);
     }
@@ -261,22 +368,21 @@ async fn dispatch(
         Ok(b) => b,
         Err(problem) => return problem.into_response(),
     };
+    trail.request_sha256 = Some(crate::audit::entry::sha256(&body));
+    if trail.bad_query_id {
+        return api::bad_request(format!(
+            "{QUERY_ID_HEADER}: expected 32 lower-case hex digits"
+        ))
+        .into_response();
+    }
     let route = match routed {
         Ok(r) => r,
         Err(miss) => return miss.into_response(&path),
     };
     let segment = path.rsplit('/').next().unwrap_or_default();
-    serve(
-        shared,
-        peer,
-        route,
-        segment,
-        query.as_deref(),
-        &body,
-        decided,
-    )
-    .await
-    .unwrap_or_else(Problem::into_response)
+    serve(shared, peer, route, segment, query.as_deref(), &body, trail)
+        .await
+        .unwrap_or_else(Problem::into_response)
 }
 
 /// Runs a route: parse its request, put it to its guard, then answer.
@@ -287,9 +393,10 @@ async fn serve(
     last_segment: &str,
     query: Option<&str>,
     body: &Bytes,
-    decided: &mut Option<Decided>,
+    trail: &mut Trail,
 ) -> Result<Resp, Problem> {
-    let mut guard = |ask: Ask<'_>| access::authorize(shared, peer, route.name(), ask, decided);
+    let mut guard =
+        |ask: Ask<'_>| access::authorize(shared, peer, route.name(), ask, &mut trail.decided);
     let node = shared.settings.agency.as_str();
     match route {
         // Open to every federation member: no personal data.
@@ -309,7 +416,9 @@ async fn serve(
             Ok(metrics(shared))
         }
         Route::AttestResidence | Route::AttestLegalPresence => {
-            let q = api::parse_question(body)?;
+            let mut q = api::parse_question(body)?;
+            trail.subject = Some(q.subject.clone());
+            q.query_id = hex(&trail.query_id);
             let residence = route == Route::AttestResidence;
             guard(Ask {
                 resource: if residence {
@@ -329,13 +438,14 @@ async fn serve(
         }
         Route::Status => {
             let q = status::parse(body)?;
+            trail.subject = Some(q.subject.clone());
             guard(Ask {
                 resource: "status",
                 action: "read",
                 purpose: &q.purpose,
                 territory: q.comune.as_ref().map_or(ANY_TERRITORY, |c| c.as_str()),
             })?;
-            status::status(shared, &q).await
+            status::status(shared, &q, trail).await
         }
         Route::MonitorExpiring => {
             let q = api::parse_expiring(shared, peer, query)?;
@@ -349,6 +459,7 @@ async fn serve(
         }
         Route::Family => {
             let q = api::parse_family(last_segment, query)?;
+            trail.subject = Some(q.subject.clone());
             guard(Ask {
                 resource: "family",
                 action: "read",
@@ -376,9 +487,100 @@ async fn serve(
             }
             manifest_api::publish(shared, body).await
         }
+        Route::AuditCheckpoint
+        | Route::AuditCertificates
+        | Route::AuditEntries
+        | Route::AuditInclusion
+        | Route::AuditConsistency
+        | Route::AuditSubjectReport => {
+            let subject = match route {
+                Route::AuditSubjectReport => Some(audit_api::parse_subject_report(body)?),
+                _ => None,
+            };
+            trail.subject.clone_from(&subject);
+            guard(Ask {
+                resource: "audit",
+                action: "read",
+                purpose: purpose::AUDIT,
+                territory: ANY_TERRITORY,
+            })?;
+            match (route, subject) {
+                (Route::AuditCheckpoint, _) => audit_api::checkpoint(shared),
+                (Route::AuditCertificates, _) => Ok(audit_api::certificates(shared)),
+                (Route::AuditEntries, _) => audit_api::entries(shared, query),
+                (Route::AuditInclusion, _) => audit_api::inclusion(shared, query),
+                (Route::AuditConsistency, _) => audit_api::consistency(shared, query),
+                (_, Some(cf)) => audit_api::subject_report(shared, &cf),
+                _ => Err(Problem::new(ProblemKind::Internal)),
+            }
+        }
         // Handled by `dispatch`, before the body is read.
         Route::ImportResidents | Route::ImportPermits => Err(Problem::new(ProblemKind::Internal)),
     }
+}
+
+/// Appends the request's audit entry (after the entries of the calls it made) and waits until
+/// it is durable; then the answer may leave, carrying the entry's index. If the log cannot
+/// take it, the caller gets 503 `audit-unavailable` instead of the answer.
+async fn record(
+    shared: &Shared,
+    peer: &Peer,
+    method: &Method,
+    label: &str,
+    time_ms: u64,
+    trail: Trail,
+    resp: Resp,
+) -> Resp {
+    let (mut parts, body) = resp.into_parts();
+    // `Full` holds its bytes: collecting it is immediate and cannot fail.
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let audit = &shared.audit;
+    let d = trail.decided.as_ref();
+    let incoming = Entry {
+        time_ms,
+        query_id: trail.query_id,
+        direction: Direction::Incoming,
+        peer_agency: peer.leaf.agency().to_string(),
+        peer_cert: Some(peer.leaf.fingerprint),
+        route: format!("{method} {label}"),
+        purpose: d.map(|d| d.purpose.clone()).unwrap_or_default(),
+        subject: trail
+            .subject
+            .as_ref()
+            .map(|cf| audit.subject_key().blind(cf)),
+        decision: match d {
+            None => entry::Decision::None,
+            Some(d) if d.allow => entry::Decision::Allow,
+            Some(_) => entry::Decision::Deny,
+        },
+        rule: d.map(|d| d.explanation.clone()).unwrap_or_default(),
+        policy_version: d.and_then(|d| d.policy_version.clone()).unwrap_or_default(),
+        status: parts.status.as_u16(),
+        request_sha256: trail.request_sha256.unwrap_or_else(|| entry::sha256(b"")),
+        response_sha256: Some(entry::sha256(&body)),
+    };
+    let mut entries = trail.outgoing;
+    entries.push(incoming);
+    let index = match audit.append(&entries).await {
+        Ok(first) => first + entries.len() as u64 - 1,
+        Err(e) => {
+            tracing::error!(error = %crate::config::error_chain(&e), "audit append failed; answer withheld");
+            shared.metrics.audit_failures.inc();
+            return Problem::new(ProblemKind::AuditUnavailable).into_response();
+        }
+    };
+    shared.metrics.audit_entries.inc_by(entries.len() as u64);
+    parts
+        .headers
+        .insert(LOG_INDEX_HEADER, HeaderValue::from(index));
+    if let Ok(v) = HeaderValue::from_str(&hex(&trail.query_id)) {
+        parts.headers.insert(QUERY_ID_HEADER, v);
+    }
+    Response::from_parts(parts, Full::new(body))
 }
 
 /// Reads the whole body, refusing more than `limit` bytes: by Content-Length before reading,

@@ -28,9 +28,11 @@ use time::Date;
 use tokio::task::JoinSet;
 
 use super::api::{bad_request, check_purpose, parse_as_of, parse_subject};
-use super::peers::PeerFailure;
-use super::routes::{json, Resp};
+use super::peers::Call;
+use super::routes::{json, now_ms, Resp, Trail};
 use super::Shared;
+use crate::audit::entry::{Decision, Direction, Entry};
+use crate::client::Reply;
 use crate::domain::cf::CodiceFiscale;
 use crate::domain::places::ComuneCode;
 use crate::domain::records::format_date;
@@ -54,7 +56,7 @@ struct StatusRequest {
 /// A validated status request.
 #[derive(Debug)]
 pub(super) struct StatusQuestion {
-    subject: CodiceFiscale,
+    pub subject: CodiceFiscale,
     pub purpose: String,
     pub comune: Option<ComuneCode>,
     as_of: Date,
@@ -166,21 +168,62 @@ impl Attested {
 
 type Failure = (&'static str, String);
 
+/// What the audit entry of one call records of its exchange.
+#[derive(Debug, Default)]
+struct Exchange {
+    peer_cert: Option<[u8; 32]>,
+    /// 0 when no answer came.
+    status: u16,
+    response_sha256: Option<[u8; 32]>,
+}
+
+/// The shared part of every call of one status request.
+struct Asking {
+    body: Bytes,
+    /// SHA-256 of `body`, hex (what the attestations must name).
+    digest: Arc<str>,
+    query_id: Arc<str>,
+}
+
 /// Asks one peer and verifies its answer.
 async fn ask(
     shared: Arc<Shared>,
     agency: AgencyId,
     url: String,
     kind: Kind,
-    body: Bytes,
-    digest: Arc<str>,
-) -> Result<Attested, Failure> {
-    let name = agency.as_str();
+    asking: Arc<Asking>,
+) -> (Exchange, Result<Attested, Failure>) {
+    let mut exchange = Exchange::default();
+    let call = Call {
+        path: kind.path(),
+        query_id: &asking.query_id,
+        body: asking.body.clone(),
+    };
     let reply = shared
         .peers
-        .post_json(&shared, &agency, &url, kind.path(), body)
-        .await
-        .map_err(|f: PeerFailure| (f.reason(), f.detail(name)))?;
+        .post_json(&shared, &agency, &url, &call, &mut exchange.peer_cert)
+        .await;
+    let result = match reply {
+        Ok(reply) => {
+            exchange.status = reply.status.as_u16();
+            exchange.response_sha256 = Some(crate::audit::entry::sha256(&reply.body));
+            check_answer(&shared, &agency, kind, &asking.digest, &reply)
+        }
+        Err(f) => Err((f.reason(), f.detail(agency.as_str()))),
+    };
+    (exchange, result)
+}
+
+/// Verifies a peer's answer: a signed attestation by that agency, for this node, about this
+/// question, carrying the fact asked for.
+fn check_answer(
+    shared: &Shared,
+    agency: &AgencyId,
+    kind: Kind,
+    digest: &str,
+    reply: &Reply,
+) -> Result<Attested, Failure> {
+    let name = agency.as_str();
     if !reply.status.is_success() {
         let doc = reply.json().unwrap_or(Value::Null);
         let said = doc["detail"]
@@ -208,7 +251,7 @@ async fn ask(
     if p["audience"].as_str() != Some(shared.settings.agency.as_str()) {
         return Err(bad("addressed to another agency".into()));
     }
-    if p["request_sha256"].as_str() != Some(&*digest) {
+    if p["request_sha256"].as_str() != Some(digest) {
         return Err(bad("answers another question".into()));
     }
     if !p[kind.fact()].is_boolean() {
@@ -337,7 +380,11 @@ fn count_call(shared: &Shared, kind: Kind, result: &'static str) {
         .inc();
 }
 
-pub(super) async fn status(shared: &Arc<Shared>, q: &StatusQuestion) -> Result<Resp, Problem> {
+pub(super) async fn status(
+    shared: &Arc<Shared>,
+    q: &StatusQuestion,
+    trail: &mut Trail,
+) -> Result<Resp, Problem> {
     let deadline = tokio::time::Instant::now() + shared.settings.peers.status_deadline;
     let body = serde_json::to_vec(&PeerQuestion {
         subject: q.subject.canonical(),
@@ -345,8 +392,31 @@ pub(super) async fn status(shared: &Arc<Shared>, q: &StatusQuestion) -> Result<R
         as_of: format_date(q.as_of),
     })
     .map_err(|_| Problem::new(ProblemKind::Internal))?;
-    let digest: Arc<str> = crate::attestation::sha256_hex(&body).into();
-    let body = Bytes::from(body);
+    let request_sha256 = crate::audit::entry::sha256(&body);
+    let asking = Arc::new(Asking {
+        digest: crate::audit::entry::hex(&request_sha256).into(),
+        body: Bytes::from(body),
+        query_id: trail.query_id_hex().into(),
+    });
+    // One outgoing audit entry per call, written with the request's own entry.
+    let subject = shared.audit.subject_key().blind(&q.subject);
+    let outgoing = |agency: &AgencyId, kind: Kind, x: Exchange, outcome: &str| Entry {
+        time_ms: now_ms(),
+        query_id: trail.query_id,
+        direction: Direction::Outgoing,
+        peer_agency: agency.to_string(),
+        peer_cert: x.peer_cert,
+        route: format!("POST {}", kind.path()),
+        purpose: q.purpose.clone(),
+        subject: Some(subject),
+        decision: Decision::None,
+        rule: outcome.to_owned(),
+        policy_version: String::new(),
+        status: x.status,
+        request_sha256,
+        response_sha256: x.response_sha256,
+    };
+    let mut logged = Vec::new();
 
     let mut g = Gathered::default();
     let mut calls = JoinSet::new();
@@ -370,14 +440,7 @@ pub(super) async fn status(shared: &Arc<Shared>, q: &StatusQuestion) -> Result<R
         }
         for (agency, url) in nodes {
             *g.pending(kind) += 1;
-            let task = ask(
-                shared.clone(),
-                agency.clone(),
-                url,
-                kind,
-                body.clone(),
-                digest.clone(),
-            );
+            let task = ask(shared.clone(), agency.clone(), url, kind, asking.clone());
             let id = calls.spawn(task).id();
             asked.insert(id, (agency, kind));
         }
@@ -388,13 +451,19 @@ pub(super) async fn status(shared: &Arc<Shared>, q: &StatusQuestion) -> Result<R
             Ok(Some(next)) => next,
             Ok(None) | Err(_) => break,
         };
-        let (id, result) = match next {
-            Ok((id, result)) => (id, result),
-            Err(e) => (e.id(), Err(("error", "the call failed".to_owned()))),
+        let (id, exchange, result) = match next {
+            Ok((id, (exchange, result))) => (id, exchange, result),
+            Err(e) => (
+                e.id(),
+                Exchange::default(),
+                Err(("error", "the call failed".to_owned())),
+            ),
         };
         let Some((agency, kind)) = asked.remove(&id) else {
             continue;
         };
+        let outcome = result.as_ref().map_or_else(|(r, _)| *r, |_| "ok");
+        logged.push(outgoing(&agency, kind, exchange, outcome));
         *g.pending(kind) -= 1;
         count_call(
             shared,
@@ -411,13 +480,18 @@ pub(super) async fn status(shared: &Arc<Shared>, q: &StatusQuestion) -> Result<R
     }
     // Whatever is still running missed the deadline, unless the answer no longer needs it.
     calls.abort_all();
-    if !g.settled() {
-        for (agency, kind) in asked.into_values() {
+    let settled = g.settled();
+    for (agency, kind) in asked.into_values() {
+        // Abandoned calls are logged too: the peer may have received them.
+        let outcome = if settled { "abandoned" } else { "timeout" };
+        logged.push(outgoing(&agency, kind, Exchange::default(), outcome));
+        if !settled {
             count_call(shared, kind, "timeout");
             let detail = format!("{agency} did not answer within the status deadline");
             g.failed(kind, Some(agency.as_str()), "timeout", detail);
         }
     }
+    trail.outgoing = logged;
 
     let resident = g.resident();
     let (legally_present, basis, valid_until) = g.presence();
@@ -443,7 +517,7 @@ pub(super) async fn status(shared: &Arc<Shared>, q: &StatusQuestion) -> Result<R
             complete,
             attestations: g.attestations,
             unavailable: g.unavailable,
-            query_id: attesta_certs::random_hex(16),
+            query_id: trail.query_id_hex(),
         },
     ))
 }

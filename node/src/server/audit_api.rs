@@ -1,0 +1,299 @@
+//! `/v1/audit/...`: what auditors read from a node's log (policy resource `audit`, purpose
+//! `audit`; the default policy grants it to the auditor role only).
+//!
+//! - `GET /v1/audit/checkpoint`: the latest signed checkpoint (C2SP signed note, with the
+//!   witnesses' cosignatures gathered so far), `text/plain`.
+//! - `GET /v1/audit/certificates`: the node's signing certificate, PEM.
+//! - `GET /v1/audit/entries?start=&end=`: entries `start..end` (at most [`MAX_ENTRIES`]), each
+//!   as its canonical bytes (base64) and decoded.
+//! - `GET /v1/audit/proof/inclusion?index=&size=` and `/proof/consistency?from=&to=`: RFC 9162
+//!   proofs, hashes in standard base64.
+//! - `POST /v1/audit/subject-report` `{"subject": CF}`: every entry about that person.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use serde::{Deserialize, Serialize};
+
+use super::api::{bad_request, parse_subject};
+use super::routes::{json, Resp};
+use super::Shared;
+use crate::audit::entry::{Entry, EntryView};
+use crate::audit::log::AuditError;
+use crate::audit::merkle::{self, Hash};
+use crate::domain::cf::CodiceFiscale;
+use crate::problem::{Problem, ProblemKind};
+
+/// The most entries one `entries` request returns.
+pub const MAX_ENTRIES: u64 = 1000;
+
+fn failed(e: AuditError) -> Problem {
+    tracing::error!(error = %crate::config::error_chain(&e), "audit read failed");
+    Problem::new(ProblemKind::Internal)
+}
+
+fn text(content_type: &'static str, body: String) -> Resp {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+/// Reads `name=u64` pairs from a query string; every name in `names` is required, others are
+/// refused.
+fn numbers<const N: usize>(query: Option<&str>, names: [&str; N]) -> Result<[u64; N], Problem> {
+    let mut out = [None; N];
+    for pair in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let slot = names
+            .iter()
+            .position(|n| *n == k)
+            .ok_or_else(|| bad_request(format!("unknown query parameter {k:?}")))?;
+        let v = v
+            .parse::<u64>()
+            .map_err(|_| bad_request(format!("{k}: expected a non-negative integer")))?;
+        out[slot] = Some(v);
+    }
+    let mut values = [0; N];
+    for (i, name) in names.iter().enumerate() {
+        values[i] = out[i].ok_or_else(|| bad_request(format!("{name}: required")))?;
+    }
+    Ok(values)
+}
+
+/// The durable size, for checking requested ranges.
+fn size(shared: &Shared) -> u64 {
+    shared.audit.head().size
+}
+
+fn b64(h: &Hash) -> String {
+    STANDARD.encode(h)
+}
+
+pub(super) fn checkpoint(shared: &Shared) -> Result<Resp, Problem> {
+    let latest = shared.audit.latest().ok_or_else(|| {
+        Problem::new(ProblemKind::NotFound).with_detail("no checkpoint has been signed yet")
+    })?;
+    Ok(text("text/plain; charset=utf-8", latest.note.render()))
+}
+
+pub(super) fn certificates(shared: &Shared) -> Resp {
+    text("application/x-pem-file", shared.settings.signing.cert_pem())
+}
+
+#[derive(Serialize)]
+struct Entries<'a> {
+    start: u64,
+    end: u64,
+    /// The log's durable size when read.
+    size: u64,
+    entries: Vec<EntryItem<'a>>,
+}
+
+#[derive(Serialize)]
+struct EntryItem<'a> {
+    /// The canonical bytes (the Merkle leaf), standard base64.
+    leaf: String,
+    #[serde(flatten)]
+    view: EntryView<'a>,
+}
+
+pub(super) fn entries(shared: &Shared, query: Option<&str>) -> Result<Resp, Problem> {
+    let [start, end] = numbers(query, ["start", "end"])?;
+    let size = size(shared);
+    if start >= end || end > size || end - start > MAX_ENTRIES {
+        return Err(bad_request(format!(
+            "need start < end <= {size} (the log's size) and at most {MAX_ENTRIES} entries"
+        )));
+    }
+    let raw = shared
+        .audit
+        .store()
+        .audit_entries(start, end)
+        .map_err(|e| failed(e.into()))?;
+    let decoded = raw
+        .iter()
+        .map(|b| Entry::decode(b))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            failed(AuditError::Store(crate::store::StoreError::Corrupt(
+                e.to_string(),
+            )))
+        })?;
+    let entries = raw
+        .iter()
+        .zip(&decoded)
+        .zip(start..)
+        .map(|((bytes, e), index)| EntryItem {
+            leaf: STANDARD.encode(bytes),
+            view: e.view(index),
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &Entries {
+            start,
+            end,
+            size,
+            entries,
+        },
+    ))
+}
+
+#[derive(Serialize)]
+struct InclusionProof {
+    index: u64,
+    size: u64,
+    leaf_hash: String,
+    root: String,
+    proof: Vec<String>,
+}
+
+pub(super) fn inclusion(shared: &Shared, query: Option<&str>) -> Result<Resp, Problem> {
+    let [index, size] = numbers(query, ["index", "size"])?;
+    let durable = self::size(shared);
+    if index >= size || size > durable {
+        return Err(bad_request(format!(
+            "need index < size <= {durable} (the log's size)"
+        )));
+    }
+    let audit = &shared.audit;
+    let tree = audit.tree();
+    let proof = merkle::inclusion_proof(&tree, index, size).map_err(failed)?;
+    let leaf_hash = audit.store().audit_node(0, index).ok().flatten();
+    let leaf_hash = leaf_hash.ok_or_else(|| Problem::new(ProblemKind::Internal))?;
+    Ok(json(
+        StatusCode::OK,
+        &InclusionProof {
+            index,
+            size,
+            leaf_hash: b64(&leaf_hash),
+            root: b64(&audit.root_at(size).map_err(failed)?),
+            proof: proof.iter().map(b64).collect(),
+        },
+    ))
+}
+
+#[derive(Serialize)]
+struct ConsistencyProof {
+    from: u64,
+    to: u64,
+    from_root: String,
+    to_root: String,
+    proof: Vec<String>,
+}
+
+pub(super) fn consistency(shared: &Shared, query: Option<&str>) -> Result<Resp, Problem> {
+    let [from, to] = numbers(query, ["from", "to"])?;
+    let durable = size(shared);
+    if from == 0 || from > to || to > durable {
+        return Err(bad_request(format!(
+            "need 0 < from <= to <= {durable} (the log's size)"
+        )));
+    }
+    let audit = &shared.audit;
+    let proof = merkle::consistency_proof(&audit.tree(), from, to).map_err(failed)?;
+    Ok(json(
+        StatusCode::OK,
+        &ConsistencyProof {
+            from,
+            to,
+            from_root: b64(&audit.root_at(from).map_err(failed)?),
+            to_root: b64(&audit.root_at(to).map_err(failed)?),
+            proof: proof.iter().map(b64).collect(),
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubjectReportRequest {
+    subject: String,
+}
+
+pub(super) fn parse_subject_report(body: &Bytes) -> Result<CodiceFiscale, Problem> {
+    let req: SubjectReportRequest =
+        serde_json::from_slice(body).map_err(|e| bad_request(format!("request body: {e}")))?;
+    parse_subject(&req.subject)
+}
+
+/// One query about the person: when, who, why, and what was decided.
+#[derive(Serialize)]
+struct Reported<'a> {
+    index: u64,
+    time: String,
+    query_id: String,
+    direction: crate::audit::entry::Direction,
+    /// The agency that asked (incoming) or was asked (outgoing).
+    agency: &'a str,
+    route: &'a str,
+    purpose: &'a str,
+    decision: crate::audit::entry::Decision,
+    status: u16,
+}
+
+#[derive(Serialize)]
+struct SubjectReport<'a> {
+    subject: &'a str,
+    node: &'a str,
+    /// The log's durable size when the report was made: the report covers entries below it.
+    size: u64,
+    entries: Vec<Reported<'a>>,
+}
+
+/// `POST /v1/audit/subject-report`: every entry about the person, oldest first (GDPR art. 15).
+pub(super) fn subject_report(shared: &Shared, cf: &CodiceFiscale) -> Result<Resp, Problem> {
+    let audit = &shared.audit;
+    let blinded = audit.subject_key().blind(cf);
+    let size = size(shared);
+    let indexes = audit
+        .store()
+        .audit_by_subject(&blinded)
+        .map_err(|e| failed(e.into()))?;
+    let mut entries = Vec::with_capacity(indexes.len());
+    for i in indexes.into_iter().filter(|i| *i < size) {
+        let raw = audit
+            .store()
+            .audit_entries(i, i + 1)
+            .map_err(|e| failed(e.into()))?;
+        let e = raw
+            .first()
+            .and_then(|b| Entry::decode(b).ok())
+            .filter(|e| e.subject == Some(blinded))
+            .ok_or_else(|| {
+                failed(AuditError::Store(crate::store::StoreError::Corrupt(
+                    format!("audit entry {i}"),
+                )))
+            })?;
+        entries.push((i, e));
+    }
+    let reported = entries
+        .iter()
+        .map(|(i, e)| Reported {
+            index: *i,
+            time: crate::audit::entry::format_ms(e.time_ms),
+            query_id: crate::audit::entry::hex(&e.query_id),
+            direction: e.direction,
+            agency: &e.peer_agency,
+            route: &e.route,
+            purpose: &e.purpose,
+            decision: e.decision,
+            status: e.status,
+        })
+        .collect();
+    Ok(json(
+        StatusCode::OK,
+        &SubjectReport {
+            subject: cf.canonical(),
+            node: shared.settings.agency.as_str(),
+            size,
+            entries: reported,
+        },
+    ))
+}
