@@ -448,3 +448,216 @@ mod node_log {
         assert_eq!(r.status, 400);
     }
 }
+
+mod bundles {
+    use std::path::{Path, PathBuf};
+
+    use bytes::Bytes;
+    use serde_json::json;
+
+    use crate::cli::attesta;
+    use crate::harness::*;
+    use crate::status::{client_toml, Federation};
+
+    fn run(args: &[&str], extra: &[&Path]) -> std::process::Output {
+        attesta()
+            .arg("audit")
+            .args(args)
+            .args(extra)
+            .output()
+            .unwrap()
+    }
+
+    fn text(o: &std::process::Output) -> String {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    }
+
+    fn export(config: &Path, agency: &str, url: Option<&str>, out: &Path) {
+        let mut args = vec!["export", "--node", agency];
+        if let Some(u) = url {
+            args.extend(["--url", u]);
+        }
+        let o = run(
+            &args,
+            &[Path::new("--config"), config, Path::new("--out"), out],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(
+            text(&o).contains(&format!("exported {agency}")),
+            "{}",
+            text(&o)
+        );
+    }
+
+    fn verify(bundle: &Path, ca: &Path, since: Option<&Path>) -> std::process::Output {
+        let mut extra = vec![bundle, Path::new("--ca"), ca];
+        if let Some(s) = since {
+            extra.extend([Path::new("--since"), s]);
+        }
+        run(&["verify"], &extra)
+    }
+
+    /// Byte offsets of each entry's bytes in a bundle, and of the leaf hash list.
+    fn layout(bytes: &[u8]) -> (usize, Vec<(usize, usize)>) {
+        let magic = attesta::audit::bundle::MAGIC.len();
+        let hlen = u32::from_be_bytes(bytes[magic..magic + 4].try_into().unwrap()) as usize;
+        let mut at = magic + 4 + hlen;
+        let n = u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+        at += 8;
+        let leaves = at;
+        at += 32 * n;
+        let mut entries = Vec::new();
+        for _ in 0..n {
+            let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+            entries.push((at + 4, len));
+            at += 4 + len;
+        }
+        assert_eq!(at, bytes.len());
+        (leaves, entries)
+    }
+
+    fn changed(path: &Path, name: &str, offset: usize) -> PathBuf {
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes[offset] ^= 0x01;
+        let out = path.with_file_name(name);
+        std::fs::write(&out, bytes).unwrap();
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_auditor_exports_and_verifies_and_catches_tampering_and_truncation() {
+        let mut f = Federation::start(|_| {}).await;
+        let inps = f.pki.client("inps-pesaro");
+        for label in ["resident with valid permit", "Italian citizen"] {
+            let q = json!({"subject": f.sample(label)["cf"], "purpose": "benefit-eligibility"});
+            let r = inps
+                .post(
+                    &f.inps.url("/v1/status"),
+                    "application/json",
+                    Bytes::from(q.to_string()),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200);
+        }
+        // Checkpoints are signed every second.
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+
+        let config = client_toml(&mut f.pki, "garante-audit", &f.inps);
+        let ca = f.pki.ca_cert();
+        let dir = f.pki.dir.path().to_owned();
+        let first = dir.join("questura-1.bundle");
+        tokio::task::block_in_place(|| export(&config, "questura-pu", None, &first));
+        let o = verify(&first, &ca, None);
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(
+            text(&o).starts_with("valid: questura-pu log,"),
+            "{}",
+            text(&o)
+        );
+        for agency in ["inps-pesaro", "comune-pesaro", "comune-urbino"] {
+            let out = dir.join(format!("{agency}.bundle"));
+            tokio::task::block_in_place(|| export(&config, agency, None, &out));
+            let o = verify(&out, &ca, None);
+            assert!(o.status.success(), "{agency}: {}", text(&o));
+        }
+
+        // One flipped byte in one entry: verify fails and names that entry.
+        let bytes = std::fs::read(&first).unwrap();
+        let (leaves, entries) = layout(&bytes);
+        assert!(entries.len() >= 3, "{} entries", entries.len());
+        let k = entries.len() - 2;
+        let (at, len) = entries[k];
+        let o = verify(&changed(&first, "entry.bundle", at + len - 1), &ca, None);
+        assert!(!o.status.success());
+        assert!(
+            text(&o).contains(&format!("entry {k} was changed after it was logged")),
+            "{}",
+            text(&o)
+        );
+        // A changed leaf hash: the list no longer has the signed root.
+        let o = verify(&changed(&first, "leaf.bundle", leaves + 40), &ca, None);
+        assert!(text(&o).contains("hash list was changed"), "{}", text(&o));
+        // A changed checkpoint root (the last characters before the note's blank line, which
+        // the JSON header escapes as `\n\n`): the signature no longer verifies.
+        let header = String::from_utf8_lossy(&bytes).find("\\n\\n").unwrap();
+        let o = verify(&changed(&first, "sig.bundle", header - 3), &ca, None);
+        assert!(!o.status.success(), "{}", text(&o));
+        assert!(text(&o).contains("checkpoint"), "{}", text(&o));
+        // Cut short, or not a bundle at all: one line naming the file.
+        let cut = dir.join("cut.bundle");
+        std::fs::write(&cut, &bytes[..bytes.len() - 5]).unwrap();
+        let o = verify(&cut, &ca, None);
+        assert!(
+            text(&o).contains("cut.bundle") && text(&o).contains("truncated"),
+            "{}",
+            text(&o)
+        );
+        let o = verify(&config, &ca, None);
+        assert!(
+            text(&o).contains("not an attesta audit bundle"),
+            "{}",
+            text(&o)
+        );
+        // Another federation's CA does not vouch for the signer.
+        let other = Pki::with_trust_domain(attesta_certs::TrustDomain::new("other.test").unwrap());
+        let o = verify(&first, &other.ca_cert(), None);
+        assert!(
+            text(&o).contains("signing certificate is not valid"),
+            "{}",
+            text(&o)
+        );
+
+        // The log grows: the new bundle extends the first one.
+        let r = inps
+            .post(
+                &f.inps.url("/v1/status"),
+                "application/json",
+                Bytes::from(
+                    json!({"subject": f.sample("Italian citizen")["cf"], "purpose": "benefit-eligibility"})
+                        .to_string(),
+                ),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        let second = dir.join("questura-2.bundle");
+        tokio::task::block_in_place(|| export(&config, "questura-pu", None, &second));
+        let o = verify(&second, &ca, Some(&first));
+        assert!(o.status.success(), "{}", text(&o));
+
+        // The Questura's log is wiped and its node restarted: it signs a new, shorter
+        // history with its own key. Consistency with the earlier bundle catches it.
+        let Federation {
+            mut pki, questura, ..
+        } = f;
+        let data = pki.agency_dir("questura-pu").join("data");
+        questura.stop().await;
+        std::fs::remove_dir_all(data.join("db")).unwrap();
+        let questura = start_node(&mut pki, "questura-pu", |c| {
+            c.serves = vec!["legal-presence".into()];
+        })
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        let third = dir.join("questura-3.bundle");
+        tokio::task::block_in_place(|| export(&config, "questura-pu", Some(&questura.url), &third));
+        let o = verify(&third, &ca, None);
+        assert!(
+            o.status.success(),
+            "on its own the new log verifies: {}",
+            text(&o)
+        );
+        let o = verify(&third, &ca, Some(&second));
+        assert!(!o.status.success());
+        assert!(
+            text(&o).contains("it was truncated") || text(&o).contains("history was rewritten"),
+            "{}",
+            text(&o)
+        );
+    }
+}

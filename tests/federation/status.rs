@@ -441,7 +441,7 @@ async fn the_policy_holds_at_the_coordinator_and_at_every_peer() {
 }
 
 /// A clerk's client.toml for `agency`, asking `node`.
-fn client_toml(pki: &mut Pki, agency: &str, node: &TestNode) -> PathBuf {
+pub(crate) fn client_toml(pki: &mut Pki, agency: &str, node: &TestNode) -> PathBuf {
     let files = pki.agency(agency);
     let text = format!(
         "ca = {:?}\ncrl = {:?}\ncert = {:?}\nkey = {:?}\nnode = {:?}\nnode_agency = {:?}\n",

@@ -1,4 +1,5 @@
-//! `attesta audit ...`: the auditor's tools. So far: checking single proofs by hand.
+//! `attesta audit ...`: the auditor's tools: checking single proofs by hand, exporting a
+//! node's log as a bundle and verifying bundles offline.
 
 use anyhow::Context;
 use base64::engine::general_purpose::STANDARD;
@@ -13,6 +14,45 @@ pub enum AuditCommand {
     CheckInclusion(InclusionArgs),
     /// Check a consistency proof (RFC 9162 §2.1.4.2). Exit 0 iff it verifies.
     CheckConsistency(ConsistencyArgs),
+    /// Export a node's whole log (entries, signed checkpoint, certificates) as a bundle.
+    Export(ExportArgs),
+    /// Verify a bundle offline against the federation CA. Exit 0 iff it verifies.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The auditor's client.toml (CA, the auditor's certificate and key, a node to reach the
+    /// federation through).
+    #[arg(long)]
+    config: std::path::PathBuf,
+    /// The agency whose node's log to export. Its URL comes from the manifest's directory.
+    #[arg(long)]
+    node: String,
+    /// The node's URL, instead of the directory's.
+    #[arg(long)]
+    url: Option<String>,
+    /// Where to write the bundle.
+    #[arg(long)]
+    out: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The bundle file.
+    bundle: std::path::PathBuf,
+    /// The federation CA certificate.
+    #[arg(long)]
+    ca: std::path::PathBuf,
+    /// The CRL, to refuse revoked signing certificates.
+    #[arg(long)]
+    crl: Option<std::path::PathBuf>,
+    /// How many distinct witnesses must have cosigned the checkpoint.
+    #[arg(long, default_value_t = 0)]
+    witnesses: usize,
+    /// An earlier bundle of the same node: its checkpoint must be a prefix of this log.
+    #[arg(long)]
+    since: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -65,6 +105,13 @@ fn proof(items: &[String]) -> anyhow::Result<Vec<Hash>> {
 
 pub fn run(cmd: AuditCommand) -> anyhow::Result<()> {
     match cmd {
+        AuditCommand::Export(a) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(export(a))?;
+        }
+        AuditCommand::Verify(a) => verify(a)?,
         AuditCommand::CheckInclusion(a) => {
             let leaf = hash("--leaf-hash", &a.leaf_hash)?;
             let root = hash("--root", &a.root)?;
@@ -88,5 +135,221 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// `N entries [#####     ] 40%` on stderr, when it is a terminal.
+struct Progress {
+    what: &'static str,
+    tty: bool,
+}
+
+impl Progress {
+    fn new(what: &'static str) -> Self {
+        use std::io::IsTerminal;
+        Self {
+            what,
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn show(&self, done: u64, total: u64) {
+        if !self.tty || total < 10_000 {
+            return;
+        }
+        const WIDTH: u64 = 30;
+        let filled = (done * WIDTH)
+            .checked_div(total)
+            .unwrap_or(WIDTH)
+            .min(WIDTH);
+        eprint!(
+            "\r{} [{}{}] {:>3}%  {done}/{total} entries",
+            self.what,
+            "#".repeat(filled as usize),
+            " ".repeat((WIDTH - filled) as usize),
+            (done * 100).checked_div(total).unwrap_or(100),
+        );
+        if done >= total {
+            eprintln!();
+        }
+    }
+}
+
+/// The URL of `agency`'s node, from the manifest the configured node serves. The connection
+/// to it is pinned to `agency` anyway, so a wrong URL cannot lead to an impostor.
+async fn node_url(settings: &crate::query::ClientSettings, agency: &str) -> anyhow::Result<String> {
+    let url = format!("{}/v1/manifest", settings.node);
+    let reply = settings
+        .client()?
+        .get(&url)
+        .await
+        .with_context(|| format!("fetching {url}"))?;
+    if !reply.status.is_success() {
+        anyhow::bail!("{url}: {}", crate::query::refusal(&reply));
+    }
+    let token = String::from_utf8_lossy(&reply.body);
+    let payload = attesta_certs::jws::payload_unverified(&token)
+        .map_err(|e| anyhow::anyhow!("{url}: not a signed manifest ({e})"))?;
+    let manifest = attesta_policy::Manifest::from_json(&payload)
+        .with_context(|| format!("{url}: not a manifest"))?;
+    manifest
+        .entry(agency)
+        .map(|e| e.url.clone())
+        .ok_or_else(|| anyhow::anyhow!("agency {agency} has no node in the manifest's directory"))
+}
+
+async fn export(a: ExportArgs) -> anyhow::Result<()> {
+    use super::bundle::{Bundle, Header};
+    let settings = crate::query::ClientSettings::load(&a.config)?;
+    let agency =
+        attesta_certs::AgencyId::new(&a.node).map_err(|e| anyhow::anyhow!("--node: {e}"))?;
+    let base = match &a.url {
+        Some(u) => u.trim_end_matches('/').to_owned(),
+        None => node_url(&settings, agency.as_str()).await?,
+    };
+    let conn = settings
+        .client_for(&agency)?
+        .connect_h2(&base)
+        .await
+        .with_context(|| format!("connecting to {agency} at {base}"))?;
+    let get = |path: String| {
+        let conn = conn.clone();
+        let base = base.clone();
+        async move {
+            let reply = conn
+                .send(http::Method::GET, &path, None)
+                .await
+                .with_context(|| format!("{base}{path}"))?;
+            if !reply.status.is_success() {
+                anyhow::bail!("{base}{path}: {}", crate::query::refusal(&reply));
+            }
+            anyhow::Ok(reply.body)
+        }
+    };
+    let note = String::from_utf8(get("/v1/audit/checkpoint".into()).await?.to_vec())
+        .context("the checkpoint is not text")?;
+    let checkpoint = super::note::Note::parse(&note)
+        .and_then(|n| super::note::Checkpoint::parse(&n.body))
+        .map_err(|e| anyhow::anyhow!("{base}: bad checkpoint: {e}"))?;
+    let signer = String::from_utf8(get("/v1/audit/certificates".into()).await?.to_vec())
+        .context("the certificate is not text")?;
+    let witnesses = witness_certificates(&settings, &note, &agency).await;
+
+    let progress = Progress::new("exporting");
+    let size = checkpoint.size;
+    let mut entries = Vec::with_capacity(size.min(1 << 24) as usize);
+    let mut start = 0;
+    while start < size {
+        let end = size.min(start + crate::server::AUDIT_PAGE);
+        let body = get(format!("/v1/audit/entries?start={start}&end={end}")).await?;
+        let page: serde_json::Value = serde_json::from_slice(&body)?;
+        for e in page["entries"].as_array().into_iter().flatten() {
+            let leaf = e["leaf"].as_str().unwrap_or_default();
+            entries.push(STANDARD.decode(leaf).context("an entry is not base64")?);
+        }
+        if entries.len() as u64 != end {
+            anyhow::bail!("{base}: entries {start}..{end} came back incomplete");
+        }
+        start = end;
+        progress.show(start, size);
+    }
+    let bundle = Bundle {
+        header: Header {
+            agency: agency.to_string(),
+            origin: checkpoint.origin.clone(),
+            exported_at: crate::manifest::now_rfc3339(),
+            checkpoint: note,
+            signer,
+            witnesses,
+        },
+        leaves: entries.iter().map(|e| merkle::leaf_hash(e)).collect(),
+        entries,
+    };
+    let mut bytes = Vec::new();
+    bundle.write(&mut bytes)?;
+    attesta_certs::fsutil::write_atomic(&a.out, &bytes, attesta_certs::fsutil::PUBLIC_MODE)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    println!(
+        "exported {agency}: {size} entries, checkpoint root {}, to {}",
+        STANDARD.encode(checkpoint.root),
+        a.out.display()
+    );
+    Ok(())
+}
+
+/// The signing certificates of the agencies that cosigned the checkpoint, fetched from their
+/// nodes (best effort: a witness that cannot be reached is left out, and verify counts it
+/// as missing).
+async fn witness_certificates(
+    settings: &crate::query::ClientSettings,
+    note: &str,
+    node: &attesta_certs::AgencyId,
+) -> Vec<String> {
+    let Ok(parsed) = super::note::Note::parse(note) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for sig in parsed.signatures.iter().skip(1) {
+        let Some(agency) = sig
+            .name
+            .strip_suffix("/witness")
+            .and_then(|n| n.rsplit('/').next())
+            .and_then(|a| attesta_certs::AgencyId::new(a).ok())
+        else {
+            continue;
+        };
+        if &agency == node {
+            continue;
+        }
+        let Ok(url) = node_url(settings, agency.as_str()).await else {
+            continue;
+        };
+        let Ok(client) = settings.client_for(&agency) else {
+            continue;
+        };
+        if let Ok(r) = client.get(&format!("{url}/v1/audit/certificates")).await {
+            if r.status.is_success() {
+                out.push(String::from_utf8_lossy(&r.body).into_owned());
+            }
+        }
+    }
+    out
+}
+
+fn read_bundle(
+    path: &std::path::Path,
+    progress: &Progress,
+) -> anyhow::Result<super::bundle::Bundle> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    super::bundle::Bundle::read(file, |d, t| progress.show(d, t))
+        .with_context(|| format!("{}", path.display()))
+}
+
+fn verify(a: VerifyArgs) -> anyhow::Result<()> {
+    let td = attesta_certs::tls::ca_trust_domain(&a.ca)?;
+    let trust = attesta_certs::TrustStore::load(td, &a.ca, a.crl.as_deref())?;
+    let progress = Progress::new("reading");
+    let bundle = read_bundle(&a.bundle, &progress)?;
+    let earlier = match &a.since {
+        Some(p) => Some(read_bundle(p, &Progress::new("reading earlier"))?.header),
+        None => None,
+    };
+    let checking = Progress::new("verifying");
+    let v = super::bundle::verify(&bundle, &trust, a.witnesses, earlier.as_ref(), |d, t| {
+        checking.show(d, t)
+    })
+    .map_err(|e| anyhow::anyhow!("{}: {e}", a.bundle.display()))?;
+    println!(
+        "valid: {} log, {} entries, root {}, signed by {}{}",
+        v.agency,
+        v.checkpoint.size,
+        STANDARD.encode(v.checkpoint.root),
+        v.agency,
+        if v.witnesses.is_empty() {
+            String::new()
+        } else {
+            format!(", cosigned by {}", v.witnesses.join(", "))
+        }
+    );
     Ok(())
 }

@@ -4,8 +4,10 @@
 //! - [`merkle`]: the tree and its proofs (pure code, shared with the auditor's tools);
 //! - [`entry`]: one entry and its canonical encoding;
 //! - [`note`]: checkpoints as C2SP signed notes, and cosignatures;
-//! - [`log`]: the node's log (durable group-committed appends, checkpoint signing).
+//! - [`log`]: the node's log (durable group-committed appends, checkpoint signing);
+//! - [`bundle`]: exported logs and their offline verification.
 
+pub mod bundle;
 pub mod cli;
 pub mod entry;
 pub mod log;

@@ -42,6 +42,7 @@ use crate::audit::log::AuditLog;
 use crate::config::Settings;
 use crate::metrics::Metrics;
 
+pub use audit_api::MAX_ENTRIES as AUDIT_PAGE;
 pub use manifest_api::{Notified, PublishAnswer, PublishRequest};
 pub use routes::{Route, ROUTES};
 pub use status::{StatusAnswer, Unavailable};

@@ -1,0 +1,338 @@
+//! Audit bundles: one node's log as an auditor exported it, verifiable offline with nothing
+//! but the federation's CA certificate.
+//!
+//! ```text
+//! "attesta-audit-bundle/1\n"
+//! u32 BE  header length, then the header (JSON): agency, origin, exported_at, the signed
+//!         checkpoint (note text with cosignatures), the node's signing certificate (PEM),
+//!         the witnesses' signing certificates (PEM)
+//! u64 BE  n, the number of entries (= the checkpoint's size)
+//! n × 32  the leaf hashes, SHA-256(0x00 ‖ entry)
+//! n ×     u32 BE length, then the entry's canonical bytes
+//! ```
+//!
+//! The leaf hashes are authenticated by the signed root (their tree must have it), and each
+//! entry by its leaf hash: so a changed entry is named by index, and a changed hash list is
+//! caught as a whole.
+
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use super::entry::{Entry, MAX_ENCODED};
+use super::merkle::{self, Hash};
+use super::note::{cosigned_at, Checkpoint, Note};
+use attesta_certs::{SignerCert, TrustStore};
+
+pub const MAGIC: &[u8] = b"attesta-audit-bundle/1\n";
+/// The largest header accepted.
+const MAX_HEADER: u32 = 1 << 20;
+
+/// What a bundle says about itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    pub agency: String,
+    pub origin: String,
+    pub exported_at: String,
+    /// The signed note, with the witnesses' cosignatures.
+    pub checkpoint: String,
+    /// The node's signing certificate, PEM.
+    pub signer: String,
+    /// The witnesses' signing certificates, PEM.
+    #[serde(default)]
+    pub witnesses: Vec<String>,
+}
+
+/// A bundle in memory.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub header: Header,
+    pub leaves: Vec<Hash>,
+    pub entries: Vec<Vec<u8>>,
+}
+
+/// Why a bundle could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("not an attesta audit bundle (bad magic)")]
+    Magic,
+    #[error("truncated at byte {0}")]
+    Truncated(u64),
+    #[error("header: {0}")]
+    Header(String),
+    #[error("entry {index}: length {len} is over the limit")]
+    EntryLength { index: u64, len: u32 },
+    #[error("{0} trailing bytes after the last entry")]
+    Trailing(u64),
+    #[error(transparent)]
+    Io(std::io::Error),
+}
+
+struct Counting<R> {
+    inner: R,
+    at: u64,
+}
+
+impl<R: Read> Counting<R> {
+    fn exact(&mut self, buf: &mut [u8]) -> Result<(), ReadError> {
+        self.inner.read_exact(buf).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                ReadError::Truncated(self.at)
+            } else {
+                ReadError::Io(e)
+            }
+        })?;
+        self.at += buf.len() as u64;
+        Ok(())
+    }
+
+    fn u32(&mut self) -> Result<u32, ReadError> {
+        let mut b = [0u8; 4];
+        self.exact(&mut b)?;
+        Ok(u32::from_be_bytes(b))
+    }
+}
+
+impl Bundle {
+    pub fn write(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let header = serde_json::to_vec(&self.header).map_err(std::io::Error::other)?;
+        out.write_all(MAGIC)?;
+        out.write_all(&(header.len() as u32).to_be_bytes())?;
+        out.write_all(&header)?;
+        out.write_all(&(self.entries.len() as u64).to_be_bytes())?;
+        for h in &self.leaves {
+            out.write_all(h)?;
+        }
+        for e in &self.entries {
+            out.write_all(&(e.len() as u32).to_be_bytes())?;
+            out.write_all(e)?;
+        }
+        Ok(())
+    }
+
+    /// Reads a bundle; `progress(done, total)` is called as entries are read.
+    pub fn read(input: impl Read, mut progress: impl FnMut(u64, u64)) -> Result<Self, ReadError> {
+        let mut r = Counting {
+            inner: std::io::BufReader::with_capacity(1 << 20, input),
+            at: 0,
+        };
+        let mut magic = vec![0u8; MAGIC.len()];
+        r.exact(&mut magic).map_err(|_| ReadError::Magic)?;
+        if magic != MAGIC {
+            return Err(ReadError::Magic);
+        }
+        let len = r.u32()?;
+        if len > MAX_HEADER {
+            return Err(ReadError::Header("too long".into()));
+        }
+        let mut header = vec![0u8; len as usize];
+        r.exact(&mut header)?;
+        let header: Header =
+            serde_json::from_slice(&header).map_err(|e| ReadError::Header(e.to_string()))?;
+        let mut n = [0u8; 8];
+        r.exact(&mut n)?;
+        let n = u64::from_be_bytes(n);
+        let mut leaves = Vec::new();
+        for _ in 0..n {
+            let mut h = [0u8; 32];
+            r.exact(&mut h)?;
+            leaves.push(h);
+        }
+        let mut entries = Vec::new();
+        for index in 0..n {
+            let len = r.u32()?;
+            if len as usize > MAX_ENCODED {
+                return Err(ReadError::EntryLength { index, len });
+            }
+            let mut e = vec![0u8; len as usize];
+            r.exact(&mut e)?;
+            entries.push(e);
+            if index % 65536 == 0 {
+                progress(index, n);
+            }
+        }
+        progress(n, n);
+        let mut rest = Vec::new();
+        r.inner.read_to_end(&mut rest).map_err(ReadError::Io)?;
+        if !rest.is_empty() {
+            return Err(ReadError::Trailing(rest.len() as u64));
+        }
+        Ok(Self {
+            header,
+            leaves,
+            entries,
+        })
+    }
+}
+
+/// What a verified bundle shows.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub agency: String,
+    pub checkpoint: Checkpoint,
+    /// The witnesses whose cosignature verified, by agency.
+    pub witnesses: Vec<String>,
+}
+
+/// Why a bundle does not verify. Each names what an auditor should look at.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    #[error("the signing certificate is not valid for this federation: {0}")]
+    Signer(String),
+    #[error("the checkpoint is malformed: {0}")]
+    Checkpoint(String),
+    #[error("the checkpoint's origin {found:?} is not this agency's log ({expected:?})")]
+    Origin { found: String, expected: String },
+    #[error("the checkpoint's signature does not verify with the agency's signing key")]
+    Signature,
+    #[error("the bundle holds {entries} entries, the checkpoint says {size}")]
+    Count { entries: u64, size: u64 },
+    #[error("the bundle's leaf hashes do not have the signed root: the hash list was changed")]
+    Root,
+    #[error("entry {0} was changed after it was logged: its hash is not the one the signed tree commits to")]
+    Entry(u64),
+    #[error("entry {index} is malformed: {why}")]
+    Malformed { index: u64, why: String },
+    #[error("{found} valid witness cosignature(s), {wanted} required")]
+    Witnesses { found: usize, wanted: usize },
+    #[error("the earlier checkpoint is not valid: {0}")]
+    Earlier(String),
+    #[error("the log has {now} entries, fewer than the {then} of the earlier checkpoint: it was truncated")]
+    Shrank { now: u64, then: u64 },
+    #[error(
+        "the first {0} entries no longer have the earlier checkpoint's root: history was rewritten"
+    )]
+    Rewritten(u64),
+}
+
+/// Reads and checks a signed checkpoint note against the agency's signing certificate.
+fn checked_checkpoint(
+    note_text: &str,
+    signer: &SignerCert,
+    origin: &str,
+) -> Result<(Note, Checkpoint), Invalid> {
+    let note = Note::parse(note_text).map_err(|e| Invalid::Checkpoint(e.to_string()))?;
+    let checkpoint =
+        Checkpoint::parse(&note.body).map_err(|e| Invalid::Checkpoint(e.to_string()))?;
+    if checkpoint.origin != origin {
+        return Err(Invalid::Origin {
+            found: checkpoint.origin,
+            expected: origin.to_owned(),
+        });
+    }
+    let pk = signer
+        .public_key()
+        .ok_or_else(|| Invalid::Signer("not an Ed25519 key".into()))?;
+    if !note.verify(origin, &pk, |m, s| signer.verify(m, s)) {
+        return Err(Invalid::Signature);
+    }
+    Ok((note, checkpoint))
+}
+
+/// The name under which a witness cosigns: `<trust-domain>/<agency>/witness`.
+pub fn witness_name(trust_domain: &str, agency: &str) -> String {
+    format!("{trust_domain}/{agency}/witness")
+}
+
+/// Verifies a bundle against the federation's trust store: the signer, the checkpoint's
+/// signature, the tree, every entry, `witnesses` cosignatures, and, if given, consistency
+/// with an earlier checkpoint of the same log (its note and the signing certificate that
+/// signed it, as an earlier bundle holds them). `progress(done, total)` follows the entries.
+pub fn verify(
+    bundle: &Bundle,
+    trust: &TrustStore,
+    witnesses: usize,
+    earlier: Option<&Header>,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Verified, Invalid> {
+    let h = &bundle.header;
+    let signer = SignerCert::from_pem(h.signer.as_bytes()).map_err(Invalid::Signer)?;
+    let leaf = signer
+        .check(trust)
+        .map_err(|e| Invalid::Signer(e.to_string()))?;
+    let agency = leaf.agency().to_string();
+    let trust_domain = leaf.id.trust_domain.to_string();
+    let origin = super::log::origin(&trust_domain, &agency);
+    let (note, checkpoint) = checked_checkpoint(&h.checkpoint, &signer, &origin)?;
+
+    let n = bundle.entries.len() as u64;
+    if n != checkpoint.size || bundle.leaves.len() as u64 != n {
+        return Err(Invalid::Count {
+            entries: n,
+            size: checkpoint.size,
+        });
+    }
+    if merkle::root(&bundle.leaves) != checkpoint.root {
+        return Err(Invalid::Root);
+    }
+    for (i, (bytes, leaf)) in bundle.entries.iter().zip(&bundle.leaves).enumerate() {
+        let index = i as u64;
+        if merkle::leaf_hash(bytes) != *leaf {
+            return Err(Invalid::Entry(index));
+        }
+        Entry::decode(bytes).map_err(|e| Invalid::Malformed {
+            index,
+            why: e.0.to_owned(),
+        })?;
+        if index % 65536 == 0 {
+            progress(index, n);
+        }
+    }
+    progress(n, n);
+
+    let mut cosigned = Vec::new();
+    for pem in &h.witnesses {
+        let Ok(cert) = SignerCert::from_pem(pem.as_bytes()) else {
+            continue;
+        };
+        let Ok(w) = cert.check(trust) else { continue };
+        let (Some(pk), name) = (
+            cert.public_key(),
+            witness_name(&trust_domain, w.agency().as_str()),
+        ) else {
+            continue;
+        };
+        let agency = w.agency().to_string();
+        if agency != bundle.header.agency
+            && !cosigned.contains(&agency)
+            && cosigned_at(&note, &name, &pk, |m, s| cert.verify(m, s)).is_some()
+        {
+            cosigned.push(agency);
+        }
+    }
+    if cosigned.len() < witnesses {
+        return Err(Invalid::Witnesses {
+            found: cosigned.len(),
+            wanted: witnesses,
+        });
+    }
+
+    if let Some(old) = earlier {
+        let old_signer = SignerCert::from_pem(old.signer.as_bytes()).map_err(Invalid::Earlier)?;
+        old_signer
+            .check(trust)
+            .map_err(|e| Invalid::Earlier(e.to_string()))?;
+        let (_, then) = checked_checkpoint(&old.checkpoint, &old_signer, &origin)
+            .map_err(|e| Invalid::Earlier(e.to_string()))?;
+        if then.size > n {
+            return Err(Invalid::Shrank {
+                now: n,
+                then: then.size,
+            });
+        }
+        let root = if then.size == 0 {
+            merkle::empty_root()
+        } else {
+            merkle::root(&bundle.leaves[..then.size as usize])
+        };
+        if root != then.root {
+            return Err(Invalid::Rewritten(then.size));
+        }
+    }
+    Ok(Verified {
+        agency,
+        checkpoint,
+        witnesses: cosigned,
+    })
+}
