@@ -112,6 +112,7 @@ pub fn prepare(dir: &Path, base_port: u16) -> anyhow::Result<Vec<PathBuf>> {
                 &agency_dir,
             )?;
         }
+        write_client_toml(&agency_dir, name, demo.runs_node, port, base_port)?;
         if !demo.runs_node {
             continue;
         }
@@ -151,25 +152,6 @@ pub fn prepare(dir: &Path, base_port: u16) -> anyhow::Result<Vec<PathBuf>> {
             attesta_certs::fsutil::PUBLIC_MODE,
         )
         .with_context(|| format!("writing {}", config_path.display()))?;
-        let client = crate::query::ClientFile {
-            ca: "../../ca/ca.crt".into(),
-            crl: Some("../../ca/crl.pem".into()),
-            cert: "auth.crt".into(),
-            key: "auth.key".into(),
-            node: format!("https://127.0.0.1:{port}"),
-            node_agency: None,
-        };
-        let client_path = agency_dir.join("client.toml");
-        let text = format!(
-            "# A clerk of {name}, asking the agency's own node (attesta query, attesta bench).\n{}",
-            toml::to_string_pretty(&client).context("client.toml")?
-        );
-        attesta_certs::fsutil::write_atomic(
-            &client_path,
-            text.as_bytes(),
-            attesta_certs::fsutil::PUBLIC_MODE,
-        )
-        .with_context(|| format!("writing {}", client_path.display()))?;
         std::fs::create_dir_all(agency_dir.join("data"))
             .with_context(|| format!("creating {}", agency_dir.join("data").display()))?;
         configs.push(config_path);
@@ -512,6 +494,54 @@ fn print_banner(dir: &Path, endpoints: &BTreeMap<String, String>, manifest_versi
     println!("Ctrl-C stops every node.");
 }
 
+/// `client.toml` for `attesta query`, `attesta bench` and `attesta audit` as the agency: a
+/// node agency asks its own node; the auditor, which runs none, reaches the federation
+/// through the Prefettura's.
+fn write_client_toml(
+    agency_dir: &Path,
+    name: &str,
+    runs_node: bool,
+    port: u16,
+    base_port: u16,
+) -> anyhow::Result<()> {
+    let (node, node_agency, comment) = if runs_node {
+        (
+            format!("https://127.0.0.1:{port}"),
+            None,
+            format!(
+                "A clerk of {name}, asking the agency's own node (attesta query, attesta bench)."
+            ),
+        )
+    } else {
+        (
+            format!("https://127.0.0.1:{base_port}"),
+            Some(PREFETTURA.to_owned()),
+            format!(
+                "{name}, reaching the federation through the Prefettura's node (attesta audit)."
+            ),
+        )
+    };
+    let client = crate::query::ClientFile {
+        ca: "../../ca/ca.crt".into(),
+        crl: Some("../../ca/crl.pem".into()),
+        cert: "auth.crt".into(),
+        key: "auth.key".into(),
+        node,
+        node_agency,
+    };
+    let client_path = agency_dir.join("client.toml");
+    let text = format!(
+        "# {comment}\n{}",
+        toml::to_string_pretty(&client).context("client.toml")?
+    );
+    attesta_certs::fsutil::write_atomic(
+        &client_path,
+        text.as_bytes(),
+        attesta_certs::fsutil::PUBLIC_MODE,
+    )
+    .with_context(|| format!("writing {}", client_path.display()))
+}
+
 /// Samples the banner shows `attesta query status` for: three different answers.
 const SHOWN: &[&str] = &[
     "resident with valid permit",
@@ -553,6 +583,30 @@ pub fn query_commands(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// The auditor's commands the banner shows: export a node's log, verify the bundle.
+pub fn audit_commands(dir: &Path, agency: &str) -> (String, String) {
+    let exe = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "attesta".into());
+    let config = dir
+        .join("agencies")
+        .join("garante-audit")
+        .join("client.toml");
+    let bundle = dir.join("audit").join(format!("{agency}.bundle"));
+    (
+        format!(
+            "{exe} audit export --config {} --node {agency} --out {}",
+            config.display(),
+            bundle.display()
+        ),
+        format!(
+            "{exe} audit verify {} --ca {}",
+            bundle.display(),
+            dir.join("ca").join("ca.crt").display()
+        ),
+    )
+}
+
 fn print_queries(dir: &Path) {
     match query_commands(dir) {
         Ok(commands) => {
@@ -564,4 +618,10 @@ fn print_queries(dir: &Path) {
         }
         Err(e) => println!("(no example queries: {e:#})"),
     }
+    let (export, verify) = audit_commands(dir, "questura-pu");
+    println!(
+        "as the auditor (garante-audit), export the Questura's audit log and verify it offline:"
+    );
+    println!("  {export}");
+    println!("  {verify}");
 }

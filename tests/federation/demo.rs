@@ -182,6 +182,57 @@ async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, Stri
         assert!(text.contains("complete; "), "{text}");
     }
 
+    // After this traffic, the auditor exports every node's log and verifies it offline: the
+    // banner's commands for the Questura, the same commands for every other node.
+    let mut audit: Vec<String> = banner
+        .lines()
+        .filter(|l| l.contains(" audit export ") || l.contains(" audit verify "))
+        .map(|l| l.trim().to_owned())
+        .collect();
+    assert_eq!(audit.len(), 2, "{banner}");
+    let exe = audit[0].split_whitespace().next().unwrap().to_owned();
+    for id in [
+        "prefettura-pu",
+        "comune-pesaro",
+        "comune-urbino",
+        "inps-pesaro",
+    ] {
+        let (export, verify) = attesta::demo::audit_commands(dir, id);
+        for cmd in [export, verify] {
+            // The banner's program: this test binary is not `attesta`.
+            let args = cmd.split_once(' ').unwrap().1;
+            audit.push(format!("{exe} {args}"));
+        }
+    }
+    // Checkpoints are signed every second: the last answers are covered after one.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let outputs = tokio::task::spawn_blocking(move || {
+        audit
+            .iter()
+            .map(|c| {
+                let words: Vec<&str> = c.split_whitespace().collect();
+                let out = std::process::Command::new(words[0])
+                    .args(&words[1..])
+                    .output()
+                    .unwrap();
+                (c.clone(), out)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for (cmd, out) in &outputs {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{cmd}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if cmd.contains(" verify ") {
+            assert!(text.starts_with("valid: "), "{cmd}: {text}");
+        }
+    }
+
     sigterm(&child);
     let status =
         tokio::task::spawn_blocking(move || wait_exit(&mut child, Duration::from_secs(30)))

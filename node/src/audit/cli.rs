@@ -267,6 +267,10 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
     };
     let mut bytes = Vec::new();
     bundle.write(&mut bytes)?;
+    if let Some(parent) = a.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
     attesta_certs::fsutil::write_atomic(&a.out, &bytes, attesta_certs::fsutil::PUBLIC_MODE)
         .with_context(|| format!("writing {}", a.out.display()))?;
     println!(
