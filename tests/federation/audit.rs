@@ -191,6 +191,18 @@ mod node_log {
         attesta::audit::entry::hex(b)
     }
 
+    /// The `proof` of a proof answer.
+    fn proof_hashes(answer: &Value) -> Vec<merkle::Hash> {
+        answer["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                merkle::hash_from_slice(&STANDARD.decode(h.as_str().unwrap()).unwrap()).unwrap()
+            })
+            .collect()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_request_is_logged_before_its_answer_and_proven_to_auditors() {
         let mut f = Federation::start(|_| {}).await;
@@ -325,14 +337,7 @@ mod node_log {
                 .unwrap();
             assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
             let p = r.json().unwrap();
-            let proof: Vec<merkle::Hash> = p["proof"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|h| {
-                    merkle::hash_from_slice(&STANDARD.decode(h.as_str().unwrap()).unwrap()).unwrap()
-                })
-                .collect();
+            let proof = proof_hashes(&p);
             merkle::verify_inclusion(&leaves[index as usize], index, c.size, &proof, &c.root)
                 .unwrap();
         }
@@ -347,14 +352,7 @@ mod node_log {
             .await
             .unwrap();
         let p = r.json().unwrap();
-        let proof: Vec<merkle::Hash> = p["proof"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| {
-                merkle::hash_from_slice(&STANDARD.decode(h.as_str().unwrap()).unwrap()).unwrap()
-            })
-            .collect();
+        let proof = proof_hashes(&p);
         merkle::verify_consistency(c.size, later.size, &c.root, &later.root, &proof).unwrap();
 
         // Bad auditor requests, and non-auditors, are refused.
