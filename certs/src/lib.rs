@@ -23,7 +23,7 @@ pub mod tls;
 
 pub use ca::{AgencyFiles, Ca, CaError, IssuedLeaf, LeafKind, LeafSpec};
 pub use id::{AgencyId, NameError, SpiffeId, TrustDomain};
-pub use leaf::{check_leaf, IdentityError, LeafIdentity, Role};
+pub use leaf::{check_leaf, hex, IdentityError, LeafIdentity, Role};
 pub use sign::{SignerCert, SigningIdentity};
 pub use tls::{Identity, TlsError, TrustStore};
 

@@ -526,21 +526,26 @@ mod bundles {
         out
     }
 
+    /// A status question about a sample, through INPS's coordinator.
+    async fn ask_status(f: &Federation, inps: &attesta::client::Client, label: &str) {
+        let q = json!({"subject": f.sample(label)["cf"], "purpose": "benefit-eligibility"});
+        let r = inps
+            .post(
+                &f.inps.url("/v1/status"),
+                "application/json",
+                Bytes::from(q.to_string()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_auditor_exports_and_verifies_and_catches_tampering_and_truncation() {
         let mut f = Federation::start(|_| {}).await;
         let inps = f.pki.client("inps-pesaro");
         for label in ["resident with valid permit", "Italian citizen"] {
-            let q = json!({"subject": f.sample(label)["cf"], "purpose": "benefit-eligibility"});
-            let r = inps
-                .post(
-                    &f.inps.url("/v1/status"),
-                    "application/json",
-                    Bytes::from(q.to_string()),
-                )
-                .await
-                .unwrap();
-            assert_eq!(r.status, 200);
+            ask_status(&f, &inps, label).await;
         }
         // Checkpoints are signed every second.
         tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
@@ -611,18 +616,7 @@ mod bundles {
         );
 
         // The log grows: the new bundle extends the first one.
-        let r = inps
-            .post(
-                &f.inps.url("/v1/status"),
-                "application/json",
-                Bytes::from(
-                    json!({"subject": f.sample("Italian citizen")["cf"], "purpose": "benefit-eligibility"})
-                        .to_string(),
-                ),
-            )
-            .await
-            .unwrap();
-        assert_eq!(r.status, 200);
+        ask_status(&f, &inps, "Italian citizen").await;
         tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
         let second = dir.join("questura-2.bundle");
         tokio::task::block_in_place(|| export(&config, "questura-pu", None, &second));

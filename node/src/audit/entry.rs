@@ -288,18 +288,12 @@ pub fn format_ms(ms: u64) -> String {
     )
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
+pub use attesta_certs::hex;
 
-/// Reads 32 bytes written as 64 hex digits.
-pub fn parse_hex32(s: &str) -> Option<[u8; 32]> {
-    let mut out = [0u8; 32];
-    if s.len() != 64 || !s.is_ascii() {
+/// Reads `N` bytes written as `2N` hex digits (either case).
+pub fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let mut out = [0u8; N];
+    if s.len() != 2 * N || !s.is_ascii() {
         return None;
     }
     for (i, o) in out.iter_mut().enumerate() {

@@ -193,7 +193,7 @@ pub fn load_or_create_key(path: &Path) -> Result<SubjectKey, AuditError> {
         what,
     };
     match std::fs::read_to_string(path) {
-        Ok(text) => super::entry::parse_hex32(text.trim())
+        Ok(text) => super::entry::parse_hex::<32>(text.trim())
             .map(SubjectKey::new)
             .ok_or_else(|| bad("expected 64 hex digits".into())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

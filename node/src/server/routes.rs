@@ -222,18 +222,10 @@ impl Trail {
 
 /// 32 lower-case hex digits.
 fn parse_query_id(s: &str) -> Option<[u8; 16]> {
-    if s.len() != 32
-        || !s
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
         return None;
     }
-    let mut out = [0u8; 16];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
+    entry::parse_hex(s)
 }
 
 pub(super) fn now_ms() -> u64 {
@@ -264,8 +256,8 @@ pub(super) async fn handle(shared: &Arc<Shared>, peer: &Peer, req: Request<Incom
         Ok(resp) => resp,
         Err(_) => Problem::new(ProblemKind::Timeout).into_response(),
     };
-    let decided = trail.decided.clone();
-    let (decision, explanation, policy_version) = match &decided {
+    let outgoing = std::mem::take(&mut trail.outgoing);
+    let (decision, explanation, policy_version) = match &trail.decided {
         Some(d) => (
             if d.allow { "allow" } else { "deny" },
             d.explanation.as_str(),
@@ -281,7 +273,8 @@ pub(super) async fn handle(shared: &Arc<Shared>, peer: &Peer, req: Request<Incom
     }
 
     // The answer leaves only once its audit entry is durable.
-    let resp = record(shared, peer, &method, label, time_ms, trail, resp).await;
+    let route = format!("{method} {label}");
+    let resp = record(shared, peer, route, time_ms, &trail, outgoing, resp).await;
 
     let status = resp.status().as_u16();
     let m = &shared.metrics;
@@ -525,10 +518,10 @@ async fn serve(
 async fn record(
     shared: &Shared,
     peer: &Peer,
-    method: &Method,
-    label: &str,
+    route: String,
     time_ms: u64,
-    trail: Trail,
+    trail: &Trail,
+    mut entries: Vec<Entry>,
     resp: Resp,
 ) -> Resp {
     let (mut parts, body) = resp.into_parts();
@@ -546,7 +539,7 @@ async fn record(
         direction: Direction::Incoming,
         peer_agency: peer.leaf.agency().to_string(),
         peer_cert: Some(peer.leaf.fingerprint),
-        route: format!("{method} {label}"),
+        route,
         purpose: d.map(|d| d.purpose.clone()).unwrap_or_default(),
         subject: trail
             .subject
@@ -563,7 +556,6 @@ async fn record(
         request_sha256: trail.request_sha256.unwrap_or_else(|| entry::sha256(b"")),
         response_sha256: Some(entry::sha256(&body)),
     };
-    let mut entries = trail.outgoing;
     entries.push(incoming);
     let index = match audit.append(&entries).await {
         Ok(first) => first + entries.len() as u64 - 1,
