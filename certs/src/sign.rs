@@ -110,6 +110,11 @@ impl SigningIdentity {
             .expect("an Ed25519 key has a 32-byte public key")
     }
 
+    /// The certificate as DER.
+    pub fn cert_der(&self) -> Vec<u8> {
+        self.cert.to_der().unwrap_or_default()
+    }
+
     /// The certificate as PEM.
     pub fn cert_pem(&self) -> String {
         self.cert
@@ -139,6 +144,15 @@ impl SignerCert {
         let cert = X509::from_pem(pem).map_err(|e| format!("not a PEM certificate ({e})"))?;
         let der = cert.to_der().map_err(|e| e.to_string())?;
         Ok(Self { cert, der })
+    }
+
+    /// Reads one DER certificate.
+    pub fn from_der(der: &[u8]) -> Result<Self, String> {
+        let cert = X509::from_der(der).map_err(|e| format!("not a DER certificate ({e})"))?;
+        Ok(Self {
+            cert,
+            der: der.to_vec(),
+        })
     }
 
     pub fn pem(&self) -> String {

@@ -66,6 +66,10 @@ pub struct Metrics {
     pub audit_failures: Counter,
     pub audit_size: Gauge,
     pub audit_checkpoints: Family<Outcome, Counter>,
+    /// This node's checkpoints sent to witnesses, by result.
+    pub witness_submissions: Family<Outcome, Counter>,
+    /// Peers' checkpoints this node was asked to cosign, by result.
+    pub witness_requests: Family<Outcome, Counter>,
 }
 
 impl Default for Metrics {
@@ -184,6 +188,18 @@ impl Metrics {
             "Audit checkpoint signings, by result (signed, refused)",
             audit_checkpoints.clone(),
         );
+        let witness_submissions = Family::<Outcome, Counter>::default();
+        registry.register(
+            "witness_submissions",
+            "This node's checkpoints sent to its witnesses, by result (cosigned, conflict, refused, unreachable)",
+            witness_submissions.clone(),
+        );
+        let witness_requests = Family::<Outcome, Counter>::default();
+        registry.register(
+            "witness_requests",
+            "Peers' checkpoints this node was asked to cosign, by result (cosigned, conflict, inconsistent, refused)",
+            witness_requests.clone(),
+        );
         Self {
             registry,
             requests,
@@ -203,6 +219,8 @@ impl Metrics {
             audit_failures,
             audit_size,
             audit_checkpoints,
+            witness_submissions,
+            witness_requests,
         }
     }
 

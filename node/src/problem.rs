@@ -33,6 +33,10 @@ pub enum ProblemKind {
     ShuttingDown,
     /// The audit entry of the request could not be made durable: no answer leaves without one.
     AuditUnavailable,
+    /// A witness does not follow the log a checkpoint is for.
+    UnknownLog,
+    /// A checkpoint that does not extend the one a witness cosigned last.
+    InconsistentCheckpoint,
     Internal,
 }
 
@@ -56,6 +60,8 @@ impl ProblemKind {
             Self::Timeout => "timeout",
             Self::ShuttingDown => "shutting-down",
             Self::AuditUnavailable => "audit-unavailable",
+            Self::UnknownLog => "unknown-log",
+            Self::InconsistentCheckpoint => "inconsistent-checkpoint",
             Self::Internal => "internal",
         }
     }
@@ -77,6 +83,8 @@ impl ProblemKind {
             Self::Timeout | Self::ShuttingDown | Self::AuditUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            Self::UnknownLog => StatusCode::NOT_FOUND,
+            Self::InconsistentCheckpoint => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -100,6 +108,10 @@ impl ProblemKind {
             Self::Timeout => "Request took too long",
             Self::ShuttingDown => "Node is shutting down",
             Self::AuditUnavailable => "The request could not be logged, so it was not answered",
+            Self::UnknownLog => "This witness does not follow that log",
+            Self::InconsistentCheckpoint => {
+                "The checkpoint does not extend the one this witness cosigned last"
+            }
             Self::Internal => "Internal error",
         }
     }

@@ -492,11 +492,43 @@ mod bundles {
     }
 
     fn verify(bundle: &Path, ca: &Path, since: Option<&Path>) -> std::process::Output {
+        verify_with(bundle, ca, since, 0)
+    }
+
+    fn verify_with(
+        bundle: &Path,
+        ca: &Path,
+        since: Option<&Path>,
+        witnesses: usize,
+    ) -> std::process::Output {
         let mut extra = vec![bundle, Path::new("--ca"), ca];
         if let Some(s) = since {
             extra.extend([Path::new("--since"), s]);
         }
-        run(&["verify"], &extra)
+        let n = witnesses.to_string();
+        run(&["verify", "--witnesses", &n], &extra)
+    }
+
+    /// Exports `agency`'s log until its checkpoint carries `witnesses` cosignatures that
+    /// verify (a new checkpoint is cosigned a moment after it is signed).
+    async fn export_witnessed(
+        config: &Path,
+        ca: &Path,
+        agency: &str,
+        out: &Path,
+        witnesses: usize,
+    ) -> String {
+        let mut last = String::new();
+        for _ in 0..10 {
+            tokio::task::block_in_place(|| export(config, agency, None, out));
+            let o = verify_with(out, ca, None, witnesses);
+            last = text(&o);
+            if o.status.success() {
+                return last;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        panic!("{agency}: {last}");
     }
 
     /// Byte offsets of each entry's bytes in a bundle, and of the leaf hash list.
@@ -553,21 +585,28 @@ mod bundles {
         let config = client_toml(&mut f.pki, "garante-audit", &f.inps);
         let ca = f.pki.ca_cert();
         let dir = f.pki.dir.path().to_owned();
+        // Every node's log, cosigned by its three peers.
         let first = dir.join("questura-1.bundle");
-        tokio::task::block_in_place(|| export(&config, "questura-pu", None, &first));
-        let o = verify(&first, &ca, None);
-        assert!(o.status.success(), "{}", text(&o));
+        let said = export_witnessed(&config, &ca, "questura-pu", &first, 3).await;
+        assert!(said.starts_with("valid: questura-pu log,"), "{said}");
         assert!(
-            text(&o).starts_with("valid: questura-pu log,"),
-            "{}",
-            text(&o)
+            said.contains("cosigned by")
+                && said.contains("comune-pesaro")
+                && said.contains("comune-urbino")
+                && said.contains("inps-pesaro"),
+            "{said}"
         );
         for agency in ["inps-pesaro", "comune-pesaro", "comune-urbino"] {
             let out = dir.join(format!("{agency}.bundle"));
-            tokio::task::block_in_place(|| export(&config, agency, None, &out));
-            let o = verify(&out, &ca, None);
-            assert!(o.status.success(), "{agency}: {}", text(&o));
+            export_witnessed(&config, &ca, agency, &out, 3).await;
         }
+        // Four witnesses are more than it has.
+        let o = verify_with(&first, &ca, None, 4);
+        assert!(
+            text(&o).contains("3 valid witness cosignature(s), 4 required"),
+            "{}",
+            text(&o)
+        );
 
         // One flipped byte in one entry: verify fails and names that entry.
         let bytes = std::fs::read(&first).unwrap();
@@ -626,7 +665,12 @@ mod bundles {
         // The Questura's log is wiped and its node restarted: it signs a new, shorter
         // history with its own key. Consistency with the earlier bundle catches it.
         let Federation {
-            mut pki, questura, ..
+            mut pki,
+            questura,
+            pesaro: f_pesaro,
+            urbino: f_urbino,
+            inps: f_inps,
+            ..
         } = f;
         let data = pki.agency_dir("questura-pu").join("data");
         questura.stop().await;
@@ -650,6 +694,266 @@ mod bundles {
             text(&o).contains("it was truncated") || text(&o).contains("history was rewritten"),
             "{}",
             text(&o)
+        );
+        // The witnesses refuse to cosign the new history: each has cosigned a larger tree
+        // and answers 409 with its size; the new checkpoint carries no cosignature.
+        let o = verify_with(&third, &ca, None, 1);
+        assert!(
+            text(&o).contains("0 valid witness cosignature(s), 1 required"),
+            "{}",
+            text(&o)
+        );
+        for witness in [&f_pesaro, &f_urbino, &f_inps] {
+            let own = pki.client(&witness.agency);
+            wait_metric(
+                &own,
+                witness,
+                "attesta_witness_requests_total{result=\"conflict\"}",
+                1.0,
+            )
+            .await;
+        }
+        let own = pki.client("questura-pu");
+        wait_metric(
+            &own,
+            &questura,
+            "attesta_witness_submissions_total{result=\"conflict\"}",
+            3.0,
+        )
+        .await;
+    }
+}
+
+mod witness {
+    use attesta::audit::merkle::{self, Hash};
+    use attesta::audit::note::{cosigned_at, Checkpoint, Note};
+    use attesta::client::{Client, Reply};
+    use attesta_certs::{SignerCert, SigningIdentity};
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use bytes::Bytes;
+    use http::Method;
+
+    use crate::harness::*;
+
+    const PATH: &str = "/v1/witness/add-checkpoint";
+
+    /// A checkpoint of the first `n` leaves, signed as `origin` by `key`.
+    fn checkpoint(key: &SigningIdentity, origin: &str, leaves: &[Hash], n: usize) -> Note {
+        let c = Checkpoint {
+            origin: origin.to_owned(),
+            size: n as u64,
+            root: merkle::root(&leaves[..n]),
+        };
+        Note::sign(c.body(), origin, &key.public_key(), |m| key.sign(m)).unwrap()
+    }
+
+    fn body(old: u64, proof: &[Hash], note: &Note) -> String {
+        let mut out = format!("old {old}\n");
+        for h in proof {
+            out.push_str(&STANDARD.encode(h));
+            out.push('\n');
+        }
+        format!("{out}\n{}", note.render())
+    }
+
+    async fn submit(client: &Client, node: &TestNode, cert: Option<&str>, body: String) -> Reply {
+        let conn = client.connect_h2(&node.url).await.unwrap();
+        let headers: Vec<(&'static str, &str)> = cert
+            .map(|c| vec![("attesta-log-certificate", c)])
+            .unwrap_or_default();
+        conn.send_with(
+            Method::POST,
+            PATH,
+            &headers,
+            Some(("text/plain; charset=utf-8", Bytes::from(body))),
+        )
+        .await
+        .unwrap()
+    }
+
+    fn problem(r: &Reply) -> (String, String) {
+        let p = r.json().unwrap_or_default();
+        (
+            p["type"].as_str().unwrap_or_default().to_owned(),
+            p["detail"].as_str().unwrap_or_default().to_owned(),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_witness_cosigns_only_checkpoints_that_extend_the_last_one() {
+        let mut pki = Pki::new();
+        let serves = |c: &mut attesta::config::NodeConfig| {
+            c.serves = vec!["legal-presence".into()];
+        };
+        let questura = start_node(&mut pki, "questura-pu", serves).await;
+        // The log of comune-urbino (in the directory; its node is played by the test).
+        let urbino_key = pki.signing("comune-urbino");
+        let cert = STANDARD.encode(urbino_key.cert_der());
+        let urbino = pki.client("comune-urbino");
+        let origin = format!("{TRUST_DOMAIN}/comune-urbino/audit");
+        let leaves: Vec<Hash> = (0..20u8).map(|i| merkle::leaf_hash(&[i])).collect();
+        let note = |n| checkpoint(&urbino_key, &origin, &leaves, n);
+
+        // Only agencies of the directory may ask.
+        let r = submit(
+            &pki.client("asl-1"),
+            &questura,
+            Some(&cert),
+            body(0, &[], &note(5)),
+        )
+        .await;
+        assert_eq!(r.status, 403, "{}", problem(&r).1);
+        assert!(problem(&r).1.contains("not in the federation directory"));
+        // Malformed requests.
+        for bad in [
+            "old 0\n".to_owned(),
+            format!("old x\n\n{}", note(5).render()),
+            format!("old 0\nnot base64\n\n{}", note(5).render()),
+            "old 0\n\nnot a note\n".to_owned(),
+        ] {
+            let r = submit(&urbino, &questura, Some(&cert), bad.clone()).await;
+            assert_eq!(r.status, 400, "{bad:?}");
+            assert_eq!(problem(&r).0, "urn:attesta:problem:bad-request");
+        }
+        // Logs it does not follow: outside the directory, another federation, its own.
+        for other in ["asl-1", "questura-pu"] {
+            let o = format!("{TRUST_DOMAIN}/{other}/audit");
+            let n = checkpoint(&urbino_key, &o, &leaves, 5);
+            let r = submit(&urbino, &questura, Some(&cert), body(0, &[], &n)).await;
+            assert_eq!(r.status, 404, "{other}");
+            assert_eq!(problem(&r).0, "urn:attesta:problem:unknown-log");
+        }
+        let n = checkpoint(&urbino_key, "other.test/comune-urbino/audit", &leaves, 5);
+        let r = submit(&urbino, &questura, Some(&cert), body(0, &[], &n)).await;
+        assert_eq!(r.status, 404);
+        // No certificate yet, another agency's certificate, another key's signature.
+        let r = submit(&urbino, &questura, None, body(0, &[], &note(5))).await;
+        assert_eq!(r.status, 403);
+        assert!(problem(&r).1.contains("no signing certificate known"));
+        let pesaro_key = pki.signing("comune-pesaro");
+        let pesaro_cert = STANDARD.encode(pesaro_key.cert_der());
+        let r = submit(
+            &urbino,
+            &questura,
+            Some(&pesaro_cert),
+            body(0, &[], &note(5)),
+        )
+        .await;
+        assert_eq!(r.status, 403);
+        assert!(problem(&r)
+            .1
+            .contains("comune-pesaro's, not comune-urbino's"));
+        let forged = checkpoint(&pesaro_key, &origin, &leaves, 5);
+        let r = submit(&urbino, &questura, Some(&cert), body(0, &[], &forged)).await;
+        assert_eq!(r.status, 403);
+        assert!(problem(&r)
+            .1
+            .contains("not signed by comune-urbino's signing key"));
+        let r = submit(&urbino, &questura, Some("%%%"), body(0, &[], &note(5))).await;
+        assert_eq!(r.status, 403);
+
+        // The first checkpoint: cosigned, with the witness's certificate to check it.
+        let r = submit(&urbino, &questura, Some(&cert), body(0, &[], &note(5))).await;
+        assert_eq!(r.status, 200, "{}", problem(&r).1);
+        let witness = SignerCert::from_der(
+            &STANDARD
+                .decode(r.headers["attesta-witness-certificate"].as_bytes())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            witness.check(&pki.trust()).unwrap().agency().as_str(),
+            "questura-pu"
+        );
+        let line = String::from_utf8(r.body.to_vec()).unwrap();
+        let name = format!("{TRUST_DOMAIN}/questura-pu/witness");
+        assert!(line.starts_with(&format!("\u{2014} {name} ")), "{line}");
+        let cosigned = Note::parse(&format!("{}\n{line}", note(5).body)).unwrap();
+        let pk = witness.public_key().unwrap();
+        let at = cosigned_at(&cosigned, &name, &pk, |m, s| witness.verify(m, s)).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!(at <= now && now - at < 60, "{at} vs {now}");
+
+        // A stale `old`: 409 with the size the witness has.
+        let r = submit(&urbino, &questura, Some(&cert), body(0, &[], &note(8))).await;
+        assert_eq!(r.status, 409);
+        assert_eq!(r.content_type(), Some("text/x.tlog.size"));
+        assert_eq!(&r.body[..], b"5");
+        // A proof that does not verify: 422.
+        let r = submit(
+            &urbino,
+            &questura,
+            Some(&cert),
+            body(5, &[[0; 32]; 3], &note(8)),
+        )
+        .await;
+        assert_eq!(r.status, 422);
+        assert_eq!(problem(&r).0, "urn:attesta:problem:inconsistent-checkpoint");
+        // The right proof; the certificate is remembered.
+        let proof = merkle::consistency_proof(&leaves[..], 5, 8).unwrap();
+        let r = submit(&urbino, &questura, None, body(5, &proof, &note(8))).await;
+        assert_eq!(r.status, 200, "{}", problem(&r).1);
+
+        // A fork: entry 6 rewritten, a new root for size 10 with a proof from the forked
+        // tree. Refused.
+        let mut forked = leaves.clone();
+        forked[6] = merkle::leaf_hash(b"rewritten");
+        let fork = checkpoint(&urbino_key, &origin, &forked, 10);
+        let proof = merkle::consistency_proof(&forked[..], 8, 10).unwrap();
+        let r = submit(&urbino, &questura, None, body(8, &proof, &fork)).await;
+        assert_eq!(r.status, 422);
+        // A truncated log: smaller than what was cosigned.
+        let r = submit(&urbino, &questura, None, body(8, &[], &note(3))).await;
+        assert_eq!(r.status, 400);
+        let r = submit(&urbino, &questura, None, body(0, &[], &note(3))).await;
+        assert_eq!((r.status.as_u16(), &r.body[..]), (409, &b"8"[..]));
+
+        // The state survives a restart.
+        let questura = {
+            questura.stop().await;
+            start_node(&mut pki, "questura-pu", serves).await
+        };
+        let r = submit(&urbino, &questura, None, body(0, &[], &note(12))).await;
+        assert_eq!((r.status.as_u16(), &r.body[..]), (409, &b"8"[..]));
+        let proof = merkle::consistency_proof(&leaves[..], 8, 12).unwrap();
+        let r = submit(&urbino, &questura, None, body(8, &proof, &note(12))).await;
+        assert_eq!(r.status, 200, "{}", problem(&r).1);
+
+        // Refusals are audit entries; cosignatures are not (each would make a new checkpoint
+        // to cosign).
+        let auditor = pki.client("garante-audit");
+        let size = auditor
+            .get(&questura.url("/v1/audit/entries?start=0&end=1"))
+            .await
+            .unwrap()
+            .json()
+            .unwrap()["size"]
+            .as_u64()
+            .unwrap();
+        let page = auditor
+            .get(&questura.url(&format!("/v1/audit/entries?start=0&end={size}")))
+            .await
+            .unwrap()
+            .json()
+            .unwrap();
+        let statuses: Vec<u64> = page["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["route"] == format!("POST {PATH}"))
+            .map(|e| e["status"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            statuses,
+            [
+                403, 400, 400, 400, 400, 404, 404, 404, 403, 403, 403, 403, 409, 422, 422, 400,
+                409, 409
+            ],
+            "{page}"
         );
     }
 }

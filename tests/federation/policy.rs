@@ -85,8 +85,8 @@ async fn every_route_is_guarded() {
             }
             // Manifests are published on the Prefettura's node only.
             "/v1/manifest" => 404,
-            // Only the Prefettura notifies.
-            "/v1/manifest/notify" => 403,
+            // Only the Prefettura notifies; only agencies of the directory ask for cosignatures.
+            "/v1/manifest/notify" | "/v1/witness/add-checkpoint" => 403,
             _ => 403,
         };
         assert_eq!(
@@ -95,7 +95,20 @@ async fn every_route_is_guarded() {
             "{method} {path}: {}",
             String::from_utf8_lossy(&r.body)
         );
-        if expected == 403 && *path != "/v1/manifest/notify" {
+        if *path == "/v1/witness/add-checkpoint" {
+            assert!(
+                r.json().unwrap()["detail"]
+                    .as_str()
+                    .unwrap()
+                    .contains("asl-1 is not in the federation directory"),
+                "{}",
+                String::from_utf8_lossy(&r.body)
+            );
+        }
+        if expected == 403
+            && *path != "/v1/manifest/notify"
+            && *path != "/v1/witness/add-checkpoint"
+        {
             assert_eq!(
                 problem_type(&r),
                 "urn:attesta:problem:policy-denied",

@@ -128,15 +128,20 @@ impl Pki {
         self.ca.issue_leaf(&spec).unwrap()
     }
 
-    /// Signs `manifest` with the sign key of agency `signer` (normally [`PREFETTURA`]).
-    pub fn sign_manifest(&mut self, signer: &str, manifest: &Manifest) -> String {
-        let files = self.agency(signer);
-        let identity = attesta_certs::SigningIdentity::load(
+    /// The signing identity (sign key and certificate) of agency `id`.
+    pub fn signing(&mut self, id: &str) -> attesta_certs::SigningIdentity {
+        let files = self.agency(id);
+        attesta_certs::SigningIdentity::load(
             self.ca.trust_domain(),
             &files.sign_cert,
             &files.sign_key,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    /// Signs `manifest` with the sign key of agency `signer` (normally [`PREFETTURA`]).
+    pub fn sign_manifest(&mut self, signer: &str, manifest: &Manifest) -> String {
+        let identity = self.signing(signer);
         attesta::manifest::sign(&identity, manifest).unwrap()
     }
 

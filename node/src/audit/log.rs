@@ -169,6 +169,8 @@ pub struct AuditLog {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     head: Arc<RwLock<Head>>,
     latest: ArcSwapOption<Signed>,
+    /// See [`AuditLog::published`].
+    published: ArcSwapOption<Signed>,
     /// Serialises signing (the ticker and shutdown).
     signing_lock: Mutex<()>,
 }
@@ -253,6 +255,7 @@ impl AuditLog {
             writer: Mutex::new(Some(writer)),
             head,
             latest: ArcSwapOption::new(latest),
+            published: ArcSwapOption::empty(),
             signing_lock: Mutex::new(()),
         })
     }
@@ -320,16 +323,23 @@ impl AuditLog {
         self.latest.load_full()
     }
 
-    /// Replaces the served note (the same checkpoint with more cosignatures).
-    pub fn set_latest_note(&self, note: Note) {
-        if let Some(cur) = self.latest() {
-            if cur.note.body == note.body {
-                self.latest.store(Some(Arc::new(Signed {
-                    checkpoint: cur.checkpoint.clone(),
-                    note,
-                })));
-            }
+    /// The checkpoint served to auditors: the latest one that went to the witnesses, with
+    /// their cosignatures (the latest signed one until then).
+    pub fn published(&self) -> Option<Arc<Signed>> {
+        self.published.load_full().or_else(|| self.latest())
+    }
+
+    /// Publishes a checkpoint this log signed, with the cosignatures gathered for it (the
+    /// note keeps its text, so its consistency with later checkpoints is unchanged).
+    pub fn publish(&self, signed: Signed) {
+        let signed = Arc::new(signed);
+        if self
+            .latest()
+            .is_some_and(|cur| cur.note.body == signed.note.body)
+        {
+            self.latest.store(Some(signed.clone()));
         }
+        self.published.store(Some(signed));
     }
 
     /// Signs a checkpoint of the durable head if it moved since the last one (or none was

@@ -22,7 +22,7 @@ const DASH: &str = "\u{2014} ";
 /// Signature type of an Ed25519 signed-note key.
 const ED25519: u8 = 0x01;
 /// Signature type of a `cosignature/v1` key.
-const COSIGNATURE_V1: u8 = 0x04;
+pub const COSIGNATURE_V1: u8 = 0x04;
 /// The most signature lines a note may carry.
 const MAX_SIGNATURES: usize = 100;
 
@@ -94,7 +94,8 @@ pub struct Signature {
 }
 
 impl Signature {
-    fn line(&self) -> String {
+    /// The signature line, newline included.
+    pub fn line(&self) -> String {
         let mut bytes = self.key_id.to_vec();
         bytes.extend_from_slice(&self.data);
         format!("{DASH}{} {}\n", self.name, STANDARD.encode(bytes))

@@ -1,8 +1,8 @@
 //! `/v1/audit/...`: what auditors read from a node's log (policy resource `audit`, purpose
 //! `audit`; the default policy grants it to the auditor role only).
 //!
-//! - `GET /v1/audit/checkpoint`: the latest signed checkpoint (C2SP signed note, with the
-//!   witnesses' cosignatures gathered so far), `text/plain`.
+//! - `GET /v1/audit/checkpoint`: the latest checkpoint that went to the witnesses (C2SP signed
+//!   note, with their cosignatures), `text/plain`.
 //! - `GET /v1/audit/certificates`: the node's signing certificate, PEM.
 //! - `GET /v1/audit/entries?start=&end=`: entries `start..end` (at most [`MAX_ENTRIES`]), each
 //!   as its canonical bytes (base64) and decoded.
@@ -77,7 +77,7 @@ fn b64(h: &Hash) -> String {
 }
 
 pub(super) fn checkpoint(shared: &Shared) -> Result<Resp, Problem> {
-    let latest = shared.audit.latest().ok_or_else(|| {
+    let latest = shared.audit.published().ok_or_else(|| {
         Problem::new(ProblemKind::NotFound).with_detail("no checkpoint has been signed yet")
     })?;
     Ok(text("text/plain; charset=utf-8", latest.note.render()))

@@ -20,6 +20,7 @@ mod peers;
 mod reload;
 mod routes;
 mod status;
+mod witness;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -93,6 +94,8 @@ pub(crate) struct Shared {
     /// Connections to peer nodes (the status coordinator's calls).
     peers: peers::Peers,
     audit: Arc<AuditLog>,
+    /// Cosigning peers' checkpoints, and getting this node's cosigned.
+    witness: witness::Witnessing,
     draining: AtomicBool,
 }
 
@@ -144,6 +147,7 @@ impl Node {
                 manifest,
                 peers: peers::Peers::default(),
                 audit: Arc::new(audit),
+                witness: witness::Witnessing::default(),
                 draining: AtomicBool::new(false),
             }),
         })
@@ -234,7 +238,7 @@ impl Node {
         let _ = fetcher.await;
         let _ = checkpointer.await;
         // The last checkpoint covers every answer given.
-        sign_checkpoint(&shared).await;
+        let _ = sign_checkpoint(&shared).await;
         shared.audit.close();
     }
 }
@@ -242,20 +246,24 @@ impl Node {
 /// How often the node signs a checkpoint while its log grows.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Signs a checkpoint every second while the log grows, until `stop`.
+/// Signs a checkpoint every second while the log grows, and has the witnesses cosign it,
+/// until `stop`.
 async fn checkpoints(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            _ = tick.tick() => sign_checkpoint(&shared).await,
+            _ = tick.tick() => {
+                let fresh = sign_checkpoint(&shared).await;
+                witness::submit(&shared, fresh);
+            }
             _ = stop.changed() => return,
         }
     }
 }
 
-/// Signs a checkpoint of the durable head, if it moved.
-async fn sign_checkpoint(shared: &Arc<Shared>) {
+/// Signs a checkpoint of the durable head, if it moved; whether it did.
+async fn sign_checkpoint(shared: &Arc<Shared>) -> bool {
     let audit = shared.audit.clone();
     let signed = tokio::task::spawn_blocking(move || audit.sign_checkpoint()).await;
     let m = &shared.metrics;
@@ -265,15 +273,20 @@ async fn sign_checkpoint(shared: &Arc<Shared>) {
             m.audit_checkpoints
                 .get_or_create(&crate::metrics::Outcome { result: "signed" })
                 .inc();
+            true
         }
-        Ok(Ok(None)) => {}
+        Ok(Ok(None)) => false,
         Ok(Err(e)) => {
             m.audit_checkpoints
                 .get_or_create(&crate::metrics::Outcome { result: "refused" })
                 .inc();
             tracing::error!(error = %crate::config::error_chain(&e), "audit checkpoint not signed");
+            false
         }
-        Err(_) => tracing::error!("audit checkpoint task failed"),
+        Err(_) => {
+            tracing::error!("audit checkpoint task failed");
+            false
+        }
     }
 }
 

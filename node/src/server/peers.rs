@@ -62,11 +62,13 @@ fn failure(e: &ClientError) -> PeerFailure {
     }
 }
 
-/// What the coordinator asks a peer.
+/// What a node asks a peer: a POST.
 pub(crate) struct Call<'a> {
     pub path: &'a str,
-    /// The query id of the request being served, sent along so that both logs name it.
-    pub query_id: &'a str,
+    pub content_type: &'static str,
+    /// Sent along: the query id of the request being served (so that both logs name it), the
+    /// node's signing certificate (witnessing).
+    pub headers: &'a [(&'static str, &'a str)],
     pub body: Bytes,
 }
 
@@ -134,10 +136,10 @@ impl Peers {
         Ok(conn)
     }
 
-    /// POSTs the call's JSON body to its path on `agency`'s node at `url`, within the peer's
-    /// timeout, with the query id of the request it serves. `peer_cert` receives the SHA-256 of the
-    /// certificate the peer presented, once connected.
-    pub(crate) async fn post_json(
+    /// POSTs the call's body to its path on `agency`'s node at `url`, within the peer's
+    /// timeout. `peer_cert` receives the SHA-256 of the certificate the peer presented, once
+    /// connected.
+    pub(crate) async fn post(
         &self,
         shared: &Shared,
         agency: &AgencyId,
@@ -147,20 +149,19 @@ impl Peers {
     ) -> Result<Reply, PeerFailure> {
         let peers = &shared.settings.peers;
         let entry = self.entry(shared, agency, url)?;
-        let (path, body) = (call.path, &call.body);
-        let headers = [(super::routes::QUERY_ID_HEADER, call.query_id)];
+        let (path, headers) = (call.path, call.headers);
+        let body = || Some((call.content_type, call.body.clone()));
         let attempt = async {
             let conn = Self::connection(&entry, peers.connect_timeout).await?;
             *peer_cert = conn.server_fingerprint();
-            let json = || Some(("application/json", body.clone()));
-            match conn.send_with(Method::POST, path, &headers, json()).await {
+            match conn.send_with(Method::POST, path, headers, body()).await {
                 Ok(reply) => Ok(reply),
                 // The connection may have closed between the check and the call (the peer
                 // restarted): one more try on a new connection.
                 Err(_) if conn.is_closed() => {
                     let conn = Self::connection(&entry, peers.connect_timeout).await?;
                     *peer_cert = conn.server_fingerprint();
-                    conn.send_with(Method::POST, path, &headers, json())
+                    conn.send_with(Method::POST, path, headers, body())
                         .await
                         .map_err(|e| failure(&e))
                 }

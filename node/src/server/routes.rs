@@ -15,7 +15,7 @@ use serde::Serialize;
 use tracing::info;
 
 use super::access::{self, purpose, Ask, Decided, ANY_TERRITORY};
-use super::{api, audit_api, manifest_api, status, Peer, Shared};
+use super::{api, audit_api, manifest_api, status, witness, Peer, Shared};
 use crate::audit::entry::{self, hex, Direction, Entry};
 use crate::domain::cf::CodiceFiscale;
 use crate::metrics::{RouteLabel, RouteStatus};
@@ -46,6 +46,7 @@ pub enum Route {
     AuditInclusion,
     AuditConsistency,
     AuditSubjectReport,
+    WitnessAddCheckpoint,
 }
 
 /// Every route the server registers: method, path, route. The OpenAPI document must list the
@@ -99,6 +100,7 @@ pub const ROUTES: &[(Method, &str, Route)] = &[
         "/v1/audit/subject-report",
         Route::AuditSubjectReport,
     ),
+    (Method::POST, witness::PATH, Route::WitnessAddCheckpoint),
 ];
 
 /// Whether `path` matches the route template (`{name}` matches one non-empty segment).
@@ -240,6 +242,7 @@ pub(super) async fn handle(shared: &Arc<Shared>, peer: &Peer, req: Request<Incom
     let time_ms = now_ms();
     let method = req.method().clone();
     let routed = route(&method, req.uri().path());
+    let cosigning = matches!(routed, Ok(Route::WitnessAddCheckpoint));
     let label = routed.as_ref().map(|r| r.name()).unwrap_or("unmatched");
     let timeout = match routed {
         Ok(Route::ImportResidents | Route::ImportPermits) => shared.settings.limits.import_timeout,
@@ -272,9 +275,14 @@ pub(super) async fn handle(shared: &Arc<Shared>, peer: &Peer, req: Request<Incom
         }
     }
 
-    // The answer leaves only once its audit entry is durable.
-    let route = format!("{method} {label}");
-    let resp = record(shared, peer, route, time_ms, &trail, outgoing, resp).await;
+    // The answer leaves only once its audit entry is durable. A cosignature is not logged:
+    // it would make the next checkpoint to cosign (see `witness`).
+    let resp = if cosigning && resp.status() == StatusCode::OK {
+        resp
+    } else {
+        let route = format!("{method} {label}");
+        record(shared, peer, route, time_ms, &trail, outgoing, resp).await
+    };
 
     let status = resp.status().as_u16();
     let m = &shared.metrics;
@@ -308,8 +316,6 @@ async fn dispatch(
     req: Request<Incoming>,
     trail: &mut Trail,
 ) -> Resp {
-    let path = req.uri().path().to_owned();
-    let query = req.uri().query().map(str::to_owned);
     // Connections outlive CRL and manifest updates: check every request, not just the
     // handshake.
     let agency = peer.leaf.agency().as_str();
@@ -357,7 +363,14 @@ async fn dispatch(
     }
     // For everything else the body limit comes before routing, so that no path or method
     // escapes it.
-    let body = match read_body(req, shared.settings.limits.max_body_bytes).await {
+    let (parts, incoming) = req.into_parts();
+    let body = match read_body(
+        &parts.headers,
+        incoming,
+        shared.settings.limits.max_body_bytes,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(problem) => return problem.into_response(),
     };
@@ -370,10 +383,9 @@ async fn dispatch(
     }
     let route = match routed {
         Ok(r) => r,
-        Err(miss) => return miss.into_response(&path),
+        Err(miss) => return miss.into_response(parts.uri.path()),
     };
-    let segment = path.rsplit('/').next().unwrap_or_default();
-    serve(shared, peer, route, segment, query.as_deref(), &body, trail)
+    serve(shared, peer, route, &parts, &body, trail)
         .await
         .unwrap_or_else(Problem::into_response)
 }
@@ -383,11 +395,12 @@ async fn serve(
     shared: &Arc<Shared>,
     peer: &Peer,
     route: Route,
-    last_segment: &str,
-    query: Option<&str>,
+    parts: &http::request::Parts,
     body: &Bytes,
     trail: &mut Trail,
 ) -> Result<Resp, Problem> {
+    let last_segment = parts.uri.path().rsplit('/').next().unwrap_or_default();
+    let query = parts.uri.query();
     let mut guard =
         |ask: Ask<'_>| access::authorize(shared, peer, route.name(), ask, &mut trail.decided);
     let node = shared.settings.agency.as_str();
@@ -507,6 +520,8 @@ async fn serve(
                 _ => Err(Problem::new(ProblemKind::Internal)),
             }
         }
+        // Peers of the directory (checked by the witness).
+        Route::WitnessAddCheckpoint => witness::add_checkpoint(shared, peer, &parts.headers, body),
         // Handled by `dispatch`, before the body is read.
         Route::ImportResidents | Route::ImportPermits => Err(Problem::new(ProblemKind::Internal)),
     }
@@ -577,22 +592,25 @@ async fn record(
 
 /// Reads the whole body, refusing more than `limit` bytes: by Content-Length before reading,
 /// and by counting while reading (chunked bodies, HTTP/2).
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Box<Problem>> {
+async fn read_body(
+    headers: &http::HeaderMap,
+    body: Incoming,
+    limit: usize,
+) -> Result<Bytes, Box<Problem>> {
     let too_large = || {
         Box::new(
             Problem::new(ProblemKind::BodyTooLarge)
                 .with_detail(format!("request bodies are limited to {limit} bytes")),
         )
     };
-    let declared = req
-        .headers()
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
-    match Limited::new(req.into_body(), limit).collect().await {
+    match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Err(_) => Err(Box::new(

@@ -29,7 +29,7 @@ use tokio::task::JoinSet;
 
 use super::api::{bad_request, check_purpose, parse_as_of, parse_subject};
 use super::peers::Call;
-use super::routes::{json, now_ms, Resp, Trail};
+use super::routes::{json, now_ms, Resp, Trail, QUERY_ID_HEADER};
 use super::Shared;
 use crate::audit::entry::{Decision, Direction, Entry};
 use crate::client::Reply;
@@ -196,12 +196,13 @@ async fn ask(
     let mut exchange = Exchange::default();
     let call = Call {
         path: kind.path(),
-        query_id: &asking.query_id,
+        content_type: "application/json",
+        headers: &[(QUERY_ID_HEADER, &asking.query_id)],
         body: asking.body.clone(),
     };
     let reply = shared
         .peers
-        .post_json(&shared, &agency, &url, &call, &mut exchange.peer_cert)
+        .post(&shared, &agency, &url, &call, &mut exchange.peer_cert)
         .await;
     let result = match reply {
         Ok(reply) => {
