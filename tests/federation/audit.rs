@@ -491,6 +491,10 @@ mod bundles {
         );
     }
 
+    fn reconcile(a: &Path, b: &Path, ca: &Path) -> std::process::Output {
+        run(&["reconcile"], &[a, b, Path::new("--ca"), ca])
+    }
+
     fn verify(bundle: &Path, ca: &Path, since: Option<&Path>) -> std::process::Output {
         verify_with(bundle, ca, since, 0)
     }
@@ -654,6 +658,50 @@ mod bundles {
             text(&o)
         );
 
+        // Reconciliation: INPS's coordinator asked the Questura and the registry of Pesaro
+        // twice each; each log has the other side of every call.
+        let inps_first = dir.join("inps-pesaro.bundle");
+        let o = reconcile(&inps_first, &first, &ca);
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(
+            text(&o).contains("inps-pesaro -> questura-pu: 2 call(s) in both logs")
+                && text(&o).contains("questura-pu -> inps-pesaro: 0 call(s)")
+                && text(&o).contains("reconciled: no differences"),
+            "{}",
+            text(&o)
+        );
+        let o = reconcile(&dir.join("comune-pesaro.bundle"), &inps_first, &ca);
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(
+            text(&o).contains("inps-pesaro -> comune-pesaro: 2 call(s) in both logs"),
+            "{}",
+            text(&o)
+        );
+        let o = reconcile(&first, &first, &ca);
+        assert!(text(&o).contains("both questura-pu's log"), "{}", text(&o));
+        let o = reconcile(&inps_first, &dir.join("entry.bundle"), &ca);
+        assert!(
+            !o.status.success() && text(&o).contains("entry.bundle: entry"),
+            "{}",
+            text(&o)
+        );
+
+        // A call with INPS's certificate that did not go through INPS's node: the Questura
+        // logged it, INPS's node did not make it.
+        let cf = f.sample("resident with valid permit")["cf"].clone();
+        let direct = inps
+            .post(
+                &f.questura.url("/v1/attest/legal-presence"),
+                "application/json",
+                Bytes::from(json!({"subject": cf, "purpose": "benefit-eligibility"}).to_string()),
+            )
+            .await
+            .unwrap();
+        let direct_index = direct.headers["attesta-log-index"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+
         // The log grows: the new bundle extends the first one.
         ask_status(&f, &inps, "Italian citizen").await;
         tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
@@ -661,6 +709,21 @@ mod bundles {
         tokio::task::block_in_place(|| export(&config, "questura-pu", None, &second));
         let o = verify(&second, &ca, Some(&first));
         assert!(o.status.success(), "{}", text(&o));
+        let inps_second = dir.join("inps-pesaro-2.bundle");
+        tokio::task::block_in_place(|| export(&config, "inps-pesaro", None, &inps_second));
+        let o = reconcile(&inps_second, &second, &ca);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(
+            text(&o).contains("inps-pesaro -> questura-pu: 3 call(s) in both logs")
+                && text(&o).contains(&format!(
+                    "questura-pu entry {direct_index}: request from inps-pesaro ("
+                ))
+                && text(&o).contains("POST /v1/attest/legal-presence, status 200")
+                && text(&o)
+                    .contains("1 difference(s) between the logs of inps-pesaro and questura-pu"),
+            "{}",
+            text(&o)
+        );
 
         // The Questura's log is wiped and its node restarted: it signs a new, shorter
         // history with its own key. Consistency with the earlier bundle catches it.

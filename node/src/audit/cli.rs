@@ -1,5 +1,5 @@
 //! `attesta audit ...`: the auditor's tools: checking single proofs by hand, exporting a
-//! node's log as a bundle and verifying bundles offline.
+//! node's log as a bundle, verifying bundles offline and reconciling two nodes' bundles.
 
 use anyhow::Context;
 use base64::engine::general_purpose::STANDARD;
@@ -18,6 +18,23 @@ pub enum AuditCommand {
     Export(ExportArgs),
     /// Verify a bundle offline against the federation CA. Exit 0 iff it verifies.
     Verify(VerifyArgs),
+    /// Compare the calls between two nodes in their bundles (both verified first). Exit 0 iff
+    /// every call one logged is in the other's log, both ways.
+    Reconcile(ReconcileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// One node's bundle.
+    a: std::path::PathBuf,
+    /// Another node's bundle.
+    b: std::path::PathBuf,
+    /// The federation CA certificate (both bundles are verified against it first).
+    #[arg(long)]
+    ca: std::path::PathBuf,
+    /// The CRL, to refuse revoked signing certificates.
+    #[arg(long)]
+    crl: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -112,6 +129,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<()> {
             rt.block_on(export(a))?;
         }
         AuditCommand::Verify(a) => verify(a)?,
+        AuditCommand::Reconcile(a) => reconcile(a)?,
         AuditCommand::CheckInclusion(a) => {
             let leaf = hash("--leaf-hash", &a.leaf_hash)?;
             let root = hash("--root", &a.root)?;
@@ -356,4 +374,68 @@ fn verify(a: VerifyArgs) -> anyhow::Result<()> {
         }
     );
     Ok(())
+}
+
+/// Reads and verifies a bundle (no witnesses required), decoding its entries.
+fn verified_entries(
+    path: &std::path::Path,
+    trust: &attesta_certs::TrustStore,
+) -> anyhow::Result<(String, Vec<super::entry::Entry>)> {
+    let bundle = read_bundle(path, &Progress::new("reading"))?;
+    let checking = Progress::new("verifying");
+    let v = super::bundle::verify(&bundle, trust, 0, None, |d, t| checking.show(d, t))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    // `verify` decoded every entry already: these cannot fail.
+    let entries = bundle
+        .entries
+        .iter()
+        .map(|b| super::entry::Entry::decode(b))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok((v.agency, entries))
+}
+
+fn reconcile(a: ReconcileArgs) -> anyhow::Result<()> {
+    use super::reconcile::{reconcile, Log};
+    let td = attesta_certs::tls::ca_trust_domain(&a.ca)?;
+    let trust = attesta_certs::TrustStore::load(td, &a.ca, a.crl.as_deref())?;
+    let (agency_a, entries_a) = verified_entries(&a.a, &trust)?;
+    let (agency_b, entries_b) = verified_entries(&a.b, &trust)?;
+    if agency_a == agency_b {
+        anyhow::bail!(
+            "{} and {} are both {agency_a}'s log: reconcile compares two nodes",
+            a.a.display(),
+            a.b.display()
+        );
+    }
+    let report = reconcile(
+        &Log {
+            agency: &agency_a,
+            entries: &entries_a,
+        },
+        &Log {
+            agency: &agency_b,
+            entries: &entries_b,
+        },
+    );
+    println!(
+        "{agency_a} -> {agency_b}: {} call(s) in both logs\n{agency_b} -> {agency_a}: {} call(s) in both logs",
+        report.matched[0], report.matched[1]
+    );
+    if report.later > 0 {
+        println!(
+            "{} entr(y/ies) later than the other bundle's end, not compared (export both again to include them)",
+            report.later
+        );
+    }
+    for d in &report.differences {
+        println!("{} entry {}: {}", d.agency, d.index, d.what);
+    }
+    match report.differences.len() {
+        0 => {
+            println!("reconciled: no differences");
+            Ok(())
+        }
+        n => anyhow::bail!("{n} difference(s) between the logs of {agency_a} and {agency_b}"),
+    }
 }

@@ -5,7 +5,8 @@
 //! - [`entry`]: one entry and its canonical encoding;
 //! - [`note`]: checkpoints as C2SP signed notes, and cosignatures;
 //! - [`log`]: the node's log (durable group-committed appends, checkpoint signing);
-//! - [`bundle`]: exported logs and their offline verification.
+//! - [`bundle`]: exported logs and their offline verification;
+//! - [`reconcile`]: two nodes' logs compared call by call.
 
 pub mod bundle;
 pub mod cli;
@@ -13,3 +14,4 @@ pub mod entry;
 pub mod log;
 pub mod merkle;
 pub mod note;
+pub mod reconcile;
