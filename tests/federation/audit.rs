@@ -1020,3 +1020,243 @@ mod witness {
         );
     }
 }
+
+mod crash {
+    use std::process::Stdio;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use attesta::audit::bundle::Bundle;
+    use attesta::audit::entry::{hex, sha256, Entry};
+    use attesta::audit::merkle;
+    use attesta::audit::note::{Checkpoint, Note};
+    use attesta::client::Client;
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use bytes::Bytes;
+    use http::Method;
+    use serde_json::{json, Value};
+
+    use crate::cli::attesta;
+    use crate::harness::*;
+    use crate::status::client_toml;
+
+    /// What a client got back: the entry index and query id the answer named, and the
+    /// digests of what was sent and received.
+    struct Answer {
+        status: u16,
+        index: u64,
+        query_id: String,
+        request_sha256: [u8; 32],
+        response_sha256: [u8; 32],
+    }
+
+    /// Asks the node in a loop over one HTTP/2 connection until `stop` or the node dies.
+    async fn load(client: Client, url: String, body: Bytes, stop: Arc<AtomicBool>) -> Vec<Answer> {
+        let mut got = Vec::new();
+        let Ok(conn) = client.connect_h2(&url).await else {
+            return got;
+        };
+        let request_sha256 = sha256(&body);
+        while !stop.load(Ordering::SeqCst) {
+            let reply = conn
+                .send_with(
+                    Method::POST,
+                    "/v1/attest/legal-presence",
+                    &[],
+                    Some(("application/json", body.clone())),
+                )
+                .await;
+            let Ok(reply) = reply else { break };
+            let header = |name: &str| reply.headers[name].to_str().unwrap().to_owned();
+            got.push(Answer {
+                status: reply.status.as_u16(),
+                index: header("attesta-log-index").parse().unwrap(),
+                query_id: header("attesta-query-id"),
+                request_sha256,
+                response_sha256: sha256(&reply.body),
+            });
+        }
+        got
+    }
+
+    async fn checkpoint(auditor: &Client, node: &TestNode) -> Option<(String, Checkpoint)> {
+        let r = auditor.get(&node.url("/v1/audit/checkpoint")).await.ok()?;
+        let text = String::from_utf8(r.body.to_vec()).ok()?;
+        let note = Note::parse(&text).ok()?;
+        Some((text, Checkpoint::parse(&note.body).ok()?))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_node_killed_under_load_keeps_every_answered_entry_and_signs_on_consistently() {
+        let mut pki = Pki::new();
+        pki.agency("questura-pu");
+        let generated = pki.dir.path().join("generated");
+        attesta::generate::run(&attesta::generate::GenerateArgs {
+            out: generated.clone(),
+            residents: 2_000,
+            seed: 2014,
+            as_of: Some("2026-11-01".into()),
+        })
+        .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut config = node_config(
+            &pki,
+            "questura-pu",
+            format!("127.0.0.1:{port}").parse().unwrap(),
+        );
+        config.serves = vec!["legal-presence".into()];
+        let config_path = pki.agency_dir("questura-pu").join("node.toml");
+        std::fs::write(&config_path, config.to_toml()).unwrap();
+        install_test_manifest(&mut pki, &config);
+        let node = TestNode::external("questura-pu", port, config_path.clone());
+        let start = || {
+            attesta()
+                .args(["node", "run", "--config", config_path.to_str().unwrap()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap()
+        };
+        let inps = pki.client("inps-pesaro");
+        let auditor = pki.client("garante-audit");
+        let ready = node.url("/readyz");
+        let mut child = start();
+        eventually(|| async { inps.get(&ready).await.ok().filter(|r| r.status == 200) }).await;
+        let permits = std::fs::read(generated.join("permits.csv")).unwrap();
+        let r = pki
+            .client("questura-pu")
+            .post(
+                &node.url("/v1/admin/import/permits?mode=snapshot&as_of=2026-11-01"),
+                "text/csv",
+                Bytes::from(permits),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let samples: Vec<Value> =
+            serde_json::from_slice(&std::fs::read(generated.join("samples.json")).unwrap())
+                .unwrap();
+        let cf = samples
+            .iter()
+            .find(|s| s["label"] == "resident with valid permit")
+            .unwrap()["cf"]
+            .clone();
+        let body =
+            Bytes::from(json!({"subject": cf, "purpose": "benefit-eligibility"}).to_string());
+
+        // Eight clients ask as fast as the node answers.
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers: Vec<_> = (0..8)
+            .map(|_| {
+                let client = pki.client("inps-pesaro");
+                tokio::spawn(load(client, node.url.clone(), body.clone(), stop.clone()))
+            })
+            .collect();
+        // The auditor keeps the latest checkpoint it saw; then the node is killed mid-load.
+        let mut seen = None;
+        for _ in 0..15 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if let Some(c) = checkpoint(&auditor, &node).await {
+                seen = Some(c);
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        stop.store(true, Ordering::SeqCst);
+        let mut answers = Vec::new();
+        for w in workers {
+            answers.extend(w.await.unwrap());
+        }
+        let (seen_text, seen) = seen.expect("a checkpoint was signed under load");
+        assert!(answers.len() > 50, "only {} answers", answers.len());
+        assert!(
+            answers.iter().all(|a| a.status == 200),
+            "attestations served"
+        );
+        assert!(seen.size > 0);
+
+        // Restarted, the node signs a checkpoint covering every answer, consistent with the
+        // one the auditor saw before the kill.
+        let mut child = start();
+        eventually(|| async { inps.get(&ready).await.ok().filter(|r| r.status == 200) }).await;
+        let last = answers.iter().map(|a| a.index).max().unwrap();
+        let (_, now) = eventually(|| async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            checkpoint(&auditor, &node)
+                .await
+                .filter(|(_, c)| c.size > last)
+        })
+        .await;
+        let proof: Value = auditor
+            .get(&node.url(&format!(
+                "/v1/audit/proof/consistency?from={}&to={}",
+                seen.size, now.size
+            )))
+            .await
+            .unwrap()
+            .json()
+            .unwrap();
+        let hashes: Vec<merkle::Hash> = proof["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                merkle::hash_from_slice(&STANDARD.decode(h.as_str().unwrap()).unwrap()).unwrap()
+            })
+            .collect();
+        merkle::verify_consistency(seen.size, now.size, &seen.root, &now.root, &hashes)
+            .unwrap_or_else(|e| panic!("{e}: {seen_text}"));
+
+        // The exported log verifies, and each answer's entry is there: same query id, same
+        // request and response digests.
+        let config = client_toml(&mut pki, "garante-audit", &node);
+        let out = pki.dir.path().join("questura.bundle");
+        let o = tokio::task::block_in_place(|| {
+            attesta()
+                .args([
+                    "audit",
+                    "export",
+                    "--node",
+                    "questura-pu",
+                    "--url",
+                    &node.url,
+                ])
+                .arg("--config")
+                .arg(&config)
+                .arg("--out")
+                .arg(&out)
+                .output()
+                .unwrap()
+        });
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = attesta()
+            .args(["audit", "verify"])
+            .arg(&out)
+            .arg("--ca")
+            .arg(pki.ca_cert())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let bundle = Bundle::read(std::fs::File::open(&out).unwrap(), |_, _| {}).unwrap();
+        for a in &answers {
+            let e = Entry::decode(&bundle.entries[a.index as usize]).unwrap();
+            assert_eq!(hex(&e.query_id), a.query_id, "entry {}", a.index);
+            assert_eq!(e.route, "POST /v1/attest/legal-presence");
+            assert_eq!(e.request_sha256, a.request_sha256, "entry {}", a.index);
+            assert_eq!(
+                e.response_sha256,
+                Some(a.response_sha256),
+                "entry {}",
+                a.index
+            );
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
