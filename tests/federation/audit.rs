@@ -251,6 +251,23 @@ mod node_log {
             "entries match the signed root"
         );
 
+        // The manifest the Prefettura pushed (version 2) is an entry of its own, naming the
+        // policy now in force and the signed manifest's digest.
+        let ready = inps
+            .get(&f.inps.url("/readyz"))
+            .await
+            .unwrap()
+            .json()
+            .unwrap();
+        let token = inps.get(&f.inps.url("/v1/manifest")).await.unwrap().body;
+        let change: Vec<&Value> = all.iter().filter(|e| e["direction"] == "change").collect();
+        assert_eq!(change.len(), 1, "{change:?}");
+        assert_eq!(change[0]["route"], "manifest");
+        assert_eq!(change[0]["peer_agency"], PREFETTURA);
+        assert_eq!(change[0]["rule"], "version 2 installed (push)");
+        assert_eq!(change[0]["policy_version"], ready["policy_version"]);
+        assert_eq!(change[0]["request_sha256"], hex(&sha256(&token)));
+
         let e = &all[indexes[0] as usize];
         let query_id = first.headers["attesta-query-id"].to_str().unwrap();
         assert_eq!(e["direction"], "incoming");

@@ -8,7 +8,7 @@
 //! u8      version (1)
 //! u64     time, Unix milliseconds, big-endian
 //! [16]    query id
-//! u8      direction: 1 incoming, 2 outgoing
+//! u8      direction: 1 incoming, 2 outgoing, 3 change
 //! str8    peer agency
 //! opt32   peer certificate SHA-256
 //! str8    route ("POST /v1/status")
@@ -62,6 +62,8 @@ pub enum Direction {
     Incoming,
     /// This node asked a peer (the status coordinator's calls).
     Outgoing,
+    /// A change on this node itself: a new manifest (policy and directory) in force.
+    Change,
 }
 
 /// What the policy said.
@@ -155,6 +157,7 @@ impl Entry {
         out.push(match self.direction {
             Direction::Incoming => 1,
             Direction::Outgoing => 2,
+            Direction::Change => 3,
         });
         str8(&mut out, &self.peer_agency);
         opt32(&mut out, self.peer_cert.as_ref());
@@ -187,6 +190,7 @@ impl Entry {
         let direction = match r.u8("direction")? {
             1 => Direction::Incoming,
             2 => Direction::Outgoing,
+            3 => Direction::Change,
             _ => return Err(Malformed("unknown direction")),
         };
         let peer_agency = r.str8("peer agency")?;
@@ -417,8 +421,10 @@ mod tests {
         v[0] = 2;
         assert_eq!(Entry::decode(&v), Err(Malformed("unknown version")));
         let mut d = bytes.clone();
-        d[25] = 3;
+        d[25] = 4;
         assert_eq!(Entry::decode(&d), Err(Malformed("unknown direction")));
+        d[25] = 3;
+        assert_eq!(Entry::decode(&d).unwrap().direction, Direction::Change);
         let mut u = bytes.clone();
         u[27] = 0xff; // first byte of the peer agency
         assert_eq!(Entry::decode(&u), Err(Malformed("peer agency")));

@@ -25,6 +25,8 @@ use crate::problem::{Problem, ProblemKind};
 use attesta_certs::AgencyId;
 use attesta_policy::{DirectoryEntry, Manifest};
 
+use crate::audit::entry::{Decision, Direction, Entry};
+
 /// Media type of a compact JWS.
 pub const JOSE: &str = "application/jose";
 
@@ -54,6 +56,7 @@ pub(super) async fn offer(
                 .map(|a| a.policy.version().to_owned())
                 .unwrap_or_default();
             info!(version = v, policy_version = %policy, source, "manifest installed");
+            log_change(shared, token, *v, &policy, source).await;
         }
         Ok(Offer::Unchanged(v)) => {
             m.manifest_updates
@@ -221,6 +224,44 @@ pub(super) async fn notify(shared: &Shared, peer: &Peer, body: &Bytes) -> Result
             },
         )),
         Err(e) => Err(rejected(&e)),
+    }
+}
+
+/// A new manifest in force is an audit entry of its own (direction `change`): issuer, version
+/// and source, the new policy version, and the SHA-256 of the signed manifest. The manifest is
+/// in force already; if the entry cannot be written, that is logged and counted.
+async fn log_change(shared: &Shared, token: &str, version: u64, policy: &str, source: &str) {
+    let issuer = shared
+        .manifest
+        .current()
+        .map(|a| a.manifest.issuer.clone())
+        .unwrap_or_default();
+    let mut query_id = [0u8; 16];
+    attesta_certs::random_bytes(&mut query_id);
+    let entry = Entry {
+        time_ms: super::routes::now_ms(),
+        query_id,
+        direction: Direction::Change,
+        peer_agency: issuer,
+        peer_cert: None,
+        route: "manifest".into(),
+        purpose: super::access::purpose::FEDERATION.into(),
+        subject: None,
+        decision: Decision::None,
+        rule: format!("version {version} installed ({source})"),
+        policy_version: policy.to_owned(),
+        status: 0,
+        request_sha256: crate::audit::entry::sha256(token.as_bytes()),
+        response_sha256: None,
+    };
+    match shared.audit.append(&[entry]).await {
+        Ok(_) => {
+            shared.metrics.audit_entries.inc();
+        }
+        Err(e) => {
+            shared.metrics.audit_failures.inc();
+            tracing::error!(error = %crate::config::error_chain(&e), version, "the manifest change could not be logged");
+        }
     }
 }
 
