@@ -600,7 +600,7 @@ pub fn audit_commands(dir: &Path, agency: &str) -> (String, String) {
             bundle.display()
         ),
         format!(
-            "{exe} audit verify {} --ca {}",
+            "{exe} audit verify {} --ca {} --witnesses 2",
             bundle.display(),
             dir.join("ca").join("ca.crt").display()
         ),
@@ -620,7 +620,8 @@ fn print_queries(dir: &Path) {
     }
     let (export, verify) = audit_commands(dir, "questura-pu");
     println!(
-        "as the auditor (garante-audit), export the Questura's audit log and verify it offline:"
+        "as the auditor (garante-audit), export the Questura's audit log and verify it offline \
+         (signed by the Questura, cosigned by at least two peers):"
     );
     println!("  {export}");
     println!("  {verify}");
