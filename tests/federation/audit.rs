@@ -1039,7 +1039,6 @@ mod witness {
 }
 
 mod crash {
-    use std::process::Stdio;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     use std::time::Duration;
@@ -1055,7 +1054,7 @@ mod crash {
     use http::Method;
     use serde_json::{json, Value};
 
-    use crate::cli::attesta;
+    use crate::cli::{attesta, spawn_node};
     use crate::harness::*;
     use crate::status::client_toml;
 
@@ -1117,29 +1116,11 @@ mod crash {
             as_of: Some("2026-11-01".into()),
         })
         .unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut config = node_config(
-            &pki,
-            "questura-pu",
-            format!("127.0.0.1:{port}").parse().unwrap(),
-        );
-        config.serves = vec!["legal-presence".into()];
-        let config_path = pki.agency_dir("questura-pu").join("node.toml");
-        std::fs::write(&config_path, config.to_toml()).unwrap();
+        let (node, config) = external_node(&mut pki, "questura-pu", |c| {
+            c.serves = vec!["legal-presence".into()];
+        });
         install_test_manifest(&mut pki, &config);
-        let node = TestNode::external("questura-pu", port, config_path.clone());
-        let start = || {
-            attesta()
-                .args(["node", "run", "--config", config_path.to_str().unwrap()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap()
-        };
+        let start = || spawn_node(&node);
         let inps = pki.client("inps-pesaro");
         let auditor = pki.client("garante-audit");
         let ready = node.url("/readyz");

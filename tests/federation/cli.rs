@@ -31,6 +31,17 @@ fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
+/// Runs `attesta node run` on `node`'s configuration, output discarded.
+pub fn spawn_node(node: &TestNode) -> Child {
+    attesta()
+        .args(["node", "run", "--config"])
+        .arg(&node.config_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Waits (bounded) for a child to exit.
 pub fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let step = Duration::from_millis(25);
@@ -208,28 +219,10 @@ fn node_run_with_a_bad_config_exits_with_a_one_line_error() {
 #[tokio::test]
 async fn node_run_serves_until_sigterm_then_exits_zero() {
     let mut pki = Pki::new();
-    pki.agency("questura-pu");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = node_config(
-        &pki,
-        "questura-pu",
-        format!("127.0.0.1:{port}").parse().unwrap(),
-    );
-    let path = pki.agency_dir("questura-pu").join("node.toml");
-    std::fs::write(&path, config.to_toml()).unwrap();
-
-    let mut child = attesta()
-        .args(["node", "run", "--config", path.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (node, _) = external_node(&mut pki, "questura-pu", |_| {});
+    let mut child = spawn_node(&node);
     let client = pki.client("inps-pesaro");
-    let url = format!("https://127.0.0.1:{port}/v1/whoami");
+    let url = node.url("/v1/whoami");
     let reply = eventually(|| async { client.get(&url).await.ok() }).await;
     assert_eq!(reply.json().unwrap()["node"], "questura-pu");
 
@@ -245,29 +238,13 @@ async fn node_run_serves_until_sigterm_then_exits_zero() {
 #[tokio::test]
 async fn sighup_reloads_the_crl_at_once() {
     let mut pki = Pki::new();
-    pki.agency("questura-pu");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut config = node_config(
-        &pki,
-        "questura-pu",
-        format!("127.0.0.1:{port}").parse().unwrap(),
-    );
     // Polling so slow that only the signal can explain a reload within the test.
-    config.tls.reload_interval_ms = 3_600_000;
-    let path = pki.agency_dir("questura-pu").join("node.toml");
-    std::fs::write(&path, config.to_toml()).unwrap();
-    let mut child = attesta()
-        .args(["node", "run", "--config", path.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (node, _) = external_node(&mut pki, "questura-pu", |c| {
+        c.tls.reload_interval_ms = 3_600_000;
+    });
+    let mut child = spawn_node(&node);
     let inps = pki.client("inps-pesaro");
-    let url = format!("https://127.0.0.1:{port}/v1/whoami");
+    let url = node.url("/v1/whoami");
     eventually(|| async { inps.get(&url).await.ok() }).await;
 
     pki.ca.revoke_agency(&agency("inps-pesaro")).unwrap();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::cli::{attesta, wait_exit};
+use crate::cli::{attesta, spawn_node, wait_exit};
 use crate::harness::*;
 
 const AS_OF: &str = "2026-11-23";
@@ -391,32 +391,13 @@ async fn a_bad_import_lists_its_rows_and_changes_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_killed_during_an_import_keeps_the_previous_snapshot() {
     let mut pki = Pki::new();
-    pki.agency("comune-pesaro");
     let generated = generate(pki.dir.path(), 150_000);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut config = node_config(
-        &pki,
-        "comune-pesaro",
-        format!("127.0.0.1:{port}").parse().unwrap(),
-    );
-    config.serves = vec!["residence".into()];
-    let config_path = pki.agency_dir("comune-pesaro").join("node.toml");
-    std::fs::write(&config_path, config.to_toml()).unwrap();
+    let (node, config) = external_node(&mut pki, "comune-pesaro", |c| {
+        c.serves = vec!["residence".into()];
+    });
     install_test_manifest(&mut pki, &config);
-    let node = TestNode::external("comune-pesaro", port, config_path.clone());
-
-    let start = || {
-        attesta()
-            .args(["node", "run", "--config", config_path.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    };
+    let config_path = node.config_path.clone();
+    let start = || spawn_node(&node);
     let client = pki.client("inps-pesaro");
     let ready = node.url("/readyz");
     let mut child = start();

@@ -292,6 +292,26 @@ pub fn node_config(pki: &Pki, id: &str, listen: SocketAddr) -> NodeConfig {
     }
 }
 
+/// A node to run in another process (`attesta node run`): agency `id`'s configuration on a
+/// free port, changed by `tweak` and written to its `node.toml`.
+pub fn external_node(
+    pki: &mut Pki,
+    id: &str,
+    tweak: impl FnOnce(&mut NodeConfig),
+) -> (TestNode, NodeConfig) {
+    pki.agency(id);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut config = node_config(pki, id, ([127, 0, 0, 1], port).into());
+    tweak(&mut config);
+    let path = pki.agency_dir(id).join("node.toml");
+    std::fs::write(&path, config.to_toml()).unwrap();
+    (TestNode::external(id, port, path), config)
+}
+
 /// Starts the node of agency `id` on 127.0.0.1:0, with the test manifest in force, and waits
 /// until it is ready.
 pub async fn start_node(pki: &mut Pki, id: &str, tweak: impl FnOnce(&mut NodeConfig)) -> TestNode {

@@ -62,6 +62,24 @@ fn failure(e: &ClientError) -> PeerFailure {
     }
 }
 
+/// The nodes of the manifest's directory that `keep` selects, agency and URL; agencies the
+/// manifest revokes are left out.
+pub(crate) fn directory(
+    shared: &Shared,
+    keep: impl Fn(&attesta_policy::DirectoryEntry) -> bool,
+) -> Vec<(AgencyId, String)> {
+    let Some(active) = shared.manifest.current() else {
+        return Vec::new();
+    };
+    active
+        .manifest
+        .directory
+        .iter()
+        .filter(|e| keep(e) && !active.manifest.is_revoked(&e.agency))
+        .filter_map(|e| Some((AgencyId::new(&e.agency).ok()?, e.url.clone())))
+        .collect()
+}
+
 /// What a node asks a peer: a POST.
 pub(crate) struct Call<'a> {
     pub path: &'a str,

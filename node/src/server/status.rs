@@ -356,18 +356,10 @@ fn targets(
     service: Service,
     comune: Option<&ComuneCode>,
 ) -> Vec<(AgencyId, String)> {
-    let Some(active) = shared.manifest.current() else {
-        return Vec::new();
-    };
-    active
-        .manifest
-        .directory
-        .iter()
-        .filter(|e| e.serves.contains(&service))
-        .filter(|e| comune.is_none_or(|c| e.comuni.iter().any(|k| k == c.as_str())))
-        .filter(|e| !active.manifest.is_revoked(&e.agency))
-        .filter_map(|e| Some((AgencyId::new(&e.agency).ok()?, e.url.clone())))
-        .collect()
+    super::peers::directory(shared, |e| {
+        e.serves.contains(&service)
+            && comune.is_none_or(|c| e.comuni.iter().any(|k| k == c.as_str()))
+    })
 }
 
 fn count_call(shared: &Shared, kind: Kind, result: &'static str) {

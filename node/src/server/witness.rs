@@ -145,16 +145,22 @@ fn log_agency(shared: &Shared, origin: &str) -> Option<AgencyId> {
     let agency = rest.strip_prefix('/')?.strip_suffix("/audit")?;
     let agency = AgencyId::new(agency).ok()?;
     let active = shared.manifest.current()?;
-    (agency != shared.settings.agency && active.manifest.entry(agency.as_str()).is_some())
-        .then_some(agency)
+    let peer = active.manifest.entry(agency.as_str()).is_some()
+        && !active.manifest.is_revoked(agency.as_str());
+    (peer && agency != shared.settings.agency).then_some(agency)
 }
 
-fn refused(shared: &Shared, result: &'static str, problem: Problem) -> Problem {
+/// Counts a cosigning request by its result.
+fn count(shared: &Shared, result: &'static str) {
     shared
         .metrics
         .witness_requests
         .get_or_create(&Outcome { result })
         .inc();
+}
+
+fn refused(shared: &Shared, result: &'static str, problem: Problem) -> Problem {
+    count(shared, result);
     problem
 }
 
@@ -276,11 +282,7 @@ pub(super) fn add_checkpoint(
         ));
     }
     if req.old != size {
-        shared
-            .metrics
-            .witness_requests
-            .get_or_create(&Outcome { result: "conflict" })
-            .inc();
+        count(shared, "conflict");
         let mut resp = Response::new(Full::new(Bytes::from(size.to_string())));
         *resp.status_mut() = StatusCode::CONFLICT;
         resp.headers_mut()
@@ -331,11 +333,7 @@ pub(super) fn add_checkpoint(
         |m| signing.sign(m),
     )
     .map_err(failed)?;
-    shared
-        .metrics
-        .witness_requests
-        .get_or_create(&Outcome { result: "cosigned" })
-        .inc();
+    count(shared, "cosigned");
     let mut resp = Response::new(Full::new(Bytes::from(sig.line())));
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -368,27 +366,14 @@ pub(super) fn submit(shared: &Arc<Shared>, fresh: bool) {
     });
 }
 
-/// The peers of the directory (not this node): agency and URL.
-fn peers(shared: &Shared) -> Vec<(AgencyId, String)> {
-    let Some(active) = shared.manifest.current() else {
-        return Vec::new();
-    };
-    active
-        .manifest
-        .directory
-        .iter()
-        .filter(|e| e.agency != shared.settings.agency.as_str())
-        .filter_map(|e| Some((AgencyId::new(&e.agency).ok()?, e.url.clone())))
-        .collect()
-}
-
 async fn round(shared: &Arc<Shared>) {
     let Some(signed) = shared.audit.latest() else {
         return;
     };
     let td = shared.settings.trust_domain.as_str();
     let mut calls = tokio::task::JoinSet::new();
-    for (agency, url) in peers(shared) {
+    let me = shared.settings.agency.as_str();
+    for (agency, url) in super::peers::directory(shared, |e| e.agency != me) {
         let name = witness_name(td, agency.as_str());
         if signed.note.signatures.iter().any(|s| s.name == name) {
             continue;
