@@ -621,6 +621,16 @@ mod bundles {
             let out = dir.join(format!("{agency}.bundle"));
             export_witnessed(&config, &ca, agency, &out, 3).await;
         }
+        // The node serves its witnesses' certificates with its own, so the bundle does not
+        // depend on reaching every witness.
+        let auditor = f.pki.client("garante-audit");
+        let url = f.questura.url("/v1/audit/certificates");
+        eventually(|| async {
+            let r = auditor.get(&url).await.ok()?;
+            let text = String::from_utf8(r.body.to_vec()).unwrap();
+            (text.matches("-----BEGIN CERTIFICATE-----").count() == 4).then_some(())
+        })
+        .await;
         // Four witnesses are more than it has.
         let o = verify_with(&first, &ca, None, 4);
         assert!(

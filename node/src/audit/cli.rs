@@ -249,9 +249,19 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
     let checkpoint = super::note::Note::parse(&note)
         .and_then(|n| super::note::Checkpoint::parse(&n.body))
         .map_err(|e| anyhow::anyhow!("{base}: bad checkpoint: {e}"))?;
-    let signer = String::from_utf8(get("/v1/audit/certificates".into()).await?.to_vec())
-        .context("the certificate is not text")?;
-    let witnesses = witness_certificates(&settings, &note, &agency).await;
+    // The node's signing certificate, then those of the witnesses that cosigned.
+    let pems = String::from_utf8(get("/v1/audit/certificates".into()).await?.to_vec())
+        .context("the certificates are not text")?;
+    let mut pems = pem_blocks(&pems).into_iter();
+    let signer = pems
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("{base}: no signing certificate"))?;
+    let mut witnesses: Vec<String> = pems.collect();
+    let cosignatures = super::note::Note::parse(&note).map_or(0, |n| n.signatures.len() - 1);
+    if witnesses.len() < cosignatures {
+        // Ask the witnesses' own nodes for the ones the node did not have.
+        witnesses.extend(witness_certificates(&settings, &note, &agency).await);
+    }
 
     let progress = Progress::new("exporting");
     let size = checkpoint.size;
@@ -297,6 +307,19 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
         a.out.display()
     );
     Ok(())
+}
+
+/// The PEM certificates in `text`, each with its armour.
+fn pem_blocks(text: &str) -> Vec<String> {
+    const END: &str = "-----END CERTIFICATE-----";
+    text.split_inclusive(END)
+        .filter_map(|block| {
+            let start = block.find("-----BEGIN CERTIFICATE-----")?;
+            block
+                .ends_with(END)
+                .then(|| format!("{}\n", &block[start..]))
+        })
+        .collect()
 }
 
 /// The signing certificates of the agencies that cosigned the checkpoint, fetched from their
@@ -437,5 +460,20 @@ fn reconcile(a: ReconcileArgs) -> anyhow::Result<()> {
             Ok(())
         }
         n => anyhow::bail!("{n} difference(s) between the logs of {agency_a} and {agency_b}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pem_blocks_are_split_with_their_armour() {
+        let one = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----";
+        let two = "-----BEGIN CERTIFICATE-----\nBBBB\n-----END CERTIFICATE-----";
+        let text = format!("{one}\n{two}\ntrailing\n");
+        assert_eq!(
+            super::pem_blocks(&text),
+            [format!("{one}\n"), format!("{two}\n")]
+        );
+        assert!(super::pem_blocks("no certificate here").is_empty());
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! - `GET /v1/audit/checkpoint`: the latest checkpoint that went to the witnesses (C2SP signed
 //!   note, with their cosignatures), `text/plain`.
-//! - `GET /v1/audit/certificates`: the node's signing certificate, PEM.
+//! - `GET /v1/audit/certificates`: the node's signing certificate, then those of the witnesses
+//!   that cosigned the served checkpoint, PEM.
 //! - `GET /v1/audit/entries?start=&end=`: entries `start..end` (at most [`MAX_ENTRIES`]), each
 //!   as its canonical bytes (base64) and decoded.
 //! - `GET /v1/audit/proof/inclusion?index=&size=` and `/proof/consistency?from=&to=`: RFC 9162
@@ -84,7 +85,13 @@ pub(super) fn checkpoint(shared: &Shared) -> Result<Resp, Problem> {
 }
 
 pub(super) fn certificates(shared: &Shared) -> Resp {
-    text("application/x-pem-file", shared.settings.signing.cert_pem())
+    let mut pem = shared.settings.signing.cert_pem();
+    if let Some(latest) = shared.audit.published() {
+        for w in shared.witness.certificates_for(&latest.note) {
+            pem.push_str(&w);
+        }
+    }
+    text("application/x-pem-file", pem)
 }
 
 #[derive(Serialize)]

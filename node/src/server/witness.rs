@@ -77,6 +77,20 @@ pub(crate) struct Witnessing {
     known: Mutex<HashMap<String, u64>>,
     /// When the last round started.
     last_round: Mutex<Option<Instant>>,
+    /// The signing certificates (PEM) of the witnesses whose cosignatures this node checked,
+    /// by cosignature key name: served with its own, so that auditors get them from here.
+    certificates: Mutex<HashMap<String, String>>,
+}
+
+impl Witnessing {
+    /// The certificates (PEM) of the witnesses that cosigned `note`.
+    pub(super) fn certificates_for(&self, note: &Note) -> Vec<String> {
+        let known = self.certificates.lock().unwrap_or_else(|p| p.into_inner());
+        note.signatures
+            .iter()
+            .filter_map(|s| known.get(&s.name).cloned())
+            .collect()
+    }
 }
 
 /// A parsed `add-checkpoint` request.
@@ -522,10 +536,18 @@ fn check_cosignature(
     note::cosigned_at(&note, &name, &pk, |m, s| cert.verify(m, s))
         .ok_or("the cosignature does not verify")?;
     let id = note::key_id(&name, note::COSIGNATURE_V1, &pk);
-    note.signatures
+    let sig = note
+        .signatures
         .into_iter()
         .find(|s| s.name == name && s.key_id == id)
-        .ok_or_else(|| "no cosignature line".to_owned())
+        .ok_or_else(|| "no cosignature line".to_owned())?;
+    shared
+        .witness
+        .certificates
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(name, cert.pem());
+    Ok(sig)
 }
 
 #[cfg(test)]
