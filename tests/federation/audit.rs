@@ -461,6 +461,75 @@ mod node_log {
         .await
         .1;
         assert_eq!(r.status, 400);
+
+        // Receipts: the agency an entry names gets a proof, checkable offline, that the node
+        // logged it; others need the auditor's grant.
+        let receipt = |client: Client, index: u64| {
+            let url = f.inps.url(&format!("/v1/audit/receipt?index={index}"));
+            async move {
+                eventually(|| async {
+                    let r = client.get(&url).await.ok()?;
+                    (r.status != 404).then_some(r)
+                })
+                .await
+            }
+        };
+        let dir = f.pki.dir.path().to_owned();
+        let ca = f.pki.ca_cert();
+        let check = |name: &str, body: &[u8], witnesses: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, body).unwrap();
+            let o = crate::cli::attesta()
+                .args(["audit", "check-receipt"])
+                .arg(&path)
+                .arg("--ca")
+                .arg(&ca)
+                .args(["--witnesses", witnesses])
+                .output()
+                .unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            (o.status.success(), text)
+        };
+        let mine = receipt(inps.clone(), indexes[0]).await;
+        assert_eq!(mine.status, 200, "{}", String::from_utf8_lossy(&mine.body));
+        let (ok, said) = check("mine.tlog-proof", &mine.body, "3");
+        assert!(ok, "{said}");
+        assert!(said.contains("cosigned by"), "{said}");
+        assert!(
+            said.starts_with(&format!("valid: inps-pesaro logged entry {}", indexes[0]))
+                && said.contains("request from inps-pesaro, POST /v1/status")
+                && said.contains(&format!("query {query_id}, status 200")),
+            "{said}"
+        );
+        // The stranger's denied request is logged too, and it can prove it.
+        let denied_receipt = receipt(stranger.clone(), indexes[3]).await;
+        assert_eq!(denied_receipt.status, 200);
+        let (ok, said) = check("denied.tlog-proof", &denied_receipt.body, "0");
+        assert!(ok && said.contains("status 403"), "{said}");
+        // Not the stranger's entry: the policy decides, and it has no grant.
+        assert_eq!(receipt(stranger.clone(), indexes[0]).await.status, 403);
+        assert_eq!(receipt(auditor.clone(), indexes[0]).await.status, 200);
+        let r = inps
+            .get(&f.inps.url("/v1/audit/receipt?index=99999999"))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 404);
+        // A changed entry (its query id) no longer has the signed tree's leaf.
+        let text = String::from_utf8(mine.body.to_vec()).unwrap();
+        let forged = attesta::audit::receipt::Receipt::parse(&text).unwrap();
+        let mut changed = forged.clone();
+        changed.entry[10] ^= 1;
+        let (ok, said) = check("changed.tlog-proof", changed.render().as_bytes(), "0");
+        assert!(!ok && said.contains("is not in the signed tree"), "{said}");
+        let (ok, said) = check("garbage.tlog-proof", b"hello\n", "0");
+        assert!(
+            !ok && said.contains("garbage.tlog-proof: not a receipt"),
+            "{said}"
+        );
     }
 }
 

@@ -230,6 +230,72 @@ fn checked_checkpoint(
     Ok((note, checkpoint))
 }
 
+/// A checkpoint whose signature verified with a signing certificate checked against the CA.
+pub(super) struct SignedCheckpoint {
+    pub agency: String,
+    pub origin: String,
+    pub note: Note,
+    pub checkpoint: Checkpoint,
+}
+
+/// Checks the signing certificate `signer_pem` against `trust`, then the checkpoint note
+/// against it (origin of that agency, signature).
+pub(super) fn signed_checkpoint(
+    signer_pem: &str,
+    note_text: &str,
+    trust: &TrustStore,
+) -> Result<SignedCheckpoint, Invalid> {
+    let signer = SignerCert::from_pem(signer_pem.as_bytes()).map_err(Invalid::Signer)?;
+    let leaf = signer
+        .check(trust)
+        .map_err(|e| Invalid::Signer(e.to_string()))?;
+    let agency = leaf.agency().to_string();
+    let origin = super::log::origin(leaf.id.trust_domain.as_str(), &agency);
+    let (note, checkpoint) = checked_checkpoint(note_text, &signer, &origin)?;
+    Ok(SignedCheckpoint {
+        agency,
+        origin,
+        note,
+        checkpoint,
+    })
+}
+
+/// The agencies (other than the log's own) whose certificate, among `pems`, chains to the CA
+/// and whose cosignature on `note` verifies; at least `wanted` of them.
+pub(super) fn cosigners(
+    note: &Note,
+    log_agency: &str,
+    pems: &[String],
+    trust: &TrustStore,
+    wanted: usize,
+) -> Result<Vec<String>, Invalid> {
+    let mut cosigned = Vec::new();
+    for pem in pems {
+        let Ok(cert) = SignerCert::from_pem(pem.as_bytes()) else {
+            continue;
+        };
+        let Ok(w) = cert.check(trust) else { continue };
+        let name = witness_name(w.id.trust_domain.as_str(), w.agency().as_str());
+        let Some(pk) = cert.public_key() else {
+            continue;
+        };
+        let agency = w.agency().to_string();
+        if agency != log_agency
+            && !cosigned.contains(&agency)
+            && cosigned_at(note, &name, &pk, |m, s| cert.verify(m, s)).is_some()
+        {
+            cosigned.push(agency);
+        }
+    }
+    if cosigned.len() < wanted {
+        return Err(Invalid::Witnesses {
+            found: cosigned.len(),
+            wanted,
+        });
+    }
+    Ok(cosigned)
+}
+
 /// The name under which a witness cosigns: `<trust-domain>/<agency>/witness`.
 pub fn witness_name(trust_domain: &str, agency: &str) -> String {
     format!("{trust_domain}/{agency}/witness")
@@ -247,14 +313,8 @@ pub fn verify(
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Verified, Invalid> {
     let h = &bundle.header;
-    let signer = SignerCert::from_pem(h.signer.as_bytes()).map_err(Invalid::Signer)?;
-    let leaf = signer
-        .check(trust)
-        .map_err(|e| Invalid::Signer(e.to_string()))?;
-    let agency = leaf.agency().to_string();
-    let trust_domain = leaf.id.trust_domain.to_string();
-    let origin = super::log::origin(&trust_domain, &agency);
-    let (note, checkpoint) = checked_checkpoint(&h.checkpoint, &signer, &origin)?;
+    let signed = signed_checkpoint(&h.signer, &h.checkpoint, trust)?;
+    let (agency, origin, checkpoint) = (signed.agency, signed.origin, signed.checkpoint);
 
     let n = bundle.entries.len() as u64;
     if n != checkpoint.size || bundle.leaves.len() as u64 != n {
@@ -281,32 +341,7 @@ pub fn verify(
     }
     progress(n, n);
 
-    let mut cosigned = Vec::new();
-    for pem in &h.witnesses {
-        let Ok(cert) = SignerCert::from_pem(pem.as_bytes()) else {
-            continue;
-        };
-        let Ok(w) = cert.check(trust) else { continue };
-        let (Some(pk), name) = (
-            cert.public_key(),
-            witness_name(&trust_domain, w.agency().as_str()),
-        ) else {
-            continue;
-        };
-        let agency = w.agency().to_string();
-        if agency != bundle.header.agency
-            && !cosigned.contains(&agency)
-            && cosigned_at(&note, &name, &pk, |m, s| cert.verify(m, s)).is_some()
-        {
-            cosigned.push(agency);
-        }
-    }
-    if cosigned.len() < witnesses {
-        return Err(Invalid::Witnesses {
-            found: cosigned.len(),
-            wanted: witnesses,
-        });
-    }
+    let cosigned = cosigners(&signed.note, &agency, &h.witnesses, trust, witnesses)?;
 
     if let Some(old) = earlier {
         let old_signer = SignerCert::from_pem(old.signer.as_bytes()).map_err(Invalid::Earlier)?;

@@ -21,6 +21,24 @@ pub enum AuditCommand {
     /// Compare the calls between two nodes in their bundles (both verified first). Exit 0 iff
     /// every call one logged is in the other's log, both ways.
     Reconcile(ReconcileArgs),
+    /// Check a receipt (`GET /v1/audit/receipt`: C2SP tlog-proof) offline against the CA.
+    /// Exit 0 iff the node's signed tree holds the entry.
+    CheckReceipt(ReceiptArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReceiptArgs {
+    /// The receipt file.
+    receipt: std::path::PathBuf,
+    /// The federation CA certificate.
+    #[arg(long)]
+    ca: std::path::PathBuf,
+    /// The CRL, to refuse revoked signing certificates.
+    #[arg(long)]
+    crl: Option<std::path::PathBuf>,
+    /// How many distinct witnesses must have cosigned the checkpoint.
+    #[arg(long, default_value_t = 0)]
+    witnesses: usize,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +148,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<()> {
         }
         AuditCommand::Verify(a) => verify(a)?,
         AuditCommand::Reconcile(a) => reconcile(a)?,
+        AuditCommand::CheckReceipt(a) => check_receipt(a)?,
         AuditCommand::CheckInclusion(a) => {
             let leaf = hash("--leaf-hash", &a.leaf_hash)?;
             let root = hash("--root", &a.root)?;
@@ -416,6 +435,42 @@ fn verified_entries(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok((v.agency, entries))
+}
+
+fn check_receipt(a: ReceiptArgs) -> anyhow::Result<()> {
+    let td = attesta_certs::tls::ca_trust_domain(&a.ca)?;
+    let trust = attesta_certs::TrustStore::load(td, &a.ca, a.crl.as_deref())?;
+    let path = a.receipt.display();
+    let text = std::fs::read_to_string(&a.receipt).with_context(|| format!("reading {path}"))?;
+    let receipt =
+        super::receipt::Receipt::parse(&text).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+    let c = receipt
+        .verify(&trust, a.witnesses)
+        .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+    let e = &c.entry;
+    let direction = match e.direction {
+        super::entry::Direction::Incoming => format!("request from {}", e.peer_agency),
+        super::entry::Direction::Outgoing => format!("call to {}", e.peer_agency),
+        super::entry::Direction::Change => format!("change by {}", e.peer_agency),
+    };
+    println!(
+        "valid: {} logged entry {} (checkpoint of {} entries, signed by {}{}): {}, {direction}, {}, purpose {}, query {}, status {}",
+        c.agency,
+        receipt.index,
+        c.checkpoint.size,
+        c.agency,
+        if c.witnesses.is_empty() {
+            String::new()
+        } else {
+            format!(", cosigned by {}", c.witnesses.join(", "))
+        },
+        super::entry::format_ms(e.time_ms),
+        e.route,
+        e.purpose,
+        super::entry::hex(&e.query_id),
+        e.status,
+    );
+    Ok(())
 }
 
 fn reconcile(a: ReconcileArgs) -> anyhow::Result<()> {

@@ -6,7 +6,8 @@
 //! - [`note`]: checkpoints as C2SP signed notes, and cosignatures;
 //! - [`log`]: the node's log (durable group-committed appends, checkpoint signing);
 //! - [`bundle`]: exported logs and their offline verification;
-//! - [`reconcile`]: two nodes' logs compared call by call.
+//! - [`reconcile`]: two nodes' logs compared call by call;
+//! - [`receipt`]: one entry's proof of inclusion, for the agency it names.
 
 pub mod bundle;
 pub mod cli;
@@ -14,4 +15,5 @@ pub mod entry;
 pub mod log;
 pub mod merkle;
 pub mod note;
+pub mod receipt;
 pub mod reconcile;

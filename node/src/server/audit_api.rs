@@ -10,6 +10,8 @@
 //! - `GET /v1/audit/proof/inclusion?index=&size=` and `/proof/consistency?from=&to=`: RFC 9162
 //!   proofs, hashes in standard base64.
 //! - `POST /v1/audit/subject-report` `{"subject": CF}`: every entry about that person.
+//! - `GET /v1/audit/receipt?index=`: one entry's receipt (C2SP tlog-proof against the served
+//!   checkpoint), for the agency the entry names or an auditor.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -24,6 +26,8 @@ use super::Shared;
 use crate::audit::entry::{Entry, EntryView};
 use crate::audit::log::AuditError;
 use crate::audit::merkle::{self, Hash};
+use crate::audit::note::Note;
+use crate::audit::receipt::Receipt;
 use crate::domain::cf::CodiceFiscale;
 use crate::problem::{Problem, ProblemKind};
 
@@ -84,14 +88,69 @@ pub(super) fn checkpoint(shared: &Shared) -> Result<Resp, Problem> {
     Ok(text("text/plain; charset=utf-8", latest.note.render()))
 }
 
-pub(super) fn certificates(shared: &Shared) -> Resp {
-    let mut pem = shared.settings.signing.cert_pem();
-    if let Some(latest) = shared.audit.published() {
-        for w in shared.witness.certificates_for(&latest.note) {
-            pem.push_str(&w);
-        }
+/// The node's signing certificate, then those of the witnesses that cosigned `note`.
+fn certificate_list(shared: &Shared, note: Option<&Note>) -> Vec<String> {
+    let mut pems = vec![shared.settings.signing.cert_pem()];
+    if let Some(note) = note {
+        pems.extend(shared.witness.certificates_for(note));
     }
-    text("application/x-pem-file", pem)
+    pems
+}
+
+pub(super) fn certificates(shared: &Shared) -> Resp {
+    let latest = shared.audit.published();
+    let pems = certificate_list(shared, latest.as_ref().map(|l| &l.note));
+    text("application/x-pem-file", pems.concat())
+}
+
+/// `GET /v1/audit/receipt?index=`: the entry and the agency it names (the caller may have it
+/// without the auditor's grant).
+pub(super) fn receipt_entry(
+    shared: &Shared,
+    query: Option<&str>,
+) -> Result<(u64, Vec<u8>, String), Problem> {
+    let [index] = numbers(query, ["index"])?;
+    let size = size(shared);
+    if index >= size {
+        return Err(Problem::new(ProblemKind::NotFound)
+            .with_detail(format!("no entry {index}: the log has {size}")));
+    }
+    let bytes = shared
+        .audit
+        .store()
+        .audit_entries(index, index + 1)
+        .map_err(|e| failed(e.into()))?
+        .pop()
+        .ok_or_else(|| Problem::new(ProblemKind::Internal))?;
+    let entry = Entry::decode(&bytes).map_err(|e| {
+        failed(AuditError::Store(crate::store::StoreError::Corrupt(
+            e.to_string(),
+        )))
+    })?;
+    Ok((index, bytes, entry.peer_agency))
+}
+
+/// The receipt (C2SP tlog-proof) of entry `index`, against the served checkpoint.
+pub(super) fn receipt(shared: &Shared, index: u64, entry: Vec<u8>) -> Result<Resp, Problem> {
+    let latest = shared
+        .audit
+        .published()
+        .filter(|l| l.checkpoint.size > index)
+        .ok_or_else(|| {
+            Problem::new(ProblemKind::NotFound).with_detail(format!(
+                "entry {index} is not under a signed checkpoint yet: ask again in a moment"
+            ))
+        })?;
+    let proof = merkle::inclusion_proof(&shared.audit.tree(), index, latest.checkpoint.size)
+        .map_err(failed)?;
+    let receipt = Receipt {
+        index,
+        proof,
+        checkpoint: latest.note.render(),
+        entry,
+        certificates: certificate_list(shared, Some(&latest.note)),
+    };
+    Ok(text("text/plain; charset=utf-8", receipt.render()))
 }
 
 #[derive(Serialize)]

@@ -46,6 +46,7 @@ pub enum Route {
     AuditInclusion,
     AuditConsistency,
     AuditSubjectReport,
+    AuditReceipt,
     WitnessAddCheckpoint,
 }
 
@@ -100,6 +101,7 @@ pub const ROUTES: &[(Method, &str, Route)] = &[
         "/v1/audit/subject-report",
         Route::AuditSubjectReport,
     ),
+    (Method::GET, "/v1/audit/receipt", Route::AuditReceipt),
     (Method::POST, witness::PATH, Route::WitnessAddCheckpoint),
 ];
 
@@ -519,6 +521,19 @@ async fn serve(
                 (_, Some(cf)) => audit_api::subject_report(shared, &cf),
                 _ => Err(Problem::new(ProblemKind::Internal)),
             }
+        }
+        // The agency the entry names, or an auditor.
+        Route::AuditReceipt => {
+            let (index, entry, named) = audit_api::receipt_entry(shared, query)?;
+            if named != peer.leaf.agency().as_str() {
+                guard(Ask {
+                    resource: "audit",
+                    action: "read",
+                    purpose: purpose::AUDIT,
+                    territory: ANY_TERRITORY,
+                })?;
+            }
+            audit_api::receipt(shared, index, entry)
         }
         // Peers of the directory (checked by the witness).
         Route::WitnessAddCheckpoint => witness::add_checkpoint(shared, peer, &parts.headers, body),
