@@ -26,16 +26,34 @@ pub enum AuditCommand {
     CheckReceipt(ReceiptArgs),
 }
 
+/// What offline checks trust: the federation's CA, and its CRL.
 #[derive(Debug, Args)]
-pub struct ReceiptArgs {
-    /// The receipt file.
-    receipt: std::path::PathBuf,
+pub struct TrustArgs {
     /// The federation CA certificate.
     #[arg(long)]
     ca: std::path::PathBuf,
     /// The CRL, to refuse revoked signing certificates.
     #[arg(long)]
     crl: Option<std::path::PathBuf>,
+}
+
+impl TrustArgs {
+    fn load(&self) -> anyhow::Result<attesta_certs::TrustStore> {
+        let td = attesta_certs::tls::ca_trust_domain(&self.ca)?;
+        Ok(attesta_certs::TrustStore::load(
+            td,
+            &self.ca,
+            self.crl.as_deref(),
+        )?)
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ReceiptArgs {
+    /// The receipt file.
+    receipt: std::path::PathBuf,
+    #[command(flatten)]
+    trust: TrustArgs,
     /// How many distinct witnesses must have cosigned the checkpoint.
     #[arg(long, default_value_t = 0)]
     witnesses: usize,
@@ -47,12 +65,9 @@ pub struct ReconcileArgs {
     a: std::path::PathBuf,
     /// Another node's bundle.
     b: std::path::PathBuf,
-    /// The federation CA certificate (both bundles are verified against it first).
-    #[arg(long)]
-    ca: std::path::PathBuf,
-    /// The CRL, to refuse revoked signing certificates.
-    #[arg(long)]
-    crl: Option<std::path::PathBuf>,
+    /// Both bundles are verified against the CA first.
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 #[derive(Debug, Args)]
@@ -76,12 +91,8 @@ pub struct ExportArgs {
 pub struct VerifyArgs {
     /// The bundle file.
     bundle: std::path::PathBuf,
-    /// The federation CA certificate.
-    #[arg(long)]
-    ca: std::path::PathBuf,
-    /// The CRL, to refuse revoked signing certificates.
-    #[arg(long)]
-    crl: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    trust: TrustArgs,
     /// How many distinct witnesses must have cosigned the checkpoint.
     #[arg(long, default_value_t = 0)]
     witnesses: usize,
@@ -390,8 +401,7 @@ fn read_bundle(
 }
 
 fn verify(a: VerifyArgs) -> anyhow::Result<()> {
-    let td = attesta_certs::tls::ca_trust_domain(&a.ca)?;
-    let trust = attesta_certs::TrustStore::load(td, &a.ca, a.crl.as_deref())?;
+    let trust = a.trust.load()?;
     let progress = Progress::new("reading");
     let bundle = read_bundle(&a.bundle, &progress)?;
     let earlier = match &a.since {
@@ -438,8 +448,7 @@ fn verified_entries(
 }
 
 fn check_receipt(a: ReceiptArgs) -> anyhow::Result<()> {
-    let td = attesta_certs::tls::ca_trust_domain(&a.ca)?;
-    let trust = attesta_certs::TrustStore::load(td, &a.ca, a.crl.as_deref())?;
+    let trust = a.trust.load()?;
     let path = a.receipt.display();
     let text = std::fs::read_to_string(&a.receipt).with_context(|| format!("reading {path}"))?;
     let receipt =
@@ -475,8 +484,7 @@ fn check_receipt(a: ReceiptArgs) -> anyhow::Result<()> {
 
 fn reconcile(a: ReconcileArgs) -> anyhow::Result<()> {
     use super::reconcile::{reconcile, Log};
-    let td = attesta_certs::tls::ca_trust_domain(&a.ca)?;
-    let trust = attesta_certs::TrustStore::load(td, &a.ca, a.crl.as_deref())?;
+    let trust = a.trust.load()?;
     let (agency_a, entries_a) = verified_entries(&a.a, &trust)?;
     let (agency_b, entries_b) = verified_entries(&a.b, &trust)?;
     if agency_a == agency_b {

@@ -35,6 +35,35 @@ fn err(s: impl Into<String>) -> NoteError {
     NoteError(s.into())
 }
 
+/// A decimal number as the C2SP formats write them: digits only, no leading zero.
+pub fn decimal(s: &str) -> Option<u64> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0'))
+    {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// The most hashes a proof may have (more than any proof in a 2^63-entry tree).
+pub const MAX_PROOF: usize = 64;
+
+/// Proof hashes, one standard-base64 hash per line (tlog-witness, tlog-proof).
+pub fn proof_lines<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Vec<Hash>, NoteError> {
+    let proof = lines
+        .map(|l| {
+            STANDARD
+                .decode(l)
+                .ok()
+                .and_then(|b| Hash::try_from(b.as_slice()).ok())
+                .ok_or_else(|| err("a proof line is not 32 bytes of base64"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if proof.len() > MAX_PROOF {
+        return Err(err("the proof has too many lines"));
+    }
+    Ok(proof)
+}
+
 /// A tree head: what a checkpoint commits to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
@@ -66,9 +95,7 @@ impl Checkpoint {
         }
         let size = lines
             .next()
-            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .filter(|s| s.len() == 1 || !s.starts_with('0'))
-            .and_then(|s| s.parse::<u64>().ok())
+            .and_then(decimal)
             .ok_or_else(|| err("checkpoint size is not a decimal number"))?;
         let root = lines
             .next()

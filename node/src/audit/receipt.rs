@@ -28,8 +28,6 @@ use attesta_certs::TrustStore;
 pub const FIRST_LINE: &str = "c2sp.org/tlog-proof@v1";
 /// The usual file extension.
 pub const EXTENSION: &str = "tlog-proof";
-/// More hashes than any inclusion proof has.
-const MAX_PROOF: usize = 64;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -121,21 +119,9 @@ impl Receipt {
         let index = lines
             .next()
             .and_then(|l| l.strip_prefix("index "))
-            .filter(|n| n.len() == 1 || !n.starts_with('0'))
-            .and_then(|n| n.parse::<u64>().ok())
+            .and_then(super::note::decimal)
             .ok_or_else(|| bad("no `index <n>` line"))?;
-        let proof = lines
-            .map(|l| {
-                STANDARD
-                    .decode(l)
-                    .ok()
-                    .and_then(|b| Hash::try_from(b.as_slice()).ok())
-                    .ok_or_else(|| bad("a proof line is not 32 bytes of base64"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if proof.len() > MAX_PROOF {
-            return Err(bad("the proof has too many lines"));
-        }
+        let proof = super::note::proof_lines(lines).map_err(|e| Malformed(e.0))?;
         Ok(Self {
             index,
             proof,

@@ -38,6 +38,14 @@ pub struct Decided {
     pub purpose: String,
 }
 
+/// Reading a node's audit log (auditors).
+pub const AUDIT_READ: Ask<'static> = Ask {
+    resource: "audit",
+    action: "read",
+    purpose: purpose::AUDIT,
+    territory: ANY_TERRITORY,
+};
+
 /// What one request asks the policy.
 #[derive(Debug)]
 pub struct Ask<'a> {

@@ -506,12 +506,7 @@ async fn serve(
                 _ => None,
             };
             trail.subject.clone_from(&subject);
-            guard(Ask {
-                resource: "audit",
-                action: "read",
-                purpose: purpose::AUDIT,
-                territory: ANY_TERRITORY,
-            })?;
+            guard(access::AUDIT_READ)?;
             match (route, subject) {
                 (Route::AuditCheckpoint, _) => audit_api::checkpoint(shared),
                 (Route::AuditCertificates, _) => Ok(audit_api::certificates(shared)),
@@ -526,12 +521,7 @@ async fn serve(
         Route::AuditReceipt => {
             let (index, entry, named) = audit_api::receipt_entry(shared, query)?;
             if named != peer.leaf.agency().as_str() {
-                guard(Ask {
-                    resource: "audit",
-                    action: "read",
-                    purpose: purpose::AUDIT,
-                    territory: ANY_TERRITORY,
-                })?;
+                guard(access::AUDIT_READ)?;
             }
             audit_api::receipt(shared, index, entry)
         }

@@ -50,8 +50,6 @@ pub const LOG_CERT_HEADER: &str = "attesta-log-certificate";
 pub const WITNESS_CERT_HEADER: &str = "attesta-witness-certificate";
 /// The content type of a 409's body: the size the witness has.
 const SIZE_TYPE: &str = "text/x.tlog.size";
-/// More hashes than any consistency proof of a 2^63-entry tree has.
-const MAX_PROOF: usize = 64;
 /// How long a partly cosigned checkpoint waits before the missing witnesses are asked again.
 const RETRY: Duration = Duration::from_secs(5);
 
@@ -115,22 +113,9 @@ fn parse(body: &[u8]) -> Result<AddCheckpoint, Problem> {
     let old = lines
         .next()
         .and_then(|l| l.strip_prefix("old "))
-        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        .filter(|n| n.len() == 1 || !n.starts_with('0'))
-        .and_then(|n| n.parse::<u64>().ok())
+        .and_then(note::decimal)
         .ok_or_else(|| bad("the first line must be `old <size>` (decimal)"))?;
-    let proof = lines
-        .map(|l| {
-            STANDARD
-                .decode(l)
-                .ok()
-                .and_then(|b| Hash::try_from(b.as_slice()).ok())
-                .ok_or_else(|| bad("a proof line is not 32 bytes of base64"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if proof.len() > MAX_PROOF {
-        return Err(bad("the proof has too many lines"));
-    }
+    let proof = note::proof_lines(lines).map_err(|e| bad(e.0))?;
     let note = Note::parse(note).map_err(|e| bad(format!("checkpoint note: {e}")))?;
     let checkpoint = Checkpoint::parse(&note.body).map_err(|e| bad(format!("checkpoint: {e}")))?;
     Ok(AddCheckpoint {
