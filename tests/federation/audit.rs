@@ -387,14 +387,7 @@ mod node_log {
         }
         let r = inps.get(&f.inps.url("/v1/audit/checkpoint")).await.unwrap();
         assert_eq!(r.status, 403);
-        let r = inps
-            .post(
-                &f.inps.url("/v1/status"),
-                "application/json",
-                Bytes::from(q.to_string()),
-            )
-            .await
-            .unwrap();
+        let (_, r) = post(&inps, &f.inps.url("/v1/status"), &q).await;
         assert_eq!(r.status, 200);
         let conn = inps.connect_h2(&f.inps.url).await.unwrap();
         let r = conn
