@@ -109,6 +109,15 @@ fn proofs_are_checked_by_hand_with_one_line_reasons() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("0 < size1 <= size2"));
 }
 
+/// The log index a node gave the entry of the request `r` answers.
+fn log_index(r: &attesta::client::Reply) -> u64 {
+    r.headers["attesta-log-index"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 mod node_log {
     use attesta::audit::entry::sha256;
     use attesta::audit::merkle;
@@ -120,6 +129,7 @@ mod node_log {
     use bytes::Bytes;
     use serde_json::{json, Value};
 
+    use super::log_index;
     use crate::harness::*;
     use crate::status::Federation;
 
@@ -132,14 +142,6 @@ mod node_log {
             .await
             .unwrap();
         (body, r)
-    }
-
-    fn log_index(r: &Reply) -> u64 {
-        r.headers["attesta-log-index"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap()
     }
 
     /// The node's signed checkpoint once it covers `size` entries, checked against the node's
@@ -532,6 +534,7 @@ mod bundles {
     use bytes::Bytes;
     use serde_json::json;
 
+    use super::log_index;
     use crate::cli::attesta;
     use crate::harness::*;
     use crate::status::{client_toml, Federation};
@@ -592,26 +595,44 @@ mod bundles {
         run(&["verify", "--witnesses", &n], &extra)
     }
 
-    /// Exports `agency`'s log until its checkpoint carries `witnesses` cosignatures that
-    /// verify (a new checkpoint is cosigned a moment after it is signed).
+    /// The index a node gave its log entry for one request of `client`: every earlier
+    /// entry has a smaller one.
+    async fn logged_up_to(client: &attesta::client::Client, node: &TestNode) -> u64 {
+        let r = client
+            .get(&node.url("/v1/audit/certificates"))
+            .await
+            .unwrap();
+        log_index(&r)
+    }
+
+    /// Exports `agency`'s log until its checkpoint holds more than `covering` entries and
+    /// carries `witnesses` cosignatures that verify (a new checkpoint is signed every second
+    /// and cosigned a moment later; until then the node serves the last cosigned one).
     async fn export_witnessed(
         config: &Path,
         ca: &Path,
         agency: &str,
         out: &Path,
         witnesses: usize,
+        covering: u64,
     ) -> String {
         let mut last = String::new();
-        for _ in 0..10 {
+        for _ in 0..20 {
             tokio::task::block_in_place(|| export(config, agency, None, out));
             let o = verify_with(out, ca, None, witnesses);
             last = text(&o);
-            if o.status.success() {
+            let size: u64 = last
+                .split(" log, ")
+                .nth(1)
+                .and_then(|s| s.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            if o.status.success() && size > covering {
                 return last;
             }
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         }
-        panic!("{agency}: {last}");
+        panic!("{agency}: no cosigned checkpoint beyond entry {covering}: {last}");
     }
 
     /// Byte offsets of each entry's bytes in a bundle, and of the leaf hash list.
@@ -663,14 +684,14 @@ mod bundles {
             ask_status(&f, &inps, label).await;
         }
         // Checkpoints are signed every second.
-        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
-
         let config = client_toml(&mut f.pki, "garante-audit", &f.inps);
         let ca = f.pki.ca_cert();
         let dir = f.pki.dir.path().to_owned();
-        // Every node's log, cosigned by its three peers.
+        // Every node's log, cosigned by its three peers, holding the calls above.
+        let auditor = f.pki.client("garante-audit");
         let first = dir.join("questura-1.bundle");
-        let said = export_witnessed(&config, &ca, "questura-pu", &first, 3).await;
+        let covering = logged_up_to(&auditor, &f.questura).await;
+        let said = export_witnessed(&config, &ca, "questura-pu", &first, 3, covering).await;
         assert!(said.starts_with("valid: questura-pu log,"), "{said}");
         assert!(
             said.contains("cosigned by")
@@ -679,13 +700,13 @@ mod bundles {
                 && said.contains("inps-pesaro"),
             "{said}"
         );
-        for agency in ["inps-pesaro", "comune-pesaro", "comune-urbino"] {
-            let out = dir.join(format!("{agency}.bundle"));
-            export_witnessed(&config, &ca, agency, &out, 3).await;
+        for node in [&f.inps, &f.pesaro, &f.urbino] {
+            let out = dir.join(format!("{}.bundle", node.agency));
+            let covering = logged_up_to(&auditor, node).await;
+            export_witnessed(&config, &ca, &node.agency, &out, 3, covering).await;
         }
         // The node serves its witnesses' certificates with its own, so the bundle does not
         // depend on reaching every witness.
-        let auditor = f.pki.client("garante-audit");
         let url = f.questura.url("/v1/audit/certificates");
         eventually(|| async {
             let r = auditor.get(&url).await.ok()?;
@@ -786,20 +807,18 @@ mod bundles {
             )
             .await
             .unwrap();
-        let direct_index = direct.headers["attesta-log-index"]
-            .to_str()
-            .unwrap()
-            .to_owned();
+        let direct_index = log_index(&direct);
 
         // The log grows: the new bundle extends the first one.
         ask_status(&f, &inps, "Italian citizen").await;
-        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
         let second = dir.join("questura-2.bundle");
-        tokio::task::block_in_place(|| export(&config, "questura-pu", None, &second));
+        let covering = logged_up_to(&auditor, &f.questura).await;
+        export_witnessed(&config, &ca, "questura-pu", &second, 3, covering).await;
         let o = verify(&second, &ca, Some(&first));
         assert!(o.status.success(), "{}", text(&o));
         let inps_second = dir.join("inps-pesaro-2.bundle");
-        tokio::task::block_in_place(|| export(&config, "inps-pesaro", None, &inps_second));
+        let covering = logged_up_to(&auditor, &f.inps).await;
+        export_witnessed(&config, &ca, "inps-pesaro", &inps_second, 3, covering).await;
         let o = reconcile(&inps_second, &second, &ca);
         assert_eq!(o.status.code(), Some(1), "{}", text(&o));
         assert!(
