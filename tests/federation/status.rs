@@ -228,9 +228,16 @@ async fn every_sample_gets_its_expected_answer_from_a_consumers_coordinator() {
         }
     }
 
-    // The coordinator kept one connection to the Questura for every question (the other
-    // handshake is this metrics request).
-    assert_eq!(handshakes().await - before, 2.0);
+    // The coordinator kept one connection to the Questura for every question: at most one
+    // new handshake from each peer (INPS's coordinator shares its connection with INPS's
+    // witness submissions; the registries may open theirs to submit checkpoints meanwhile),
+    // and this metrics request's. One connection per question would be nine or more.
+    let new = handshakes().await - before;
+    assert!(
+        new <= 4.0,
+        "{new} handshakes for {} questions",
+        f.samples.len()
+    );
 
     // Without a comune every registry is asked; the answer is the same.
     let s = f.sample("resident with valid permit").clone();
