@@ -551,14 +551,8 @@ const SHOWN: &[&str] = &[
 
 /// The `attesta query status` commands for [`SHOWN`] samples, as INPS's clerk.
 pub fn query_commands(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
-    let path = dir.join("samples.json");
-    let samples: Vec<serde_json::Value> = serde_json::from_slice(
-        &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
-    )
-    .with_context(|| format!("parsing {}", path.display()))?;
-    let exe = std::env::current_exe()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "attesta".into());
+    let samples = samples(dir)?;
+    let exe = exe();
     let config = dir.join("agencies").join("inps-pesaro").join("client.toml");
     let today = crate::domain::records::format_date(time::OffsetDateTime::now_utc().date());
     let mut out = Vec::new();
@@ -583,15 +577,46 @@ pub fn query_commands(dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
     Ok(out)
 }
 
+fn samples(dir: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
+    let path = dir.join("samples.json");
+    serde_json::from_slice(
+        &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("parsing {}", path.display()))
+}
+
+/// This program, as the banner's commands name it.
+fn exe() -> String {
+    std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "attesta".into())
+}
+
+fn auditor_config(dir: &Path) -> std::path::PathBuf {
+    dir.join("agencies")
+        .join("garante-audit")
+        .join("client.toml")
+}
+
+/// The citizen access report the banner shows, about the first example's person.
+pub fn report_command(dir: &Path) -> anyhow::Result<String> {
+    let samples = samples(dir)?;
+    let cf = SHOWN
+        .iter()
+        .find_map(|label| samples.iter().find(|s| s["label"] == *label))
+        .and_then(|s| s["cf"].as_str())
+        .ok_or_else(|| anyhow::anyhow!("no example person in samples.json"))?;
+    Ok(format!(
+        "{} audit subject-report {cf} --config {}",
+        exe(),
+        auditor_config(dir).display()
+    ))
+}
+
 /// The auditor's commands the banner shows: export a node's log, verify the bundle.
 pub fn audit_commands(dir: &Path, agency: &str) -> (String, String) {
-    let exe = std::env::current_exe()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|_| "attesta".into());
-    let config = dir
-        .join("agencies")
-        .join("garante-audit")
-        .join("client.toml");
+    let exe = exe();
+    let config = auditor_config(dir);
     let bundle = dir.join("audit").join(format!("{agency}.bundle"));
     (
         format!(
@@ -625,4 +650,11 @@ fn print_queries(dir: &Path) {
     );
     println!("  {export}");
     println!("  {verify}");
+    if let Ok(report) = report_command(dir) {
+        println!(
+            "the citizen access report (GDPR art. 15): who asked about the first person, on \
+             every node:"
+        );
+        println!("  {report}");
+    }
 }

@@ -1355,3 +1355,191 @@ mod crash {
         child.wait().unwrap();
     }
 }
+
+mod report {
+    use bytes::Bytes;
+    use serde_json::{json, Value};
+
+    use crate::cli::attesta;
+    use crate::status::{client_toml, Federation};
+
+    fn subject_report(args: &[&str]) -> (bool, String, String) {
+        let o = attesta()
+            .args(["audit", "subject-report"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_citizen_access_report_gathers_every_nodes_entries_about_one_person() {
+        let mut f = Federation::start(|_| {}).await;
+        let inps = f.pki.client("inps-pesaro");
+        let foreigner = f.sample("resident with valid permit")["cf"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let italian = f.sample("Italian citizen")["cf"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for cf in [&foreigner, &italian, &foreigner] {
+            let q = json!({"subject": cf, "purpose": "benefit-eligibility"});
+            let r = inps
+                .post(
+                    &f.inps.url("/v1/status"),
+                    "application/json",
+                    Bytes::from(q.to_string()),
+                )
+                .await
+                .unwrap();
+            assert_eq!(r.status, 200);
+        }
+        let auditor = client_toml(&mut f.pki, "garante-audit", &f.inps);
+        let auditor = auditor.to_str().unwrap();
+
+        // Every node answers; the two questions about the foreigner, on every side, and
+        // nothing about the Italian.
+        let (ok, out, err) = subject_report(&[&foreigner, "--config", auditor]);
+        assert!(ok, "{out}{err}");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[0],
+            format!("access report for {foreigner}: 4 of 4 node(s) answered")
+        );
+        let asked = |asker: &str, asked: &str, log: &str| {
+            lines
+                .iter()
+                .filter(|l| {
+                    l.contains(&format!(" {asker} asked {asked}: "))
+                        && l.contains(&format!("({log} entry "))
+                })
+                .count()
+        };
+        // The clerk asked INPS's node; its coordinator asked the Questura, which logged it too.
+        assert_eq!(
+            asked("inps-pesaro", "inps-pesaro", "inps-pesaro"),
+            2,
+            "{out}"
+        );
+        assert_eq!(
+            asked("inps-pesaro", "questura-pu", "inps-pesaro"),
+            2,
+            "{out}"
+        );
+        assert_eq!(
+            asked("inps-pesaro", "questura-pu", "questura-pu"),
+            2,
+            "{out}"
+        );
+        assert_eq!(
+            asked("inps-pesaro", "comune-pesaro", "comune-pesaro"),
+            2,
+            "{out}"
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.ends_with("queries by asking agency: inps-pesaro 2")),
+            "{out}"
+        );
+        assert!(!out.contains(&italian));
+        // Times are in order.
+        let times: Vec<&str> = lines[1..]
+            .iter()
+            .filter(|l| l.starts_with("  20"))
+            .map(|l| l.split_whitespace().next().unwrap())
+            .collect();
+        assert!(times.windows(2).all(|w| w[0] <= w[1]), "{out}");
+
+        // As JSON: every node's own report, which now holds the report asked above too (an
+        // auditor's look-up about the person is an access like any other).
+        let (ok, out, err) = subject_report(&[&foreigner, "--config", auditor, "--json"]);
+        assert!(ok, "{err}");
+        let doc: Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(doc["subject"], foreigner.as_str());
+        let nodes = doc["nodes"].as_array().unwrap();
+        assert_eq!(nodes.len(), 4);
+        for node in nodes {
+            let entries = node["report"]["entries"].as_array().unwrap();
+            let reports: Vec<&Value> = entries
+                .iter()
+                .filter(|e| e["route"] == "POST /v1/audit/subject-report")
+                .collect();
+            assert_eq!(reports.len(), 1, "{node}");
+            assert_eq!(reports[0]["agency"], "garante-audit");
+            assert_eq!(reports[0]["purpose"], "audit");
+        }
+        let questura = nodes.iter().find(|n| n["agency"] == "questura-pu").unwrap();
+        let entries = questura["report"]["entries"].as_array().unwrap();
+        let asked: Vec<&Value> = entries
+            .iter()
+            .filter(|e| e["route"] == "POST /v1/attest/legal-presence")
+            .collect();
+        assert_eq!(asked.len(), 2, "{questura}");
+        assert!(asked
+            .iter()
+            .all(|e| e["direction"] == "incoming" && e["agency"] == "inps-pesaro"));
+
+        // One node only.
+        let (ok, out, _) =
+            subject_report(&[&foreigner, "--config", auditor, "--node", "questura-pu"]);
+        assert!(ok);
+        assert!(out.starts_with(&format!("access report for {foreigner}: 1 of 1 node(s)")));
+
+        // Bad input: one line naming what is wrong.
+        let (ok, _, err) = subject_report(&["RSSMRA85T10A562X", "--config", auditor]);
+        assert!(!ok);
+        assert!(
+            err.contains("\"RSSMRA85T10A562X\" is not a valid codice fiscale")
+                && err.trim().lines().count() == 1,
+            "{err}"
+        );
+        let (ok, _, err) = subject_report(&[&foreigner, "--config", auditor, "--node", "asl-9"]);
+        assert!(!ok);
+        assert!(
+            err.contains("--node asl-9: no node of the manifest's directory"),
+            "{err}"
+        );
+
+        // An agency without the auditor's grant is refused by every node: nothing is shown,
+        // and the report says it is incomplete.
+        let clerk = client_toml(&mut f.pki, "comune-urbino", &f.urbino);
+        let (ok, out, err) = subject_report(&[&foreigner, "--config", clerk.to_str().unwrap()]);
+        assert!(!ok);
+        assert!(out.contains("0 of 4 node(s) answered"), "{out}");
+        assert!(
+            out.contains("questura-pu: no report: the node refused: 403"),
+            "{out}"
+        );
+        assert!(
+            err.contains("incomplete: 4 of 4 node(s) did not answer"),
+            "{err}"
+        );
+
+        // A node that is down is named; the others' entries are still shown.
+        let Federation {
+            urbino,
+            pki: _pki,
+            pesaro: _pesaro,
+            questura: _questura,
+            inps: _inps,
+            ..
+        } = f;
+        urbino.stop().await;
+        let (ok, out, err) = subject_report(&[&foreigner, "--config", auditor]);
+        assert!(!ok);
+        assert!(out.contains("3 of 4 node(s) answered"), "{out}");
+        assert!(out.contains("inps-pesaro asked questura-pu"), "{out}");
+        assert!(out.contains("  comune-urbino: no report: "), "{out}");
+        assert!(
+            err.contains("incomplete: 1 of 4 node(s) did not answer (comune-urbino)"),
+            "{err}"
+        );
+    }
+}

@@ -247,6 +247,35 @@ async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, Stri
     .unwrap();
     assert!(failures.is_empty(), "{failures:#?}");
 
+    // The banner's citizen access report: every node answers, and the Questura logged the
+    // question INPS's coordinator asked it about that person.
+    let report = banner
+        .lines()
+        .find(|l| l.contains(" audit subject-report "))
+        .unwrap_or_else(|| panic!("{banner}"))
+        .trim()
+        .to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        let words: Vec<&str> = report.split_whitespace().collect();
+        std::process::Command::new(words[0])
+            .args(&words[1..])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(": 5 of 5 node(s) answered"), "{text}");
+    assert!(
+        text.contains("inps-pesaro asked questura-pu: POST /v1/attest/legal-presence"),
+        "{text}"
+    );
+
     sigterm(&child);
     let status =
         tokio::task::spawn_blocking(move || wait_exit(&mut child, Duration::from_secs(30)))

@@ -24,6 +24,9 @@ pub enum AuditCommand {
     /// Check a receipt (`GET /v1/audit/receipt`: C2SP tlog-proof) offline against the CA.
     /// Exit 0 iff the node's signed tree holds the entry.
     CheckReceipt(ReceiptArgs),
+    /// The citizen access report (GDPR art. 15): every node's log entries about one person,
+    /// merged by time. Exit 0 iff every node answered.
+    SubjectReport(super::report::SubjectReportArgs),
 }
 
 /// What offline checks trust: the federation's CA, and its CRL.
@@ -151,12 +154,8 @@ fn proof(items: &[String]) -> anyhow::Result<Vec<Hash>> {
 
 pub fn run(cmd: AuditCommand) -> anyhow::Result<()> {
     match cmd {
-        AuditCommand::Export(a) => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(export(a))?;
-        }
+        AuditCommand::Export(a) => runtime()?.block_on(export(a))?,
+        AuditCommand::SubjectReport(a) => runtime()?.block_on(super::report::run(a))?,
         AuditCommand::Verify(a) => verify(a)?,
         AuditCommand::Reconcile(a) => reconcile(a)?,
         AuditCommand::CheckReceipt(a) => check_receipt(a)?,
@@ -184,6 +183,12 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 /// `N entries [#####     ] 40%` on stderr, when it is a terminal.
@@ -226,6 +231,19 @@ impl Progress {
 /// The URL of `agency`'s node, from the manifest the configured node serves. The connection
 /// to it is pinned to `agency` anyway, so a wrong URL cannot lead to an impostor.
 async fn node_url(settings: &crate::query::ClientSettings, agency: &str) -> anyhow::Result<String> {
+    manifest(settings)
+        .await?
+        .entry(agency)
+        .map(|e| e.url.clone())
+        .ok_or_else(|| anyhow::anyhow!("agency {agency} has no node in the manifest's directory"))
+}
+
+/// The manifest the configured node serves (its directory lists every node). Its signature
+/// is not checked here: it only says where to connect, and every connection is pinned to the
+/// agency it is meant for.
+pub(super) async fn manifest(
+    settings: &crate::query::ClientSettings,
+) -> anyhow::Result<attesta_policy::Manifest> {
     let url = format!("{}/v1/manifest", settings.node);
     let reply = settings
         .client()?
@@ -238,12 +256,7 @@ async fn node_url(settings: &crate::query::ClientSettings, agency: &str) -> anyh
     let token = String::from_utf8_lossy(&reply.body);
     let payload = attesta_certs::jws::payload_unverified(&token)
         .map_err(|e| anyhow::anyhow!("{url}: not a signed manifest ({e})"))?;
-    let manifest = attesta_policy::Manifest::from_json(&payload)
-        .with_context(|| format!("{url}: not a manifest"))?;
-    manifest
-        .entry(agency)
-        .map(|e| e.url.clone())
-        .ok_or_else(|| anyhow::anyhow!("agency {agency} has no node in the manifest's directory"))
+    attesta_policy::Manifest::from_json(&payload).with_context(|| format!("{url}: not a manifest"))
 }
 
 async fn export(a: ExportArgs) -> anyhow::Result<()> {

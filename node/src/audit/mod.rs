@@ -7,7 +7,8 @@
 //! - [`log`]: the node's log (durable group-committed appends, checkpoint signing);
 //! - [`bundle`]: exported logs and their offline verification;
 //! - [`reconcile`]: two nodes' logs compared call by call;
-//! - [`receipt`]: one entry's proof of inclusion, for the agency it names.
+//! - [`receipt`]: one entry's proof of inclusion, for the agency it names;
+//! - [`report`]: the citizen access report, gathered from every node.
 
 pub mod bundle;
 pub mod cli;
@@ -17,3 +18,4 @@ pub mod merkle;
 pub mod note;
 pub mod receipt;
 pub mod reconcile;
+pub mod report;
