@@ -1465,6 +1465,7 @@ mod report {
         assert_eq!(doc["subject"], foreigner.as_str());
         let nodes = doc["nodes"].as_array().unwrap();
         assert_eq!(nodes.len(), 4);
+        let mut report_ids = std::collections::HashSet::new();
         for node in nodes {
             let entries = node["report"]["entries"].as_array().unwrap();
             let reports: Vec<&Value> = entries
@@ -1474,7 +1475,10 @@ mod report {
             assert_eq!(reports.len(), 1, "{node}");
             assert_eq!(reports[0]["agency"], "garante-audit");
             assert_eq!(reports[0]["purpose"], "audit");
+            report_ids.insert(reports[0]["query_id"].as_str().unwrap().to_owned());
         }
+        // One report is one query, under one id on every node.
+        assert_eq!(report_ids.len(), 1, "{report_ids:?}");
         let questura = nodes.iter().find(|n| n["agency"] == "questura-pu").unwrap();
         let entries = questura["report"]["entries"].as_array().unwrap();
         let asked: Vec<&Value> = entries
@@ -1513,6 +1517,7 @@ mod report {
         let (ok, out, err) = subject_report(&[&foreigner, "--config", clerk.to_str().unwrap()]);
         assert!(!ok);
         assert!(out.contains("0 of 4 node(s) answered"), "{out}");
+        assert!(!out.contains("no agency asked"), "{out}");
         assert!(
             out.contains("questura-pu: no report: the node refused: 403"),
             "{out}"

@@ -85,20 +85,33 @@ pub async fn run(a: SubjectReportArgs) -> anyhow::Result<()> {
     let body = bytes::Bytes::from(serde_json::to_vec(
         &serde_json::json!({"subject": cf.canonical()}),
     )?);
+    // One report is one query: every node logs it under the same id.
+    let mut id = [0u8; 16];
+    attesta_certs::random_bytes(&mut id);
+    let query_id: std::sync::Arc<str> = crate::audit::entry::hex(&id).into();
     let mut asks = tokio::task::JoinSet::new();
     for (i, entry) in nodes.iter().enumerate() {
         let agency = AgencyId::new(&entry.agency)
             .map_err(|e| anyhow::anyhow!("directory agency {:?}: {e}", entry.agency))?;
         let client = settings.client_for(&agency)?;
-        let url = format!("{}/v1/audit/subject-report", entry.url);
+        let base = entry.url.clone();
         let body = body.clone();
+        let query_id = query_id.clone();
         asks.spawn(async move {
-            let asked =
-                tokio::time::timeout(NODE_DEADLINE, client.post(&url, "application/json", body))
-                    .await;
+            let ask = async {
+                let conn = client.connect_h2(&base).await?;
+                conn.send_with(
+                    http::Method::POST,
+                    "/v1/audit/subject-report",
+                    &[(crate::server::QUERY_ID_HEADER, &query_id)],
+                    Some(("application/json", body)),
+                )
+                .await
+            };
+            let asked = tokio::time::timeout(NODE_DEADLINE, ask).await;
             let result = match asked {
                 Err(_) => Err(format!("no answer within {}s", NODE_DEADLINE.as_secs())),
-                Ok(Err(e)) => Err(crate::config::error_chain(&e)),
+                Ok(Err(e)) => Err(format!("{base}: {}", crate::config::error_chain(&e))),
                 Ok(Ok(r)) if !r.status.is_success() => Err(crate::query::refusal(&r)),
                 Ok(Ok(r)) => serde_json::from_slice::<NodeReport>(&r.body)
                     .map_err(|e| format!("not a subject report: {e}")),
@@ -153,6 +166,18 @@ fn parties<'a>(node: &'a str, e: &'a Reported) -> (&'a str, &'a str) {
     }
 }
 
+/// What came of the request: the policy's decision where this node took one, else the status
+/// the caller received (none: the call failed or was given up, e.g. at the deadline).
+fn outcome(e: &Reported) -> String {
+    match (e.direction.as_str(), e.decision.as_str(), e.status) {
+        ("outgoing", _, 0) => "no answer received".into(),
+        ("outgoing", _, s) => format!("answered {s}"),
+        (_, "allow", s) => format!("allowed ({s})"),
+        (_, "deny", s) => format!("denied ({s})"),
+        (_, _, s) => format!("status {s}"),
+    }
+}
+
 /// The report as a person reads it: every entry by time, then the queries by asking agency.
 fn human(subject: &str, answers: &[Answer]) -> String {
     use std::collections::{BTreeMap, BTreeSet};
@@ -174,13 +199,20 @@ fn human(subject: &str, answers: &[Answer]) -> String {
         let (asker, asked) = parties(node, e);
         let _ = writeln!(
             out,
-            "  {}  {asker} asked {asked}: {}, purpose {}, {} ({}), query {} ({node} entry {})",
-            e.time, e.route, e.purpose, e.decision, e.status, e.query_id, e.index
+            "  {}  {asker} asked {asked}: {}, purpose {}, {}, query {} ({node} entry {})",
+            e.time,
+            e.route,
+            e.purpose,
+            outcome(e),
+            e.query_id,
+            e.index
         );
         queries.entry(asker).or_default().insert(&e.query_id);
     }
     if rows.is_empty() {
-        out.push_str("  no agency asked about this person\n");
+        if answered > 0 {
+            out.push_str("  no agency asked about this person\n");
+        }
     } else {
         let by: Vec<String> = queries
             .iter()
@@ -308,5 +340,14 @@ mod tests {
         let text = human("RSSMRA85T10A562S", &answers);
         assert!(text.contains("1 of 1 node(s) answered"), "{text}");
         assert!(text.contains("no agency asked about this person"), "{text}");
+        // With no node answering, nothing is known either way.
+        let refused = vec![Answer {
+            agency: "questura-pu".into(),
+            report: None,
+            error: Some("the node refused: 403".into()),
+        }];
+        let text = human("RSSMRA85T10A562S", &refused);
+        assert!(text.contains("0 of 1 node(s) answered"), "{text}");
+        assert!(!text.contains("no agency asked"), "{text}");
     }
 }
