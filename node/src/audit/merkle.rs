@@ -310,5 +310,78 @@ pub fn verify_consistency(
     Ok(())
 }
 
+/// The roots of the perfect subtrees that make up leaves `[0, index)`, largest first (the
+/// tree's compact range left of `index`), from leaf `index`'s inclusion proof in a tree of
+/// `size` leaves: they are the proof's left siblings. With [`root_from_range`] they let a
+/// verifier that holds only leaves `index..` recompute the tree's root.
+///
+/// Nothing here checks the proof: a wrong hash gives a wrong root, which the caller compares
+/// with a signed one.
+pub fn left_subtrees(index: u64, size: u64, proof: &[Hash]) -> Result<Vec<Hash>, ProofError> {
+    if index >= size {
+        return Err(ProofError::IndexOutOfRange { index, size });
+    }
+    let (mut fnode, mut snode) = (index, size - 1);
+    let mut left = Vec::new();
+    for p in proof {
+        if snode == 0 {
+            return Err(ProofError::WrongLength);
+        }
+        if fnode & 1 == 1 || fnode == snode {
+            left.push(*p);
+            if fnode & 1 == 0 {
+                while fnode & 1 == 0 && fnode != 0 {
+                    fnode >>= 1;
+                    snode >>= 1;
+                }
+            }
+        }
+        fnode >>= 1;
+        snode >>= 1;
+    }
+    if snode != 0 || left.len() != index.count_ones() as usize {
+        return Err(ProofError::WrongLength);
+    }
+    left.reverse();
+    Ok(left)
+}
+
+/// The root of the tree of leaves `[0, start + leaves.len())`, from the compact range of
+/// `[0, start)` (one perfect subtree root per set bit of `start`, largest first, as
+/// [`left_subtrees`] gives them) and the leaves that follow it.
+pub fn root_from_range(left: &[Hash], start: u64, leaves: &[Hash]) -> Result<Hash, ProofError> {
+    if left.len() != start.count_ones() as usize {
+        return Err(ProofError::WrongLength);
+    }
+    start
+        .checked_add(leaves.len() as u64)
+        .ok_or(ProofError::Overflow)?;
+    // Perfect subtrees (root, size), sizes strictly decreasing: a leaf merges with equal sizes.
+    let sizes = (0..u64::BITS)
+        .rev()
+        .filter(|b| start >> b & 1 == 1)
+        .map(|b| 1u64 << b);
+    let mut stack: Vec<(Hash, u64)> = left.iter().copied().zip(sizes).collect();
+    for leaf in leaves {
+        let mut cur = (*leaf, 1u64);
+        while let Some(&(h, size)) = stack.last() {
+            if size != cur.1 {
+                break;
+            }
+            stack.pop();
+            cur = (node_hash(&h, &cur.0), size << 1);
+        }
+        stack.push(cur);
+    }
+    let mut subtrees = stack.iter().rev();
+    let Some(&(mut root, _)) = subtrees.next() else {
+        return Ok(empty_root());
+    };
+    for (h, _) in subtrees {
+        root = node_hash(h, &root);
+    }
+    Ok(root)
+}
+
 #[cfg(test)]
 mod tests;

@@ -139,6 +139,57 @@ fn every_pair_of_sizes_up_to_70_has_a_consistency_proof_that_verifies() {
 }
 
 #[test]
+fn any_range_of_any_tree_up_to_70_rebuilds_the_root_from_its_left_subtrees() {
+    let all = leaves(&data(70));
+    for size in 1..=70u64 {
+        let tree = &all[..size as usize];
+        for start in 0..size {
+            let proof = inclusion_proof(tree, start, size).unwrap();
+            let left = left_subtrees(start, size, &proof).unwrap();
+            assert_eq!(left.len(), start.count_ones() as usize);
+            for end in start..=size {
+                let got = root_from_range(&left, start, &tree[start as usize..end as usize]);
+                assert_eq!(
+                    got,
+                    Ok(root(&all[..end as usize])),
+                    "{start}..{end} of {size}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_wrong_left_subtree_or_count_gives_no_root_or_another_one() {
+    let all = leaves(&data(13));
+    let proof = inclusion_proof(&all[..], 6, 13).unwrap();
+    let left = left_subtrees(6, 13, &proof).unwrap();
+    // 6 = 4 + 2: two subtrees.
+    assert_eq!(left.len(), 2);
+    let good = root_from_range(&left, 6, &all[6..]).unwrap();
+    assert_eq!(good, root(&all));
+    let mut changed = left.clone();
+    changed[1] = flip(&changed[1], 3);
+    assert_ne!(root_from_range(&changed, 6, &all[6..]).unwrap(), good);
+    assert_eq!(
+        root_from_range(&left[..1], 6, &all[6..]),
+        Err(ProofError::WrongLength)
+    );
+    assert_eq!(
+        left_subtrees(6, 13, &proof[..proof.len() - 1]),
+        Err(ProofError::WrongLength)
+    );
+    assert_eq!(
+        left_subtrees(13, 13, &proof),
+        Err(ProofError::IndexOutOfRange {
+            index: 13,
+            size: 13
+        })
+    );
+    assert_eq!(root_from_range(&[], 0, &[]), Ok(empty_root()));
+}
+
+#[test]
 fn bad_requests_are_refused() {
     let all = leaves(&data(8));
     let r = root(&all);
