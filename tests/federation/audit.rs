@@ -621,18 +621,36 @@ mod bundles {
             tokio::task::block_in_place(|| export(config, agency, None, out));
             let o = verify_with(out, ca, None, witnesses);
             last = text(&o);
-            let size: u64 = last
-                .split(" log, ")
-                .nth(1)
-                .and_then(|s| s.split(' ').next())
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-            if o.status.success() && size > covering {
+            if o.status.success() && entries_in(&last) > covering {
                 return last;
             }
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         }
         panic!("{agency}: no cosigned checkpoint beyond entry {covering}: {last}");
+    }
+
+    /// The number of entries `verify` said a whole bundle holds (0 if it did not verify).
+    fn entries_in(said: &str) -> u64 {
+        said.split(" log, ")
+            .nth(1)
+            .and_then(|s| s.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn export_range(config: &Path, agency: &str, from: u64, to: Option<u64>, out: &Path) -> String {
+        let from = from.to_string();
+        let to = to.map(|t| t.to_string());
+        let mut args = vec!["export", "--node", agency, "--from", &from];
+        if let Some(t) = &to {
+            args.extend(["--to", t]);
+        }
+        let o = run(
+            &args,
+            &[Path::new("--config"), config, Path::new("--out"), out],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        text(&o)
     }
 
     /// Byte offsets of each entry's bytes in a bundle, and of the leaf hash list.
@@ -816,6 +834,83 @@ mod bundles {
         export_witnessed(&config, &ca, "questura-pu", &second, 3, covering).await;
         let o = verify(&second, &ca, Some(&first));
         assert!(o.status.success(), "{}", text(&o));
+
+        // A range of the log: its entries, tied to the signed root by the subtrees left of
+        // it and a consistency proof to the checkpoint.
+        let (size1, size2) = (
+            entries_in(&said),
+            entries_in(&text(&verify(&second, &ca, None))),
+        );
+        assert!(size1 >= 5 && size2 > size1, "{size1} {size2}");
+        let range = dir.join("questura-range.bundle");
+        let said = export_range(&config, "questura-pu", 2, Some(5), &range);
+        assert!(
+            said.contains("exported questura-pu: entries 2..5 of "),
+            "{said}"
+        );
+        let o = verify_with(&range, &ca, None, 3);
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(
+            text(&o).contains("valid: questura-pu log, entries 2..5 of "),
+            "{}",
+            text(&o)
+        );
+        let bytes = std::fs::read(&range).unwrap();
+        let (leaves, entries) = layout(&bytes);
+        assert_eq!(entries.len(), 3);
+        let (at, len) = entries[1];
+        let o = verify(
+            &changed(&range, "range-entry.bundle", at + len - 1),
+            &ca,
+            None,
+        );
+        assert!(
+            text(&o).contains("entry 3 was changed after it was logged"),
+            "{}",
+            text(&o)
+        );
+        let o = verify(
+            &changed(&range, "range-leaf.bundle", leaves + 40),
+            &ca,
+            None,
+        );
+        assert!(
+            text(&o).contains("do not lead to the signed root: the range was changed"),
+            "{}",
+            text(&o)
+        );
+        // What was logged since the first bundle: it continues that bundle's checkpoint.
+        let since = dir.join("questura-since.bundle");
+        let said = export_range(&config, "questura-pu", size1, None, &since);
+        assert!(said.contains(&format!("entries {size1}..")), "{said}");
+        let o = verify(&since, &ca, Some(&first));
+        assert!(o.status.success(), "{}", text(&o));
+        // A range that does not reach the earlier checkpoint's end cannot show it continues.
+        let o = verify(&range, &ca, Some(&first));
+        assert!(
+            !o.status.success() && text(&o).contains("outside this bundle's entries 2..5"),
+            "{}",
+            text(&o)
+        );
+        // Bad bounds: one line naming them.
+        let o = run(
+            &[
+                "export",
+                "--node",
+                "questura-pu",
+                "--from",
+                "5",
+                "--to",
+                "5",
+            ],
+            &[Path::new("--config"), &config, Path::new("--out"), &range],
+        );
+        assert!(!o.status.success());
+        assert!(
+            text(&o).contains("--from 5 --to 5: need from < to"),
+            "{}",
+            text(&o)
+        );
         let inps_second = dir.join("inps-pesaro-2.bundle");
         let covering = logged_up_to(&auditor, &f.inps).await;
         export_witnessed(&config, &ca, "inps-pesaro", &inps_second, 3, covering).await;

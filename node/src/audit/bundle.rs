@@ -6,7 +6,7 @@
 //! u32 BE  header length, then the header (JSON): agency, origin, exported_at, the signed
 //!         checkpoint (note text with cosignatures), the node's signing certificate (PEM),
 //!         the witnesses' signing certificates (PEM)
-//! u64 BE  n, the number of entries (= the checkpoint's size)
+//! u64 BE  n, the number of entries (= the checkpoint's size, or the range's length)
 //! n × 32  the leaf hashes, SHA-256(0x00 ‖ entry)
 //! n ×     u32 BE length, then the entry's canonical bytes
 //! ```
@@ -14,6 +14,11 @@
 //! The leaf hashes are authenticated by the signed root (their tree must have it), and each
 //! entry by its leaf hash: so a changed entry is named by index, and a changed hash list is
 //! caught as a whole.
+//!
+//! A bundle of a range `[start, start + n)` of the log carries in its header, besides, the
+//! roots of the perfect subtrees left of `start` (one per set bit of `start`) and an RFC 9162
+//! consistency proof from `start + n` to the checkpoint's size: the leaves rebuild the tree's
+//! root at `start + n`, and the proof links it to the signed root.
 
 use std::io::{Read, Write};
 
@@ -42,6 +47,38 @@ pub struct Header {
     /// The witnesses' signing certificates, PEM.
     #[serde(default)]
     pub witnesses: Vec<String>,
+    /// Set when the bundle holds a range of the log, not all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<Range>,
+}
+
+/// Where a range bundle's entries sit in the log, and the hashes that tie them to the root.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Range {
+    /// The index of the bundle's first entry.
+    pub start: u64,
+    /// The roots of the perfect subtrees that make up entries `[0, start)`, largest first,
+    /// standard base64.
+    pub left: Vec<String>,
+    /// Consistency proof from `start + n` entries to the checkpoint's size, standard base64
+    /// (empty when the range ends at the checkpoint).
+    pub consistency: Vec<String>,
+}
+
+impl Range {
+    fn hashes(list: &[String], what: &str) -> Result<Vec<Hash>, Invalid> {
+        use base64::Engine;
+        list.iter()
+            .map(|b| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b)
+                    .ok()
+                    .and_then(|v| merkle::hash_from_slice(&v).ok())
+                    .ok_or_else(|| Invalid::Range(format!("{what}: {b:?} is not a base64 hash")))
+            })
+            .collect()
+    }
 }
 
 /// A bundle in memory.
@@ -171,6 +208,8 @@ impl Bundle {
 pub struct Verified {
     pub agency: String,
     pub checkpoint: Checkpoint,
+    /// The log indexes of the bundle's entries: all of the checkpoint's, or a range.
+    pub entries: std::ops::Range<u64>,
     /// The witnesses whose cosignature verified, by agency.
     pub witnesses: Vec<String>,
 }
@@ -204,6 +243,12 @@ pub enum Invalid {
         "the first {0} entries no longer have the earlier checkpoint's root: history was rewritten"
     )]
     Rewritten(u64),
+    #[error("the range's proof is malformed: {0}")]
+    Range(String),
+    #[error("the range's entries and proof do not lead to the signed root: the range was changed")]
+    RangeRoot,
+    #[error("{0}")]
+    NotCovered(String),
 }
 
 /// Reads and checks a signed checkpoint note against the agency's signing certificate.
@@ -317,17 +362,53 @@ pub fn verify(
     let (agency, origin, checkpoint) = (signed.agency, signed.origin, signed.checkpoint);
 
     let n = bundle.entries.len() as u64;
-    if n != checkpoint.size || bundle.leaves.len() as u64 != n {
+    let (start, left) = match &h.range {
+        None => (0, Vec::new()),
+        Some(r) => (r.start, Range::hashes(&r.left, "left")?),
+    };
+    let end = start.checked_add(n).ok_or(Invalid::Count {
+        entries: n,
+        size: checkpoint.size,
+    })?;
+    let whole = h.range.is_none();
+    if (whole && end != checkpoint.size) || end > checkpoint.size || bundle.leaves.len() as u64 != n
+    {
         return Err(Invalid::Count {
             entries: n,
             size: checkpoint.size,
         });
     }
-    if merkle::root(&bundle.leaves) != checkpoint.root {
-        return Err(Invalid::Root);
+    // The root of the first `upto` entries (`start <= upto <= end`), from the bundle's leaves.
+    let root_upto = |upto: u64| {
+        merkle::root_from_range(&left, start, &bundle.leaves[..(upto - start) as usize])
+            .map_err(|e| Invalid::Range(e.to_string()))
+    };
+    match &h.range {
+        None if merkle::root(&bundle.leaves) != checkpoint.root => return Err(Invalid::Root),
+        None => {}
+        Some(r) => {
+            let proof = Range::hashes(&r.consistency, "consistency")?;
+            let at_end = root_upto(end)?;
+            let linked = if end == checkpoint.size {
+                proof.is_empty() && at_end == checkpoint.root
+            } else {
+                end > 0
+                    && merkle::verify_consistency(
+                        end,
+                        checkpoint.size,
+                        &at_end,
+                        &checkpoint.root,
+                        &proof,
+                    )
+                    .is_ok()
+            };
+            if !linked {
+                return Err(Invalid::RangeRoot);
+            }
+        }
     }
     for (i, (bytes, leaf)) in bundle.entries.iter().zip(&bundle.leaves).enumerate() {
-        let index = i as u64;
+        let index = start + i as u64;
         if merkle::leaf_hash(bytes) != *leaf {
             return Err(Invalid::Entry(index));
         }
@@ -350,24 +431,27 @@ pub fn verify(
             .map_err(|e| Invalid::Earlier(e.to_string()))?;
         let (_, then) = checked_checkpoint(&old.checkpoint, &old_signer, &origin)
             .map_err(|e| Invalid::Earlier(e.to_string()))?;
-        if then.size > n {
+        if then.size > checkpoint.size {
             return Err(Invalid::Shrank {
-                now: n,
+                now: checkpoint.size,
                 then: then.size,
             });
         }
-        let root = if then.size == 0 {
-            merkle::empty_root()
-        } else {
-            merkle::root(&bundle.leaves[..then.size as usize])
-        };
-        if root != then.root {
+        if then.size < start || then.size > end {
+            return Err(Invalid::NotCovered(format!(
+                "the earlier checkpoint ends at entry {}, outside this bundle's entries {start}..{end}: \
+                 export a range that includes it",
+                then.size
+            )));
+        }
+        if root_upto(then.size)? != then.root {
             return Err(Invalid::Rewritten(then.size));
         }
     }
     Ok(Verified {
         agency,
         checkpoint,
+        entries: start..end,
         witnesses: cosigned,
     })
 }

@@ -14,7 +14,8 @@ pub enum AuditCommand {
     CheckInclusion(InclusionArgs),
     /// Check a consistency proof (RFC 9162 §2.1.4.2). Exit 0 iff it verifies.
     CheckConsistency(ConsistencyArgs),
-    /// Export a node's whole log (entries, signed checkpoint, certificates) as a bundle.
+    /// Export a node's log, or a range of it, as a bundle (entries, signed checkpoint,
+    /// certificates, and for a range the hashes that tie it to the checkpoint).
     Export(ExportArgs),
     /// Verify a bundle offline against the federation CA. Exit 0 iff it verifies.
     Verify(VerifyArgs),
@@ -88,6 +89,12 @@ pub struct ExportArgs {
     /// Where to write the bundle.
     #[arg(long)]
     out: std::path::PathBuf,
+    /// Export entries from this index on (default 0). With `--to`, a range bundle.
+    #[arg(long)]
+    from: Option<u64>,
+    /// Export entries below this index (default: the checkpoint's size).
+    #[arg(long)]
+    to: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -306,23 +313,76 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
         witnesses.extend(witness_certificates(&settings, &note, &agency).await);
     }
 
-    let progress = Progress::new("exporting");
     let size = checkpoint.size;
-    let mut entries = Vec::with_capacity(size.min(1 << 24) as usize);
-    let mut start = 0;
-    while start < size {
-        let end = size.min(start + crate::server::AUDIT_PAGE);
+    let (from, to) = (a.from.unwrap_or(0), a.to.unwrap_or(size));
+    if a.from.is_some() || a.to.is_some() {
+        if from >= to || to > size {
+            anyhow::bail!(
+                "--from {from} --to {to}: need from < to <= {size} (the size of {agency}'s \
+                 checkpoint)"
+            );
+        }
+    }
+    // A range: the subtrees left of it (from the first entry's inclusion proof) and the
+    // consistency proof from its end to the checkpoint.
+    let proof_hashes = |v: &serde_json::Value| -> Vec<String> {
+        v["proof"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h.as_str().map(str::to_owned))
+            .collect()
+    };
+    let range = if a.from.is_none() && a.to.is_none() {
+        None
+    } else {
+        let left = if from == 0 {
+            Vec::new()
+        } else {
+            let body = get(format!(
+                "/v1/audit/proof/inclusion?index={from}&size={size}"
+            ))
+            .await?;
+            let path: Vec<Hash> = proof_hashes(&serde_json::from_slice(&body)?)
+                .iter()
+                .enumerate()
+                .map(|(i, h)| hash(&format!("inclusion proof[{i}]"), h))
+                .collect::<anyhow::Result<_>>()?;
+            merkle::left_subtrees(from, size, &path)
+                .with_context(|| format!("{base}: the inclusion proof of entry {from}"))?
+                .iter()
+                .map(|h| STANDARD.encode(h))
+                .collect()
+        };
+        let consistency = if to == size {
+            Vec::new()
+        } else {
+            let body = get(format!("/v1/audit/proof/consistency?from={to}&to={size}")).await?;
+            proof_hashes(&serde_json::from_slice(&body)?)
+        };
+        Some(super::bundle::Range {
+            start: from,
+            left,
+            consistency,
+        })
+    };
+
+    let progress = Progress::new("exporting");
+    let mut entries = Vec::with_capacity((to - from).min(1 << 24) as usize);
+    let mut start = from;
+    while start < to {
+        let end = to.min(start + crate::server::AUDIT_PAGE);
         let body = get(format!("/v1/audit/entries?start={start}&end={end}")).await?;
         let page: serde_json::Value = serde_json::from_slice(&body)?;
         for e in page["entries"].as_array().into_iter().flatten() {
             let leaf = e["leaf"].as_str().unwrap_or_default();
             entries.push(STANDARD.decode(leaf).context("an entry is not base64")?);
         }
-        if entries.len() as u64 != end {
+        if entries.len() as u64 != end - from {
             anyhow::bail!("{base}: entries {start}..{end} came back incomplete");
         }
         start = end;
-        progress.show(start, size);
+        progress.show(start - from, to - from);
     }
     let bundle = Bundle {
         header: Header {
@@ -332,6 +392,7 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
             checkpoint: note,
             signer,
             witnesses,
+            range,
         },
         leaves: entries.iter().map(|e| merkle::leaf_hash(e)).collect(),
         entries,
@@ -344,8 +405,13 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
     }
     attesta_certs::fsutil::write_atomic(&a.out, &bytes, attesta_certs::fsutil::PUBLIC_MODE)
         .with_context(|| format!("writing {}", a.out.display()))?;
+    let what = if from == 0 && to == size {
+        format!("{size} entries")
+    } else {
+        format!("entries {from}..{to} of {size}")
+    };
     println!(
-        "exported {agency}: {size} entries, checkpoint root {}, to {}",
+        "exported {agency}: {what}, checkpoint root {}, to {}",
         STANDARD.encode(checkpoint.root),
         a.out.display()
     );
@@ -426,10 +492,17 @@ fn verify(a: VerifyArgs) -> anyhow::Result<()> {
         checking.show(d, t)
     })
     .map_err(|e| anyhow::anyhow!("{}: {e}", a.bundle.display()))?;
+    let what = if v.entries == (0..v.checkpoint.size) {
+        format!("{} entries", v.checkpoint.size)
+    } else {
+        format!(
+            "entries {}..{} of {}",
+            v.entries.start, v.entries.end, v.checkpoint.size
+        )
+    };
     println!(
-        "valid: {} log, {} entries, root {}, signed by {}{}",
+        "valid: {} log, {what}, root {}, signed by {}{}",
         v.agency,
-        v.checkpoint.size,
         STANDARD.encode(v.checkpoint.root),
         v.agency,
         if v.witnesses.is_empty() {
@@ -445,7 +518,7 @@ fn verify(a: VerifyArgs) -> anyhow::Result<()> {
 fn verified_entries(
     path: &std::path::Path,
     trust: &attesta_certs::TrustStore,
-) -> anyhow::Result<(String, Vec<super::entry::Entry>)> {
+) -> anyhow::Result<(String, u64, Vec<super::entry::Entry>)> {
     let bundle = read_bundle(path, &Progress::new("reading"))?;
     let checking = Progress::new("verifying");
     let v = super::bundle::verify(&bundle, trust, 0, None, |d, t| checking.show(d, t))
@@ -457,7 +530,7 @@ fn verified_entries(
         .map(|b| super::entry::Entry::decode(b))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok((v.agency, entries))
+    Ok((v.agency, v.entries.start, entries))
 }
 
 fn check_receipt(a: ReceiptArgs) -> anyhow::Result<()> {
@@ -498,8 +571,8 @@ fn check_receipt(a: ReceiptArgs) -> anyhow::Result<()> {
 fn reconcile(a: ReconcileArgs) -> anyhow::Result<()> {
     use super::reconcile::{reconcile, Log};
     let trust = a.trust.load()?;
-    let (agency_a, entries_a) = verified_entries(&a.a, &trust)?;
-    let (agency_b, entries_b) = verified_entries(&a.b, &trust)?;
+    let (agency_a, start_a, entries_a) = verified_entries(&a.a, &trust)?;
+    let (agency_b, start_b, entries_b) = verified_entries(&a.b, &trust)?;
     if agency_a == agency_b {
         anyhow::bail!(
             "{} and {} are both {agency_a}'s log: reconcile compares two nodes",
@@ -510,10 +583,12 @@ fn reconcile(a: ReconcileArgs) -> anyhow::Result<()> {
     let report = reconcile(
         &Log {
             agency: &agency_a,
+            start: start_a,
             entries: &entries_a,
         },
         &Log {
             agency: &agency_b,
+            start: start_b,
             entries: &entries_b,
         },
     );
@@ -521,10 +596,10 @@ fn reconcile(a: ReconcileArgs) -> anyhow::Result<()> {
         "{agency_a} -> {agency_b}: {} call(s) in both logs\n{agency_b} -> {agency_a}: {} call(s) in both logs",
         report.matched[0], report.matched[1]
     );
-    if report.later > 0 {
+    if report.outside > 0 {
         println!(
-            "{} entr(y/ies) later than the other bundle's end, not compared (export both again to include them)",
-            report.later
+            "{} entr(y/ies) outside the time the other bundle covers, not compared (export both over the same period to include them)",
+            report.outside
         );
     }
     for d in &report.differences {

@@ -5,8 +5,9 @@
 //!
 //! Only the routes whose calls nodes log as outgoing are compared (the status coordinator's
 //! questions, [`CALLED_ROUTES`]); other requests between nodes (manifest fetches, witness
-//! submissions) are not outgoing entries. An entry later than the other log's last entry is
-//! not a difference: the other bundle was exported before it could hold it.
+//! submissions) are not outgoing entries. An entry later than the other bundle's last entry, or
+//! earlier than its first (a range bundle), is not a difference: the other bundle does not
+//! cover its time.
 
 use std::collections::HashMap;
 
@@ -22,12 +23,22 @@ pub const CALLED_ROUTES: &[&str] = &[
 #[derive(Debug)]
 pub struct Log<'a> {
     pub agency: &'a str,
+    /// The log index of the first entry (0 unless the bundle holds a range).
+    pub start: u64,
     pub entries: &'a [Entry],
 }
 
 impl Log<'_> {
-    fn last_time(&self) -> u64 {
-        self.entries.iter().map(|e| e.time_ms).max().unwrap_or(0)
+    /// The times the entries span.
+    fn span(&self) -> std::ops::RangeInclusive<u64> {
+        let times = self.entries.iter().map(|e| e.time_ms);
+        // A range bundle starts after earlier entries: nothing before its first is covered.
+        let first = if self.start == 0 {
+            0
+        } else {
+            times.clone().min().unwrap_or(u64::MAX)
+        };
+        first..=times.max().unwrap_or(0)
     }
 }
 
@@ -46,8 +57,8 @@ pub struct Report {
     /// Calls found in both logs, A→B then B→A.
     pub matched: [usize; 2],
     pub differences: Vec<Difference>,
-    /// Entries later than the end of the other log.
-    pub later: usize,
+    /// Entries outside the time the other bundle covers.
+    pub outside: usize,
 }
 
 type Key = ([u8; 16], [u8; 32]);
@@ -75,7 +86,7 @@ fn one_way(caller: &Log<'_>, callee: &Log<'_>, report: &mut Report) -> usize {
                 .push(i as u64);
         }
     }
-    let (caller_end, callee_end) = (caller.last_time(), callee.last_time());
+    let (caller_span, callee_span) = (caller.span(), callee.span());
     let mut matched = 0;
     for (i, e) in caller.entries.iter().enumerate() {
         if e.direction != Direction::Outgoing || e.peer_agency != callee.agency {
@@ -86,8 +97,8 @@ fn one_way(caller: &Log<'_>, callee: &Log<'_>, report: &mut Report) -> usize {
             .and_then(|v| (!v.is_empty()).then(|| v.remove(0)));
         if found.is_some() {
             matched += 1;
-        } else if e.time_ms > callee_end {
-            report.later += 1;
+        } else if !callee_span.contains(&e.time_ms) {
+            report.outside += 1;
         } else {
             let why = if e.status == 0 {
                 " (no answer came: it may never have arrived)"
@@ -96,7 +107,7 @@ fn one_way(caller: &Log<'_>, callee: &Log<'_>, report: &mut Report) -> usize {
             };
             report.differences.push(Difference {
                 agency: caller.agency.to_owned(),
-                index: i as u64,
+                index: caller.start + i as u64,
                 what: format!(
                     "call to {} ({}) is not in {}'s log{why}",
                     callee.agency,
@@ -110,13 +121,13 @@ fn one_way(caller: &Log<'_>, callee: &Log<'_>, report: &mut Report) -> usize {
     left.sort_unstable();
     for i in left {
         let e = &callee.entries[i as usize];
-        if e.time_ms > caller_end {
-            report.later += 1;
+        if !caller_span.contains(&e.time_ms) {
+            report.outside += 1;
             continue;
         }
         report.differences.push(Difference {
             agency: callee.agency.to_owned(),
-            index: i,
+            index: callee.start + i,
             what: format!(
                 "request from {} ({}) is not an outgoing call in {}'s log (made by another client \
                  holding its certificate, or missing from its log)",
@@ -190,15 +201,17 @@ mod tests {
         let r = reconcile(
             &Log {
                 agency: "inps-pesaro",
+                start: 0,
                 entries: &inps,
             },
             &Log {
                 agency: "questura-pu",
+                start: 0,
                 entries: &questura,
             },
         );
         assert_eq!(r.matched, [2, 0]);
-        assert_eq!(r.later, 1);
+        assert_eq!(r.outside, 1);
         let found: Vec<(&str, u64)> = r
             .differences
             .iter()
@@ -227,10 +240,12 @@ mod tests {
         let r = reconcile(
             &Log {
                 agency: "inps-pesaro",
+                start: 0,
                 entries: &inps[..3],
             },
             &Log {
                 agency: "questura-pu",
+                start: 0,
                 entries: &changed[..2],
             },
         );
@@ -242,13 +257,64 @@ mod tests {
         let r = reconcile(
             &Log {
                 agency: "inps-pesaro",
+                start: 0,
                 entries: &twice,
             },
             &Log {
                 agency: "questura-pu",
+                start: 0,
                 entries: &questura[..2],
             },
         );
         assert_eq!((r.matched, r.differences.len()), ([1, 0], 1));
+    }
+
+    #[test]
+    fn a_range_bundle_names_log_indexes_and_leaves_out_what_it_does_not_cover() {
+        // The Questura's range starts at its entry 100, at time 19: INPS's call at 10 is
+        // before it, the one at 20 is in it, and the one at 30 is missing.
+        let inps = vec![
+            entry(10, 1, Outgoing, "questura-pu", PRESENCE),
+            entry(20, 2, Outgoing, "questura-pu", PRESENCE),
+            entry(30, 3, Outgoing, "questura-pu", PRESENCE),
+        ];
+        let questura = vec![
+            entry(19, 2, Incoming, "inps-pesaro", PRESENCE),
+            entry(40, 4, Incoming, "inps-pesaro", "GET /v1/manifest"),
+        ];
+        let r = reconcile(
+            &Log {
+                agency: "inps-pesaro",
+                start: 0,
+                entries: &inps,
+            },
+            &Log {
+                agency: "questura-pu",
+                start: 100,
+                entries: &questura,
+            },
+        );
+        assert_eq!(r.matched, [1, 0]);
+        assert_eq!(r.outside, 1);
+        assert_eq!(r.differences.len(), 1);
+        assert_eq!(r.differences[0].index, 2);
+        // And from the other side: an unmatched request in the range is named by log index.
+        let stray = vec![entry(19, 9, Incoming, "inps-pesaro", PRESENCE)];
+        let r = reconcile(
+            &Log {
+                agency: "inps-pesaro",
+                start: 0,
+                entries: &inps,
+            },
+            &Log {
+                agency: "questura-pu",
+                start: 100,
+                entries: &stray,
+            },
+        );
+        assert!(r
+            .differences
+            .iter()
+            .any(|d| d.agency == "questura-pu" && d.index == 100));
     }
 }
