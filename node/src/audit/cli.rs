@@ -315,13 +315,11 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
 
     let size = checkpoint.size;
     let (from, to) = (a.from.unwrap_or(0), a.to.unwrap_or(size));
-    if a.from.is_some() || a.to.is_some() {
-        if from >= to || to > size {
-            anyhow::bail!(
-                "--from {from} --to {to}: need from < to <= {size} (the size of {agency}'s \
-                 checkpoint)"
-            );
-        }
+    let ranged = a.from.is_some() || a.to.is_some();
+    if ranged && (from >= to || to > size) {
+        anyhow::bail!(
+            "--from {from} --to {to}: need from < to <= {size} (the size of {agency}'s checkpoint)"
+        );
     }
     // A range: the subtrees left of it (from the first entry's inclusion proof) and the
     // consistency proof from its end to the checkpoint.
@@ -333,7 +331,7 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
             .filter_map(|h| h.as_str().map(str::to_owned))
             .collect()
     };
-    let range = if a.from.is_none() && a.to.is_none() {
+    let range = if !ranged {
         None
     } else {
         let left = if from == 0 {
