@@ -146,6 +146,7 @@ fn main() -> anyhow::Result<()> {
             checkpoint: signed.note.render(),
             signer: signing.cert_pem(),
             witnesses: Vec::new(),
+            range: None,
         },
         leaves: all.iter().map(|e| merkle::leaf_hash(e)).collect(),
         entries: all,
