@@ -161,6 +161,17 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         println!("{}", String::from_utf8_lossy(&reply.body));
     } else {
         print!("{}", human(&args.subject, &args.purpose, &answer));
+        // The node logged the question before answering; the entry's receipt proves it.
+        if let Some(index) = reply
+            .headers
+            .get(crate::server::LOG_INDEX_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            println!(
+                "  logged           {} entry {index} (receipt: GET /v1/audit/receipt?index={index})",
+                settings.node_agency
+            );
+        }
     }
     Ok(if answer.complete {
         ExitCode::SUCCESS

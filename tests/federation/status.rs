@@ -513,6 +513,22 @@ async fn a_clerk_asks_with_attesta_query_status() {
         "{text}"
     );
     assert!(text.contains("complete; 2 signed attestations"), "{text}");
+    // The entry INPS's node logged for the question, whose receipt the clerk's agency gets.
+    let index: u64 = text
+        .split("  logged           inps-pesaro entry ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    let clerk = f.pki.client("inps-pesaro");
+    let url = f.inps.url(&format!("/v1/audit/receipt?index={index}"));
+    let receipt = eventually(|| async {
+        let r = clerk.get(&url).await.ok()?;
+        (r.status == 200).then_some(r)
+    })
+    .await;
+    let receipt = String::from_utf8_lossy(&receipt.body).into_owned();
+    assert!(receipt.contains(&format!("\nindex {index}\n")), "{receipt}");
     let doc: Value = serde_json::from_slice(&json_out.stdout).unwrap();
     assert_eq!(doc["complete"], true);
     assert_eq!(doc["attestations"].as_array().unwrap().len(), 2);

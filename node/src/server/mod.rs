@@ -45,7 +45,7 @@ use crate::metrics::Metrics;
 
 pub use audit_api::MAX_ENTRIES as AUDIT_PAGE;
 pub use manifest_api::{Notified, PublishAnswer, PublishRequest};
-pub use routes::{Route, QUERY_ID_HEADER, ROUTES};
+pub use routes::{Route, LOG_INDEX_HEADER, QUERY_ID_HEADER, ROUTES};
 pub use status::{StatusAnswer, Unavailable};
 
 /// Errors starting a node.
