@@ -172,6 +172,16 @@ mod tests {
         }
     }
 
+    /// Reconciles two logs given as (agency, first index, entries).
+    fn between(a: (&str, u64, &[Entry]), b: (&str, u64, &[Entry])) -> Report {
+        let log = |(agency, start, entries)| Log {
+            agency,
+            start,
+            entries,
+        };
+        reconcile(&log(a), &log(b))
+    }
+
     const PRESENCE: &str = "POST /v1/attest/legal-presence";
     use Direction::{Incoming, Outgoing};
 
@@ -198,18 +208,7 @@ mod tests {
             entry(50, 10, Incoming, "inps-pesaro", PRESENCE),
         ];
         // The Questura's last entry is at 50; INPS's at 90.
-        let r = reconcile(
-            &Log {
-                agency: "inps-pesaro",
-                start: 0,
-                entries: &inps,
-            },
-            &Log {
-                agency: "questura-pu",
-                start: 0,
-                entries: &questura,
-            },
-        );
+        let r = between(("inps-pesaro", 0, &inps), ("questura-pu", 0, &questura));
         assert_eq!(r.matched, [2, 0]);
         assert_eq!(r.outside, 1);
         let found: Vec<(&str, u64)> = r
@@ -237,34 +236,18 @@ mod tests {
         // A changed request body on one side is a difference on both.
         let mut changed = questura.clone();
         changed[0].request_sha256[0] ^= 1;
-        let r = reconcile(
-            &Log {
-                agency: "inps-pesaro",
-                start: 0,
-                entries: &inps[..3],
-            },
-            &Log {
-                agency: "questura-pu",
-                start: 0,
-                entries: &changed[..2],
-            },
+        let r = between(
+            ("inps-pesaro", 0, &inps[..3]),
+            ("questura-pu", 0, &changed[..2]),
         );
         assert_eq!(r.matched, [1, 0]);
         assert_eq!(r.differences.len(), 2);
 
         // A call made twice is matched twice only if logged twice.
         let twice = [inps[0].clone(), inps[0].clone()];
-        let r = reconcile(
-            &Log {
-                agency: "inps-pesaro",
-                start: 0,
-                entries: &twice,
-            },
-            &Log {
-                agency: "questura-pu",
-                start: 0,
-                entries: &questura[..2],
-            },
+        let r = between(
+            ("inps-pesaro", 0, &twice),
+            ("questura-pu", 0, &questura[..2]),
         );
         assert_eq!((r.matched, r.differences.len()), ([1, 0], 1));
     }
@@ -282,36 +265,14 @@ mod tests {
             entry(19, 2, Incoming, "inps-pesaro", PRESENCE),
             entry(40, 4, Incoming, "inps-pesaro", "GET /v1/manifest"),
         ];
-        let r = reconcile(
-            &Log {
-                agency: "inps-pesaro",
-                start: 0,
-                entries: &inps,
-            },
-            &Log {
-                agency: "questura-pu",
-                start: 100,
-                entries: &questura,
-            },
-        );
+        let r = between(("inps-pesaro", 0, &inps), ("questura-pu", 100, &questura));
         assert_eq!(r.matched, [1, 0]);
         assert_eq!(r.outside, 1);
         assert_eq!(r.differences.len(), 1);
         assert_eq!(r.differences[0].index, 2);
         // And from the other side: an unmatched request in the range is named by log index.
         let stray = vec![entry(19, 9, Incoming, "inps-pesaro", PRESENCE)];
-        let r = reconcile(
-            &Log {
-                agency: "inps-pesaro",
-                start: 0,
-                entries: &inps,
-            },
-            &Log {
-                agency: "questura-pu",
-                start: 100,
-                entries: &stray,
-            },
-        );
+        let r = between(("inps-pesaro", 0, &inps), ("questura-pu", 100, &stray));
         assert!(r
             .differences
             .iter()
