@@ -118,6 +118,20 @@ fn log_index(r: &attesta::client::Reply) -> u64 {
         .unwrap()
 }
 
+/// A status question about a sample, through INPS's coordinator.
+async fn ask_status(f: &crate::status::Federation, inps: &attesta::client::Client, label: &str) {
+    let q = serde_json::json!({"subject": f.sample(label)["cf"], "purpose": "benefit-eligibility"});
+    let r = inps
+        .post(
+            &f.inps.url("/v1/status"),
+            "application/json",
+            bytes::Bytes::from(q.to_string()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+}
+
 mod node_log {
     use attesta::audit::entry::sha256;
     use attesta::audit::merkle;
@@ -534,7 +548,7 @@ mod bundles {
     use bytes::Bytes;
     use serde_json::json;
 
-    use super::log_index;
+    use super::{ask_status, log_index};
     use crate::cli::attesta;
     use crate::harness::*;
     use crate::status::{client_toml, Federation};
@@ -678,20 +692,6 @@ mod bundles {
         let out = path.with_file_name(name);
         std::fs::write(&out, bytes).unwrap();
         out
-    }
-
-    /// A status question about a sample, through INPS's coordinator.
-    async fn ask_status(f: &Federation, inps: &attesta::client::Client, label: &str) {
-        let q = json!({"subject": f.sample(label)["cf"], "purpose": "benefit-eligibility"});
-        let r = inps
-            .post(
-                &f.inps.url("/v1/status"),
-                "application/json",
-                Bytes::from(q.to_string()),
-            )
-            .await
-            .unwrap();
-        assert_eq!(r.status, 200);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1452,9 +1452,9 @@ mod crash {
 }
 
 mod report {
-    use bytes::Bytes;
-    use serde_json::{json, Value};
+    use serde_json::Value;
 
+    use super::ask_status;
     use crate::cli::attesta;
     use crate::status::{client_toml, Federation};
 
@@ -1483,17 +1483,12 @@ mod report {
             .as_str()
             .unwrap()
             .to_owned();
-        for cf in [&foreigner, &italian, &foreigner] {
-            let q = json!({"subject": cf, "purpose": "benefit-eligibility"});
-            let r = inps
-                .post(
-                    &f.inps.url("/v1/status"),
-                    "application/json",
-                    Bytes::from(q.to_string()),
-                )
-                .await
-                .unwrap();
-            assert_eq!(r.status, 200);
+        for label in [
+            "resident with valid permit",
+            "Italian citizen",
+            "resident with valid permit",
+        ] {
+            ask_status(&f, &inps, label).await;
         }
         let auditor = client_toml(&mut f.pki, "garante-audit", &f.inps);
         let auditor = auditor.to_str().unwrap();
