@@ -68,6 +68,32 @@ pub struct NodeConfig {
     /// Calls to peers (the `/v1/status` coordinator); every field has a default.
     #[serde(default)]
     pub peers: PeersConfig,
+    /// The audit log; every field has a default.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`: how long the node keeps its log's entries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Days an entry's content is kept (24 months by default); then it is deleted, and only
+    /// its hash stays in the tree, so checkpoints and later entries' proofs still verify.
+    /// 0 keeps every entry.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+}
+
+fn default_retention_days() -> u32 {
+    730
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            retention_days: default_retention_days(),
+        }
+    }
 }
 
 /// `[peers]`: how long this node waits for its peers.
@@ -319,6 +345,8 @@ pub struct Settings {
     pub reload_interval: Duration,
     pub limits: Limits,
     pub peers: PeerSettings,
+    /// How long entries of the audit log are kept; `None`: forever.
+    pub audit_retention: Option<Duration>,
     /// The trust store and identity as loaded at start-up (the node reloads them later).
     pub trust: TrustStore,
     pub identity: Identity,
@@ -539,6 +567,10 @@ impl Settings {
             reload_interval: Duration::from_millis(raw.tls.reload_interval_ms),
             limits,
             peers,
+            audit_retention: match raw.audit.retention_days {
+                0 => None,
+                days => Some(Duration::from_secs(u64::from(days) * 86_400)),
+            },
             trust,
             identity,
             signing: Arc::new(signing),

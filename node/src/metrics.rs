@@ -65,6 +65,8 @@ pub struct Metrics {
     pub audit_entries: Counter,
     pub audit_failures: Counter,
     pub audit_size: Gauge,
+    /// The first audit entry whose content is kept (older ones were past retention).
+    pub audit_first_kept: Gauge,
     pub audit_checkpoints: Family<Outcome, Counter>,
     /// This node's checkpoints sent to witnesses, by result.
     pub witness_submissions: Family<Outcome, Counter>,
@@ -182,6 +184,12 @@ impl Metrics {
             "Tree size of the latest signed audit checkpoint",
             audit_size.clone(),
         );
+        let audit_first_kept = Gauge::default();
+        registry.register(
+            "audit_first_kept_entry",
+            "Index of the first audit entry whose content is kept; older entries were deleted after the retention period (their hashes stay)",
+            audit_first_kept.clone(),
+        );
         let audit_checkpoints = Family::<Outcome, Counter>::default();
         registry.register(
             "audit_checkpoints",
@@ -218,6 +226,7 @@ impl Metrics {
             audit_entries,
             audit_failures,
             audit_size,
+            audit_first_kept,
             audit_checkpoints,
             witness_submissions,
             witness_requests,

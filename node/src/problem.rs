@@ -37,6 +37,8 @@ pub enum ProblemKind {
     UnknownLog,
     /// A checkpoint that does not extend the one a witness cosigned last.
     InconsistentCheckpoint,
+    /// Audit entries whose content was deleted after the retention period.
+    Pruned,
     Internal,
 }
 
@@ -62,6 +64,7 @@ impl ProblemKind {
             Self::AuditUnavailable => "audit-unavailable",
             Self::UnknownLog => "unknown-log",
             Self::InconsistentCheckpoint => "inconsistent-checkpoint",
+            Self::Pruned => "pruned",
             Self::Internal => "internal",
         }
     }
@@ -85,6 +88,7 @@ impl ProblemKind {
             }
             Self::UnknownLog => StatusCode::NOT_FOUND,
             Self::InconsistentCheckpoint => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Pruned => StatusCode::GONE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -112,6 +116,7 @@ impl ProblemKind {
             Self::InconsistentCheckpoint => {
                 "The checkpoint does not extend the one this witness cosigned last"
             }
+            Self::Pruned => "Deleted after the retention period",
             Self::Internal => "Internal error",
         }
     }

@@ -289,6 +289,7 @@ pub fn node_config(pki: &Pki, id: &str, listen: SocketAddr) -> NodeConfig {
         },
         limits: LimitsConfig::default(),
         peers: Default::default(),
+        audit: Default::default(),
     }
 }
 

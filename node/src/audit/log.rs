@@ -310,6 +310,48 @@ impl AuditLog {
         StoredTree { store: &self.store }
     }
 
+    /// The index of the first entry whose content is kept: entries below it were pruned
+    /// ([`Self::prune`]), their hashes remain.
+    pub fn first_kept(&self) -> Result<u64, AuditError> {
+        Ok(self.store.audit_first_kept()?)
+    }
+
+    /// Deletes the content of the entries logged before `before_ms` (Unix ms), oldest first,
+    /// stopping at the first later one; their leaf and subtree hashes stay, so checkpoints
+    /// and proofs are unchanged. Returns the first kept entry's index.
+    pub fn prune(&self, before_ms: u64) -> Result<u64, AuditError> {
+        const CHUNK: u64 = 4096;
+        let size = self.head().size;
+        let mut first = self.first_kept()?;
+        while first < size {
+            let end = size.min(first + CHUNK);
+            let chunk = self.store.audit_entries(first, end)?;
+            let mut cut = first;
+            let mut subjects = Vec::new();
+            for bytes in &chunk {
+                let e = Entry::decode(bytes)
+                    .map_err(|e| StoreError::Corrupt(format!("audit entry {cut}: {}", e.0)))?;
+                if e.time_ms >= before_ms {
+                    break;
+                }
+                if let Some(s) = e.subject {
+                    subjects.push((cut, s));
+                }
+                cut += 1;
+            }
+            if cut == first {
+                break;
+            }
+            self.store.audit_prune(first, cut, &subjects)?;
+            let stopped = cut < end;
+            first = cut;
+            if stopped {
+                break;
+            }
+        }
+        Ok(first)
+    }
+
     /// The root of the first `size` entries (`size` ≤ the durable size).
     pub fn root_at(&self, size: u64) -> Result<Hash, AuditError> {
         if size == 0 {

@@ -115,6 +115,7 @@ pub(super) fn receipt_entry(
         return Err(Problem::new(ProblemKind::NotFound)
             .with_detail(format!("no entry {index}: the log has {size}")));
     }
+    kept(shared, index)?;
     let bytes = shared
         .audit
         .store()
@@ -170,6 +171,22 @@ struct EntryItem<'a> {
     view: EntryView<'a>,
 }
 
+/// Refuses `index` if its content was deleted after the retention period.
+fn kept(shared: &Shared, index: u64) -> Result<(), Problem> {
+    let first = shared.audit.first_kept().map_err(failed)?;
+    if index < first {
+        let days = shared
+            .settings
+            .audit_retention
+            .map_or(0, |r| r.as_secs() / 86_400);
+        return Err(Problem::new(ProblemKind::Pruned).with_detail(format!(
+            "entries below {first} were deleted after the retention period ({days} days); their \
+             hashes remain: export from entry {first} (--from {first})"
+        )));
+    }
+    Ok(())
+}
+
 pub(super) fn entries(shared: &Shared, query: Option<&str>) -> Result<Resp, Problem> {
     let [start, end] = numbers(query, ["start", "end"])?;
     let size = size(shared);
@@ -178,6 +195,7 @@ pub(super) fn entries(shared: &Shared, query: Option<&str>) -> Result<Resp, Prob
             "need start < end <= {size} (the log's size) and at most {MAX_ENTRIES} entries"
         )));
     }
+    kept(shared, start)?;
     let raw = shared
         .audit
         .store()
@@ -323,7 +341,8 @@ pub(super) fn subject_report(shared: &Shared, cf: &CodiceFiscale) -> Result<Resp
         .audit_by_subject(&blinded)
         .map_err(|e| failed(e.into()))?;
     let mut entries = Vec::with_capacity(indexes.len());
-    for i in indexes.into_iter().filter(|i| *i < size) {
+    let first = audit.first_kept().map_err(failed)?;
+    for i in indexes.into_iter().filter(|i| (first..size).contains(i)) {
         let raw = audit
             .store()
             .audit_entries(i, i + 1)

@@ -179,6 +179,7 @@ impl Node {
             shared.clone(),
             reload_stopped.clone(),
         ));
+        let pruner = tokio::spawn(prune(shared.clone(), reload_stopped.clone()));
         let checkpointer = tokio::spawn(checkpoints(shared.clone(), reload_stopped));
 
         info!(
@@ -237,6 +238,7 @@ impl Node {
         let _ = reloader.await;
         let _ = fetcher.await;
         let _ = checkpointer.await;
+        let _ = pruner.await;
         // The last checkpoint covers every answer given.
         let _ = sign_checkpoint(&shared).await;
         shared.audit.close();
@@ -258,6 +260,49 @@ async fn checkpoints(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver
                 witness::submit(&shared, fresh);
             }
             _ = stop.changed() => return,
+        }
+    }
+}
+
+/// How often the node deletes audit entries past the retention period.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(3600);
+
+/// Deletes the content of audit entries older than the retention period, at start and every
+/// hour, until `stop`.
+async fn prune(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(PRUNE_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let audit = shared.audit.clone();
+        let retention = shared.settings.audit_retention;
+        let pruned = tokio::task::spawn_blocking(move || {
+            let before = match retention {
+                Some(keep) => routes::now_ms().saturating_sub(keep.as_millis() as u64),
+                None => 0,
+            };
+            let was = audit.first_kept()?;
+            audit.prune(before).map(|now| (was, now))
+        })
+        .await;
+        match pruned {
+            Ok(Ok((was, now))) => {
+                shared.metrics.audit_first_kept.set(now as i64);
+                if now > was {
+                    info!(
+                        deleted = now - was,
+                        first_kept = now,
+                        "audit entries past retention deleted"
+                    );
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %crate::config::error_chain(&e), "audit retention: entries not deleted");
+            }
+            Err(_) => tracing::error!("audit retention task failed"),
         }
     }
 }

@@ -7,12 +7,17 @@
 //! | `audit_subjects` | blinded subject · index      | –                        |
 //! | `meta`           | `audit/size`                 | u64 BE                   |
 //! | `meta`           | `audit/checkpoint`           | last signed checkpoint   |
+//! | `meta`           | `audit/pruned`               | first kept entry, u64 BE |
 //! | `witness`        | origin                       | latest cosigned size · root |
 //!
 //! `audit_nodes` holds the hash of every complete, aligned subtree: node (level, i) covers
 //! leaves `i·2^level .. (i+1)·2^level`; level 0 holds the leaf hashes. An append writes the
 //! entries, their new nodes and the new size in one synced batch, so after a crash the log is
 //! exactly the batches that were acknowledged.
+//!
+//! Entries older than the retention period are pruned: their bytes and subject keys are
+//! deleted, their hashes in `audit_nodes` stay, so the tree, its checkpoints and the proofs of
+//! later entries are unchanged.
 
 use rocksdb::{Direction, IteratorMode, ReadOptions, WriteBatch};
 
@@ -24,6 +29,7 @@ pub(super) const AUDIT_SUBJECTS: &str = "audit_subjects";
 pub(super) const WITNESS: &str = "witness";
 
 const SIZE_KEY: &[u8] = b"audit/size";
+const PRUNED_KEY: &[u8] = b"audit/pruned";
 
 /// One entry to append: its bytes and the blinded subject it is about, if any.
 #[derive(Debug)]
@@ -50,6 +56,40 @@ impl Store {
                 .map(u64::from_be_bytes)
                 .map_err(|_| StoreError::Corrupt("audit/size".into())),
         }
+    }
+
+    /// The index of the first entry whose content is kept (entries below it were pruned).
+    pub fn audit_first_kept(&self) -> Result<u64, StoreError> {
+        match self.db.get_cf(self.cf(super::META), PRUNED_KEY)? {
+            None => Ok(0),
+            Some(v) => v
+                .as_slice()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt("audit/pruned".into())),
+        }
+    }
+
+    /// Deletes the content of entries `from..to` and the subject keys (`subjects`: index and
+    /// blinded subject of those that had one), keeping their hashes, and records `to` as the
+    /// first kept entry; one synced write.
+    pub fn audit_prune(
+        &self,
+        from: u64,
+        to: u64,
+        subjects: &[(u64, [u8; 32])],
+    ) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(self.cf(AUDIT_ENTRIES), from.to_be_bytes(), to.to_be_bytes());
+        for (index, s) in subjects {
+            let mut k = [0u8; 40];
+            k[..32].copy_from_slice(s);
+            k[32..].copy_from_slice(&index.to_be_bytes());
+            batch.delete_cf(self.cf(AUDIT_SUBJECTS), k);
+        }
+        batch.put_cf(self.cf(super::META), PRUNED_KEY, to.to_be_bytes());
+        self.db.write_opt(batch, &sync_writes())?;
+        Ok(())
     }
 
     /// Appends `entries` at `first` (the current size) with the subtree `nodes` they complete,

@@ -240,3 +240,61 @@ fn the_subject_key_is_created_once_with_private_permissions() {
         "{err}"
     );
 }
+
+#[test]
+fn pruning_deletes_old_entries_and_their_subject_keys_and_keeps_the_tree() {
+    let f = fixture();
+    // 10,000 entries one millisecond apart (more than one pruning chunk), one of which has a
+    // later time than those after it (times come from concurrent requests): pruning stops at
+    // the first entry it must keep.
+    let mut all: Vec<Entry> = (0..10_000).map(entry).collect();
+    all[7_000].time_ms = entry(9_999).time_ms;
+    let leaves: Vec<Hash> = all.iter().map(|e| merkle::leaf_hash(&e.encode())).collect();
+    {
+        let log = open(&f);
+        block_on(async {
+            for chunk in all.chunks(1000) {
+                log.append(chunk).await.unwrap();
+            }
+        });
+        let signed = log.sign_checkpoint().unwrap().unwrap();
+        assert_eq!(log.first_kept().unwrap(), 0);
+        // Nothing is older than the first entry.
+        assert_eq!(log.prune(entry(0).time_ms).unwrap(), 0);
+        // Entries 0..5000 are older than entry 5000.
+        assert_eq!(log.prune(entry(5_000).time_ms).unwrap(), 5_000);
+        assert!(log.store().audit_entries(4_999, 5_000).is_err());
+        assert_eq!(
+            Entry::decode(&log.store().audit_entries(5_000, 5_001).unwrap()[0]).unwrap(),
+            all[5_000]
+        );
+        // The subject keys of pruned entries are gone, later ones stay.
+        assert_eq!(
+            log.store().audit_by_subject(&[1; 32]).unwrap(),
+            (5_000..10_000).filter(|i| i % 3 == 1).collect::<Vec<_>>()
+        );
+        // The tree is unchanged: roots, proofs of pruned and kept leaves, the next checkpoint.
+        assert_eq!(log.root_at(10_000).unwrap(), merkle::root(&leaves));
+        assert_eq!(log.root_at(3).unwrap(), merkle::root(&leaves[..3]));
+        for index in [0, 4_999, 5_000, 9_999] {
+            let proof = merkle::inclusion_proof(&log.tree(), index, 10_000).unwrap();
+            verify_inclusion(
+                &leaves[index as usize],
+                index,
+                10_000,
+                &proof,
+                &signed.checkpoint.root,
+            )
+            .unwrap();
+        }
+        block_on(log.append(&[entry(20_000)])).unwrap();
+        let next = log.sign_checkpoint().unwrap().unwrap();
+        assert_eq!(next.checkpoint.size, 10_001);
+        // Entry 7,000 is not older than entry 9,500's time: it and what follows are kept.
+        assert_eq!(log.prune(entry(9_500).time_ms).unwrap(), 7_000);
+    }
+    // The first kept entry is persisted.
+    let log = open(&f);
+    assert_eq!(log.first_kept().unwrap(), 7_000);
+    assert_eq!(log.prune(0).unwrap(), 7_000);
+}
