@@ -1631,3 +1631,180 @@ mod report {
         );
     }
 }
+
+mod retention {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use attesta::audit::log::{load_or_create_key, origin, AuditLog};
+    use attesta::config::Settings;
+    use serde_json::json;
+
+    use super::ask_status;
+    use crate::cli::attesta;
+    use crate::harness::*;
+    use crate::status::{client_toml, Federation};
+
+    /// Prunes `config`'s log as the node's retention task would, with `before_ms` as the
+    /// cut-off, while the node is stopped.
+    fn prune(config: &Path, before_ms: u64) -> u64 {
+        let settings = Settings::load(config).unwrap();
+        let store = Arc::new(attesta::store::Store::open(&settings.data_dir.join("db")).unwrap());
+        let log = AuditLog::open(
+            store,
+            load_or_create_key(&settings.data_dir.join("audit.key")).unwrap(),
+            origin(settings.trust_domain.as_str(), settings.agency.as_str()),
+            settings.signing.clone(),
+        )
+        .unwrap();
+        let first = log.prune(before_ms).unwrap();
+        log.close();
+        first
+    }
+
+    fn now_ms() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn entries_past_retention_are_deleted_and_the_rest_still_verifies() {
+        let mut f = Federation::start(|_| {}).await;
+        let inps = f.pki.client("inps-pesaro");
+        let label = "resident with valid permit";
+        ask_status(&f, &inps, label).await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let cut = now_ms();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        ask_status(&f, &inps, label).await;
+
+        let Federation {
+            mut pki,
+            questura,
+            samples,
+            pesaro: _pesaro,
+            urbino: _urbino,
+            inps: _inps,
+        } = f;
+        let config = questura.config_path.clone();
+        questura.stop().await;
+        let first = tokio::task::block_in_place(|| prune(&config, cut));
+        assert!(first > 0);
+        let questura = start_node(&mut pki, "questura-pu", |c| {
+            c.serves = vec!["legal-presence".into()];
+        })
+        .await;
+
+        // Pruned entries are gone, by name; their hashes still prove later ones.
+        let auditor = pki.client("garante-audit");
+        let r = auditor
+            .get(&questura.url("/v1/audit/entries?start=0&end=1"))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 410);
+        let p = r.json().unwrap();
+        assert_eq!(p["type"], "urn:attesta:problem:pruned");
+        assert!(
+            p["detail"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("export from entry {first} (--from {first})")),
+            "{p}"
+        );
+        let r = auditor
+            .get(&questura.url("/v1/audit/receipt?index=0"))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 410);
+        let size = eventually(|| async {
+            let r = auditor
+                .get(&questura.url("/v1/audit/checkpoint"))
+                .await
+                .ok()?;
+            let text = String::from_utf8(r.body.to_vec()).ok()?;
+            let size: u64 = text.lines().nth(1)?.parse().ok()?;
+            (size > first).then_some(size)
+        })
+        .await;
+        let r = auditor
+            .get(&questura.url(&format!("/v1/audit/proof/inclusion?index=0&size={size}")))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+
+        // The whole log cannot be exported any more; from the first kept entry it can, and it
+        // verifies against the checkpoint signed before and after pruning.
+        let auditor_config = client_toml(&mut pki, "garante-audit", &questura);
+        let dir = pki.dir.path().to_owned();
+        let out = dir.join("kept.bundle");
+        let export = |from: Option<u64>| {
+            let mut cmd = attesta();
+            cmd.args([
+                "audit",
+                "export",
+                "--node",
+                "questura-pu",
+                "--url",
+                &questura.url,
+            ]);
+            cmd.arg("--config")
+                .arg(&auditor_config)
+                .arg("--out")
+                .arg(&out);
+            if let Some(n) = from {
+                cmd.args(["--from", &n.to_string()]);
+            }
+            cmd.output().unwrap()
+        };
+        let o = tokio::task::block_in_place(|| export(None));
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(!o.status.success());
+        assert!(
+            err.contains("410 pruned") && err.contains(&format!("--from {first}")),
+            "{err}"
+        );
+        let o = tokio::task::block_in_place(|| export(Some(first)));
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = attesta()
+            .args(["audit", "verify"])
+            .arg(&out)
+            .arg("--ca")
+            .arg(pki.ca_cert())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(
+            o.status.success(),
+            "{said}{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            said.contains(&format!("valid: questura-pu log, entries {first}..")),
+            "{said}"
+        );
+
+        // The person's report no longer shows the first question, and still shows the second.
+        let cf = samples.iter().find(|s| s["label"] == label).unwrap()["cf"].clone();
+        let r = auditor
+            .post(
+                &questura.url("/v1/audit/subject-report"),
+                "application/json",
+                bytes::Bytes::from(json!({ "subject": cf }).to_string()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200);
+        let report = r.json().unwrap();
+        let asked: Vec<u64> = report["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["route"] == "POST /v1/attest/legal-presence")
+            .map(|e| e["index"].as_u64().unwrap())
+            .collect();
+        assert_eq!(asked.len(), 1, "{report}");
+        assert!(asked[0] >= first);
+    }
+}
