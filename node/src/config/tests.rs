@@ -95,6 +95,51 @@ fn the_commented_example_config_parses() {
     assert_eq!(raw.peers.timeout_ms, p.timeout_ms);
     assert_eq!(raw.peers.status_deadline_ms, p.status_deadline_ms);
     assert_eq!(raw.peers.agency_timeout_ms["questura-pu"], 1500);
+    assert_eq!(
+        raw.audit.retention_days,
+        AuditConfig::default().retention_days
+    );
+}
+
+#[test]
+fn audit_retention_is_in_days_and_zero_keeps_everything() {
+    let f = Fixture::new();
+    let day = std::time::Duration::from_secs(86_400);
+    assert_eq!(f.load(VALID).unwrap().audit_retention, Some(730 * day));
+    let s = f
+        .load(&format!(
+            "{VALID}
+[audit]
+retention_days = 0
+"
+        ))
+        .unwrap();
+    assert_eq!(s.audit_retention, None);
+    let s = f
+        .load(&format!(
+            "{VALID}
+[audit]
+retention_days = 90
+"
+        ))
+        .unwrap();
+    assert_eq!(s.audit_retention, Some(90 * day));
+    for bad in [
+        "retention_days = -1",
+        "retention_days = \"forever\"",
+        "keep = 3",
+    ] {
+        let err = f
+            .load(&format!(
+                "{VALID}
+[audit]
+{bad}
+"
+            ))
+            .unwrap_err();
+        let msg = one_line(&err);
+        assert!(msg.contains("node.toml:"), "{bad}: {msg}");
+    }
 }
 
 #[test]
