@@ -48,25 +48,23 @@ fn node_key(level: u8, index: u64) -> [u8; 9] {
 impl Store {
     /// The number of entries in the log.
     pub fn audit_size(&self) -> Result<u64, StoreError> {
-        match self.db.get_cf(self.cf(super::META), SIZE_KEY)? {
-            None => Ok(0),
-            Some(v) => v
-                .as_slice()
-                .try_into()
-                .map(u64::from_be_bytes)
-                .map_err(|_| StoreError::Corrupt("audit/size".into())),
-        }
+        self.meta_u64(SIZE_KEY)
     }
 
     /// The index of the first entry whose content is kept (entries below it were pruned).
     pub fn audit_first_kept(&self) -> Result<u64, StoreError> {
-        match self.db.get_cf(self.cf(super::META), PRUNED_KEY)? {
+        self.meta_u64(PRUNED_KEY)
+    }
+
+    /// A u64 BE counter in `meta`; 0 when absent.
+    fn meta_u64(&self, key: &[u8]) -> Result<u64, StoreError> {
+        match self.db.get_cf(self.cf(super::META), key)? {
             None => Ok(0),
             Some(v) => v
                 .as_slice()
                 .try_into()
                 .map(u64::from_be_bytes)
-                .map_err(|_| StoreError::Corrupt("audit/pruned".into())),
+                .map_err(|_| StoreError::Corrupt(String::from_utf8_lossy(key).into_owned())),
         }
     }
 
