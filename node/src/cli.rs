@@ -145,6 +145,17 @@ enum NodeCommand {
         #[arg(long)]
         config: PathBuf,
     },
+    /// With the node stopped: forget what it cosigned of a peer's log, so that it cosigns that
+    /// log again from scratch (after the peer lost its log and its new history was accepted).
+    /// The reset is logged in this node's audit log first.
+    ForgetWitnessed {
+        /// Path of node.toml.
+        #[arg(long)]
+        config: PathBuf,
+        /// The agency whose log to forget.
+        #[arg(long)]
+        log: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,6 +226,17 @@ fn run_command(command: Command) -> anyhow::Result<()> {
                 node.run(listener, shutdown_signal()).await;
                 anyhow::Ok(())
             })
+        }
+        Command::Node(NodeCommand::ForgetWitnessed { config, log }) => {
+            let settings = Settings::load(&config)?;
+            let agency = attesta_certs::AgencyId::new(&log)
+                .map_err(|e| anyhow::anyhow!("--log {log}: {e}"))?;
+            let f = runtime()?.block_on(crate::server::witness::forget(&settings, &agency))?;
+            println!(
+                "forgot {} at size {} (root {}); logged as entry {} of {}'s log",
+                f.origin, f.size, f.root, f.entry, settings.agency
+            );
+            Ok(())
         }
         Command::Demo(DemoCommand::Up(args)) => runtime()?.block_on(crate::demo::up(args)),
         Command::Import(args) => runtime()?.block_on(import(args)),

@@ -1000,6 +1000,7 @@ mod witness {
     use bytes::Bytes;
     use http::Method;
 
+    use crate::cli::attesta;
     use crate::harness::*;
 
     const PATH: &str = "/v1/witness/add-checkpoint";
@@ -1227,6 +1228,77 @@ mod witness {
             ],
             "{page}"
         );
+
+        // Urbino lost its log and the federation accepted its new history: the Questura's
+        // operator makes its node forget what it cosigned (node stopped), and it cosigns the
+        // new history from scratch. The reset is in the Questura's own log.
+        let config = questura.config_path.clone();
+        let run = |log: &str| {
+            tokio::task::block_in_place(|| {
+                attesta()
+                    .args(["node", "forget-witnessed", "--log", log, "--config"])
+                    .arg(&config)
+                    .output()
+                    .unwrap()
+            })
+        };
+        let o = run("comune-urbino");
+        assert!(!o.status.success());
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("is the node running? stop it first"),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        questura.stop().await;
+        let o = run("comune-urbino");
+        let said = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(
+            said.starts_with(&format!("forgot {origin} at size 12 (root ")),
+            "{said}"
+        );
+        let o = run("comune-urbino");
+        assert!(!o.status.success());
+        assert!(String::from_utf8_lossy(&o.stderr)
+            .contains("has cosigned nothing of comune-urbino's log"));
+        let o = run("Not An Agency");
+        assert!(!o.status.success());
+        assert!(String::from_utf8_lossy(&o.stderr).contains("--log Not An Agency"));
+
+        let questura = start_node(&mut pki, "questura-pu", serves).await;
+        let restarted = checkpoint(&urbino_key, &origin, &forked, 4);
+        let r = submit(&urbino, &questura, None, body(0, &[], &restarted)).await;
+        assert_eq!(r.status, 403, "the certificate was forgotten too");
+        let r = submit(&urbino, &questura, Some(&cert), body(0, &[], &restarted)).await;
+        assert_eq!(r.status, 200, "{}", problem(&r).1);
+        let now = auditor
+            .get(&questura.url("/v1/audit/entries?start=0&end=1"))
+            .await
+            .unwrap()
+            .json()
+            .unwrap()["size"]
+            .as_u64()
+            .unwrap();
+        let page = auditor
+            .get(&questura.url(&format!("/v1/audit/entries?start={size}&end={now}")))
+            .await
+            .unwrap()
+            .json()
+            .unwrap();
+        let changes: Vec<&serde_json::Value> = page["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["direction"] == "change")
+            .collect();
+        assert_eq!(changes.len(), 1, "{page}");
+        let e = changes[0];
+        assert_eq!(e["route"], "witness");
+        assert_eq!(e["peer_agency"], "comune-urbino");
+        assert!(e["rule"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("forgot {origin} at size 12")));
     }
 }
 

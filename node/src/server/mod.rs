@@ -20,7 +20,7 @@ mod peers;
 mod reload;
 mod routes;
 mod status;
-mod witness;
+pub mod witness;
 
 use std::future::Future;
 use std::net::SocketAddr;

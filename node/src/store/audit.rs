@@ -203,4 +203,13 @@ impl Store {
         self.db.write_opt(batch, &sync_writes())?;
         Ok(())
     }
+
+    /// Deletes one small value, synced.
+    pub fn audit_delete(&self, witness: bool, key: &[u8]) -> Result<(), StoreError> {
+        let cf = if witness { WITNESS } else { super::META };
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(self.cf(cf), key);
+        self.db.write_opt(batch, &sync_writes())?;
+        Ok(())
+    }
 }
