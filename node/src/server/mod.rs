@@ -20,6 +20,7 @@ mod peers;
 mod reload;
 mod routes;
 mod status;
+mod throttle;
 pub mod witness;
 
 use std::future::Future;
@@ -96,6 +97,8 @@ pub(crate) struct Shared {
     audit: Arc<AuditLog>,
     /// Cosigning peers' checkpoints, and getting this node's cosigned.
     witness: witness::Witnessing,
+    /// Lasting conditions are warned about once a minute, not on every occurrence.
+    warnings: throttle::Throttle,
     draining: AtomicBool,
 }
 
@@ -148,6 +151,7 @@ impl Node {
                 peers: peers::Peers::default(),
                 audit: Arc::new(audit),
                 witness: witness::Witnessing::default(),
+                warnings: throttle::Throttle::new(Duration::from_secs(60)),
                 draining: AtomicBool::new(false),
             }),
         })
@@ -325,7 +329,9 @@ async fn sign_checkpoint(shared: &Arc<Shared>) -> bool {
             m.audit_checkpoints
                 .get_or_create(&crate::metrics::Outcome { result: "refused" })
                 .inc();
-            tracing::error!(error = %crate::config::error_chain(&e), "audit checkpoint not signed");
+            if let Some(repeats) = shared.warnings.allow("checkpoint") {
+                tracing::error!(error = %crate::config::error_chain(&e), repeats, "audit checkpoint not signed");
+            }
             false
         }
         Err(_) => {

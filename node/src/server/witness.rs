@@ -310,7 +310,9 @@ pub(super) fn add_checkpoint(
         }
     } else {
         merkle::verify_consistency(size, c.size, &root, &c.root, &req.proof).map_err(|e| {
-            tracing::warn!(log = %agency, from = size, to = c.size, "inconsistent checkpoint refused");
+            if let Some(repeats) = shared.warnings.allow(&format!("inconsistent {agency}")) {
+                tracing::warn!(log = %agency, from = size, to = c.size, repeats, "inconsistent checkpoint refused");
+            }
             inconsistent(format!(
                 "the checkpoint of size {} does not extend the one of size {size} cosigned before: {e}",
                 c.size
@@ -396,7 +398,10 @@ async fn round(shared: &Arc<Shared>) {
                 "cosigned"
             }
             Err((outcome, why)) => {
-                tracing::warn!(witness = %agency, size = signed.checkpoint.size, reason = %why, "checkpoint not cosigned");
+                let key = format!("witness {agency} {outcome}");
+                if let Some(repeats) = shared.warnings.allow(&key) {
+                    tracing::warn!(witness = %agency, size = signed.checkpoint.size, reason = %why, repeats, "checkpoint not cosigned");
+                }
                 outcome
             }
         };
