@@ -652,13 +652,9 @@ mod bundles {
             .unwrap_or(0)
     }
 
-    fn export_range(config: &Path, agency: &str, from: u64, to: Option<u64>, out: &Path) -> String {
-        let from = from.to_string();
-        let to = to.map(|t| t.to_string());
-        let mut args = vec!["export", "--node", agency, "--from", &from];
-        if let Some(t) = &to {
-            args.extend(["--to", t]);
-        }
+    fn export_range(config: &Path, agency: &str, from: u64, to: u64, out: &Path) -> String {
+        let (from, to) = (from.to_string(), to.to_string());
+        let args = ["export", "--node", agency, "--from", &from, "--to", &to];
         let o = run(
             &args,
             &[Path::new("--config"), config, Path::new("--out"), out],
@@ -843,7 +839,7 @@ mod bundles {
         );
         assert!(size1 >= 5 && size2 > size1, "{size1} {size2}");
         let range = dir.join("questura-range.bundle");
-        let said = export_range(&config, "questura-pu", 2, Some(5), &range);
+        let said = export_range(&config, "questura-pu", 2, 5, &range);
         assert!(
             said.contains("exported questura-pu: entries 2..5 of "),
             "{said}"
@@ -881,10 +877,34 @@ mod bundles {
         );
         // What was logged since the first bundle: it continues that bundle's checkpoint.
         let since = dir.join("questura-since.bundle");
-        let said = export_range(&config, "questura-pu", size1, None, &since);
-        assert!(said.contains(&format!("entries {size1}..")), "{said}");
+        let export_since = |agency: &str| {
+            run(
+                &["export", "--node", agency],
+                &[
+                    Path::new("--config"),
+                    &config,
+                    Path::new("--out"),
+                    &since,
+                    Path::new("--since"),
+                    &first,
+                ],
+            )
+        };
+        let o = export_since("questura-pu");
+        assert!(o.status.success(), "{}", text(&o));
+        assert!(
+            text(&o).contains(&format!("entries {size1}..")),
+            "{}",
+            text(&o)
+        );
         let o = verify(&since, &ca, Some(&first));
         assert!(o.status.success(), "{}", text(&o));
+        let o = export_since("inps-pesaro");
+        assert!(
+            !o.status.success() && text(&o).contains("questura-pu/audit, not of "),
+            "{}",
+            text(&o)
+        );
         // A range that does not reach the earlier checkpoint's end cannot show it continues.
         let o = verify(&range, &ca, Some(&first));
         assert!(

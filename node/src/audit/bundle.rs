@@ -148,12 +148,15 @@ impl Bundle {
         Ok(())
     }
 
-    /// Reads a bundle; `progress(done, total)` is called as entries are read.
-    pub fn read(input: impl Read, mut progress: impl FnMut(u64, u64)) -> Result<Self, ReadError> {
-        let mut r = Counting {
-            inner: std::io::BufReader::with_capacity(1 << 20, input),
+    /// Reads only a bundle's header (its checkpoint, signer and range), not its entries.
+    pub fn read_header(input: impl Read) -> Result<Header, ReadError> {
+        Self::header(&mut Counting {
+            inner: input,
             at: 0,
-        };
+        })
+    }
+
+    fn header<R: Read>(r: &mut Counting<R>) -> Result<Header, ReadError> {
         let mut magic = vec![0u8; MAGIC.len()];
         r.exact(&mut magic).map_err(|_| ReadError::Magic)?;
         if magic != MAGIC {
@@ -165,8 +168,16 @@ impl Bundle {
         }
         let mut header = vec![0u8; len as usize];
         r.exact(&mut header)?;
-        let header: Header =
-            serde_json::from_slice(&header).map_err(|e| ReadError::Header(e.to_string()))?;
+        serde_json::from_slice(&header).map_err(|e| ReadError::Header(e.to_string()))
+    }
+
+    /// Reads a bundle; `progress(done, total)` is called as entries are read.
+    pub fn read(input: impl Read, mut progress: impl FnMut(u64, u64)) -> Result<Self, ReadError> {
+        let mut r = Counting {
+            inner: std::io::BufReader::with_capacity(1 << 20, input),
+            at: 0,
+        };
+        let header = Self::header(&mut r)?;
         let mut n = [0u8; 8];
         r.exact(&mut n)?;
         let n = u64::from_be_bytes(n);

@@ -89,9 +89,13 @@ pub struct ExportArgs {
     /// Where to write the bundle.
     #[arg(long)]
     out: std::path::PathBuf,
-    /// Export entries from this index on (default 0). With `--to`, a range bundle.
-    #[arg(long)]
+    /// Export entries from this index on (default 0): a range bundle.
+    #[arg(long, conflicts_with = "since")]
     from: Option<u64>,
+    /// Export what was logged after this earlier bundle of the node's log (from its
+    /// checkpoint's size); `verify --since` the same bundle proves the two join up.
+    #[arg(long)]
+    since: Option<std::path::PathBuf>,
     /// Export entries below this index (default: the checkpoint's size).
     #[arg(long)]
     to: Option<u64>,
@@ -314,8 +318,44 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
     }
 
     let size = checkpoint.size;
-    let (from, to) = (a.from.unwrap_or(0), a.to.unwrap_or(size));
-    let ranged = a.from.is_some() || a.to.is_some();
+    let since = match &a.since {
+        None => None,
+        Some(p) => {
+            let file =
+                std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
+            let h = super::bundle::Bundle::read_header(std::io::BufReader::new(file))
+                .with_context(|| format!("{}", p.display()))?;
+            let then = super::note::Note::parse(&h.checkpoint)
+                .and_then(|n| super::note::Checkpoint::parse(&n.body))
+                .map_err(|e| anyhow::anyhow!("{}: bad checkpoint: {e}", p.display()))?;
+            if then.origin != checkpoint.origin {
+                anyhow::bail!(
+                    "{} is a bundle of {}, not of {}",
+                    p.display(),
+                    then.origin,
+                    checkpoint.origin
+                );
+            }
+            if then.size > size {
+                anyhow::bail!(
+                    "{agency}'s checkpoint has {size} entries, fewer than the {} of {}: its log \
+                     was truncated",
+                    then.size,
+                    p.display()
+                );
+            }
+            if then.size == size {
+                println!(
+                    "nothing logged by {agency} since {} ({size} entries); nothing written",
+                    p.display()
+                );
+                return Ok(());
+            }
+            Some(then.size)
+        }
+    };
+    let (from, to) = (a.from.or(since).unwrap_or(0), a.to.unwrap_or(size));
+    let ranged = a.from.is_some() || a.to.is_some() || since.is_some();
     if ranged && (from >= to || to > size) {
         anyhow::bail!(
             "--from {from} --to {to}: need from < to <= {size} (the size of {agency}'s checkpoint)"
