@@ -520,15 +520,53 @@ async fn a_clerk_asks_with_attesta_query_status() {
         .and_then(|rest| rest.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{text}"));
-    let clerk = f.pki.client("inps-pesaro");
-    let url = f.inps.url(&format!("/v1/audit/receipt?index={index}"));
-    let receipt = eventually(|| async {
-        let r = clerk.get(&url).await.ok()?;
-        (r.status == 200).then_some(r)
-    })
-    .await;
-    let receipt = String::from_utf8_lossy(&receipt.body).into_owned();
-    assert!(receipt.contains(&format!("\nindex {index}\n")), "{receipt}");
+    let saved = f.pki.dir.path().join("question.receipt");
+    let fetched = tokio::task::block_in_place(|| {
+        attesta()
+            .args([
+                "audit",
+                "receipt",
+                "--index",
+                &index.to_string(),
+                "--config",
+            ])
+            .arg(&config)
+            .arg("--out")
+            .arg(&saved)
+            .output()
+            .unwrap()
+    });
+    let said = String::from_utf8_lossy(&fetched.stdout).into_owned();
+    assert!(
+        fetched.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&fetched.stderr)
+    );
+    assert!(
+        said.starts_with(&format!("valid: inps-pesaro logged entry {index} "))
+            && said.contains("request from inps-pesaro, POST /v1/status"),
+        "{said}"
+    );
+    let checked = attesta()
+        .args(["audit", "check-receipt"])
+        .arg(&saved)
+        .arg("--ca")
+        .arg(f.pki.ca_cert())
+        .output()
+        .unwrap();
+    assert!(checked.status.success());
+    // An entry that does not exist yet: the node's answer, in one line.
+    let missing = tokio::task::block_in_place(|| {
+        attesta()
+            .args(["audit", "receipt", "--index", "999999", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(&saved)
+            .output()
+            .unwrap()
+    });
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
     let doc: Value = serde_json::from_slice(&json_out.stdout).unwrap();
     assert_eq!(doc["complete"], true);
     assert_eq!(doc["attestations"].as_array().unwrap().len(), 2);

@@ -25,6 +25,9 @@ pub enum AuditCommand {
     /// Check a receipt (`GET /v1/audit/receipt`: C2SP tlog-proof) offline against the CA.
     /// Exit 0 iff the node's signed tree holds the entry.
     CheckReceipt(ReceiptArgs),
+    /// Fetch one entry's receipt from a node (`GET /v1/audit/receipt`), check it against the
+    /// CA of the client's config, and save it. The agency an entry names needs no grant.
+    Receipt(FetchReceiptArgs),
     /// The citizen access report (GDPR art. 15): every node's log entries about one person,
     /// merged by time. Exit 0 iff every node answered.
     SubjectReport(super::report::SubjectReportArgs),
@@ -58,6 +61,25 @@ pub struct ReceiptArgs {
     receipt: std::path::PathBuf,
     #[command(flatten)]
     trust: TrustArgs,
+    /// How many distinct witnesses must have cosigned the checkpoint.
+    #[arg(long, default_value_t = 0)]
+    witnesses: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct FetchReceiptArgs {
+    /// client.toml: CA, the agency's certificate and key, the node to ask.
+    #[arg(long)]
+    config: std::path::PathBuf,
+    /// The entry's index (an answer's `Attesta-Log-Index`).
+    #[arg(long)]
+    index: u64,
+    /// The agency whose node logged the entry; by default the configured node's.
+    #[arg(long)]
+    node: Option<String>,
+    /// Where to save the receipt.
+    #[arg(long)]
+    out: std::path::PathBuf,
     /// How many distinct witnesses must have cosigned the checkpoint.
     #[arg(long, default_value_t = 0)]
     witnesses: usize,
@@ -170,6 +192,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<()> {
         AuditCommand::Verify(a) => verify(a)?,
         AuditCommand::Reconcile(a) => reconcile(a)?,
         AuditCommand::CheckReceipt(a) => check_receipt(a)?,
+        AuditCommand::Receipt(a) => runtime()?.block_on(fetch_receipt(a))?,
         AuditCommand::CheckInclusion(a) => {
             let leaf = hash("--leaf-hash", &a.leaf_hash)?;
             let root = hash("--root", &a.root)?;
@@ -575,18 +598,72 @@ fn check_receipt(a: ReceiptArgs) -> anyhow::Result<()> {
     let trust = a.trust.load()?;
     let path = a.receipt.display();
     let text = std::fs::read_to_string(&a.receipt).with_context(|| format!("reading {path}"))?;
-    let receipt =
-        super::receipt::Receipt::parse(&text).map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
-    let c = receipt
-        .verify(&trust, a.witnesses)
-        .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+    println!(
+        "{}",
+        checked_receipt(&text, &trust, a.witnesses).map_err(|e| anyhow::anyhow!("{path}: {e}"))?
+    );
+    Ok(())
+}
+
+async fn fetch_receipt(a: FetchReceiptArgs) -> anyhow::Result<()> {
+    let settings = crate::query::ClientSettings::load(&a.config)?;
+    let (agency, base) = match &a.node {
+        None => (settings.node_agency.clone(), settings.node.clone()),
+        Some(n) => {
+            let agency =
+                attesta_certs::AgencyId::new(n).map_err(|e| anyhow::anyhow!("--node: {e}"))?;
+            let url = node_url(&settings, agency.as_str()).await?;
+            (agency, url)
+        }
+    };
+    let url = format!("{base}/v1/audit/receipt?index={}", a.index);
+    let client = settings.client_for(&agency)?;
+    // A fresh entry is under a signed checkpoint within a second or two.
+    let mut tries = 0;
+    let reply = loop {
+        let reply = client
+            .get(&url)
+            .await
+            .with_context(|| format!("asking {url}"))?;
+        tries += 1;
+        let pending = reply.status == http::StatusCode::NOT_FOUND
+            && String::from_utf8_lossy(&reply.body).contains("ask again in a moment");
+        if !pending || tries == 5 {
+            break reply;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    };
+    if !reply.status.is_success() {
+        anyhow::bail!("{url}: {}", crate::query::refusal(&reply));
+    }
+    let text = String::from_utf8(reply.body.to_vec()).context("the receipt is not text")?;
+    let said = checked_receipt(&text, &settings.trust, a.witnesses)
+        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    attesta_certs::fsutil::write_atomic(
+        &a.out,
+        text.as_bytes(),
+        attesta_certs::fsutil::PUBLIC_MODE,
+    )
+    .with_context(|| format!("writing {}", a.out.display()))?;
+    println!("{said}\nsaved to {}", a.out.display());
+    Ok(())
+}
+
+/// Verifies a receipt's text and says what it proves, in one line.
+fn checked_receipt(
+    text: &str,
+    trust: &attesta_certs::TrustStore,
+    witnesses: usize,
+) -> anyhow::Result<String> {
+    let receipt = super::receipt::Receipt::parse(text)?;
+    let c = receipt.verify(trust, witnesses)?;
     let e = &c.entry;
     let direction = match e.direction {
         super::entry::Direction::Incoming => format!("request from {}", e.peer_agency),
         super::entry::Direction::Outgoing => format!("call to {}", e.peer_agency),
         super::entry::Direction::Change => format!("change by {}", e.peer_agency),
     };
-    println!(
+    Ok(format!(
         "valid: {} logged entry {} (checkpoint of {} entries, signed by {}{}): {}, {direction}, {}, purpose {}, query {}, status {}",
         c.agency,
         receipt.index,
@@ -602,8 +679,7 @@ fn check_receipt(a: ReceiptArgs) -> anyhow::Result<()> {
         e.purpose,
         super::entry::hex(&e.query_id),
         e.status,
-    );
-    Ok(())
+    ))
 }
 
 fn reconcile(a: ReconcileArgs) -> anyhow::Result<()> {
