@@ -168,7 +168,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
             .and_then(|v| v.to_str().ok())
         {
             println!(
-                "  logged           {} entry {index} (receipt: GET /v1/audit/receipt?index={index})",
+                "  logged           {} entry {index} (its receipt: attesta audit receipt --index {index})",
                 settings.node_agency
             );
         }
