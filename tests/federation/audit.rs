@@ -1059,6 +1059,22 @@ mod witness {
         .unwrap()
     }
 
+    /// The node's log size, and its entries from `start` on (as the auditor reads them).
+    async fn logged_since(
+        auditor: &Client,
+        node: &TestNode,
+        start: u64,
+    ) -> (u64, Vec<serde_json::Value>) {
+        let get = |path: String| async move {
+            auditor.get(&node.url(&path)).await.unwrap().json().unwrap()
+        };
+        let size = get("/v1/audit/entries?start=0&end=1".into()).await["size"]
+            .as_u64()
+            .unwrap();
+        let page = get(format!("/v1/audit/entries?start={start}&end={size}")).await;
+        (size, page["entries"].as_array().unwrap().clone())
+    }
+
     fn problem(r: &Reply) -> (String, String) {
         let p = r.json().unwrap_or_default();
         (
@@ -1219,23 +1235,8 @@ mod witness {
         // Refusals are audit entries; cosignatures are not (each would make a new checkpoint
         // to cosign).
         let auditor = pki.client("garante-audit");
-        let size = auditor
-            .get(&questura.url("/v1/audit/entries?start=0&end=1"))
-            .await
-            .unwrap()
-            .json()
-            .unwrap()["size"]
-            .as_u64()
-            .unwrap();
-        let page = auditor
-            .get(&questura.url(&format!("/v1/audit/entries?start=0&end={size}")))
-            .await
-            .unwrap()
-            .json()
-            .unwrap();
-        let statuses: Vec<u64> = page["entries"]
-            .as_array()
-            .unwrap()
+        let (size, page) = logged_since(&auditor, &questura, 0).await;
+        let statuses: Vec<u64> = page
             .iter()
             .filter(|e| e["route"] == format!("POST {PATH}"))
             .map(|e| e["status"].as_u64().unwrap())
@@ -1246,7 +1247,7 @@ mod witness {
                 403, 400, 400, 400, 400, 404, 404, 404, 403, 403, 403, 403, 409, 422, 422, 400,
                 409, 409, 422
             ],
-            "{page}"
+            "{page:?}"
         );
 
         // Urbino lost its log and the federation accepted its new history: the Questura's
@@ -1291,27 +1292,10 @@ mod witness {
         assert_eq!(r.status, 403, "the certificate was forgotten too");
         let r = submit(&urbino, &questura, Some(&cert), body(0, &[], &restarted)).await;
         assert_eq!(r.status, 200, "{}", problem(&r).1);
-        let now = auditor
-            .get(&questura.url("/v1/audit/entries?start=0&end=1"))
-            .await
-            .unwrap()
-            .json()
-            .unwrap()["size"]
-            .as_u64()
-            .unwrap();
-        let page = auditor
-            .get(&questura.url(&format!("/v1/audit/entries?start={size}&end={now}")))
-            .await
-            .unwrap()
-            .json()
-            .unwrap();
-        let changes: Vec<&serde_json::Value> = page["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["direction"] == "change")
-            .collect();
-        assert_eq!(changes.len(), 1, "{page}");
+        let (_, page) = logged_since(&auditor, &questura, size).await;
+        let changes: Vec<&serde_json::Value> =
+            page.iter().filter(|e| e["direction"] == "change").collect();
+        assert_eq!(changes.len(), 1, "{page:?}");
         let e = changes[0];
         assert_eq!(e["route"], "witness");
         assert_eq!(e["peer_agency"], "comune-urbino");
