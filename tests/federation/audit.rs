@@ -118,6 +118,17 @@ fn log_index(r: &attesta::client::Reply) -> u64 {
         .unwrap()
 }
 
+/// `attesta audit verify BUNDLE --ca CA`, as an auditor runs it.
+fn verify_offline(bundle: &std::path::Path, ca: &std::path::Path) -> std::process::Output {
+    attesta()
+        .args(["audit", "verify"])
+        .arg(bundle)
+        .arg("--ca")
+        .arg(ca)
+        .output()
+        .unwrap()
+}
+
 /// A status question about a sample, through INPS's coordinator.
 async fn ask_status(f: &crate::status::Federation, inps: &attesta::client::Client, label: &str) {
     let q = serde_json::json!({"subject": f.sample(label)["cf"], "purpose": "benefit-eligibility"});
@@ -1501,13 +1512,7 @@ mod crash {
                 .unwrap()
         });
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let o = attesta()
-            .args(["audit", "verify"])
-            .arg(&out)
-            .arg("--ca")
-            .arg(pki.ca_cert())
-            .output()
-            .unwrap();
+        let o = super::verify_offline(&out, &pki.ca_cert());
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let bundle = Bundle::read(std::fs::File::open(&out).unwrap(), |_, _| {}).unwrap();
         for a in &answers {
@@ -1843,13 +1848,7 @@ mod retention {
         );
         let o = tokio::task::block_in_place(|| export(Some(first)));
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let o = attesta()
-            .args(["audit", "verify"])
-            .arg(&out)
-            .arg("--ca")
-            .arg(pki.ca_cert())
-            .output()
-            .unwrap();
+        let o = super::verify_offline(&out, &pki.ca_cert());
         let said = String::from_utf8_lossy(&o.stdout).into_owned();
         assert!(
             o.status.success(),
