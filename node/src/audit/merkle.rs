@@ -198,6 +198,35 @@ fn subproof<T: Tree + ?Sized>(
     Ok(())
 }
 
+/// For each hash of an inclusion proof of `len` hashes for leaf `index` of a tree of `size`
+/// leaves, whether that sibling is on the left (RFC 9162 §2.1.3.2's walk up the tree).
+fn sibling_sides(index: u64, size: u64, len: usize) -> Result<Vec<bool>, ProofError> {
+    if index >= size {
+        return Err(ProofError::IndexOutOfRange { index, size });
+    }
+    let (mut fnode, mut snode) = (index, size - 1);
+    let mut sides = Vec::with_capacity(len.min(64));
+    for _ in 0..len {
+        if snode == 0 {
+            return Err(ProofError::WrongLength);
+        }
+        let left = fnode & 1 == 1 || fnode == snode;
+        if left && fnode & 1 == 0 {
+            while fnode & 1 == 0 && fnode != 0 {
+                fnode >>= 1;
+                snode >>= 1;
+            }
+        }
+        sides.push(left);
+        fnode >>= 1;
+        snode >>= 1;
+    }
+    if snode != 0 {
+        return Err(ProofError::WrongLength);
+    }
+    Ok(sides)
+}
+
 /// Verifies that `leaf` is leaf `index` of the tree of `size` leaves with root `root`
 /// (RFC 9162 §2.1.3.2).
 pub fn verify_inclusion(
@@ -207,31 +236,13 @@ pub fn verify_inclusion(
     proof: &[Hash],
     root: &Hash,
 ) -> Result<(), ProofError> {
-    if index >= size {
-        return Err(ProofError::IndexOutOfRange { index, size });
-    }
-    let (mut fnode, mut snode) = (index, size - 1);
     let mut r = *leaf;
-    for p in proof {
-        if snode == 0 {
-            return Err(ProofError::WrongLength);
-        }
-        if fnode & 1 == 1 || fnode == snode {
-            r = node_hash(p, &r);
-            if fnode & 1 == 0 {
-                while fnode & 1 == 0 && fnode != 0 {
-                    fnode >>= 1;
-                    snode >>= 1;
-                }
-            }
+    for (p, left) in proof.iter().zip(sibling_sides(index, size, proof.len())?) {
+        r = if left {
+            node_hash(p, &r)
         } else {
-            r = node_hash(&r, p);
-        }
-        fnode >>= 1;
-        snode >>= 1;
-    }
-    if snode != 0 {
-        return Err(ProofError::WrongLength);
+            node_hash(&r, p)
+        };
     }
     if &r != root {
         return Err(ProofError::RootMismatch);
@@ -318,28 +329,13 @@ pub fn verify_consistency(
 /// Nothing here checks the proof: a wrong hash gives a wrong root, which the caller compares
 /// with a signed one.
 pub fn left_subtrees(index: u64, size: u64, proof: &[Hash]) -> Result<Vec<Hash>, ProofError> {
-    if index >= size {
-        return Err(ProofError::IndexOutOfRange { index, size });
-    }
-    let (mut fnode, mut snode) = (index, size - 1);
-    let mut left = Vec::new();
-    for p in proof {
-        if snode == 0 {
-            return Err(ProofError::WrongLength);
-        }
-        if fnode & 1 == 1 || fnode == snode {
-            left.push(*p);
-            if fnode & 1 == 0 {
-                while fnode & 1 == 0 && fnode != 0 {
-                    fnode >>= 1;
-                    snode >>= 1;
-                }
-            }
-        }
-        fnode >>= 1;
-        snode >>= 1;
-    }
-    if snode != 0 || left.len() != index.count_ones() as usize {
+    let sides = sibling_sides(index, size, proof.len())?;
+    let mut left: Vec<Hash> = proof
+        .iter()
+        .zip(sides)
+        .filter_map(|(p, left)| left.then_some(*p))
+        .collect();
+    if left.len() != index.count_ones() as usize {
         return Err(ProofError::WrongLength);
     }
     left.reverse();
