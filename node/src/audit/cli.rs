@@ -500,7 +500,8 @@ async fn witness_certificates(
     note: &str,
     node: &attesta_certs::AgencyId,
 ) -> Vec<String> {
-    let Ok(parsed) = super::note::Note::parse(note) else {
+    let (Ok(parsed), Ok(manifest)) = (super::note::Note::parse(note), manifest(settings).await)
+    else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -516,7 +517,7 @@ async fn witness_certificates(
         if &agency == node {
             continue;
         }
-        let Ok(url) = node_url(settings, agency.as_str()).await else {
+        let Some(url) = manifest.entry(agency.as_str()).map(|e| &e.url) else {
             continue;
         };
         let Ok(client) = settings.client_for(&agency) else {

@@ -284,12 +284,13 @@ async fn prune(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>
         let audit = shared.audit.clone();
         let retention = shared.settings.audit_retention;
         let pruned = tokio::task::spawn_blocking(move || {
-            let before = match retention {
-                Some(keep) => routes::now_ms().saturating_sub(keep.as_millis() as u64),
-                None => 0,
-            };
             let was = audit.first_kept()?;
-            audit.prune(before).map(|now| (was, now))
+            match retention {
+                Some(keep) => audit
+                    .prune(routes::now_ms().saturating_sub(keep.as_millis() as u64))
+                    .map(|now| (was, now)),
+                None => Ok((was, was)),
+            }
         })
         .await;
         match pruned {
