@@ -302,6 +302,24 @@ struct Sample {
     expect: Expect,
 }
 
+/// States that ceased, by the ISTAT citizenship codes of their successors in the data:
+/// someone born there before the state ceased has its code in their codice fiscale.
+const CEASED_BIRTH_STATES: &[(&str, &str)] = &[
+    ("243", "Z135"), // Ukraine: the USSR
+    ("254", "Z135"), // Moldova: the USSR
+    ("253", "Z118"), // North Macedonia: Yugoslavia
+];
+
+/// The Belfiore code of the ceased state a citizen of `citizenship` born on `birth` was born
+/// in, if any.
+fn birth_state(citizenship: &str, birth: Date) -> Option<&'static str> {
+    let (_, code) = CEASED_BIRTH_STATES
+        .iter()
+        .find(|(c, _)| *c == citizenship)?;
+    let state = places::ceased_states().iter().find(|s| s.code == *code)?;
+    (format_date(birth) < state.until).then_some(*code)
+}
+
 fn date_minus_days(d: Date, days: i64) -> Date {
     d.checked_sub(Duration::days(days)).unwrap_or(d)
 }
@@ -409,10 +427,12 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
                 (None, Sex::M) => rng.pick(IT_MALE).to_string(),
                 (None, Sex::F) => rng.pick(IT_FEMALE).to_string(),
             };
-            // Foreign adults were born abroad; children may be born here.
+            // Foreign adults were born abroad, in the state of the day (the USSR for a
+            // Ukrainian born in 1980); children may be born here.
             let birth_place = match nat {
-                Some(n) if adult || rng.chance(0.5) => places::state_by_istat(n.0)
-                    .map(|s| s.belfiore.clone())
+                Some(n) if adult || rng.chance(0.5) => birth_state(n.0, birth)
+                    .map(str::to_owned)
+                    .or_else(|| places::state_by_istat(n.0).map(|s| s.belfiore.clone()))
                     .unwrap_or_else(|| comune.belfiore.clone()),
                 _ => comune.belfiore.clone(),
             };
@@ -565,8 +585,31 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         }
         None
     };
+    // Someone born in a state that no longer exists, resident and legally present.
+    if let Some((p, label)) = people.iter().find_map(|p| {
+        let ceased = places::ceased_states()
+            .iter()
+            .any(|s| s.code == p.birth_place);
+        let ok = ceased && p.end.is_none() && in_demo(p.comune);
+        ok.then(|| permit_state(&p.cf))
+            .flatten()
+            .filter(|(_, present)| *present)
+            .map(|_| (p, "born in a state that no longer exists"))
+    }) {
+        labels_done.insert(label);
+        samples.push(Sample {
+            cf: p.cf.clone(),
+            comune: Some(p.comune.to_owned()),
+            as_of: format_date(as_of),
+            label,
+            expect: Expect {
+                resident: true,
+                legally_present: true,
+            },
+        });
+    }
     for p in &people {
-        if labels_done.len() == 8 {
+        if labels_done.len() == 9 {
             break;
         }
         if !in_demo(p.comune) {
@@ -734,5 +777,28 @@ mod tests {
             assert_eq!(s.rejected, 0, "{file}");
             assert!(s.applied > 0, "{file}");
         }
+    }
+
+    #[test]
+    fn some_residents_were_born_in_states_that_no_longer_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let (residents, _, samples) = generate(dir.path(), 5);
+        let mut rd = csv::Reader::from_reader(residents.as_slice());
+        let headers = rd.headers().unwrap().clone();
+        let place = headers.iter().position(|h| h == "birth_place").unwrap();
+        let born = rd
+            .records()
+            .map(|r| r.unwrap()[place].to_owned())
+            .filter(|p| ["Z135", "Z118"].contains(&p.as_str()))
+            .count();
+        assert!(born > 10, "{born} residents born in the USSR or Yugoslavia");
+        let samples: Vec<serde_json::Value> = serde_json::from_slice(&samples).unwrap();
+        let sample = samples
+            .iter()
+            .find(|s| s["label"] == "born in a state that no longer exists")
+            .expect("a sample born in a ceased state");
+        let cf = crate::domain::cf::CodiceFiscale::parse(sample["cf"].as_str().unwrap()).unwrap();
+        assert!(["Z135", "Z118"].contains(&cf.birth_place()));
+        assert_eq!(sample["expect"]["legally_present"], true);
     }
 }

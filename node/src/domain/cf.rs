@@ -13,10 +13,16 @@
 //! 5. month letter is one of `A B C D E H L M P R S T`;
 //! 6. day is 1–31 (men) or 41–71 (women), and fits the month (29 February is accepted: the
 //!    century is not in the code);
-//! 7. place: a Belfiore code (first letter A–M for Italian comuni, `Z` for foreign states).
-//!    Foreign `Z###` codes must be in the ANPR table of foreign states; Italian codes are not
-//!    checked against a list (the node holds only its province's comuni, and historic comuni
-//!    keep their codes).
+//! 7. place: a Belfiore code that ever existed: `Z###` for a foreign state, today's or one
+//!    that no longer exists (Yugoslavia `Z118`, the USSR `Z135`, …); a letter A–M and three
+//!    digits for a comune of ANPR's archive since 1861, merged and renamed ones included.
+//!
+//! The birth date is **not** checked against the dates a place code was in use. The year has
+//! two digits, so the century is a guess; and the Agenzia delle Entrate issues the code, so a
+//! code it issued is the person's code even where the place and the date look inconsistent
+//! (codes of successor states given to people born before the split, say). Refusing a real
+//! person at a counter costs more than accepting an implausible but well-formed code, which
+//! only finds a record if a registry holds one.
 //!
 //! **Omocodia**: when two people would share a code, digits are replaced by letters from the
 //! right. All 128 variants are valid and name the same person; [`CodiceFiscale::canonical`]
@@ -47,8 +53,10 @@ pub enum CfError {
     DayOfMonth { day: u8, month: u8 },
     #[error("place code {0} is not a Belfiore code")]
     Place(String),
-    #[error("place code {0} is not a known foreign state")]
+    #[error("place code {0} is not a foreign state that exists or ever existed")]
     UnknownState(String),
+    #[error("place code {0} is not the code of any Italian comune since 1861")]
+    UnknownComune(String),
 }
 
 /// Month letters, January to December.
@@ -128,11 +136,17 @@ fn days_in_month(month: u8) -> u8 {
 impl CodiceFiscale {
     /// Parses a code, accepting spaces and lower case, and any omocodia variant.
     pub fn parse(input: &str) -> Result<Self, CfError> {
-        Self::parse_with(input, super::places::is_foreign_state)
+        Self::parse_with(input, |place| {
+            if place.starts_with('Z') {
+                super::places::is_birth_state(place)
+            } else {
+                super::places::comune_by_belfiore(place).is_some()
+            }
+        })
     }
 
-    /// Parses with a given test for foreign-state codes (`Z###`).
-    pub fn parse_with(input: &str, known_state: impl Fn(&str) -> bool) -> Result<Self, CfError> {
+    /// Parses with a given test for birth-place codes (`Z###` states, `A###`–`M###` comuni).
+    pub fn parse_with(input: &str, known_place: impl Fn(&str) -> bool) -> Result<Self, CfError> {
         let mut raw = [0u8; 16];
         let mut len = 0usize;
         for (i, ch) in input.chars().enumerate() {
@@ -191,12 +205,11 @@ impl CodiceFiscale {
         }
         let place = std::str::from_utf8(&canonical[11..15]).unwrap_or_default();
         match canonical[11] {
-            b'Z' => {
-                if !known_state(place) {
-                    return Err(CfError::UnknownState(place.to_owned()));
-                }
+            b'Z' if !known_place(place) => return Err(CfError::UnknownState(place.to_owned())),
+            b'A'..=b'M' if !known_place(place) => {
+                return Err(CfError::UnknownComune(place.to_owned()))
             }
-            b'A'..=b'M' => {}
+            b'Z' | b'A'..=b'M' => {}
             _ => return Err(CfError::Place(place.to_owned())),
         }
 

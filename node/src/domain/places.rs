@@ -1,5 +1,10 @@
 //! Places and citizenships: ISTAT comune codes, the comuni of the Province of Pesaro e Urbino,
-//! and the ANPR table of foreign states (embedded from `data/`; see `data/README.md`).
+//! the ANPR table of foreign states, the foreign states that no longer exist, and every
+//! Belfiore code an Italian comune ever had (embedded from `data/`; see `data/README.md`).
+//!
+//! Birth places are checked against everything that *ever* existed: a codice fiscale keeps
+//! its birth place's code for life, so a person born in Yugoslavia (`Z118`) or in a comune
+//! since merged keeps a code that no current table lists.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -62,8 +67,20 @@ pub struct ForeignState {
     pub iso3: String,
 }
 
+/// A birth-place code and the days it was in use (ISO dates; `9999-12-31`: still in use).
+#[derive(Debug, Clone)]
+pub struct BirthPlace {
+    /// Belfiore code: `Z###` for a foreign state, a letter and three digits for a comune.
+    pub code: String,
+    pub name: String,
+    pub from: String,
+    pub until: String,
+}
+
 static COMUNI_CSV: &str = include_str!("../../../data/comuni_pu.csv");
 static STATES_CSV: &str = include_str!("../../../data/stati_esteri.csv");
+static CEASED_STATES_CSV: &str = include_str!("../../../data/stati_esteri_cessati.csv");
+static BELFIORE_CSV: &str = include_str!("../../../data/comuni_belfiore.csv");
 
 static COMUNI: LazyLock<Vec<Comune>> = LazyLock::new(|| {
     let mut rd = csv::Reader::from_reader(COMUNI_CSV.as_bytes());
@@ -106,6 +123,33 @@ static STATES: LazyLock<Vec<ForeignState>> = LazyLock::new(|| {
 
 static STATE_BY_BELFIORE: LazyLock<HashMap<&'static str, &'static ForeignState>> =
     LazyLock::new(|| STATES.iter().map(|s| (s.belfiore.as_str(), s)).collect());
+
+/// Reads a `code,name,from,until` table; `cols` gives the four columns' indexes.
+fn birth_places(csv_text: &str, cols: [usize; 4]) -> Vec<BirthPlace> {
+    let mut rd = csv::Reader::from_reader(csv_text.as_bytes());
+    rd.records()
+        .filter_map(Result::ok)
+        .filter_map(|r| {
+            Some(BirthPlace {
+                code: r.get(cols[0])?.to_owned(),
+                name: r.get(cols[1])?.to_owned(),
+                from: r.get(cols[2])?.to_owned(),
+                until: r.get(cols[3])?.to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Foreign states that no longer exist (`data/stati_esteri_cessati.csv`).
+static CEASED_STATES: LazyLock<Vec<BirthPlace>> =
+    LazyLock::new(|| birth_places(CEASED_STATES_CSV, [0, 1, 2, 3]));
+
+/// Every Belfiore code of an Italian comune since 1861 (`data/comuni_belfiore.csv`).
+static COMUNE_CODES: LazyLock<HashMap<&'static str, BirthPlace>> = LazyLock::new(|| {
+    static ROWS: LazyLock<Vec<BirthPlace>> =
+        LazyLock::new(|| birth_places(BELFIORE_CSV, [0, 3, 1, 2]));
+    ROWS.iter().map(|p| (p.code.as_str(), p.clone())).collect()
+});
 static STATE_BY_ISTAT: LazyLock<HashMap<&'static str, &'static ForeignState>> =
     LazyLock::new(|| STATES.iter().map(|s| (s.istat.as_str(), s)).collect());
 
@@ -122,9 +166,24 @@ pub fn foreign_states() -> &'static [ForeignState] {
     &STATES
 }
 
-/// Whether `code` (e.g. `Z129`) is the Belfiore code of a foreign state.
+/// Whether `code` (e.g. `Z129`) is the Belfiore code of a foreign state that exists today.
 pub fn is_foreign_state(code: &str) -> bool {
     STATE_BY_BELFIORE.contains_key(code)
+}
+
+/// Foreign states that no longer exist, with the days their codes were in use.
+pub fn ceased_states() -> &'static [BirthPlace] {
+    &CEASED_STATES
+}
+
+/// Whether `code` is the Belfiore code of a foreign state that exists or ever existed.
+pub fn is_birth_state(code: &str) -> bool {
+    is_foreign_state(code) || CEASED_STATES.iter().any(|s| s.code == code)
+}
+
+/// The comune that had Belfiore code `code`, at any time since 1861.
+pub fn comune_by_belfiore(code: &str) -> Option<&'static BirthPlace> {
+    COMUNE_CODES.get(code)
 }
 
 pub fn state_by_istat(code: &str) -> Option<&'static ForeignState> {
@@ -196,6 +255,41 @@ mod tests {
         assert!(!is_foreign_state("Z999"));
         assert!(!is_foreign_state("G479"));
         assert_eq!(state_by_istat("314").unwrap().iso3, "CHN");
+    }
+
+    #[test]
+    fn birth_places_include_states_and_comuni_that_no_longer_exist() {
+        for (code, name) in [
+            ("Z105", "Cecoslovacchia"),
+            ("Z111", "Repubblica Democratica Tedesca"),
+            ("Z118", "Jugoslavia"),
+            ("Z135", "Unione Repubbliche Socialiste Sovietiche"),
+            ("Z157", "Serbia e Montenegro"),
+            ("Z250", "Yemen del Sud"),
+        ] {
+            assert!(is_birth_state(code), "{code}");
+            assert!(!is_foreign_state(code), "{code} is not a state today");
+            let s = ceased_states().iter().find(|s| s.code == code).unwrap();
+            assert_eq!(s.name, name);
+            assert!(s.until.as_str() < "9999", "{code} ceased");
+        }
+        assert_eq!(ceased_states().len(), 8);
+        assert!(is_birth_state("Z129"), "Romania, today");
+        assert!(!is_birth_state("Z998"));
+
+        // Comuni in use today, and comuni since merged into others.
+        assert_eq!(comune_by_belfiore("G479").unwrap().name, "PESARO");
+        assert_eq!(comune_by_belfiore("G479").unwrap().until, "9999-12-31");
+        for pu in comuni_pu() {
+            assert!(comune_by_belfiore(&pu.belfiore).is_some(), "{}", pu.name);
+        }
+        // Colbordolo and Sant'Angelo in Lizzola merged into Vallefoglia (2014).
+        for code in ["C830", "I285"] {
+            let c = comune_by_belfiore(code).unwrap();
+            assert!(c.until.as_str() < "9999-12-31", "{code} {c:?}");
+        }
+        assert!(comune_by_belfiore("M999").is_none());
+        assert!(comune_by_belfiore("ND").is_none());
     }
 
     #[test]

@@ -114,6 +114,8 @@ fn code_strategy() -> impl Strategy<Value = String> {
         Just("Z129".to_owned()),
         Just("Z140".to_owned()),
         Just("Z330".to_owned()),
+        Just("Z118".to_owned()), // Yugoslavia, no longer a state
+        Just("C830".to_owned()), // Colbordolo, merged in 2014
     ];
     (
         letters,
@@ -175,4 +177,37 @@ proptest! {
             prop_assert_eq!(parsed.canonical(), cf.canonical());
         }
     }
+}
+
+#[test]
+fn people_born_in_states_and_comuni_that_no_longer_exist_are_accepted() {
+    // Yugoslavia, the USSR, Czechoslovakia, East Germany, Serbia and Montenegro, South Yemen;
+    // Colbordolo and Sant'Angelo in Lizzola (merged into Vallefoglia in 2014).
+    for (place, yy) in [
+        ("Z118", 75),
+        ("Z135", 80),
+        ("Z105", 70),
+        ("Z111", 65),
+        ("Z157", 4),
+        ("Z250", 85),
+        ("C830", 60),
+        ("I285", 90),
+    ] {
+        for sex in [Sex::M, Sex::F] {
+            let code = compose("KVL", "LSN", yy, 3, 14, sex, place);
+            let cf = parse(&code).unwrap_or_else(|e| panic!("{code}: {e}"));
+            assert_eq!(cf.birth_place(), place);
+            // Omocodia variants of them too.
+            assert_eq!(parse(&cf.omocodia_variant(7)).unwrap(), cf);
+        }
+    }
+    // Places that never existed are still refused, each with its reason.
+    let never = compose("KVL", "LSN", 75, 3, 14, Sex::M, "Z998");
+    assert_eq!(parse(&never), Err(CfError::UnknownState("Z998".into())));
+    let never = compose("KVL", "LSN", 75, 3, 14, Sex::M, "M999");
+    assert_eq!(parse(&never), Err(CfError::UnknownComune("M999".into())));
+    assert_eq!(
+        CfError::UnknownComune("M999".into()).to_string(),
+        "place code M999 is not the code of any Italian comune since 1861"
+    );
 }
