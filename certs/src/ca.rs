@@ -453,8 +453,10 @@ impl Ca {
         Ok(revoked)
     }
 
-    /// Signs and writes a new CRL (next CRL number) listing every revoked certificate that has
-    /// not yet expired.
+    /// Signs and writes a new CRL (next CRL number) listing every revoked certificate, expired
+    /// ones included: a signed thing is checked at the time it claims, so a revoked key whose
+    /// certificate has expired must still be known as revoked (RFC 5280 §3.3 lets a CRL drop
+    /// expired certificates; attesta does not).
     pub fn write_crl(&mut self) -> Result<X509Crl, CaError> {
         let now = SystemTime::now();
         self.index.crl_number += 1;
@@ -470,13 +472,8 @@ impl Ca {
         b.append_extension(
             CrlNumber::new(BigNum::from_dec_str(&self.index.crl_number.to_string())?)?.build()?,
         )?;
-        let now_unix = unix(now);
         for rec in &self.index.certificates {
-            // An expired certificate is refused anyway; RFC 5280 lets the CRL drop it.
             let Some(at) = rec.revoked_at else { continue };
-            if rec.not_after < now_unix {
-                continue;
-            }
             let mut r = X509RevokedBuilder::new()?;
             r.set_serial_number(&*BigNum::from_hex_str(&rec.serial)?.to_asn1_integer()?)?;
             r.set_revocation_date(&*Asn1Time::from_unix(at)?)?;

@@ -199,3 +199,13 @@ impl SignerCert {
             .unwrap_or(false)
     }
 }
+
+/// Whether `sig` is a valid Ed25519 signature of `message` by the raw `public_key`.
+pub fn ed25519_verify(public_key: &[u8; 32], message: &[u8], sig: &[u8]) -> bool {
+    let Ok(key) = PKey::public_key_from_raw_bytes(public_key, Id::ED25519) else {
+        return false;
+    };
+    openssl::sign::Verifier::new_without_digest(&key)
+        .and_then(|mut v| v.verify_oneshot(sig, message))
+        .unwrap_or(false)
+}

@@ -323,7 +323,35 @@ impl Identity {
 /// (a resumed session would skip the revocation check; see [`UnredeemableTickets`]), ALPN h2
 /// and http/1.1.
 pub fn server_config(trust: &TrustStore, identity: &Identity) -> Result<ServerConfig, TlsError> {
-    let mut config = ServerConfig::builder_with_provider(provider())
+    server_config_with(provider(), trust, identity)
+}
+
+/// [`server_config`] that negotiates only the post-quantum hybrid X25519MLKEM768. rustls
+/// follows the client's order of key-exchange groups; a node picks this config for a client
+/// that *offers* X25519MLKEM768, whatever its order, so that the client gets the hybrid (with a
+/// HelloRetryRequest when it sent no key share for it). See [`offers_post_quantum`].
+pub fn server_config_post_quantum(
+    trust: &TrustStore,
+    identity: &Identity,
+) -> Result<ServerConfig, TlsError> {
+    let mut pq = rustls::crypto::aws_lc_rs::default_provider();
+    pq.kx_groups = vec![rustls::crypto::aws_lc_rs::kx_group::X25519MLKEM768];
+    server_config_with(Arc::new(pq), trust, identity)
+}
+
+/// Whether a ClientHello offers the post-quantum hybrid X25519MLKEM768.
+pub fn offers_post_quantum(hello: &rustls::server::ClientHello<'_>) -> bool {
+    hello
+        .named_groups()
+        .is_some_and(|g| g.contains(&rustls::NamedGroup::X25519MLKEM768))
+}
+
+fn server_config_with(
+    provider: Arc<CryptoProvider>,
+    trust: &TrustStore,
+    identity: &Identity,
+) -> Result<ServerConfig, TlsError> {
+    let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TlsError::Config(e.to_string()))?
         .with_client_cert_verifier(trust.client_verifier()?)

@@ -34,6 +34,8 @@ pub enum AttestationError {
     Payload(String),
     #[error("signed by {signer}, but the payload says the issuer is {issuer}")]
     IssuerMismatch { signer: String, issuer: String },
+    #[error("implausible time: {0}")]
+    Time(String),
 }
 
 /// A verified attestation.
@@ -43,10 +45,31 @@ pub struct Verified {
     pub signer: LeafIdentity,
 }
 
+/// How far apart two nodes' clocks may be: an attestation issued further in the future is
+/// refused, and a fresh one (see [`verify_fresh`]) must be no older than this.
+pub const MAX_SKEW: Duration = Duration::from_secs(300);
+
 /// Verifies an attestation against the federation CA (and CRL, if the store has one): the
 /// signature, a signing certificate of the federation valid when the answer was issued and
-/// not revoked, and that the signer is the issuer the payload names.
+/// not revoked, an `iat` not in the future, and that the signer is the issuer the payload
+/// names. For evidence checked later (offline, by an auditor): the certificate may have
+/// expired since.
 pub fn verify(trust: &TrustStore, token: &str) -> Result<Verified, AttestationError> {
+    verify_at(trust, token, None)
+}
+
+/// [`verify`] for an answer received just now (the coordinator's): the signer must also be
+/// valid now, and `iat` within [`MAX_SKEW`] of now, so that an expired key cannot sign a
+/// backdated answer.
+pub fn verify_fresh(trust: &TrustStore, token: &str) -> Result<Verified, AttestationError> {
+    verify_at(trust, token, Some(SystemTime::now()))
+}
+
+fn verify_at(
+    trust: &TrustStore,
+    token: &str,
+    fresh_at: Option<SystemTime>,
+) -> Result<Verified, AttestationError> {
     let v = jws::verify(trust, ATTESTATION_TYP, token)?;
     let payload: serde_json::Value =
         serde_json::from_slice(&v.payload).map_err(|e| AttestationError::Payload(e.to_string()))?;
@@ -54,7 +77,23 @@ pub fn verify(trust: &TrustStore, token: &str) -> Result<Verified, AttestationEr
         .as_i64()
         .and_then(|t| u64::try_from(t).ok())
         .ok_or_else(|| AttestationError::Payload("no iat".into()))?;
-    v.check_valid_at(SystemTime::UNIX_EPOCH + Duration::from_secs(iat))?;
+    let issued = SystemTime::UNIX_EPOCH + Duration::from_secs(iat);
+    let now = fresh_at.unwrap_or_else(SystemTime::now);
+    if issued > now + MAX_SKEW {
+        return Err(AttestationError::Time(format!(
+            "iat {iat} is in the future"
+        )));
+    }
+    if let Some(now) = fresh_at {
+        if issued + MAX_SKEW < now {
+            return Err(AttestationError::Time(format!(
+                "iat {iat} is more than {} s old for an answer just received",
+                MAX_SKEW.as_secs()
+            )));
+        }
+        v.check_valid_at(now)?;
+    }
+    v.check_valid_at(issued)?;
     let issuer = payload["issuer"].as_str().unwrap_or_default();
     if issuer != v.signer.agency().as_str() {
         return Err(AttestationError::IssuerMismatch {

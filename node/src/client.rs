@@ -89,7 +89,11 @@ impl Reply {
 /// A client presenting one agency identity.
 #[derive(Clone)]
 pub struct Client {
+    /// Offers what the config says (HTTP/2 first): for [`Client::connect_h2`].
     connector: TlsConnector,
+    /// Offers only `http/1.1` in ALPN: for [`Client::connect`], which speaks nothing else. The
+    /// node serves the protocol ALPN chose and does not sniff.
+    h1: TlsConnector,
 }
 
 impl std::fmt::Debug for Client {
@@ -100,15 +104,18 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     pub fn new(config: Arc<ClientConfig>) -> Self {
+        let mut h1 = (*config).clone();
+        h1.alpn_protocols = vec![b"http/1.1".to_vec()];
         Self {
             connector: TlsConnector::from(config),
+            h1: TlsConnector::from(Arc::new(h1)),
         }
     }
 
     /// Opens a TLS connection to the host and port of `base` (an `https://host:port` URL)
     /// and speaks HTTP/1.1 on it (keep-alive).
     pub async fn connect(&self, base: &str) -> Result<Connection, ClientError> {
-        let open = self.open(base).await?;
+        let open = self.open(&self.h1, base).await?;
         let (sender, conn) = http1::handshake(TokioIo::new(open.tls))
             .await
             .map_err(|source| ClientError::Http {
@@ -130,7 +137,7 @@ impl Client {
     /// Opens a TLS connection to `base` and speaks HTTP/2 on it: one connection carries
     /// concurrent requests, and clones of the [`H2Connection`] share it.
     pub async fn connect_h2(&self, base: &str) -> Result<H2Connection, ClientError> {
-        let open = self.open(base).await?;
+        let open = self.open(&self.connector, base).await?;
         if open.tls.get_ref().1.alpn_protocol() != Some(b"h2") {
             return Err(ClientError::NoHttp2(open.authority));
         }
@@ -158,7 +165,7 @@ impl Client {
     }
 
     /// TCP, then TLS, to the host and port of `base`.
-    async fn open(&self, base: &str) -> Result<Opened, ClientError> {
+    async fn open(&self, connector: &TlsConnector, base: &str) -> Result<Opened, ClientError> {
         let uri: Uri = base
             .parse()
             .map_err(|_| ClientError::Url(base.to_owned()))?;
@@ -186,8 +193,7 @@ impl Client {
             source,
         })?;
         let _ = tcp.set_nodelay(true);
-        let tls = self
-            .connector
+        let tls = connector
             .connect(server_name, tcp)
             .await
             .map_err(|source| ClientError::Handshake {

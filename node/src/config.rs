@@ -71,6 +71,32 @@ pub struct NodeConfig {
     /// The audit log; every field has a default.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// The database's memory; every field has a default.
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// `[store]`: how much memory RocksDB may use, for the whole node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// MiB for RocksDB's block cache, which also carries the memtables of every column family
+    /// (write buffers are charged to it), and index and filter blocks. One budget for the
+    /// node, however many column families.
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u32,
+}
+
+fn default_memory_mb() -> u32 {
+    256
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            memory_mb: default_memory_mb(),
+        }
+    }
 }
 
 /// `[audit]`: how long the node keeps its log's entries.
@@ -216,13 +242,34 @@ pub struct SigningConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Most connections served at once; further clients wait in the kernel's accept queue.
+    /// Most established connections, all agencies together; more are refused.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Of `max_connections`, how many only the node's own agency and the Prefettura may use.
+    #[serde(default = "default_reserved_connections")]
+    pub reserved_connections: usize,
+    /// Most established connections of one agency (the node's own and the Prefettura's are
+    /// not capped).
+    #[serde(default = "default_max_connections_per_agency")]
+    pub max_connections_per_agency: usize,
+    /// Most connections from one IP address, in the handshake or established.
+    #[serde(default = "default_max_connections_per_address")]
+    pub max_connections_per_address: usize,
+    /// Most TLS handshakes under way at once.
+    #[serde(default = "default_max_handshakes")]
+    pub max_handshakes: usize,
+    /// Milliseconds a connection may stay without a request in flight before it is closed.
+    #[serde(default = "default_idle_timeout_ms")]
+    pub idle_timeout_ms: u64,
+    /// Milliseconds a client has to take an answer (read it, or open its flow-control
+    /// window); past that the connection is closed.
+    #[serde(default = "default_send_timeout_ms")]
+    pub send_timeout_ms: u64,
     /// Milliseconds a client has to complete the TLS handshake.
     #[serde(default = "default_handshake_timeout_ms")]
     pub handshake_timeout_ms: u64,
-    /// Milliseconds a client has to send a request's headers (HTTP/1.1).
+    /// Milliseconds a client has to send its first request after the handshake, and (HTTP/1.1)
+    /// each request's headers.
     #[serde(default = "default_header_read_timeout_ms")]
     pub header_read_timeout_ms: u64,
     /// Milliseconds a request may take, body included, before it is answered 503.
@@ -250,6 +297,24 @@ fn default_reload_interval_ms() -> u64 {
 }
 fn default_max_connections() -> usize {
     1_024
+}
+fn default_reserved_connections() -> usize {
+    64
+}
+fn default_max_connections_per_agency() -> usize {
+    128
+}
+fn default_max_connections_per_address() -> usize {
+    512
+}
+fn default_max_handshakes() -> usize {
+    256
+}
+fn default_idle_timeout_ms() -> u64 {
+    60_000
+}
+fn default_send_timeout_ms() -> u64 {
+    10_000
 }
 fn default_handshake_timeout_ms() -> u64 {
     5_000
@@ -280,6 +345,12 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_connections: default_max_connections(),
+            reserved_connections: default_reserved_connections(),
+            max_connections_per_agency: default_max_connections_per_agency(),
+            max_connections_per_address: default_max_connections_per_address(),
+            max_handshakes: default_max_handshakes(),
+            idle_timeout_ms: default_idle_timeout_ms(),
+            send_timeout_ms: default_send_timeout_ms(),
             handshake_timeout_ms: default_handshake_timeout_ms(),
             header_read_timeout_ms: default_header_read_timeout_ms(),
             request_timeout_ms: default_request_timeout_ms(),
@@ -319,6 +390,12 @@ impl TlsPaths {
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_connections: usize,
+    pub reserved_connections: usize,
+    pub max_connections_per_agency: usize,
+    pub max_connections_per_address: usize,
+    pub max_handshakes: usize,
+    pub idle_timeout: Duration,
+    pub send_timeout: Duration,
     pub handshake_timeout: Duration,
     pub header_read_timeout: Duration,
     pub request_timeout: Duration,
@@ -327,6 +404,73 @@ pub struct Limits {
     pub import_timeout: Duration,
     pub max_concurrent_streams: u32,
     pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // The defaults are valid by construction.
+        Limits::from_config(&LimitsConfig::default()).expect("default limits are valid")
+    }
+}
+
+impl Limits {
+    /// Validates `[limits]`; an error names the key.
+    pub fn from_config(l: &LimitsConfig) -> Result<Self, (&'static str, String)> {
+        for (key, v) in [
+            ("limits.max_connections", l.max_connections),
+            (
+                "limits.max_connections_per_agency",
+                l.max_connections_per_agency,
+            ),
+            (
+                "limits.max_connections_per_address",
+                l.max_connections_per_address,
+            ),
+            ("limits.max_handshakes", l.max_handshakes),
+            ("limits.max_body_bytes", l.max_body_bytes),
+        ] {
+            if v == 0 {
+                return Err((key, "must be at least 1".into()));
+            }
+        }
+        if l.reserved_connections >= l.max_connections {
+            return Err((
+                "limits.reserved_connections",
+                format!(
+                    "must be less than limits.max_connections ({})",
+                    l.max_connections
+                ),
+            ));
+        }
+        for (key, v) in [
+            ("limits.handshake_timeout_ms", l.handshake_timeout_ms),
+            ("limits.header_read_timeout_ms", l.header_read_timeout_ms),
+            ("limits.request_timeout_ms", l.request_timeout_ms),
+            ("limits.idle_timeout_ms", l.idle_timeout_ms),
+            ("limits.send_timeout_ms", l.send_timeout_ms),
+        ] {
+            if v == 0 {
+                return Err((key, "must be greater than 0".into()));
+            }
+        }
+        Ok(Limits {
+            max_connections: l.max_connections,
+            reserved_connections: l.reserved_connections,
+            max_connections_per_agency: l.max_connections_per_agency,
+            max_connections_per_address: l.max_connections_per_address,
+            max_handshakes: l.max_handshakes,
+            idle_timeout: Duration::from_millis(l.idle_timeout_ms),
+            send_timeout: Duration::from_millis(l.send_timeout_ms),
+            handshake_timeout: Duration::from_millis(l.handshake_timeout_ms),
+            header_read_timeout: Duration::from_millis(l.header_read_timeout_ms),
+            request_timeout: Duration::from_millis(l.request_timeout_ms),
+            max_body_bytes: l.max_body_bytes,
+            max_import_bytes: l.max_import_bytes,
+            import_timeout: Duration::from_secs(l.import_timeout_secs.max(1)),
+            max_concurrent_streams: l.max_concurrent_streams,
+            shutdown_grace: Duration::from_secs(l.shutdown_grace_secs),
+        })
+    }
 }
 
 /// A validated configuration: everything the node needs to start.
@@ -347,6 +491,8 @@ pub struct Settings {
     pub peers: PeerSettings,
     /// How long entries of the audit log are kept; `None`: forever.
     pub audit_retention: Option<Duration>,
+    /// RocksDB's memory budget, in bytes.
+    pub store_memory: usize,
     /// The trust store and identity as loaded at start-up (the node reloads them later).
     pub trust: TrustStore,
     pub identity: Identity,
@@ -448,40 +594,20 @@ impl Settings {
             key: resolve(&raw.tls.key),
         };
 
-        let l = &raw.limits;
-        if l.max_connections == 0 {
+        if !(16..=65_536).contains(&raw.store.memory_mb) {
             return Err(invalid(
-                "limits.max_connections",
-                "must be at least 1".into(),
+                "store.memory_mb",
+                "must be from 16 to 65536 (MiB)".into(),
             ));
         }
-        if l.max_body_bytes == 0 {
+        let store_memory = raw.store.memory_mb as usize * 1024 * 1024;
+        if raw.tls.reload_interval_ms == 0 {
             return Err(invalid(
-                "limits.max_body_bytes",
-                "must be at least 1".into(),
+                "tls.reload_interval_ms",
+                "must be greater than 0".into(),
             ));
         }
-        for (key, v) in [
-            ("limits.handshake_timeout_ms", l.handshake_timeout_ms),
-            ("limits.header_read_timeout_ms", l.header_read_timeout_ms),
-            ("limits.request_timeout_ms", l.request_timeout_ms),
-            ("tls.reload_interval_ms", raw.tls.reload_interval_ms),
-        ] {
-            if v == 0 {
-                return Err(invalid(key, "must be greater than 0".into()));
-            }
-        }
-        let limits = Limits {
-            max_connections: l.max_connections,
-            handshake_timeout: Duration::from_millis(l.handshake_timeout_ms),
-            header_read_timeout: Duration::from_millis(l.header_read_timeout_ms),
-            request_timeout: Duration::from_millis(l.request_timeout_ms),
-            max_body_bytes: l.max_body_bytes,
-            max_import_bytes: l.max_import_bytes,
-            import_timeout: Duration::from_secs(l.import_timeout_secs.max(1)),
-            max_concurrent_streams: l.max_concurrent_streams,
-            shutdown_grace: Duration::from_secs(l.shutdown_grace_secs),
-        };
+        let limits = Limits::from_config(&raw.limits).map_err(|(key, why)| invalid(key, why))?;
 
         let p = &raw.peers;
         for (key, v) in [
@@ -567,6 +693,7 @@ impl Settings {
             reload_interval: Duration::from_millis(raw.tls.reload_interval_ms),
             limits,
             peers,
+            store_memory,
             audit_retention: match raw.audit.retention_days {
                 0 => None,
                 days => Some(Duration::from_secs(u64::from(days) * 86_400)),

@@ -142,6 +142,7 @@ pub fn prepare(dir: &Path, base_port: u16) -> anyhow::Result<Vec<PathBuf>> {
             limits: LimitsConfig::default(),
             peers: Default::default(),
             audit: Default::default(),
+            store: Default::default(),
         };
         let text = format!(
             "# Node of {name} in the attesta demo federation. See examples/node.toml for every key.\n{}",

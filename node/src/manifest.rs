@@ -70,6 +70,8 @@ pub enum Rejected {
     Older { got: u64, have: u64 },
     #[error("version {0} is already in force with different content (replayed or forked)")]
     SameVersion(u64),
+    #[error("issued_at {got} is earlier than that of the manifest in force ({have}): backdated")]
+    Backdated { got: String, have: String },
     #[error("writing {path}: {source}")]
     Persist {
         path: PathBuf,
@@ -88,6 +90,7 @@ impl Rejected {
             Self::Invalid(_) => "invalid",
             Self::Older { .. } => "older_version",
             Self::SameVersion(_) => "same_version",
+            Self::Backdated { .. } => "backdated",
             Self::Persist { .. } => "persist_failed",
         }
     }
@@ -102,12 +105,25 @@ pub enum Offer {
     Unchanged(u64),
 }
 
+/// Whether a manifest is new to this node, or one it installed before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arrival {
+    /// Offered now (fetch, push, publish): the signer must be valid **now** as well as at
+    /// `issued_at`, so that an expired key cannot sign a backdated manifest.
+    New,
+    /// The file this node installed while its signer was valid: it stays in force after the
+    /// Prefettura's certificate expires (no expiry outage), unless the certificate is revoked.
+    Installed,
+}
+
 /// Verifies a signed manifest: signature and certificate (against `trust`), signer (must be
-/// `prefettura`), document, names, policy. Does not look at the version in force.
+/// `prefettura`, not revoked, valid at `issued_at` and, for a new manifest, now), document,
+/// names, policy. Does not look at the version in force.
 pub async fn verify(
     trust: &TrustStore,
     prefettura: &AgencyId,
     token: &str,
+    arrival: Arrival,
 ) -> Result<Active, Rejected> {
     let verified = jws::verify(trust, MANIFEST_TYP, token)?;
     if verified.signer.agency() != prefettura {
@@ -142,9 +158,13 @@ pub async fn verify(
             manifest.issued_at
         )));
     }
-    // The certificate must have been valid when the Prefettura signed: a manifest stays in
-    // force after its signing certificate expires, until a newer one replaces it.
+    // The certificate must have been valid when the Prefettura signed, and be valid now for a
+    // manifest offered now: an installed manifest stays in force after its signing certificate
+    // expires, until a newer one replaces it.
     verified.check_valid_at(issued_at)?;
+    if arrival == Arrival::New {
+        verified.check_valid_at(SystemTime::now())?;
+    }
     check_names(&manifest)?;
     let policy = Policy::load(&manifest.effective_policy())
         .await
@@ -154,6 +174,11 @@ pub async fn verify(
         policy,
         token: token.trim().to_owned(),
     })
+}
+
+/// A verified manifest's `issued_at` (checked by [`verify`]).
+fn issued(m: &Manifest) -> OffsetDateTime {
+    OffsetDateTime::parse(&m.issued_at, &Rfc3339).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// Agency ids, URLs and comuni of the directory and the revocation list.
@@ -243,7 +268,7 @@ impl ManifestState {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Rejected::Malformed(format!("{}: {e}", self.path.display()))),
         };
-        let active = verify(trust, &self.prefettura, &token).await?;
+        let active = verify(trust, &self.prefettura, &token, Arrival::Installed).await?;
         let version = active.manifest.version;
         let _guard = self.install.lock().await;
         let newer = self
@@ -260,7 +285,7 @@ impl ManifestState {
     /// Verifies `token` and, if it is newer than the manifest in force, writes it to disk and
     /// puts it in force.
     pub async fn offer(&self, trust: &TrustStore, token: &str) -> Result<Offer, Rejected> {
-        let active = verify(trust, &self.prefettura, token).await?;
+        let active = verify(trust, &self.prefettura, token, Arrival::New).await?;
         let version = active.manifest.version;
         let _guard = self.install.lock().await;
         if let Some(current) = self.current.load().as_ref() {
@@ -273,6 +298,14 @@ impl ManifestState {
             }
             if version == have {
                 return Err(Rejected::SameVersion(version));
+            }
+            // Time moves forward with versions: a newer manifest issued before the one in
+            // force is backdated.
+            if issued(&active.manifest) < issued(&current.manifest) {
+                return Err(Rejected::Backdated {
+                    got: active.manifest.issued_at.clone(),
+                    have: current.manifest.issued_at.clone(),
+                });
             }
         }
         attesta_certs::fsutil::write_atomic(

@@ -45,6 +45,59 @@ pub struct PeerCall {
     pub result: &'static str,
 }
 
+/// Media type of the OpenMetrics text format.
+pub const OPENMETRICS_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Media type of the Prometheus text format.
+pub const PROMETHEUS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Whether the request's `Accept` names OpenMetrics text (with a non-zero q).
+pub fn accepts_openmetrics(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|range| {
+            let mut params = range.split(';').map(str::trim);
+            let media = params.next().unwrap_or_default();
+            let refused = params.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            media.eq_ignore_ascii_case("application/openmetrics-text") && !refused
+        })
+}
+
+/// The Prometheus text format 0.0.4 of an OpenMetrics exposition: no `# EOF`, and counter
+/// families named by their samples' `_total` name in `# HELP` and `# TYPE`.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match renamed {
+            Some(l) => out.push_str(&l),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// Every metric the node exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -54,6 +107,10 @@ pub struct Metrics {
     pub handshakes: Counter,
     pub handshake_failures: Family<Reason, Counter>,
     pub open_connections: Gauge,
+    /// Connections not admitted, by reason (handshakes, address_limit, agency_limit, node_full).
+    pub connections_refused: Family<Reason, Counter>,
+    /// Connections the node closed, by reason (idle, no_request, stalled).
+    pub connections_closed: Family<Reason, Counter>,
     pub tls_reloads: Family<Outcome, Counter>,
     pub crl_revoked: Gauge,
     pub manifest_version: Gauge,
@@ -117,6 +174,18 @@ impl Metrics {
             "open_connections",
             "Client connections being served",
             open_connections.clone(),
+        );
+        let connections_refused = Family::<Reason, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "Connections not admitted, by reason (handshakes, address_limit, agency_limit, node_full)",
+            connections_refused.clone(),
+        );
+        let connections_closed = Family::<Reason, Counter>::default();
+        registry.register(
+            "connections_closed",
+            "Connections the node closed, by reason (idle, no_request, stalled)",
+            connections_closed.clone(),
         );
         let tls_reloads = Family::<Outcome, Counter>::default();
         registry.register(
@@ -215,6 +284,8 @@ impl Metrics {
             handshakes,
             handshake_failures,
             open_connections,
+            connections_refused,
+            connections_closed,
             tls_reloads,
             crl_revoked,
             manifest_version,
@@ -233,6 +304,20 @@ impl Metrics {
         }
     }
 
+    pub(crate) fn refused(&self, refusal: crate::server::conn::Refusal) {
+        self.connections_refused
+            .get_or_create(&Reason {
+                reason: refusal.label(),
+            })
+            .inc();
+    }
+
+    pub fn closed(&self, reason: &'static str) {
+        self.connections_closed
+            .get_or_create(&Reason { reason })
+            .inc();
+    }
+
     pub fn handshake_failed(&self, reason: &'static str) {
         self.handshake_failures
             .get_or_create(&Reason { reason })
@@ -246,5 +331,69 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("encoding metrics into a string");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openmetrics_is_served_to_who_asks_for_it() {
+        let h = |v: &str| {
+            let mut m = http::HeaderMap::new();
+            m.insert(http::header::ACCEPT, v.parse().unwrap());
+            m
+        };
+        // What Prometheus sends.
+        assert!(accepts_openmetrics(&h(
+            "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        )));
+        assert!(!accepts_openmetrics(&h("text/plain")));
+        assert!(!accepts_openmetrics(&h(
+            "application/openmetrics-text; q=0"
+        )));
+        assert!(!accepts_openmetrics(&http::HeaderMap::new()));
+    }
+
+    #[test]
+    fn every_metric_has_help_and_type_in_both_formats() {
+        let m = Metrics::new();
+        m.requests
+            .get_or_create(&RouteStatus {
+                route: "/healthz",
+                status: 200,
+            })
+            .inc();
+        let om = m.encode();
+        assert!(om.ends_with("# EOF\n"), "{om}");
+        let prom = to_prometheus_text(&om);
+        assert!(!prom.contains("# EOF"));
+        assert!(
+            prom.contains("# TYPE attesta_http_requests_total counter\n"),
+            "{prom}"
+        );
+        assert!(
+            prom.contains("# HELP attesta_http_requests_total HTTP requests"),
+            "{prom}"
+        );
+        assert!(prom.contains("attesta_http_requests_total{route=\"/healthz\",status=\"200\"} 1"));
+        for text in [&om, &prom] {
+            let types: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("# TYPE "))
+                .filter_map(|l| l.split(' ').next())
+                .collect();
+            assert!(types.len() > 5, "{text}");
+            for name in types {
+                let help = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("# HELP {name} ")));
+                assert!(
+                    help.is_some_and(|h| !h.trim().is_empty()),
+                    "{name} has no HELP"
+                );
+            }
+        }
     }
 }

@@ -261,9 +261,14 @@ pub async fn fetch_published(
         anyhow::bail!("{base}/v1/manifest: {}", problem_line(&reply));
     }
     let token = String::from_utf8_lossy(&reply.body);
-    let active = crate::manifest::verify(&settings.trust, &settings.manifest.prefettura, &token)
-        .await
-        .with_context(|| format!("{base}: manifest refused"))?;
+    let active = crate::manifest::verify(
+        &settings.trust,
+        &settings.manifest.prefettura,
+        &token,
+        crate::manifest::Arrival::Installed,
+    )
+    .await
+    .with_context(|| format!("{base}: manifest refused"))?;
     Ok(Some(active.manifest))
 }
 
@@ -285,9 +290,14 @@ async fn published(source: &Source) -> anyhow::Result<Published> {
     let token = std::fs::read_to_string(path).with_context(|| format!("reading {origin}"))?;
     match &settings {
         Some(s) => {
-            let active = crate::manifest::verify(&s.trust, &s.manifest.prefettura, &token)
-                .await
-                .with_context(|| format!("{origin}: manifest refused"))?;
+            let active = crate::manifest::verify(
+                &s.trust,
+                &s.manifest.prefettura,
+                &token,
+                crate::manifest::Arrival::Installed,
+            )
+            .await
+            .with_context(|| format!("{origin}: manifest refused"))?;
             Ok(Published {
                 manifest: active.manifest,
                 verified: true,

@@ -39,6 +39,10 @@ pub enum ProblemKind {
     InconsistentCheckpoint,
     /// Audit entries whose content was deleted after the retention period.
     Pruned,
+    /// The connection was not admitted: the agency or the node has no room left.
+    TooManyConnections,
+    /// The request (its body) did not arrive in time.
+    RequestTimeout,
     Internal,
 }
 
@@ -65,6 +69,8 @@ impl ProblemKind {
             Self::UnknownLog => "unknown-log",
             Self::InconsistentCheckpoint => "inconsistent-checkpoint",
             Self::Pruned => "pruned",
+            Self::TooManyConnections => "too-many-connections",
+            Self::RequestTimeout => "request-timeout",
             Self::Internal => "internal",
         }
     }
@@ -89,6 +95,8 @@ impl ProblemKind {
             Self::UnknownLog => StatusCode::NOT_FOUND,
             Self::InconsistentCheckpoint => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Pruned => StatusCode::GONE,
+            Self::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -117,6 +125,8 @@ impl ProblemKind {
                 "The checkpoint does not extend the one this witness cosigned last"
             }
             Self::Pruned => "Deleted after the retention period",
+            Self::TooManyConnections => "Too many connections; this one is closed",
+            Self::RequestTimeout => "The request did not arrive in time",
             Self::Internal => "Internal error",
         }
     }

@@ -65,7 +65,42 @@ fn proofs_are_checked_by_hand_with_one_line_reasons() {
         ),
         (
             check_inclusion(&leaves[6], 6, &root21, "not base64!"),
-            "proof[0]: not standard base64",
+            "--proof element 0: not standard base64",
+        ),
+        // Exactly the hashes the RFC asks for: nothing empty, extra, missing, short or long.
+        (
+            check_inclusion(&leaves[6], 6, &root21, &format!(",{}", joined(&inclusion))),
+            "--proof element 0: empty",
+        ),
+        (
+            check_inclusion(&leaves[6], 6, &root21, &format!("{},", joined(&inclusion))),
+            "empty",
+        ),
+        (
+            check_inclusion(
+                &leaves[6],
+                6,
+                &root21,
+                &joined(&inclusion).replacen(',', ",,", 1),
+            ),
+            "--proof element 1: empty",
+        ),
+        (
+            check_inclusion(
+                &leaves[6],
+                6,
+                &root21,
+                &format!("{},{}", joined(&inclusion), b64(&root13)),
+            ),
+            "proof",
+        ),
+        (
+            check_inclusion(&leaves[6], 6, &root21, &joined(&inclusion[1..])),
+            "proof",
+        ),
+        (
+            check_inclusion(&leaves[6], 6, &root21, &STANDARD.encode([7u8; 33])),
+            "a hash must be 32 bytes",
         ),
         (
             check_inclusion(&leaves[6], 21, &root21, &joined(&inclusion)),
@@ -107,6 +142,18 @@ fn proofs_are_checked_by_hand_with_one_line_reasons() {
     let out = check_consistency(0, &root13, &joined(&consistency));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("0 < size1 <= size2"));
+    for bad in [
+        format!("{},", joined(&consistency)),
+        format!(",{}", joined(&consistency)),
+        format!("{},{}", joined(&consistency), b64(&root13)),
+        joined(&consistency[1..]),
+        format!("{},AAAA", joined(&consistency)),
+    ] {
+        let out = check_consistency(13, &root13, &bad);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{bad}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
 }
 
 /// The log index a node gave the entry of the request `r` answers.
@@ -525,6 +572,28 @@ mod node_log {
                 && said.contains(&format!("query {query_id}, status 200")),
             "{said}"
         );
+        // A signature line by the node's key that does not verify, beside the valid one,
+        // makes the receipt invalid (C2SP signed-note): it is not "valid" because one line is.
+        let text = String::from_utf8(mine.body.to_vec()).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with('\u{2014}'))
+            .unwrap()
+            .to_owned();
+        let mut forged_line: Vec<char> = line.chars().collect();
+        let at = forged_line.len() - 10;
+        forged_line[at] = if forged_line[at] == 'A' { 'B' } else { 'A' };
+        let forged_line: String = forged_line.into_iter().collect();
+        for forged in [
+            text.replacen(&line, &format!("{line}\n{forged_line}"), 1),
+            text.replacen(&line, &format!("{forged_line}\n{line}"), 1),
+        ] {
+            let (ok, said) = check("forged.tlog-proof", forged.as_bytes(), "0");
+            assert!(
+                !ok,
+                "a receipt with a failing signature line passed: {said}"
+            );
+        }
         // The stranger's denied request is logged too, and it can prove it.
         let denied_receipt = receipt(stranger.clone(), indexes[3]).await;
         assert_eq!(denied_receipt.status, 200);
@@ -1196,7 +1265,8 @@ mod witness {
         let r = submit(&urbino, &questura, Some(&cert), body(0, &[], &note(8))).await;
         assert_eq!(r.status, 409);
         assert_eq!(r.content_type(), Some("text/x.tlog.size"));
-        assert_eq!(&r.body[..], b"5");
+        // tlog-witness: the size in decimal, then a newline.
+        assert_eq!(&r.body[..], b"5\n");
         // A proof that does not verify: 422.
         let r = submit(
             &urbino,
@@ -1224,7 +1294,7 @@ mod witness {
         let r = submit(&urbino, &questura, None, body(8, &[], &note(3))).await;
         assert_eq!(r.status, 400);
         let r = submit(&urbino, &questura, None, body(0, &[], &note(3))).await;
-        assert_eq!((r.status.as_u16(), &r.body[..]), (409, &b"8"[..]));
+        assert_eq!((r.status.as_u16(), &r.body[..]), (409, &b"8\n"[..]));
 
         // The state survives a restart.
         let questura = {
@@ -1232,7 +1302,7 @@ mod witness {
             start_node(&mut pki, "questura-pu", serves).await
         };
         let r = submit(&urbino, &questura, None, body(0, &[], &note(12))).await;
-        assert_eq!((r.status.as_u16(), &r.body[..]), (409, &b"8"[..]));
+        assert_eq!((r.status.as_u16(), &r.body[..]), (409, &b"8\n"[..]));
         let proof = merkle::consistency_proof(&leaves[..], 8, 12).unwrap();
         let r = submit(&urbino, &questura, None, body(8, &proof, &note(12))).await;
         assert_eq!(r.status, 200, "{}", problem(&r).1);

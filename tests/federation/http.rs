@@ -1,13 +1,11 @@
 //! HTTP behaviour of a node: problem+json errors, limits, HTTP/2, health and metrics.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::Method;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::harness::*;
@@ -63,26 +61,6 @@ async fn unknown_routes_get_404_problem() {
         !body.contains("/v1/nope") && !body.contains("src/"),
         "{body}"
     );
-}
-
-/// Opens a raw TLS connection with the given client identity.
-async fn raw_tls(
-    pki: &mut Pki,
-    id: &str,
-    node: &TestNode,
-    alpn: &[&[u8]],
-) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let files = pki.agency(id);
-    let mut config = pki.client_config(Some((
-        &std::fs::read(files.auth_cert).unwrap(),
-        &std::fs::read(files.auth_key).unwrap(),
-    )));
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let tcp = tokio::net::TcpStream::connect(node.addr).await.unwrap();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
-        .await
-        .unwrap()
 }
 
 #[tokio::test]
@@ -149,43 +127,6 @@ async fn http2_is_served_with_the_same_identity() {
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["agency"], "inps-pesaro");
     }
-}
-
-#[tokio::test]
-async fn connections_beyond_the_cap_wait_until_a_slot_frees() {
-    let mut pki = Pki::new();
-    let node = start_node(&mut pki, "comune-pesaro", |c| c.limits.max_connections = 1).await;
-    let client = pki.client("inps-pesaro");
-
-    // start_node's readiness probe may still be closing; wait until a connection gets in.
-    let mut held = eventually(|| async { client.connect(&node.url).await.ok() }).await;
-    assert_eq!(
-        held.request(Method::GET, "/v1/whoami", None)
-            .await
-            .unwrap()
-            .status,
-        200
-    );
-
-    // The cap is full: a second client is not even handshaken while the first one is open.
-    let waiting = tokio::spawn({
-        let client = pki.client("asl-1");
-        let url = node.url("/v1/whoami");
-        async move { client.get(&url).await }
-    });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        !waiting.is_finished(),
-        "second connection was served beyond the cap"
-    );
-
-    drop(held);
-    let reply = tokio::time::timeout(Duration::from_secs(20), waiting)
-        .await
-        .expect("the waiting client is served once the slot frees")
-        .unwrap()
-        .unwrap();
-    assert_eq!(reply.status, 200);
 }
 
 #[tokio::test]

@@ -11,6 +11,7 @@ mod audit;
 mod cli;
 mod data;
 mod demo;
+mod hostile;
 mod http;
 mod mtls;
 mod policy;

@@ -256,3 +256,63 @@ async fn node_certificate_is_hot_reloaded() {
     let reply = client.get(&node.url("/v1/whoami")).await.unwrap();
     assert_eq!(reply.status, 200);
 }
+
+/// The key-exchange group a client with `groups` (in its order of preference) gets.
+async fn negotiated_group(
+    pki: &mut Pki,
+    node: &TestNode,
+    groups: Vec<&'static dyn rustls::crypto::SupportedKxGroup>,
+) -> rustls::NamedGroup {
+    let files = pki.agency("inps-pesaro");
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider.kx_groups = groups;
+    let chain = CertificateDer::pem_file_iter(&files.auth_cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(&files.auth_key).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(pki.trust().server_verifier(None).unwrap())
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    let tcp = tokio::net::TcpStream::connect(node.addr).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    tls.get_ref()
+        .1
+        .negotiated_key_exchange_group()
+        .unwrap()
+        .name()
+}
+
+#[tokio::test]
+async fn the_post_quantum_hybrid_is_chosen_whenever_the_client_offers_it() {
+    use rustls::crypto::aws_lc_rs::kx_group::{SECP256R1, X25519, X25519MLKEM768};
+    let mut pki = Pki::new();
+    let node = start_node(&mut pki, "questura-pu", |_| {}).await;
+    // Preferred by the client, or offered last: the node picks the hybrid either way (with a
+    // HelloRetryRequest when the client sent no key share for it).
+    for groups in [
+        vec![X25519MLKEM768, X25519],
+        vec![X25519, X25519MLKEM768],
+        vec![SECP256R1, X25519, X25519MLKEM768],
+    ] {
+        assert_eq!(
+            negotiated_group(&mut pki, &node, groups).await,
+            rustls::NamedGroup::X25519MLKEM768
+        );
+    }
+    // A client without it still gets in, with what it offers.
+    assert_eq!(
+        negotiated_group(&mut pki, &node, vec![X25519]).await,
+        rustls::NamedGroup::X25519
+    );
+}

@@ -20,7 +20,7 @@ use attesta::server::Node;
 use attesta_certs::{AgencyFiles, AgencyId, Ca, IssuedLeaf, LeafSpec, TrustDomain, TrustStore};
 use attesta_policy::{DirectoryEntry, Manifest, Service};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::ClientConfig;
 
 pub const TRUST_DOMAIN: &str = "pu.attesta.test";
@@ -290,6 +290,7 @@ pub fn node_config(pki: &Pki, id: &str, listen: SocketAddr) -> NodeConfig {
         limits: LimitsConfig::default(),
         peers: Default::default(),
         audit: Default::default(),
+        store: Default::default(),
     }
 }
 
@@ -437,4 +438,24 @@ pub async fn wait_metric(client: &Client, node: &TestNode, series: &str, min: f6
         metric(&text, series).filter(|v| *v >= min)
     })
     .await
+}
+
+/// Opens a raw TLS connection with the given client identity.
+pub async fn raw_tls(
+    pki: &mut Pki,
+    id: &str,
+    node: &TestNode,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let files = pki.agency(id);
+    let mut config = pki.client_config(Some((
+        &std::fs::read(files.auth_cert).unwrap(),
+        &std::fs::read(files.auth_key).unwrap(),
+    )));
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let tcp = tokio::net::TcpStream::connect(node.addr).await.unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+        .unwrap()
 }

@@ -138,6 +138,34 @@ fn revocation_lists_every_certificate_of_the_agency_in_a_numbered_crl() {
         Err(CaError::NothingToRevoke(_))
     ));
 
+    // A revoked certificate that has expired stays listed: what its key signed "back then"
+    // must still be refused.
+    let old = agency("prefettura-pu");
+    let mut spec = LeafSpec::sign(&td(), &old, 10);
+    spec.not_before = std::time::SystemTime::now() - std::time::Duration::from_secs(10 * 86_400);
+    spec.not_after = std::time::SystemTime::now() - std::time::Duration::from_secs(86_400);
+    let expired = ca.issue_leaf(&spec).unwrap();
+    ca.revoke_agency(&old).unwrap();
+    let crl = X509Crl::from_pem(&std::fs::read(dir.path().join(CRL)).unwrap()).unwrap();
+    let listed: Vec<String> = crl
+        .get_revoked()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.serial_number()
+                .to_bn()
+                .unwrap()
+                .to_hex_str()
+                .unwrap()
+                .to_ascii_lowercase()
+        })
+        .collect();
+    assert!(
+        listed.contains(&expired.serial),
+        "expired and revoked, still listed"
+    );
+    assert!(listed.contains(&first.serial));
+
     // The state survives reopening.
     let reopened = Ca::open(dir.path()).unwrap();
     assert_eq!(
@@ -146,7 +174,7 @@ fn revocation_lists_every_certificate_of_the_agency_in_a_numbered_crl() {
             .iter()
             .filter(|r| r.revoked_at.is_some())
             .count(),
-        2
+        3
     );
 }
 

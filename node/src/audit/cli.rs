@@ -169,19 +169,50 @@ pub struct ConsistencyArgs {
     proof: Vec<String>,
 }
 
+/// One hash: exactly 32 bytes in canonical standard base64 (44 characters, padded), nothing
+/// around it.
 fn hash(what: &str, b64: &str) -> anyhow::Result<Hash> {
+    if b64.is_empty() {
+        anyhow::bail!("{what}: empty");
+    }
     let bytes = STANDARD
-        .decode(b64.trim())
+        .decode(b64)
         .with_context(|| format!("{what}: not standard base64"))?;
     merkle::hash_from_slice(&bytes).with_context(|| what.to_owned())
 }
 
+/// A proof from the command line: exactly the hashes given, each a hash. `--proof ''` is the
+/// empty proof; an empty element anywhere else (`a,,b`, a trailing comma) is refused, as is
+/// anything that is not a hash.
 fn proof(items: &[String]) -> anyhow::Result<Vec<Hash>> {
+    if let [only] = items {
+        if only.is_empty() {
+            return Ok(Vec::new());
+        }
+    }
     items
         .iter()
-        .filter(|s| !s.is_empty())
         .enumerate()
-        .map(|(i, s)| hash(&format!("proof[{i}]"), s))
+        .map(|(i, s)| hash(&format!("--proof element {i}"), s))
+        .collect()
+}
+
+/// The `proof` of an auditor route's answer: an array of hashes, nothing else.
+fn answer_proof(what: &str, body: &[u8]) -> anyhow::Result<Vec<Hash>> {
+    let v: serde_json::Value =
+        serde_json::from_slice(body).with_context(|| format!("{what}: not JSON"))?;
+    let items = v["proof"]
+        .as_array()
+        .with_context(|| format!("{what}: no proof array"))?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let s = h
+                .as_str()
+                .with_context(|| format!("{what}: proof element {i} is not a string"))?;
+            hash(&format!("{what}: proof element {i}"), s)
+        })
         .collect()
 }
 
@@ -386,14 +417,6 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
     }
     // A range: the subtrees left of it (from the first entry's inclusion proof) and the
     // consistency proof from its end to the checkpoint.
-    let proof_hashes = |v: &serde_json::Value| -> Vec<String> {
-        v["proof"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|h| h.as_str().map(str::to_owned))
-            .collect()
-    };
     let range = if !ranged {
         None
     } else {
@@ -404,11 +427,10 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
                 "/v1/audit/proof/inclusion?index={from}&size={size}"
             ))
             .await?;
-            let path: Vec<Hash> = proof_hashes(&serde_json::from_slice(&body)?)
-                .iter()
-                .enumerate()
-                .map(|(i, h)| hash(&format!("inclusion proof[{i}]"), h))
-                .collect::<anyhow::Result<_>>()?;
+            let path = answer_proof(
+                &format!("{base}: the inclusion proof of entry {from}"),
+                &body,
+            )?;
             merkle::left_subtrees(from, size, &path)
                 .with_context(|| format!("{base}: the inclusion proof of entry {from}"))?
                 .iter()
@@ -419,7 +441,10 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
             Vec::new()
         } else {
             let body = get(format!("/v1/audit/proof/consistency?from={to}&to={size}")).await?;
-            proof_hashes(&serde_json::from_slice(&body)?)
+            answer_proof(&format!("{base}: the consistency proof from {to}"), &body)?
+                .iter()
+                .map(|h| STANDARD.encode(h))
+                .collect()
         };
         Some(super::bundle::Range {
             start: from,
@@ -741,5 +766,50 @@ mod tests {
             [format!("{one}\n"), format!("{two}\n")]
         );
         assert!(super::pem_blocks("no certificate here").is_empty());
+    }
+
+    #[test]
+    fn a_proof_is_exactly_the_hashes_given() {
+        use base64::Engine;
+        let b64 = |b: u8| base64::engine::general_purpose::STANDARD.encode([b; 32]);
+        let (a, b) = (b64(1), b64(2));
+        let list = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(super::proof(&list(&[&a, &b])).unwrap(), [[1; 32], [2; 32]]);
+        assert!(super::proof(&list(&[""])).unwrap().is_empty(), "--proof ''");
+        assert!(super::proof(&[]).unwrap().is_empty());
+        let short = base64::engine::general_purpose::STANDARD.encode([1u8; 31]);
+        let long = base64::engine::general_purpose::STANDARD.encode([1u8; 33]);
+        let unpadded = a.trim_end_matches('=').to_owned();
+        let spaced = format!(" {a}");
+        for (bad, says) in [
+            (list(&["", &a]), "element 0: empty"),
+            (list(&[&a, ""]), "element 1: empty"),
+            (list(&[&a, "", &b]), "element 1: empty"),
+            (list(&[&a, &short]), "element 1"),
+            (list(&[&long]), "element 0"),
+            (list(&[&unpadded]), "element 0: not standard base64"),
+            (list(&[&spaced]), "element 0: not standard base64"),
+            (list(&["garbage"]), "element 0"),
+        ] {
+            let e = format!("{:#}", super::proof(&bad).unwrap_err());
+            assert!(e.contains(says), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_proof_in_an_answer_is_an_array_of_hashes_and_nothing_else() {
+        use base64::Engine;
+        let a = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        let ok = format!(r#"{{"proof":["{a}","{a}"]}}"#);
+        assert_eq!(super::answer_proof("x", ok.as_bytes()).unwrap().len(), 2);
+        for bad in [
+            format!(r#"{{"proof":["{a}",1]}}"#),
+            format!(r#"{{"proof":["{a}",""]}}"#),
+            format!(r#"{{"proof":"{a}"}}"#),
+            r#"{"nope":[]}"#.to_owned(),
+            "not json".to_owned(),
+        ] {
+            assert!(super::answer_proof("x", bad.as_bytes()).is_err(), "{bad}");
+        }
     }
 }

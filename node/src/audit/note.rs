@@ -223,7 +223,9 @@ impl Note {
         })
     }
 
-    /// Whether the note carries a valid Ed25519 signature by (`name`, `public_key`).
+    /// Whether the note carries a valid Ed25519 signature by (`name`, `public_key`), and no
+    /// failing one: C2SP signed-note, like Go's `note.Open`, rejects a note that carries a
+    /// signature by a known key that does not verify, even beside a valid one.
     pub fn verify(
         &self,
         name: &str,
@@ -231,9 +233,12 @@ impl Note {
         verify: impl Fn(&[u8], &[u8]) -> bool,
     ) -> bool {
         let id = key_id(name, ED25519, public_key);
-        self.signatures
-            .iter()
-            .any(|s| s.name == name && s.key_id == id && verify(self.body.as_bytes(), &s.data))
+        all_verify(
+            self.signatures
+                .iter()
+                .filter(|s| s.name == name && s.key_id == id),
+            |s| verify(self.body.as_bytes(), &s.data),
+        )
     }
 
     /// Adds a signature line, replacing one by the same key.
@@ -242,6 +247,18 @@ impl Note {
             .retain(|s| !(s.name == sig.name && s.key_id == sig.key_id));
         self.signatures.push(sig);
     }
+}
+
+/// True when there is at least one signature and every one verifies.
+fn all_verify<'a>(
+    mut sigs: impl Iterator<Item = &'a Signature>,
+    verifies: impl Fn(&Signature) -> bool,
+) -> bool {
+    let mut any = false;
+    sigs.all(|s| {
+        any = true;
+        verifies(s)
+    }) && any
 }
 
 /// What a witness signs for a checkpoint text at `time` (Unix seconds).
@@ -275,13 +292,24 @@ pub fn cosigned_at(
     verify: impl Fn(&[u8], &[u8]) -> bool,
 ) -> Option<u64> {
     let id = key_id(name, COSIGNATURE_V1, public_key);
-    note.signatures.iter().find_map(|s| {
-        if s.name != name || s.key_id != id || s.data.len() != 8 + 64 {
+    let time = |s: &Signature| -> Option<u64> {
+        if s.data.len() != 8 + 64 {
             return None;
         }
         let time = u64::from_be_bytes(s.data[..8].try_into().ok()?);
         verify(cosigned_message(&note.body, time).as_bytes(), &s.data[8..]).then_some(time)
-    })
+    };
+    let mine = || {
+        note.signatures
+            .iter()
+            .filter(|s| s.name == name && s.key_id == id)
+    };
+    // A failing cosignature by this witness's key rejects the note, as a failing signature
+    // by a known key does.
+    if !all_verify(mine(), |s| time(s).is_some()) {
+        return None;
+    }
+    mine().filter_map(time).max()
 }
 
 #[cfg(test)]
@@ -387,6 +415,65 @@ mod tests {
         // Adding the same key again replaces its line.
         note.add(sig);
         assert_eq!(note.signatures.len(), 2);
+    }
+
+    #[test]
+    fn a_failing_signature_by_a_known_key_rejects_the_note_even_beside_a_valid_one() {
+        let c = checkpoint();
+        let pk = [5; 32];
+        let note = Note::sign(c.body(), &c.origin, &pk, toy_sign(1)).unwrap();
+        let good = note.signatures[0].clone();
+        let mut bad = good.clone();
+        bad.data[0] ^= 1;
+        for order in [[bad.clone(), good.clone()], [good.clone(), bad.clone()]] {
+            let mut n = note.clone();
+            n.signatures = order.to_vec();
+            let n = Note::parse(&n.render()).unwrap();
+            assert!(!n.verify(&c.origin, &pk, toy_verify(1)));
+        }
+        // A signature by an unknown key is ignored (signed-note: verifiers skip unknown keys).
+        let mut n = note.clone();
+        n.signatures.push(
+            Note::sign(c.body(), "other.example/log", &[8; 32], toy_sign(9))
+                .unwrap()
+                .signatures[0]
+                .clone(),
+        );
+        assert!(n.verify(&c.origin, &pk, toy_verify(1)));
+        // The same for cosignatures.
+        let wpk = [7; 32];
+        let mut n = note.clone();
+        let cos = cosign(&n.body, "w/witness", &wpk, 1_800_000_000, toy_sign(3)).unwrap();
+        let mut broken = cos.clone();
+        broken.data[20] ^= 1;
+        n.signatures.push(cos);
+        n.signatures.push(broken);
+        let n = Note::parse(&n.render()).unwrap();
+        assert_eq!(cosigned_at(&n, "w/witness", &wpk, toy_verify(3)), None);
+    }
+
+    /// The example of C2SP signed-note (and Go's golang.org/x/mod/sumdb/note): the key
+    /// `PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW` signs
+    /// "If you think cryptography is the answer to your problem,\nthen you don't know what
+    /// your problem is.\n". The key id is the first four bytes of SHA-256(name || 0x0A || 0x01
+    /// || key).
+    #[test]
+    fn the_spec_example_key_id_matches() {
+        use base64::Engine;
+        let key = STANDARD
+            .decode("ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW")
+            .unwrap();
+        assert_eq!(key[0], ED25519);
+        let pk: [u8; 32] = key[1..].try_into().unwrap();
+        assert_eq!(
+            key_id("PeterNeumann", ED25519, &pk),
+            [0xc7, 0x4f, 0x20, 0xa3]
+        );
+        let text = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n\n\u{2014} PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
+        let note = Note::parse(text).unwrap();
+        assert_eq!(note.signatures[0].key_id, [0xc7, 0x4f, 0x20, 0xa3]);
+        let verify = |m: &[u8], sig: &[u8]| attesta_certs::sign::ed25519_verify(&pk, m, sig);
+        assert!(note.verify("PeterNeumann", &pk, verify));
     }
 
     #[test]

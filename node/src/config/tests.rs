@@ -89,6 +89,19 @@ fn the_commented_example_config_parses() {
     let d = LimitsConfig::default();
     assert_eq!(raw.limits.max_body_bytes, d.max_body_bytes);
     assert_eq!(raw.limits.max_connections, d.max_connections);
+    assert_eq!(raw.limits.reserved_connections, d.reserved_connections);
+    assert_eq!(
+        raw.limits.max_connections_per_agency,
+        d.max_connections_per_agency
+    );
+    assert_eq!(
+        raw.limits.max_connections_per_address,
+        d.max_connections_per_address
+    );
+    assert_eq!(raw.limits.max_handshakes, d.max_handshakes);
+    assert_eq!(raw.limits.idle_timeout_ms, d.idle_timeout_ms);
+    assert_eq!(raw.limits.send_timeout_ms, d.send_timeout_ms);
+    assert_eq!(raw.store.memory_mb, StoreConfig::default().memory_mb);
     assert_eq!(raw.tls.reload_interval_ms, default_reload_interval_ms());
     let p = PeersConfig::default();
     assert_eq!(raw.peers.connect_timeout_ms, p.connect_timeout_ms);
@@ -298,6 +311,26 @@ fn bad_values_are_named_by_key() {
         (
             format!("{VALID}\n[limits]\nmax_body_bytes = 0\n"),
             "limits.max_body_bytes",
+        ),
+        (
+            format!("{VALID}\n[limits]\nmax_connections_per_agency = 0\n"),
+            "limits.max_connections_per_agency",
+        ),
+        (
+            format!("{VALID}\n[limits]\nmax_connections = 10\nreserved_connections = 10\n"),
+            "limits.reserved_connections",
+        ),
+        (
+            format!("{VALID}\n[limits]\nidle_timeout_ms = 0\n"),
+            "limits.idle_timeout_ms",
+        ),
+        (
+            format!("{VALID}\n[limits]\nsend_timeout_ms = 0\n"),
+            "limits.send_timeout_ms",
+        ),
+        (
+            format!("{VALID}\n[store]\nmemory_mb = 8\n"),
+            "store.memory_mb",
         ),
         (
             VALID.replace("https://127.0.0.1:8441", "http://127.0.0.1:8441"),

@@ -216,7 +216,20 @@ pub struct Permit {
 /// Parses `YYYY-MM-DD`.
 pub fn parse_date(s: &str) -> Result<Date, String> {
     let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(s.trim(), &fmt).map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD)"))
+    let t = s.trim();
+    // RFC 3339 full-date: four digits, two, two; no sign, no wider year.
+    let shape = t.len() == 10
+        && t.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    shape
+        .then(|| Date::parse(t, &fmt).ok())
+        .flatten()
+        .ok_or_else(|| format!("{s:?} is not a date (YYYY-MM-DD)"))
 }
 
 /// Formats `YYYY-MM-DD`.

@@ -46,28 +46,27 @@ fn text(content_type: &'static str, body: String) -> Resp {
     resp
 }
 
-/// Reads `name=u64` pairs from a query string; every name in `names` is required, others are
-/// refused.
+/// The largest index or size a query may name: 2^53 − 1, the largest integer every JSON
+/// client reads exactly (and far beyond any log).
+pub const MAX_NUMBER: u64 = (1 << 53) - 1;
+
+/// Reads `name=u64` pairs from a query string; every name in `names` is required, once, and
+/// others are refused.
 fn numbers<const N: usize>(query: Option<&str>, names: [&str; N]) -> Result<[u64; N], Problem> {
-    let mut out = [None; N];
-    for pair in query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let slot = names
-            .iter()
-            .position(|n| *n == k)
-            .ok_or_else(|| bad_request(format!("unknown query parameter {k:?}")))?;
-        let v = v
-            .parse::<u64>()
-            .map_err(|_| bad_request(format!("{k}: expected a non-negative integer")))?;
-        out[slot] = Some(v);
-    }
+    let params = super::api::query_params(query, &names)?;
     let mut values = [0; N];
     for (i, name) in names.iter().enumerate() {
-        values[i] = out[i].ok_or_else(|| bad_request(format!("{name}: required")))?;
+        let v = params
+            .get(name)
+            .ok_or_else(|| bad_request(format!("{name}: required")))?;
+        // Digits only: no sign, no spaces, no leading zeros beyond "0".
+        values[i] = crate::audit::note::decimal(v)
+            .filter(|n| *n <= MAX_NUMBER)
+            .ok_or_else(|| {
+                bad_request(format!(
+                    "{name}: expected an integer from 0 to {MAX_NUMBER}"
+                ))
+            })?;
     }
     Ok(values)
 }

@@ -15,6 +15,7 @@
 mod access;
 mod api;
 mod audit_api;
+pub(crate) mod conn;
 mod manifest_api;
 mod peers;
 mod reload;
@@ -33,15 +34,12 @@ use arc_swap::ArcSwap;
 use attesta_certs::{LeafIdentity, Role, TrustStore};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
-use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::audit::log::AuditLog;
-use crate::config::Settings;
+use crate::config::{self, Settings};
 use crate::metrics::Metrics;
 
 pub use audit_api::MAX_ENTRIES as AUDIT_PAGE;
@@ -68,7 +66,10 @@ pub enum ServeError {
 
 /// The TLS configuration in force, with the trust store it was built from.
 pub(crate) struct TlsState {
-    acceptor: TlsAcceptor,
+    /// For clients that do not offer the post-quantum hybrid.
+    config: Arc<rustls::ServerConfig>,
+    /// For clients that offer X25519MLKEM768: only that group, whatever the client prefers.
+    post_quantum: Arc<rustls::ServerConfig>,
     trust: TrustStore,
     /// The node's own certificate, for its calls to peers.
     identity: attesta_certs::Identity,
@@ -77,8 +78,10 @@ pub(crate) struct TlsState {
 impl TlsState {
     fn build(trust: TrustStore, identity: &attesta_certs::Identity) -> Result<Self, ServeError> {
         let config = attesta_certs::tls::server_config(&trust, identity)?;
+        let post_quantum = attesta_certs::tls::server_config_post_quantum(&trust, identity)?;
         Ok(Self {
-            acceptor: TlsAcceptor::from(Arc::new(config)),
+            config: Arc::new(config),
+            post_quantum: Arc::new(post_quantum),
             trust,
             identity: identity.clone(),
         })
@@ -128,7 +131,10 @@ impl Node {
         let tls = TlsState::build(settings.trust.clone(), &settings.identity)?;
         let metrics = Metrics::new();
         metrics.crl_revoked.set(tls.trust.revoked_count() as i64);
-        let store = Arc::new(crate::store::Store::open(&settings.data_dir.join("db"))?);
+        let store = Arc::new(crate::store::Store::open_with_memory(
+            &settings.data_dir.join("db"),
+            settings.store_memory,
+        )?);
         let audit = AuditLog::open(
             store.clone(),
             crate::audit::log::load_or_create_key(&settings.data_dir.join("audit.key"))?,
@@ -174,8 +180,9 @@ impl Node {
     pub async fn run(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let shared = self.shared;
         let limits = shared.settings.limits.clone();
-        let conn_limit = Arc::new(Semaphore::new(limits.max_connections));
-        let graceful = GracefulShutdown::new();
+        let table = conn::Table::new(limits.clone());
+        // Connections watch this to close gracefully when the node stops.
+        let (stop_conns, conns_stopping) = tokio::sync::watch::channel(false);
         let (stop_reload, reload_stopped) = tokio::sync::watch::channel(false);
         let reloader = tokio::spawn(reload::watch(shared.clone(), reload_stopped.clone()));
         manifest_api::load_persisted(&shared).await;
@@ -193,15 +200,6 @@ impl Node {
         );
         tokio::pin!(shutdown);
         loop {
-            // Wait for a free connection slot before accepting, so a flood of clients queues
-            // in the kernel instead of exhausting memory or file descriptors.
-            let permit = tokio::select! {
-                p = conn_limit.clone().acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => break,
-                },
-                () = &mut shutdown => break,
-            };
             let (tcp, addr) = tokio::select! {
                 r = listener.accept() => match r {
                     Ok(conn) => conn,
@@ -214,15 +212,25 @@ impl Node {
                 },
                 () = &mut shutdown => break,
             };
+            // Admission before any work: a full node or a flooding address costs an accept
+            // and a close, never a handshake.
+            let handshaking = match table.accept(addr.ip()) {
+                Ok(h) => h,
+                Err(refusal) => {
+                    shared.metrics.refused(refusal);
+                    debug!(client.addr = %addr, reason = refusal.label(), "connection refused");
+                    drop(tcp);
+                    continue;
+                }
+            };
             let shared = shared.clone();
-            let watcher = graceful.watcher();
+            let stopping = conns_stopping.clone();
             let span =
                 tracing::info_span!("conn", client.addr = %addr, client.id = tracing::field::Empty);
             tokio::spawn(
                 async move {
-                    let _permit = permit;
                     shared.metrics.open_connections.inc();
-                    serve_connection(&shared, tcp, addr, watcher).await;
+                    serve_connection(&shared, tcp, addr, handshaking, stopping).await;
                     shared.metrics.open_connections.dec();
                 }
                 .instrument(span),
@@ -232,9 +240,10 @@ impl Node {
         shared.draining.store(true, Ordering::SeqCst);
         drop(listener);
         let _ = stop_reload.send(true);
+        let _ = stop_conns.send(true);
         info!(agency = %shared.settings.agency, "shutting down: draining connections");
         tokio::select! {
-            () = graceful.shutdown() => info!("all connections closed"),
+            () = table.drained() => info!("all connections closed"),
             () = tokio::time::sleep(limits.shutdown_grace) => {
                 warn!("shutdown grace period over; closing remaining connections");
             }
@@ -346,26 +355,26 @@ async fn serve_connection(
     shared: &Arc<Shared>,
     tcp: TcpStream,
     addr: SocketAddr,
-    watcher: hyper_util::server::graceful::Watcher,
+    handshaking: conn::Handshaking,
+    stopping: tokio::sync::watch::Receiver<bool>,
 ) {
     let limits = &shared.settings.limits;
     let _ = tcp.set_nodelay(true);
     let tls = shared.tls.load_full();
-    let stream =
-        match tokio::time::timeout(limits.handshake_timeout, tls.acceptor.accept(tcp)).await {
-            Err(_) => {
-                shared.metrics.handshake_failed("timeout");
-                debug!("handshake timed out");
-                return;
-            }
-            Ok(Err(e)) => {
-                let reason = handshake_failure_reason(&e);
-                shared.metrics.handshake_failed(reason);
-                debug!(reason, error = %e, "handshake failed");
-                return;
-            }
-            Ok(Ok(stream)) => stream,
-        };
+    let stream = match tokio::time::timeout(limits.handshake_timeout, handshake(&tls, tcp)).await {
+        Err(_) => {
+            shared.metrics.handshake_failed("timeout");
+            debug!("handshake timed out");
+            return;
+        }
+        Ok(Err(e)) => {
+            let reason = handshake_failure_reason(&e);
+            shared.metrics.handshake_failed(reason);
+            debug!(reason, error = %e, "handshake failed");
+            return;
+        }
+        Ok(Ok(stream)) => stream,
+    };
     shared.metrics.handshakes.inc();
 
     // The verifier accepted this chain a moment ago, so the leaf is there and passes the same
@@ -384,30 +393,161 @@ async fn serve_connection(
         }
     };
     tracing::Span::current().record("client.id", tracing::field::display(leaf.agency()));
+    let agency = leaf.agency().clone();
+    let privileged =
+        agency == shared.settings.agency || agency == shared.settings.manifest.prefettura;
+    // A refused connection is still served one answer, so the client learns why.
+    let (_established, refusal) = match handshaking.establish(&agency, privileged) {
+        Ok(e) => (Some(e), None),
+        Err(refusal) => {
+            shared.metrics.refused(refusal);
+            info!(client.id = %agency, reason = refusal.label(), "connection refused");
+            (None, Some(refusal))
+        }
+    };
+    // HTTP/2 only when the client asked for it in ALPN; no sniffing, so a client that sends
+    // nothing meets the first-request timeout like any other.
+    let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
     let peer = Arc::new(Peer { leaf, addr });
+    let activity = conn::Activity::new(refusal.is_some());
 
     let service = {
         let shared = shared.clone();
+        let activity = activity.clone();
         service_fn(move |req| {
             let shared = shared.clone();
             let peer = peer.clone();
-            async move { Ok::<_, std::convert::Infallible>(routes::handle(&shared, &peer, req).await) }
+            let handling = activity.begin();
+            async move {
+                let resp = match refusal {
+                    None => routes::handle(&shared, &peer, req).await,
+                    Some(r) => refused(&shared, r),
+                };
+                let (parts, body) = resp.into_parts();
+                Ok::<_, std::convert::Infallible>(http::Response::from_parts(
+                    parts,
+                    handling.answer(body),
+                ))
+            }
         })
     };
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.max_concurrent_streams)
-        .keep_alive_interval(Duration::from_secs(30));
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
-    if let Err(e) = watcher.watch(conn.into_owned()).await {
-        debug!(error = %e, "connection ended with an error");
+    let io = TokioIo::new(stream);
+    if h2 {
+        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        builder
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .keep_alive_interval(Duration::from_secs(30));
+        let conn = builder.serve_connection(io, service);
+        watch_connection(shared, conn, &activity, stopping).await;
+    } else {
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .keep_alive(refusal.is_none());
+        let conn = builder.serve_connection(io, service);
+        watch_connection(shared, conn, &activity, stopping).await;
+    };
+}
+
+/// The server side of a TLS handshake: the post-quantum config for a client that offers
+/// X25519MLKEM768, the other one otherwise.
+async fn handshake(
+    tls: &TlsState,
+    tcp: TcpStream,
+) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    let start =
+        tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
+    let config = if attesta_certs::tls::offers_post_quantum(&start.client_hello()) {
+        tls.post_quantum.clone()
+    } else {
+        tls.config.clone()
+    };
+    start.into_stream(config).await
+}
+
+/// The answer to every request of a connection that was not admitted.
+fn refused(shared: &Shared, refusal: conn::Refusal) -> routes::Resp {
+    let limits = &shared.settings.limits;
+    let detail = match refusal {
+        conn::Refusal::Agency => format!(
+            "your agency already has {} connections to this node; reuse them",
+            limits.max_connections_per_agency
+        ),
+        _ => "this node has no connection left for your agency; try again later".to_owned(),
+    };
+    let mut resp = crate::problem::Problem::new(crate::problem::ProblemKind::TooManyConnections)
+        .with_detail(detail)
+        .into_response();
+    resp.headers_mut().insert(
+        http::header::RETRY_AFTER,
+        http::HeaderValue::from_static("1"),
+    );
+    resp
+}
+
+/// Drives `conn` until it ends, closing it when its watchdog says so (idle, silent, stalled)
+/// or when the node stops: gracefully first, then, after a grace, by dropping it.
+async fn watch_connection<C>(
+    shared: &Shared,
+    conn: C,
+    activity: &conn::Activity,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) where
+    C: GracefulConnection,
+    C::Error: std::fmt::Display,
+{
+    let limits = &shared.settings.limits;
+    tokio::pin!(conn);
+    let mut tick = tokio::time::interval(conn::Activity::tick(limits));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Until the graceful close began: when it did, and why.
+    let mut closing: Option<(tokio::time::Instant, &'static str)> = None;
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    debug!(error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            _ = tick.tick() => {}
+            _ = stopping.changed(), if closing.is_none() => {
+                conn.as_mut().graceful_shutdown();
+                closing = Some((tokio::time::Instant::now(), "shutdown"));
+                continue;
+            }
+        }
+        let verdict = activity.check(std::time::Instant::now(), limits);
+        match (verdict, closing) {
+            (conn::Verdict::Stalled, _) => {
+                shared.metrics.closed(verdict.label());
+                debug!("answer not taken in time; closing the connection");
+                break;
+            }
+            (conn::Verdict::Idle | conn::Verdict::NoRequest, None) => {
+                shared.metrics.closed(verdict.label());
+                conn.as_mut().graceful_shutdown();
+                closing = Some((tokio::time::Instant::now(), verdict.label()));
+            }
+            (_, Some((since, why))) if since.elapsed() >= close_grace(limits, why) => {
+                debug!(
+                    reason = why,
+                    "connection did not close in time; dropping it"
+                );
+                break;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// How long a connection asked to close may take to finish its requests.
+fn close_grace(limits: &config::Limits, why: &str) -> Duration {
+    match why {
+        "shutdown" => limits.shutdown_grace,
+        _ => limits.send_timeout,
     }
 }
 

@@ -188,6 +188,8 @@ pub(super) struct Trail {
     pub request_sha256: Option<[u8; 32]>,
     /// The calls this request made to peers (the status coordinator's).
     pub outgoing: Vec<Entry>,
+    /// The request's body has arrived (a request timed out before is answered 408).
+    pub body_read: bool,
 }
 
 /// The header carrying a query id from the coordinator to its peers, and back in answers.
@@ -205,6 +207,7 @@ impl Trail {
             subject: None,
             request_sha256: None,
             outgoing: Vec::new(),
+            body_read: false,
         };
         match headers.get(QUERY_ID_HEADER).map(|v| v.to_str()) {
             None => attesta_certs::random_bytes(&mut trail.query_id),
@@ -259,6 +262,13 @@ pub(super) async fn handle(shared: &Arc<Shared>, peer: &Peer, req: Request<Incom
     .await
     {
         Ok(resp) => resp,
+        // A client too slow to send its body is told so; a slow answer is the node's fault.
+        Err(_) if !trail.body_read => Problem::new(ProblemKind::RequestTimeout)
+            .with_detail(format!(
+                "the request body did not arrive within {} ms",
+                timeout.as_millis()
+            ))
+            .into_response(),
         Err(_) => Problem::new(ProblemKind::Timeout).into_response(),
     };
     let outgoing = std::mem::take(&mut trail.outgoing);
@@ -359,6 +369,8 @@ async fn dispatch(
         {
             return problem.into_response();
         }
+        // The upload is part of the import's own (long) time limit.
+        trail.body_read = true;
         return api::import(shared, ds, req, &mut trail.request_sha256)
             .await
             .unwrap_or_else(Problem::into_response);
@@ -376,6 +388,7 @@ async fn dispatch(
         Ok(b) => b,
         Err(problem) => return problem.into_response(),
     };
+    trail.body_read = true;
     trail.request_sha256 = Some(crate::audit::entry::sha256(&body));
     if trail.bad_query_id {
         return api::bad_request(format!(
@@ -421,7 +434,7 @@ async fn serve(
                 purpose: purpose::OPERATIONS,
                 territory: node,
             })?;
-            Ok(metrics(shared))
+            Ok(metrics(shared, &parts.headers))
         }
         Route::AttestResidence | Route::AttestLegalPresence => {
             let mut q = api::parse_question(body)?;
@@ -652,12 +665,23 @@ fn readyz(shared: &Shared) -> Result<Resp, Problem> {
     ))
 }
 
-fn metrics(shared: &Shared) -> Resp {
-    let mut resp = Response::new(Full::new(Bytes::from(shared.metrics.encode())));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
+/// `/metrics`: OpenMetrics text to a client that accepts it (Prometheus asks for it), the
+/// Prometheus text format 0.0.4 otherwise; each served as what it is.
+fn metrics(shared: &Shared, headers: &http::HeaderMap) -> Resp {
+    let text = shared.metrics.encode();
+    let (body, content_type) = if crate::metrics::accepts_openmetrics(headers) {
+        (text, crate::metrics::OPENMETRICS_TYPE)
+    } else {
+        (
+            crate::metrics::to_prometheus_text(&text),
+            crate::metrics::PROMETHEUS_TYPE,
+        )
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept"));
     resp
 }
 

@@ -47,9 +47,9 @@ struct StatusRequest {
     /// Required by the policy, not by the parser: a request without one is denied (403).
     #[serde(default)]
     purpose: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::api::comune_present")]
     comune: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::api::as_of_present")]
     as_of: Option<String>,
 }
 
@@ -243,7 +243,7 @@ fn check_answer(
         .map_err(|_| bad("answer is not text".into()))?
         .trim()
         .to_owned();
-    let verified = crate::attestation::verify(&shared.tls.load().trust, &token)
+    let verified = crate::attestation::verify_fresh(&shared.tls.load().trust, &token)
         .map_err(|e| bad(e.to_string()))?;
     let p = &verified.payload;
     if p["issuer"].as_str() != Some(name) {

@@ -250,6 +250,13 @@ pub(super) fn add_checkpoint(
             who.agency()
         )));
     }
+    // A checkpoint carries no time: the witness's cosignature says "signed by a valid key,
+    // seen now", so an expired key gets nothing cosigned.
+    if !signer.valid_at(unix_now() as i64) {
+        return Err(forbidden(format!(
+            "{agency}'s signing certificate is not valid now (expired or not yet valid)"
+        )));
+    }
     let public_key = signer
         .public_key()
         .ok_or_else(|| forbidden("the signing certificate has no Ed25519 key".into()))?;
@@ -286,7 +293,8 @@ pub(super) fn add_checkpoint(
     }
     if req.old != size {
         count(shared, "conflict");
-        let mut resp = Response::new(Full::new(Bytes::from(size.to_string())));
+        // tlog-witness: the body is the size in decimal and a newline.
+        let mut resp = Response::new(Full::new(Bytes::from(format!("{size}\n"))));
         *resp.status_mut() = StatusCode::CONFLICT;
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(SIZE_TYPE));
@@ -486,7 +494,8 @@ async fn submit_one(
             StatusCode::CONFLICT => {
                 let size = std::str::from_utf8(&reply.body)
                     .ok()
-                    .and_then(|s| s.trim().parse::<u64>().ok())
+                    .and_then(|s| s.strip_suffix('\n'))
+                    .and_then(note::decimal)
                     .ok_or(("refused", "409 without a size".to_owned()))?;
                 old = known(Some(size));
             }

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
-    Options, ReadOptions, WriteBatch, WriteOptions, DB,
+    Options, ReadOptions, WriteBatch, WriteBufferManager, WriteOptions, DB,
 };
 use time::Date;
 
@@ -159,28 +159,52 @@ fn meta_key(ds: Dataset) -> Vec<u8> {
     format!("{}/info", ds.name()).into_bytes()
 }
 
+/// The memory budget of [`Store::open`]: 256 MiB.
+pub const DEFAULT_MEMORY: usize = 256 << 20;
+
 /// Marks an absent field in dataset metadata.
 const ABSENT: u64 = u64::MAX;
 
 impl Store {
-    /// Opens (or creates) the database in `path`, and deletes what killed imports left.
+    /// Opens (or creates) the database in `path` with the default memory budget (256 MiB),
+    /// and deletes what killed imports left.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_memory(path, DEFAULT_MEMORY)
+    }
+
+    /// [`Store::open`] with `memory` bytes for the whole database: one LRU block cache that
+    /// also holds index and filter blocks, and to which the memtables of every column family
+    /// are charged (a write-buffer manager of half the budget), so memory does not grow with
+    /// the number of column families.
+    pub fn open_with_memory(path: &Path, memory: usize) -> Result<Self, StoreError> {
+        let cache = Cache::new_lru_cache(memory);
+        let buffers = WriteBufferManager::new_write_buffer_manager_with_cache(
+            memory / 2,
+            false,
+            cache.clone(),
+        );
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
         opts.set_compression_type(DBCompressionType::Lz4);
         opts.set_max_background_jobs(2);
         opts.set_keep_log_file_num(5);
+        opts.set_write_buffer_manager(&buffers);
 
-        let cache = Cache::new_lru_cache(64 << 20);
+        // A memtable per column family at most this size: a full one is flushed early.
+        let memtable = (memory / 8).clamp(1 << 20, 64 << 20);
         let cfs = ALL_CFS.iter().map(|name| {
             let mut block = BlockBasedOptions::default();
             block.set_block_cache(&cache);
+            block.set_cache_index_and_filter_blocks(true);
+            block.set_pin_l0_filter_and_index_blocks_in_cache(true);
             // Point lookups dominate: a bloom filter skips files that cannot hold the key.
             block.set_bloom_filter(10.0, false);
             let mut o = Options::default();
             o.set_compression_type(DBCompressionType::Lz4);
             o.set_block_based_table_factory(&block);
+            o.set_write_buffer_size(memtable);
+            o.set_max_write_buffer_number(2);
             ColumnFamilyDescriptor::new(*name, o)
         });
         let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|source| StoreError::Open {

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# RSS of the nodes under a long load: memory must stay flat (one RocksDB budget per node,
+# `store.memory_mb`), not climb with memtables or connections.
+#
+# Starts a demo federation (five nodes in one process), puts `attesta bench --route status`
+# on it for DURATION in rounds, and after each round prints the process's RSS.
+# Usage: bench/memory.sh [rounds] [round duration] [concurrency]     # defaults: 6 20s 16
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-6}
+duration=${2:-20s}
+c=${3:-16}
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/attesta-target}"
+
+scripts/bootstrap.sh
+cargo build --locked -q -p attesta --bin attesta
+bin="$CARGO_TARGET_DIR/debug/attesta"
+
+dir=$(mktemp -d)
+port=$((20000 + RANDOM % 20000))
+RUST_LOG=warn "$bin" demo up --dir "$dir" --base-port "$port" >/dev/null 2>&1 &
+demo=$!
+trap 'kill $demo 2>/dev/null; wait $demo 2>/dev/null; rm -rf "$dir"' EXIT
+for _ in $(seq 1 600); do [ -f "$dir/endpoints.json" ] && break; sleep 0.1; done
+[ -f "$dir/endpoints.json" ] || { echo "demo did not start" >&2; exit 1; }
+
+subjects="$dir/subjects.csv"
+awk -F, 'NR == 1 || $8 == "041044" || $8 == "041067"' "$dir/data/residents.csv" > "$subjects"
+client="$dir/agencies/inps-pesaro/client.toml"
+
+# The demo runs its five nodes in one process: its RSS is theirs.
+rss() { echo "$(( $(awk '/VmRSS/ { print $2 }' "/proc/$demo/status") / 1024 )) MiB"; }
+echo "round 0 (idle): $(rss)"
+for r in $(seq 1 "$rounds"); do
+  "$bin" bench --config "$client" --route status --duration "$duration" --concurrency "$c" \
+    --subjects "$subjects" >/dev/null
+  echo "round $r ($duration of status at $c connections): $(rss)"
+done
