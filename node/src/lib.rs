@@ -6,6 +6,7 @@
 //! - [`server`]: the HTTPS server (TLS 1.3, mTLS, HTTP/1.1 + HTTP/2), routes, hot reload,
 //!   graceful shutdown.
 //! - [`problem`]: RFC 9457 problem+json, the only error format on the wire.
+//! - [`wire`]: query strings and request bodies, parsed strictly (pure code, fuzzed).
 //! - [`metrics`]: Prometheus metrics.
 //! - [`client`]: the mTLS HTTP client on the same stack.
 //! - [`attestation`]: signed answers (compact JWS) and their offline verification.
@@ -18,21 +19,35 @@
 //!   [`query`]: `attesta query status` and `client.toml`; [`bench`]: `attesta bench`.
 //!
 //! The node reads an agency's identity only from the verified client certificate.
+//!
+//! Without the default feature `node` the crate is its pure parts only (no RocksDB): domain
+//! types, the audit formats, proofs and verifiers, attestations, manifests, problems.
 
 pub mod attestation;
 pub mod audit;
+#[cfg(feature = "node")]
 pub mod bench;
+#[cfg(feature = "node")]
 pub mod cli;
 pub mod client;
 pub mod config;
+#[cfg(feature = "node")]
 pub mod demo;
 pub mod domain;
+#[cfg(feature = "node")]
 pub mod generate;
+#[cfg(feature = "node")]
 pub mod import;
 pub mod manifest;
+#[cfg(feature = "node")]
 pub mod metrics;
+#[cfg(feature = "node")]
 pub mod policy_cli;
 pub mod problem;
+#[cfg(feature = "node")]
 pub mod query;
+#[cfg(feature = "node")]
 pub mod server;
+#[cfg(feature = "node")]
 pub mod store;
+pub mod wire;

@@ -306,7 +306,7 @@ pub(super) fn signed_checkpoint(
         .check(trust)
         .map_err(|e| Invalid::Signer(e.to_string()))?;
     let agency = leaf.agency().to_string();
-    let origin = super::log::origin(leaf.id.trust_domain.as_str(), &agency);
+    let origin = super::origin(leaf.id.trust_domain.as_str(), &agency);
     let (note, checkpoint) = checked_checkpoint(note_text, &signer, &origin)?;
     Ok(SignedCheckpoint {
         agency,

@@ -184,9 +184,7 @@ impl std::fmt::Debug for AuditLog {
 }
 
 /// The origin line of an agency's checkpoints.
-pub fn origin(trust_domain: &str, agency: &str) -> String {
-    format!("{trust_domain}/{agency}/audit")
-}
+pub use super::origin;
 
 /// Reads the node's subject key from `path`, creating it (0600) on first start.
 pub fn load_or_create_key(path: &Path) -> Result<SubjectKey, AuditError> {

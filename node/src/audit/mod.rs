@@ -11,11 +11,19 @@
 //! - [`report`]: the citizen access report, gathered from every node.
 
 pub mod bundle;
+#[cfg(feature = "node")]
 pub mod cli;
 pub mod entry;
+#[cfg(feature = "node")]
 pub mod log;
 pub mod merkle;
 pub mod note;
 pub mod receipt;
 pub mod reconcile;
+#[cfg(feature = "node")]
 pub mod report;
+
+/// The origin (and checkpoint key name) of an agency's log: `<trust-domain>/<agency>/audit`.
+pub fn origin(trust_domain: &str, agency: &str) -> String {
+    format!("{trust_domain}/{agency}/audit")
+}

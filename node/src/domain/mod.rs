@@ -5,8 +5,10 @@
 //! - [`places`]: comuni (ISTAT), foreign states and citizenships (ANPR tables in `data/`).
 //! - [`records`]: residents and permits.
 //! - [`presence`]: residence and legal presence as of a date (pure rules).
+//! - [`rows`]: one CSV row of an import into a record.
 
 pub mod cf;
 pub mod places;
 pub mod presence;
 pub mod records;
+pub mod rows;

@@ -1,6 +1,7 @@
 use time::macros::date;
 
 use super::*;
+use crate::domain::records::EndReason;
 
 const HEADER: &str = "codice_fiscale,surname,name,sex,birth_date,birth_place,citizenship,comune,address,family_id,residence_start,residence_end,end_reason";
 const ROSSI: &str =

@@ -6,14 +6,13 @@
 //! Each route's request is parsed here (`parse_*`) so that the router can put the declared
 //! purpose and territory to the policy before the handler reads any data.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use time::Date;
 use tokio::io::AsyncWriteExt;
 
@@ -22,184 +21,15 @@ use super::{Peer, Shared};
 use crate::domain::cf::CodiceFiscale;
 use crate::domain::places::ComuneCode;
 use crate::domain::presence::{legal_presence_on, residence_on};
-use crate::domain::records::{format_date, parse_date};
+use crate::domain::records::format_date;
 use crate::import::{self, ImportError, Mode};
 use crate::problem::{Problem, ProblemKind};
 use crate::store::{Dataset, DatasetInfo};
 
-/// The body of an attestation request.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AttestRequest {
-    subject: String,
-    /// Required by the policy, not by the parser: a request without one is denied (403).
-    #[serde(default)]
-    purpose: String,
-    #[serde(default, deserialize_with = "as_of_present")]
-    as_of: Option<String>,
-}
-
-/// An optional string that, when present, is a string: `null` is refused, as the API
-/// document says (absent means the default), with a message naming the field.
-fn present<'de, D: serde::Deserializer<'de>>(
-    d: D,
-    field: &str,
-) -> Result<Option<String>, D::Error> {
-    match Option::<String>::deserialize(d)? {
-        Some(s) => Ok(Some(s)),
-        None => Err(serde::de::Error::custom(format!(
-            "{field}: null is not allowed; leave the field out for the default"
-        ))),
-    }
-}
-
-/// `as_of`, when present, is a date string.
-pub(super) fn as_of_present<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<String>, D::Error> {
-    present(d, "as_of")
-}
-
-/// `comune`, when present, is a string.
-pub(super) fn comune_present<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<String>, D::Error> {
-    present(d, "comune")
-}
-
-/// A validated attestation request.
-pub(super) struct Question {
-    pub subject: CodiceFiscale,
-    pub purpose: String,
-    /// The request's query id (its audit entry's), hex.
-    pub query_id: String,
-    as_of: Date,
-    /// SHA-256 of the request body, hex: binds the answer to the question.
-    request_sha256: String,
-}
-
-pub(super) fn bad_request(detail: impl Into<String>) -> Problem {
-    Problem::new(ProblemKind::BadRequest).with_detail(detail)
-}
-
-/// The parameters of a query string, percent-decoded (RFC 3986; `+` is a space, as HTML forms
-/// send it), each given at most once; a name not in `known` is refused, and so is a value
-/// that is not UTF-8 once decoded. Names are compared after decoding.
-pub(super) fn query_params<'k>(
-    query: Option<&str>,
-    known: &[&'k str],
-) -> Result<HashMap<&'k str, String>, Problem> {
-    let mut out = HashMap::new();
-    for pair in query
-        .unwrap_or_default()
-        .split('&')
-        .filter(|p| !p.is_empty())
-    {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = percent_decode(k)
-            .ok_or_else(|| bad_request("the query string is not valid percent-encoded UTF-8"))?;
-        let v = percent_decode(v)
-            .ok_or_else(|| bad_request(format!("{k}: not valid percent-encoded UTF-8")))?;
-        let name = known
-            .iter()
-            .find(|n| **n == k)
-            .ok_or_else(|| bad_request(format!("unknown query parameter {k:?}")))?;
-        if out.insert(*name, v).is_some() {
-            return Err(bad_request(format!("{k}: given more than once")));
-        }
-    }
-    Ok(out)
-}
-
-/// Decodes `%XX` escapes and `+`; `None` for a bad escape or bytes that are not UTF-8.
-fn percent_decode(s: &str) -> Option<String> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut bytes = s.bytes();
-    while let Some(b) = bytes.next() {
-        match b {
-            b'%' => {
-                let hi = (bytes.next()? as char).to_digit(16)?;
-                let lo = (bytes.next()? as char).to_digit(16)?;
-                out.push((hi * 16 + lo) as u8);
-            }
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-/// Checks a declared purpose's form. An empty purpose passes: the policy denies it.
-pub(super) fn check_purpose(purpose: &str) -> Result<(), Problem> {
-    let ok = purpose.len() <= 64
-        && purpose
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(bad_request(
-            "purpose: 1-64 characters of a-z, 0-9, '-' and '_'",
-        ))
-    }
-}
-
-pub(super) fn parse_question(body: &Bytes) -> Result<Question, Problem> {
-    let req: AttestRequest =
-        serde_json::from_slice(body).map_err(|e| bad_request(format!("request body: {e}")))?;
-    let subject = parse_subject(&req.subject)?;
-    check_purpose(&req.purpose)?;
-    let as_of = parse_as_of(req.as_of.as_deref())?;
-    Ok(Question {
-        subject,
-        purpose: req.purpose,
-        query_id: String::new(),
-        as_of,
-        request_sha256: crate::attestation::sha256_hex(body),
-    })
-}
-
-/// A request's subject, or 400 `invalid-codice-fiscale` saying what is wrong with it.
-pub(super) fn parse_subject(s: &str) -> Result<CodiceFiscale, Problem> {
-    CodiceFiscale::parse(s)
-        .map_err(|e| Problem::new(ProblemKind::InvalidSubject).with_detail(e.to_string()))
-}
-
-/// The earliest date a question may be about: no registry or permit record is older.
-pub const EARLIEST_AS_OF: Date = time::macros::date!(1900 - 01 - 01);
-
-/// A request's `as_of` date; today when absent. Bounded: from [`EARLIEST_AS_OF`] to tomorrow
-/// (UTC; tomorrow because in Rome it may already be), since nobody can attest a future date.
-pub(super) fn parse_as_of(d: Option<&str>) -> Result<Date, Problem> {
-    match d {
-        Some(d) => bounded_date(d, today()).map_err(|e| bad_request(format!("as_of: {e}"))),
-        None => Ok(today()),
-    }
-}
-
-/// `s` as a date between [`EARLIEST_AS_OF`] and the day after `today`.
-pub(crate) fn bounded_date(s: &str, today: Date) -> Result<Date, String> {
-    let d = parse_date(s)?;
-    let latest = today.next_day().unwrap_or(today);
-    if d < EARLIEST_AS_OF {
-        return Err(format!(
-            "{s:?} is before {}: no record is that old",
-            format_date(EARLIEST_AS_OF)
-        ));
-    }
-    if d > latest {
-        return Err(format!(
-            "{s:?} is in the future (after {}): answers are about the past and today",
-            format_date(latest)
-        ));
-    }
-    Ok(d)
-}
-
-/// Today's date in UTC (the date the answer is about when the caller gives none).
-fn today() -> Date {
-    time::OffsetDateTime::now_utc().date()
-}
+pub(super) use crate::wire::{
+    bad_request, bounded_date, check_purpose, parse_question, parse_subject, query_params, today,
+    Question,
+};
 
 fn data_as_of(info: &DatasetInfo) -> Result<Option<String>, Problem> {
     if info.generation == 0 {
@@ -658,70 +488,4 @@ pub(super) fn family(shared: &Shared, peer: &Peer, q: &FamilyQuery) -> Result<Re
                 .collect(),
         },
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn as_of_is_bounded_from_1900_to_tomorrow() {
-        let today = time::macros::date!(2026 - 12 - 01);
-        for ok in ["1900-01-01", "1985-06-30", "2026-12-01", "2026-12-02"] {
-            assert!(bounded_date(ok, today).is_ok(), "{ok}");
-        }
-        for (bad, says) in [
-            ("1899-12-31", "before 1900-01-01"),
-            ("0000-01-01", "before 1900-01-01"),
-            ("-0001-01-01", "not a date"),
-            ("-001-01-01", "not a date"),
-            ("2026-12-03", "in the future"),
-            ("9999-12-31", "in the future"),
-            ("2026-02-30", "not a date"),
-            ("+2026-01-01", "not a date"),
-        ] {
-            let e = bounded_date(bad, today).unwrap_err();
-            assert!(e.contains(says), "{bad}: {e}");
-        }
-    }
-
-    #[test]
-    fn query_parameters_are_decoded_once_each_and_only_known_ones() {
-        let p = query_params(
-            Some("purpose=benefit%2Deligibility&days=30"),
-            &["days", "purpose"],
-        )
-        .unwrap();
-        assert_eq!(p["purpose"], "benefit-eligibility");
-        assert_eq!(p["days"], "30");
-        assert_eq!(
-            query_params(Some("comune=04%31044&x+y=1"), &["comune", "x y"]).unwrap()["comune"],
-            "041044"
-        );
-        assert!(query_params(None, &["days"]).unwrap().is_empty());
-        for (q, says) in [
-            ("days=1&days=2", "given more than once"),
-            ("days=1&d%61ys=2", "given more than once"),
-            ("nope=1", "unknown query parameter"),
-            ("days=%zz", "not valid percent-encoded"),
-            ("days=%4", "not valid percent-encoded"),
-            ("days=%ff", "not valid percent-encoded"),
-        ] {
-            let e = query_params(Some(q), &["days"]).err().unwrap();
-            assert!(e.detail.as_deref().unwrap().contains(says), "{q}: {e:?}");
-        }
-    }
-
-    #[test]
-    fn as_of_null_is_refused_and_absent_means_today() {
-        let body = |s: &str| Bytes::from(s.to_owned());
-        let q = parse_question(&body(r#"{"subject":"RSSMRA85T10A562S","purpose":"x"}"#)).unwrap();
-        assert_eq!(q.as_of, today());
-        let e = parse_question(&body(
-            r#"{"subject":"RSSMRA85T10A562S","purpose":"x","as_of":null}"#,
-        ))
-        .err()
-        .unwrap();
-        assert!(e.detail.unwrap().contains("as_of: null is not allowed"));
-    }
 }

@@ -24,63 +24,19 @@ use bytes::Bytes;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use time::Date;
 use tokio::task::JoinSet;
 
-use super::api::{bad_request, check_purpose, parse_as_of, parse_subject};
 use super::peers::Call;
 use super::routes::{json, now_ms, Resp, Trail, QUERY_ID_HEADER};
 use super::Shared;
 use crate::audit::entry::{Decision, Direction, Entry};
 use crate::client::Reply;
-use crate::domain::cf::CodiceFiscale;
 use crate::domain::places::ComuneCode;
 use crate::domain::records::format_date;
 use crate::metrics::{Outcome, PeerCall};
 use crate::problem::{Problem, ProblemKind};
 
-/// The body of a status request.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StatusRequest {
-    subject: String,
-    /// Required by the policy, not by the parser: a request without one is denied (403).
-    #[serde(default)]
-    purpose: String,
-    #[serde(default, deserialize_with = "super::api::comune_present")]
-    comune: Option<String>,
-    #[serde(default, deserialize_with = "super::api::as_of_present")]
-    as_of: Option<String>,
-}
-
-/// A validated status request.
-#[derive(Debug)]
-pub(super) struct StatusQuestion {
-    pub subject: CodiceFiscale,
-    pub purpose: String,
-    pub comune: Option<ComuneCode>,
-    as_of: Date,
-}
-
-pub(super) fn parse(body: &Bytes) -> Result<StatusQuestion, Problem> {
-    let req: StatusRequest =
-        serde_json::from_slice(body).map_err(|e| bad_request(format!("request body: {e}")))?;
-    let subject = parse_subject(&req.subject)?;
-    check_purpose(&req.purpose)?;
-    let comune = req
-        .comune
-        .as_deref()
-        .map(ComuneCode::parse)
-        .transpose()
-        .map_err(|e| bad_request(format!("comune: {e}")))?;
-    let as_of = parse_as_of(req.as_of.as_deref())?;
-    Ok(StatusQuestion {
-        subject,
-        purpose: req.purpose,
-        comune,
-        as_of,
-    })
-}
+pub(super) use crate::wire::{parse_status as parse, StatusQuestion};
 
 /// The question forwarded to each peer (`/v1/attest/*`).
 #[derive(Serialize)]

@@ -42,7 +42,7 @@ use super::{Peer, Shared};
 use crate::audit::bundle::witness_name;
 use crate::audit::log::Signed;
 use crate::audit::merkle::{self, Hash};
-use crate::audit::note::{self, Checkpoint, Note, Signature};
+use crate::audit::note::{self, AddCheckpoint, Note, Signature};
 use crate::metrics::Outcome;
 use crate::problem::{Problem, ProblemKind};
 
@@ -95,39 +95,12 @@ impl Witnessing {
     }
 }
 
-/// A parsed `add-checkpoint` request.
-#[derive(Debug)]
-struct AddCheckpoint {
-    old: u64,
-    proof: Vec<Hash>,
-    note: Note,
-    checkpoint: Checkpoint,
-}
-
 fn bad(detail: impl Into<String>) -> Problem {
     Problem::new(ProblemKind::BadRequest).with_detail(detail)
 }
 
 fn parse(body: &[u8]) -> Result<AddCheckpoint, Problem> {
-    let text = std::str::from_utf8(body).map_err(|_| bad("the body is not UTF-8"))?;
-    let (head, note) = text
-        .split_once("\n\n")
-        .ok_or_else(|| bad("expected `old <size>`, proof lines, an empty line, the checkpoint"))?;
-    let mut lines = head.split('\n');
-    let old = lines
-        .next()
-        .and_then(|l| l.strip_prefix("old "))
-        .and_then(note::decimal)
-        .ok_or_else(|| bad("the first line must be `old <size>` (decimal)"))?;
-    let proof = note::proof_lines(lines).map_err(|e| bad(e.0))?;
-    let note = Note::parse(note).map_err(|e| bad(format!("checkpoint note: {e}")))?;
-    let checkpoint = Checkpoint::parse(&note.body).map_err(|e| bad(format!("checkpoint: {e}")))?;
-    Ok(AddCheckpoint {
-        old,
-        proof,
-        note,
-        checkpoint,
-    })
+    AddCheckpoint::parse(body).map_err(|e| bad(e.0))
 }
 
 /// The body of a request: `old`, the proof, the note.
@@ -556,6 +529,7 @@ fn check_cosignature(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::note::Checkpoint;
 
     #[test]
     fn requests_round_trip_and_malformed_ones_are_refused() {
