@@ -130,9 +130,11 @@ pub fn verify(trust: &TrustStore, typ: &str, token: &str) -> Result<Verified, Jw
     };
     let header: Header = serde_json::from_slice(&decode("header", h)?)
         .map_err(|e| JwsError::Header(e.to_string()))?;
-    if header.alg != "EdDSA" {
+    // EdDSA (RFC 8037) as signed here, or its fully specified name Ed25519 (RFC 9864): the
+    // same algorithm, with an Ed25519 key either way.
+    if header.alg != "EdDSA" && header.alg != "Ed25519" {
         return Err(JwsError::Header(format!(
-            "alg {:?} (expected EdDSA)",
+            "alg {:?} (expected EdDSA or Ed25519)",
             header.alg
         )));
     }
@@ -241,6 +243,37 @@ mod tests {
         assert!(v
             .check_valid_at(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1))
             .is_err());
+    }
+
+    /// A token with the given header fields, signed by `id`.
+    fn token_with_alg(id: &SigningIdentity, alg: &str) -> String {
+        let x5c = STANDARD.encode(id.cert.to_der().unwrap());
+        let header = format!(r#"{{"alg":"{alg}","typ":"test+jws","x5c":["{x5c}"]}}"#);
+        let mut token = URL_SAFE_NO_PAD.encode(header);
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(b"{}"));
+        let sig = id.sign(token.as_bytes()).unwrap();
+        token.push('.');
+        token.push_str(&URL_SAFE_NO_PAD.encode(sig));
+        token
+    }
+
+    #[test]
+    fn the_fully_specified_ed25519_alg_is_accepted_and_nothing_else() {
+        let f = fixture();
+        let id = signer(&f);
+        // RFC 9864: "Ed25519" names the same algorithm as "EdDSA" with an Ed25519 key.
+        assert!(verify(&f.trust, "test+jws", &token_with_alg(&id, "Ed25519")).is_ok());
+        assert!(verify(&f.trust, "test+jws", &token_with_alg(&id, "EdDSA")).is_ok());
+        for alg in ["none", "HS256", "ES256", "Ed448", "eddsa", ""] {
+            assert!(
+                matches!(
+                    verify(&f.trust, "test+jws", &token_with_alg(&id, alg)),
+                    Err(JwsError::Header(_))
+                ),
+                "{alg}"
+            );
+        }
     }
 
     #[test]

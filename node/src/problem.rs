@@ -43,6 +43,10 @@ pub enum ProblemKind {
     TooManyConnections,
     /// The request (its body) did not arrive in time.
     RequestTimeout,
+    /// The request's target is longer than the node reads.
+    UriTooLong,
+    /// The request's headers are larger than the node reads.
+    HeadersTooLarge,
     Internal,
 }
 
@@ -71,6 +75,8 @@ impl ProblemKind {
             Self::Pruned => "pruned",
             Self::TooManyConnections => "too-many-connections",
             Self::RequestTimeout => "request-timeout",
+            Self::UriTooLong => "uri-too-long",
+            Self::HeadersTooLarge => "headers-too-large",
             Self::Internal => "internal",
         }
     }
@@ -97,6 +103,8 @@ impl ProblemKind {
             Self::Pruned => StatusCode::GONE,
             Self::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -127,6 +135,8 @@ impl ProblemKind {
             Self::Pruned => "Deleted after the retention period",
             Self::TooManyConnections => "Too many connections; this one is closed",
             Self::RequestTimeout => "The request did not arrive in time",
+            Self::UriTooLong => "Request target too long",
+            Self::HeadersTooLarge => "Request headers too large",
             Self::Internal => "Internal error",
         }
     }

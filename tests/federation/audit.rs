@@ -1235,6 +1235,34 @@ mod witness {
             .contains("not signed by comune-urbino's signing key"));
         let r = submit(&urbino, &questura, Some("%%%"), body(0, &[], &note(5))).await;
         assert_eq!(r.status, 403);
+        // A signing key whose certificate has expired gets nothing cosigned, even for a
+        // checkpoint it signed (a checkpoint carries no time).
+        let expired = {
+            let now = std::time::SystemTime::now();
+            let day = std::time::Duration::from_secs(86_400);
+            let leaf = pki.leaf("comune-urbino", |spec| {
+                *spec = attesta_certs::LeafSpec::sign(&td(), &agency("comune-urbino"), 1);
+                spec.not_before = now - 10 * day;
+                spec.not_after = now - day;
+            });
+            let dir = pki.dir.path().join("expired-urbino");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("sign.crt"), &leaf.cert_pem).unwrap();
+            std::fs::write(dir.join("sign.key"), &leaf.key_pem).unwrap();
+            SigningIdentity::load(&td(), &dir.join("sign.crt"), &dir.join("sign.key")).unwrap()
+        };
+        let old_cert = STANDARD.encode(expired.cert_der());
+        let old_note = checkpoint(&expired, &origin, &leaves, 5);
+        let r = submit(&urbino, &questura, Some(&old_cert), body(0, &[], &old_note)).await;
+        assert_eq!(r.status, 403);
+        assert!(problem(&r).1.contains("not valid now"), "{}", problem(&r).1);
+        // A failing signature line by the log's key beside its valid one: refused.
+        let mut two = note(5);
+        let mut bad = two.signatures[0].clone();
+        bad.data[3] ^= 1;
+        two.signatures.push(bad);
+        let r = submit(&urbino, &questura, Some(&cert), body(0, &[], &two)).await;
+        assert_eq!(r.status, 403, "{}", problem(&r).1);
 
         // The first checkpoint: cosigned, with the witness's certificate to check it.
         let r = submit(&urbino, &questura, Some(&cert), body(0, &[], &note(5))).await;
@@ -1325,8 +1353,8 @@ mod witness {
         assert_eq!(
             statuses,
             [
-                403, 400, 400, 400, 400, 404, 404, 404, 403, 403, 403, 403, 409, 422, 422, 400,
-                409, 409, 422
+                403, 400, 400, 400, 400, 404, 404, 404, 403, 403, 403, 403, 403, 403, 409, 422,
+                422, 400, 409, 409, 422
             ],
             "{page:?}"
         );

@@ -426,3 +426,72 @@ async fn as_of_outside_1900_to_tomorrow_is_refused_and_the_edges_are_answered() 
         assert_ne!(r.status, 400, "{edge}: {:?}", r.json());
     }
 }
+
+#[tokio::test]
+async fn long_targets_and_large_headers_get_problem_json() {
+    let mut pki = Pki::new();
+    let node = start_node(&mut pki, "questura-pu", |_| {}).await;
+    for alpn in [&b"http/1.1"[..], b"h2"] {
+        let long = format!("/v1/audit/entries?start=0&end=1&x={}", "a".repeat(5000));
+        let big = "b".repeat(3000);
+        for (path, headers, status, slug) in [
+            (long.as_str(), vec![], 414, "uri-too-long"),
+            (
+                "/v1/whoami",
+                vec![
+                    ("x-one", big.clone()),
+                    ("x-two", big.clone()),
+                    ("x-three", big.clone()),
+                ],
+                431,
+                "headers-too-large",
+            ),
+        ] {
+            let (status_got, content_type, body) = if alpn == b"h2" {
+                let (mut sender, _conn) = h2(&mut pki, "inps-pesaro", &node, None).await;
+                sender.ready().await.unwrap();
+                let mut req = http::Request::get(node.url(path));
+                for (k, v) in &headers {
+                    req = req.header(*k, v.as_str());
+                }
+                let resp = sender
+                    .send_request(req.body(Full::new(Bytes::new())).unwrap())
+                    .await
+                    .unwrap();
+                let status = resp.status().as_u16();
+                let ct = resp
+                    .headers()
+                    .get("content-type")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                let body = resp.into_body().collect().await.unwrap().to_bytes();
+                (status, ct, body)
+            } else {
+                let mut tls = raw_tls(&mut pki, "inps-pesaro", &node, &[b"http/1.1"]).await;
+                let mut head =
+                    format!("GET {path} HTTP/1.1\r\nhost: node\r\nconnection: close\r\n");
+                for (k, v) in &headers {
+                    head.push_str(&format!("{k}: {v}\r\n"));
+                }
+                head.push_str("\r\n");
+                tls.write_all(head.as_bytes()).await.unwrap();
+                let mut buf = Vec::new();
+                tokio::time::timeout(BOUND, tls.read_to_end(&mut buf))
+                    .await
+                    .unwrap()
+                    .ok();
+                let text = String::from_utf8_lossy(&buf).into_owned();
+                let status: u16 = text[9..12].parse().unwrap();
+                let ct = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-type: "))
+                    .map(str::to_owned);
+                let body = Bytes::from(text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned());
+                (status, ct, body)
+            };
+            assert_eq!(status_got, status, "{alpn:?} {path:.40}");
+            assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+            let p: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(p["type"], format!("urn:attesta:problem:{slug}"));
+        }
+    }
+}

@@ -352,6 +352,11 @@ async fn dispatch(
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         return resp;
     }
+    // Requests no client of the API needs: answered in problem+json here, below the limits
+    // at which hyper (HTTP/1.1: 400 KiB of head) and h2 (16 KiB of headers) answer alone.
+    if let Some(problem) = oversized_head(&req) {
+        return problem.into_response();
+    }
     // Imports stream their (large) body to disk under their own limit, once allowed.
     let import = match routed {
         Ok(Route::ImportResidents) => Some(Dataset::Residents),
@@ -606,6 +611,31 @@ async fn record(
         parts.headers.insert(QUERY_ID_HEADER, v);
     }
     Response::from_parts(parts, Full::new(body))
+}
+
+/// The longest request target read: 4 KiB (the API's longest is under 200 bytes).
+pub const MAX_URI_BYTES: usize = 4 << 10;
+/// The most header bytes read (names, values and separators): 8 KiB.
+pub const MAX_HEADER_BYTES: usize = 8 << 10;
+
+/// 414 or 431 for a request whose target or headers are larger than the node reads.
+fn oversized_head<B>(req: &Request<B>) -> Option<Problem> {
+    let uri = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
+    if uri > MAX_URI_BYTES {
+        return Some(Problem::new(ProblemKind::UriTooLong).with_detail(format!(
+            "request targets are limited to {MAX_URI_BYTES} bytes"
+        )));
+    }
+    let headers: usize = req
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    (headers > MAX_HEADER_BYTES).then(|| {
+        Problem::new(ProblemKind::HeadersTooLarge).with_detail(format!(
+            "request headers are limited to {MAX_HEADER_BYTES} bytes"
+        ))
+    })
 }
 
 /// Reads the whole body, refusing more than `limit` bytes: by Content-Length before reading,
