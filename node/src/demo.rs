@@ -142,7 +142,8 @@ pub fn prepare(dir: &Path, base_port: u16) -> anyhow::Result<Vec<PathBuf>> {
             limits: LimitsConfig::default(),
             peers: Default::default(),
             audit: Default::default(),
-            store: Default::default(),
+            // Five nodes share one machine: 64 MiB of RocksDB each (a real node: 256 MiB).
+            store: crate::config::StoreConfig { memory_mb: 64 },
         };
         let text = format!(
             "# Node of {name} in the attesta demo federation. See examples/node.toml for every key.\n{}",

@@ -495,3 +495,56 @@ async fn long_targets_and_large_headers_get_problem_json() {
         }
     }
 }
+
+#[tokio::test]
+async fn half_open_connections_are_dropped_and_their_address_is_capped() {
+    let mut pki = Pki::new();
+    let node = start_node(&mut pki, "questura-pu", |c| {
+        c.limits.handshake_timeout_ms = 300;
+        c.limits.max_connections_per_address = 4;
+    })
+    .await;
+    // TCP connections that never start TLS hold a place only until the handshake timeout.
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(tokio::net::TcpStream::connect(node.addr).await.unwrap());
+    }
+    // The address is at its cap: one more is closed at once, before any TLS.
+    let mut extra = tokio::net::TcpStream::connect(node.addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(BOUND, extra.read(&mut buf))
+        .await
+        .expect("a connection over the address cap is closed")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    for mut s in silent {
+        let n = tokio::time::timeout(BOUND, s.read(&mut buf))
+            .await
+            .expect("a connection that never starts TLS is dropped")
+            .unwrap_or(0);
+        assert_eq!(n, 0);
+    }
+    // Once they are gone, the same address is served.
+    let me = pki.client("questura-pu");
+    let text = eventually(|| async {
+        let r = me.get(&node.url("/metrics")).await.ok()?;
+        String::from_utf8(r.body.to_vec()).ok()
+    })
+    .await;
+    assert!(
+        metric(
+            &text,
+            "attesta_connections_refused_total{reason=\"address_limit\"}"
+        )
+        .is_some_and(|v| v >= 1.0),
+        "{text}"
+    );
+    assert!(
+        metric(
+            &text,
+            "attesta_tls_handshake_failures_total{reason=\"timeout\"}"
+        )
+        .is_some_and(|v| v >= 3.0),
+        "{text}"
+    );
+}

@@ -316,8 +316,9 @@ pub(super) fn signed_checkpoint(
     })
 }
 
-/// The agencies (other than the log's own) whose certificate, among `pems`, chains to the CA
-/// and whose cosignature on `note` verifies; at least `wanted` of them.
+/// The agencies (other than the log's own) whose certificate, among `pems`, chains to the CA,
+/// was valid at the time of their cosignature on `note` (not in the future), and whose
+/// cosignature verifies; at least `wanted` of them.
 pub(super) fn cosigners(
     note: &Note,
     log_agency: &str,
@@ -336,10 +337,17 @@ pub(super) fn cosigners(
             continue;
         };
         let agency = w.agency().to_string();
-        if agency != log_agency
-            && !cosigned.contains(&agency)
-            && cosigned_at(note, &name, &pk, |m, s| cert.verify(m, s)).is_some()
-        {
+        if agency == log_agency || cosigned.contains(&agency) {
+            continue;
+        }
+        // A cosignature counts when its witness's certificate was valid at the time it
+        // claims, and that time is not in the future (an expired key cannot backdate one).
+        let Some(time) = cosigned_at(note, &name, &pk, |m, s| cert.verify(m, s)) else {
+            continue;
+        };
+        let plausible = i64::try_from(time)
+            .is_ok_and(|t| t <= unix_now().saturating_add(MAX_SKEW_SECS) && cert.valid_at(t));
+        if plausible {
             cosigned.push(agency);
         }
     }
@@ -350,6 +358,15 @@ pub(super) fn cosigners(
         });
     }
     Ok(cosigned)
+}
+
+/// How far in the future a cosignature's time may be (clock skew between nodes).
+const MAX_SKEW_SECS: i64 = 300;
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The name under which a witness cosigns: `<trust-domain>/<agency>/witness`.
@@ -465,4 +482,51 @@ pub fn verify(
         entries: start..end,
         witnesses: cosigned,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use attesta_certs::{AgencyId, Ca, SigningIdentity, TrustDomain};
+
+    #[test]
+    fn a_cosignature_counts_only_at_a_time_its_witness_could_sign() {
+        let tmp = tempfile::tempdir().unwrap();
+        let td = TrustDomain::new("pu.attesta.test").unwrap();
+        let mut ca = Ca::init(&tmp.path().join("ca"), td.clone()).unwrap();
+        let dir = tmp.path().join("questura-pu");
+        ca.issue_agency(
+            &AgencyId::new("questura-pu").unwrap(),
+            vec![],
+            vec![],
+            30,
+            &dir,
+        )
+        .unwrap();
+        let trust = TrustStore::load(td.clone(), &tmp.path().join("ca/ca.crt"), None).unwrap();
+        let w = SigningIdentity::load(&td, &dir.join("sign.crt"), &dir.join("sign.key")).unwrap();
+        let name = witness_name(td.as_str(), "questura-pu");
+        let body = "pu.attesta.test/comune-pesaro/audit\n1\nCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk=\n";
+        let cosigned_at_time = |time: i64| {
+            let mut note = Note {
+                body: body.to_owned(),
+                signatures: vec![],
+            };
+            let sig = super::super::note::cosign(body, &name, &w.public_key(), time as u64, |m| {
+                w.sign(m)
+            })
+            .unwrap();
+            note.signatures.push(sig);
+            cosigners(&note, "comune-pesaro", &[w.cert_pem()], &trust, 1).is_ok()
+        };
+        let now = unix_now();
+        assert!(cosigned_at_time(now), "now");
+        assert!(cosigned_at_time(now + 60), "within the skew");
+        assert!(!cosigned_at_time(now + 3600), "an hour in the future");
+        assert!(
+            !cosigned_at_time(now - 86_400),
+            "before the certificate was issued"
+        );
+        assert!(!cosigned_at_time(now + 40 * 86_400), "after it expires");
+    }
 }
