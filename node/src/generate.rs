@@ -320,6 +320,22 @@ fn birth_state(citizenship: &str, birth: Date) -> Option<&'static str> {
     (format_date(birth) < state.until).then_some(*code)
 }
 
+impl Sample {
+    /// `p` as an example, with the answers expected about them on `as_of`.
+    fn of(p: &Person, as_of: Date, label: &'static str, resident: bool, present: bool) -> Self {
+        Sample {
+            cf: p.cf.clone(),
+            comune: Some(p.comune.to_owned()),
+            as_of: format_date(as_of),
+            label,
+            expect: Expect {
+                resident,
+                legally_present: present,
+            },
+        }
+    }
+}
+
 fn date_minus_days(d: Date, days: i64) -> Date {
     d.checked_sub(Duration::days(days)).unwrap_or(d)
 }
@@ -597,16 +613,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
             .map(|_| (p, "born in a state that no longer exists"))
     }) {
         labels_done.insert(label);
-        samples.push(Sample {
-            cf: p.cf.clone(),
-            comune: Some(p.comune.to_owned()),
-            as_of: format_date(as_of),
-            label,
-            expect: Expect {
-                resident: true,
-                legally_present: true,
-            },
-        });
+        samples.push(Sample::of(p, as_of, label, true, true));
     }
     for p in &people {
         if labels_done.len() == 9 {
@@ -635,16 +642,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
         };
         if let Some((label, present)) = sample {
             if labels_done.insert(label) {
-                samples.push(Sample {
-                    cf: p.cf.clone(),
-                    comune: Some(p.comune.to_owned()),
-                    as_of: format_date(as_of),
-                    label,
-                    expect: Expect {
-                        resident,
-                        legally_present: present,
-                    },
-                });
+                samples.push(Sample::of(p, as_of, label, resident, present));
             }
         }
     }

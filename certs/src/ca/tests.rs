@@ -95,6 +95,22 @@ fn issued_agency_certificates_follow_the_profiles() {
     assert!(matches!(err, CaError::WouldOverwrite { .. }), "{err}");
 }
 
+/// The serials a CRL lists, lower-case hex.
+fn serials(crl: &X509Crl) -> Vec<String> {
+    crl.get_revoked()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.serial_number()
+                .to_bn()
+                .unwrap()
+                .to_hex_str()
+                .unwrap()
+                .to_ascii_lowercase()
+        })
+        .collect()
+}
+
 #[test]
 fn revocation_lists_every_certificate_of_the_agency_in_a_numbered_crl() {
     let dir = tempfile::tempdir().unwrap();
@@ -112,19 +128,7 @@ fn revocation_lists_every_certificate_of_the_agency_in_a_numbered_crl() {
     let crl = X509Crl::from_pem(&std::fs::read(dir.path().join(CRL)).unwrap()).unwrap();
     let ca_cert = X509::from_pem(&ca.cert_pem().unwrap()).unwrap();
     assert!(crl.verify(&ca_cert.public_key().unwrap()).unwrap());
-    let listed: Vec<String> = crl
-        .get_revoked()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            r.serial_number()
-                .to_bn()
-                .unwrap()
-                .to_hex_str()
-                .unwrap()
-                .to_ascii_lowercase()
-        })
-        .collect();
+    let listed = serials(&crl);
     assert!(listed.contains(&first.serial) && listed.contains(&second.serial));
     assert!(!listed.contains(&other.serial));
     let (_, number) = crl.extension::<CrlNumber>().unwrap().unwrap();
@@ -147,19 +151,7 @@ fn revocation_lists_every_certificate_of_the_agency_in_a_numbered_crl() {
     let expired = ca.issue_leaf(&spec).unwrap();
     ca.revoke_agency(&old).unwrap();
     let crl = X509Crl::from_pem(&std::fs::read(dir.path().join(CRL)).unwrap()).unwrap();
-    let listed: Vec<String> = crl
-        .get_revoked()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            r.serial_number()
-                .to_bn()
-                .unwrap()
-                .to_hex_str()
-                .unwrap()
-                .to_ascii_lowercase()
-        })
-        .collect();
+    let listed = serials(&crl);
     assert!(
         listed.contains(&expired.serial),
         "expired and revoked, still listed"
