@@ -104,11 +104,14 @@ pub(super) fn certificates(shared: &Shared) -> Resp {
 
 /// `GET /v1/audit/receipt?index=`: the entry and the agency it names (the caller may have it
 /// without the auditor's grant).
-pub(super) fn receipt_entry(
-    shared: &Shared,
-    query: Option<&str>,
-) -> Result<(u64, Vec<u8>, String), Problem> {
+/// The `index` of a receipt request.
+pub(super) fn receipt_index(query: Option<&str>) -> Result<u64, Problem> {
     let [index] = numbers(query, ["index"])?;
+    Ok(index)
+}
+
+/// Entry `index`'s bytes and the agency it names (404 past the log, 410 pruned).
+pub(super) fn receipt_entry(shared: &Shared, index: u64) -> Result<(Vec<u8>, String), Problem> {
     let size = size(shared);
     if index >= size {
         return Err(Problem::new(ProblemKind::NotFound)
@@ -127,7 +130,7 @@ pub(super) fn receipt_entry(
             e.to_string(),
         )))
     })?;
-    Ok((index, bytes, entry.peer_agency))
+    Ok((bytes, entry.peer_agency))
 }
 
 /// The receipt (C2SP tlog-proof) of entry `index`, against the served checkpoint.

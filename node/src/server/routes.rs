@@ -537,11 +537,23 @@ async fn serve(
         }
         // The agency the entry names, or an auditor.
         Route::AuditReceipt => {
-            let (index, entry, named) = audit_api::receipt_entry(shared, query)?;
-            if named != peer.leaf.agency().as_str() {
-                guard(access::AUDIT_READ)?;
+            let index = audit_api::receipt_index(query)?;
+            // Only the agency an entry names, or an auditor, learns anything about it: for
+            // anyone else a missing, pruned or foreign entry is the same policy denial, so the
+            // answer does not tell the log's size or what was pruned.
+            match audit_api::receipt_entry(shared, index) {
+                Ok((entry, named)) if named == peer.leaf.agency().as_str() => {
+                    audit_api::receipt(shared, index, entry)
+                }
+                Ok((entry, _)) => {
+                    guard(access::AUDIT_READ)?;
+                    audit_api::receipt(shared, index, entry)
+                }
+                Err(problem) => {
+                    guard(access::AUDIT_READ)?;
+                    Err(problem)
+                }
             }
-            audit_api::receipt(shared, index, entry)
         }
         // Peers of the directory (checked by the witness).
         Route::WitnessAddCheckpoint => witness::add_checkpoint(shared, peer, &parts.headers, body),
