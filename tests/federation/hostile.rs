@@ -548,3 +548,47 @@ async fn half_open_connections_are_dropped_and_their_address_is_capped() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn requests_hyper_cannot_parse_get_problem_json_too() {
+    let mut pki = Pki::new();
+    let node = start_node(&mut pki, "questura-pu", |_| {}).await;
+    let huge = format!(
+        "GET /v1/whoami HTTP/1.1\r\nhost: node\r\nx-big: {}\r\n\r\n",
+        "c".repeat(600 << 10)
+    );
+    for (raw, status, slug) in [
+        ("NOT HTTP AT ALL\r\n\r\n".to_owned(), "400", "bad-request"),
+        (
+            "GET /v1/whoami HTTP/1.1\r\nbad header\r\n\r\n".to_owned(),
+            "400",
+            "bad-request",
+        ),
+        (huge, "431", "headers-too-large"),
+    ] {
+        let mut tls = raw_tls(&mut pki, "inps-pesaro", &node, &[b"http/1.1"]).await;
+        // The node may answer before it has read all of a huge head: a failed write is fine.
+        let _ = tls.write_all(raw.as_bytes()).await;
+        let mut buf = Vec::new();
+        tokio::time::timeout(BOUND, tls.read_to_end(&mut buf))
+            .await
+            .expect("the node answers and closes")
+            .ok();
+        let text = String::from_utf8_lossy(&buf);
+        assert!(text.starts_with(&format!("HTTP/1.1 {status} ")), "{text}");
+        assert!(
+            text.contains("content-type: application/problem+json"),
+            "{text}"
+        );
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let p: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(p["type"], format!("urn:attesta:problem:{slug}"));
+    }
+    // The node keeps serving.
+    let r = pki
+        .client("asl-1")
+        .get(&node.url("/v1/whoami"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200);
+}

@@ -16,6 +16,7 @@ mod access;
 mod api;
 mod audit_api;
 pub(crate) mod conn;
+mod h1_errors;
 mod manifest_api;
 mod peers;
 mod reload;
@@ -431,8 +432,8 @@ async fn serve_connection(
             }
         })
     };
-    let io = TokioIo::new(stream);
     if h2 {
+        let io = TokioIo::new(stream);
         let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         builder
             .timer(TokioTimer::new())
@@ -441,6 +442,8 @@ async fn serve_connection(
         let conn = builder.serve_connection(io, service);
         watch_connection(shared, conn, &activity, stopping).await;
     } else {
+        // hyper's own answers to heads it cannot parse, in problem+json.
+        let io = TokioIo::new(h1_errors::ProblemErrors::new(stream));
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())

@@ -538,17 +538,18 @@ async fn serve(
         // The agency the entry names, or an auditor.
         Route::AuditReceipt => {
             let index = audit_api::receipt_index(query)?;
-            // Only the agency an entry names, or an auditor, learns anything about it: for
-            // anyone else a missing, pruned or foreign entry is the same policy denial, so the
-            // answer does not tell the log's size or what was pruned.
+            // Only the agency an entry names, the node's own agency or an auditor learns
+            // anything about it: for anyone else a missing, pruned or foreign entry is the
+            // same policy denial, so the answer does not tell the log's size or what was
+            // pruned.
+            let caller = peer.leaf.agency().as_str();
             match audit_api::receipt_entry(shared, index) {
-                Ok((entry, named)) if named == peer.leaf.agency().as_str() => {
-                    audit_api::receipt(shared, index, entry)
-                }
+                Ok((entry, named)) if named == caller => audit_api::receipt(shared, index, entry),
                 Ok((entry, _)) => {
                     guard(access::AUDIT_READ)?;
                     audit_api::receipt(shared, index, entry)
                 }
+                Err(problem) if caller == node => Err(problem),
                 Err(problem) => {
                     guard(access::AUDIT_READ)?;
                     Err(problem)
