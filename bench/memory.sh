@@ -4,12 +4,14 @@
 #
 # Starts a demo federation (five nodes in one process), puts `attesta bench --route status`
 # on it for DURATION in rounds, and after each round prints the process's RSS.
-# Usage: bench/memory.sh [rounds] [round duration] [concurrency]     # defaults: 6 20s 16
+# Usage: bench/memory.sh [rounds] [round duration] [concurrency] [MiB per node]
+#        defaults: 6 20s 16 64 (the demo's budget)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-6}
 duration=${2:-20s}
 c=${3:-16}
+memory=${4:-64}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/attesta-target}"
 
 scripts/bootstrap.sh
@@ -18,7 +20,7 @@ bin="$CARGO_TARGET_DIR/debug/attesta"
 
 dir=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
-RUST_LOG=warn "$bin" demo up --dir "$dir" --base-port "$port" >/dev/null 2>&1 &
+RUST_LOG=warn "$bin" demo up --dir "$dir" --base-port "$port" --memory-mb "$memory" >/dev/null 2>&1 &
 demo=$!
 trap 'kill $demo 2>/dev/null; wait $demo 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 1 600); do [ -f "$dir/endpoints.json" ] && break; sleep 0.1; done
@@ -30,6 +32,7 @@ client="$dir/agencies/inps-pesaro/client.toml"
 
 # The demo runs its five nodes in one process: its RSS is theirs.
 rss() { echo "$(( $(awk '/VmRSS/ { print $2 }' "/proc/$demo/status") / 1024 )) MiB"; }
+echo "RocksDB budget: $memory MiB per node, 5 nodes"
 echo "round 0 (idle): $(rss)"
 for r in $(seq 1 "$rounds"); do
   "$bin" bench --config "$client" --route status --duration "$duration" --concurrency "$c" \

@@ -172,6 +172,9 @@ pub struct DemoArgs {
     /// First port; nodes listen on consecutive ports from here (used when DIR is new).
     #[arg(long, default_value_t = crate::demo::DEFAULT_BASE_PORT)]
     pub base_port: u16,
+    /// MiB of RocksDB memory for each node (`[store] memory_mb`; written when DIR is new).
+    #[arg(long, default_value_t = crate::demo::DEFAULT_MEMORY_MB, value_parser = clap::value_parser!(u32).range(16..=65_536))]
+    pub memory_mb: u32,
 }
 
 /// Entry point of the binary.

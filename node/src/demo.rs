@@ -89,7 +89,7 @@ const READY_ATTEMPTS: u32 = 200;
 const READY_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Creates what is missing in `dir` and returns the node configs, in `AGENCIES` order.
-pub fn prepare(dir: &Path, base_port: u16) -> anyhow::Result<Vec<PathBuf>> {
+pub fn prepare(dir: &Path, base_port: u16, memory_mb: u32) -> anyhow::Result<Vec<PathBuf>> {
     let ca_dir = dir.join("ca");
     let mut ca = if ca_dir.join(attesta_certs::ca::CA_CERT).exists() {
         Ca::open(&ca_dir)?
@@ -142,8 +142,7 @@ pub fn prepare(dir: &Path, base_port: u16) -> anyhow::Result<Vec<PathBuf>> {
             limits: LimitsConfig::default(),
             peers: Default::default(),
             audit: Default::default(),
-            // Five nodes share one machine: 64 MiB of RocksDB each (a real node: 256 MiB).
-            store: crate::config::StoreConfig { memory_mb: 64 },
+            store: crate::config::StoreConfig { memory_mb },
         };
         let text = format!(
             "# Node of {name} in the attesta demo federation. See examples/node.toml for every key.\n{}",
@@ -166,7 +165,7 @@ pub fn prepare(dir: &Path, base_port: u16) -> anyhow::Result<Vec<PathBuf>> {
 /// `attesta demo up`.
 pub async fn up(args: DemoArgs) -> anyhow::Result<()> {
     let dir = &args.dir;
-    let configs = prepare(dir, args.base_port)?;
+    let configs = prepare(dir, args.base_port, args.memory_mb)?;
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut endpoints = BTreeMap::new();
@@ -587,6 +586,9 @@ fn samples(dir: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
     )
     .with_context(|| format!("parsing {}", path.display()))
 }
+
+/// RocksDB memory of each demo node: five nodes share one machine (a real node: 256 MiB).
+pub const DEFAULT_MEMORY_MB: u32 = 64;
 
 /// This program, as the banner's commands name it.
 fn exe() -> String {
