@@ -43,18 +43,36 @@ for _ in $(seq 1 600); do [ -f "$dir/endpoints.json" ] && break; sleep 0.1; done
 url() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])" "$dir/endpoints.json" "$1"; }
 
 failed=0
-check() { # node agency
-  local node=$1 as=$2
-  echo "== $node as $as"
-  "$venv/bin/st" --no-color run docs/openapi.yaml --url "$(url "$node")" \
+st_run() { # node agency
+  "$venv/bin/st" --no-color run docs/openapi.yaml --url "$(url "$1")" \
     --tls-verify "$dir/ca/ca.crt" \
-    --request-cert "$dir/agencies/$as/auth.crt" --request-cert-key "$dir/agencies/$as/auth.key" \
+    --request-cert "$dir/agencies/$2/auth.crt" --request-cert-key "$dir/agencies/$2/auth.key" \
     --max-examples "$examples" --workers 2 --seed 1 \
     --phases examples,coverage,fuzzing \
     --exclude-checks positive_data_acceptance \
     --exclude-path /v1/admin/import/residents --exclude-path /v1/admin/import/permits \
     --exclude-path /v1/manifest/notify --exclude-path /v1/manifest \
-    >"$dir/st.out" 2>&1 || { failed=1; cat "$dir/st.out"; }
+    >"$dir/st.out" 2>&1
+}
+check() { # node agency
+  echo "== $1 as $2"
+  local tries=0
+  until st_run "$1" "$2"; do
+    # A failed check, or any error (the node unreachable, a 5xx), is the node's fault. The
+    # one exception is a known crash of the tool itself (Hypothesis on CPython 3.11: "AST
+    # constructor recursion depth mismatch"), seen now and then: run once more, then report
+    # it without failing the build.
+    if grep -qE '❌|^Failures:' "$dir/st.out" || ! grep -q 'AST constructor recursion depth mismatch' "$dir/st.out"; then
+      failed=1
+      cat "$dir/st.out"
+      break
+    fi
+    tries=$((tries + 1))
+    if [ $tries -ge 2 ]; then
+      echo "schemathesis crashed twice on its own known error (no check failed)"
+      break
+    fi
+  done
   grep -E "Examples|Coverage|Fuzzing|generated" "$dir/st.out"
 }
 check comune-pesaro inps-pesaro
