@@ -492,17 +492,8 @@ async fn bad_manifests_are_refused_and_the_last_valid_one_is_kept() {
     .await;
     let prefettura = pki.client(PREFETTURA);
     let own = pki.client("comune-pesaro");
-    let notify = node.url("/v1/manifest/notify");
-    let push = |token: String| {
-        let prefettura = &prefettura;
-        let notify = &notify;
-        async move {
-            prefettura
-                .post(notify, JOSE, Bytes::from(token))
-                .await
-                .unwrap()
-        }
-    };
+    let notify_url = node.url("/v1/manifest/notify");
+    let push = |token: String| notify(&prefettura, &node, token);
 
     // Version 3 goes in.
     let v3 = pki.manifest(3, &test_policy());
@@ -592,12 +583,19 @@ async fn bad_manifests_are_refused_and_the_last_valid_one_is_kept() {
     .await;
     assert_eq!(r.status, 403);
     // An empty notification asks the node to fetch (this one has no Prefettura URL: a no-op).
-    let r = prefettura.post(&notify, JOSE, Bytes::new()).await.unwrap();
+    let r = prefettura
+        .post(&notify_url, JOSE, Bytes::new())
+        .await
+        .unwrap();
     assert_eq!(r.status, 202);
     // Only the Prefettura may notify at all.
     let r = pki
         .client("questura-pu")
-        .post(&notify, JOSE, Bytes::from(pki.manifest(5, &test_policy())))
+        .post(
+            &notify_url,
+            JOSE,
+            Bytes::from(pki.manifest(5, &test_policy())),
+        )
         .await
         .unwrap();
     assert_eq!(r.status, 403);

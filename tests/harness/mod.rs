@@ -429,6 +429,26 @@ pub fn metric(text: &str, series: &str) -> Option<f64> {
     })
 }
 
+/// Asserts that Prometheus text `text` has `series` at `min` or more.
+pub fn assert_metric_at_least(text: &str, series: &str, min: f64) {
+    assert!(
+        metric(text, series).is_some_and(|v| v >= min),
+        "{series} below {min} in:\n{text}"
+    );
+}
+
+/// Pushes a signed manifest to `node` as `client` (`POST /v1/manifest/notify`).
+pub async fn notify(client: &Client, node: &TestNode, token: String) -> Reply {
+    client
+        .post(
+            &node.url("/v1/manifest/notify"),
+            attesta::attestation::CONTENT_TYPE,
+            bytes::Bytes::from(token),
+        )
+        .await
+        .unwrap()
+}
+
 /// Waits until the node's metrics show `series` at least `min`.
 pub async fn wait_metric(client: &Client, node: &TestNode, series: &str, min: f64) -> f64 {
     let url = node.url("/metrics");
