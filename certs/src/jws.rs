@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::leaf::{IdentityError, LeafIdentity};
 use crate::sign::SigningIdentity;
-use crate::tls::TrustStore;
+use crate::trust::TrustStore;
 
 /// Why a token was refused.
 #[derive(Debug, thiserror::Error)]

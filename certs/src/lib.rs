@@ -8,7 +8,11 @@
 //!   read from a certificate.
 //! - [`sign`]: the agency's Ed25519 signing identity.
 //! - [`jws`]: compact JWS signed with it (manifests, attestations).
-//! - [`tls`]: rustls server and client configs (TLS 1.3, aws-lc-rs, mandatory client auth).
+//! - [`trust`]: the CA and CRL loaded from files, and the checks of signing and TLS
+//!   certificates against them (openssl only).
+//! - [`tls`]: rustls server and client configs (TLS 1.3, aws-lc-rs, mandatory client auth),
+//!   behind the default feature `tls`. Without it the crate links no TLS stack: the offline
+//!   verifier (`attesta-audit`) builds on [`trust`], [`jws`] and [`sign`] alone.
 //! - [`fsutil`]: atomic writes, 0600 private keys.
 //!
 //! This crate does no networking and holds no long-lived state: callers load, reload and swap.
@@ -19,13 +23,17 @@ pub mod id;
 pub mod jws;
 pub mod leaf;
 pub mod sign;
+#[cfg(feature = "tls")]
 pub mod tls;
+pub mod trust;
 
 pub use ca::{AgencyFiles, Ca, CaError, IssuedLeaf, LeafKind, LeafSpec};
 pub use id::{AgencyId, NameError, SpiffeId, TrustDomain};
 pub use leaf::{check_leaf, hex, IdentityError, LeafIdentity, Role};
 pub use sign::{SignerCert, SigningIdentity};
-pub use tls::{Identity, TlsError, TrustStore};
+#[cfg(feature = "tls")]
+pub use tls::Identity;
+pub use trust::{LoadError, TrustStore};
 
 /// Fills `buf` from the system CSPRNG (keys, query ids).
 pub fn random_bytes(buf: &mut [u8]) {

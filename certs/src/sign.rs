@@ -8,7 +8,7 @@ use openssl::sign::Signer;
 use openssl::x509::{X509KeyUsage, X509};
 
 use crate::id::{SpiffeId, TrustDomain};
-use crate::tls::TlsError;
+use crate::trust::LoadError;
 
 /// An Ed25519 signing key with its certificate.
 pub struct SigningIdentity {
@@ -33,13 +33,13 @@ impl SigningIdentity {
         trust_domain: &TrustDomain,
         cert_path: &Path,
         key_path: &Path,
-    ) -> Result<Self, TlsError> {
-        let invalid = |path: &Path, what: String| TlsError::Invalid {
+    ) -> Result<Self, LoadError> {
+        let invalid = |path: &Path, what: String| LoadError::Invalid {
             path: path.to_owned(),
             what,
         };
         let read = |path: &Path| {
-            std::fs::read(path).map_err(|source| TlsError::Read {
+            std::fs::read(path).map_err(|source| LoadError::Read {
                 path: path.to_owned(),
                 source,
             })
@@ -70,7 +70,7 @@ impl SigningIdentity {
             .map(|pk| pk.public_eq(&key))
             .unwrap_or(false)
         {
-            return Err(TlsError::KeyMismatch {
+            return Err(LoadError::KeyMismatch {
                 cert: cert_path.to_owned(),
                 key: key_path.to_owned(),
             });

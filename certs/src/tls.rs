@@ -4,11 +4,10 @@
 //!
 //! This module builds configs from files; it does not watch or reload them (the node does).
 
-use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use openssl::x509::{X509Crl, X509};
+use openssl::x509::X509;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
@@ -24,30 +23,8 @@ use rustls::{
 };
 
 use crate::id::{AgencyId, TrustDomain};
-use crate::leaf::{check_leaf, IdentityError, LeafCache, LeafIdentity, Role};
-
-/// Errors loading TLS material. Each names the file at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("reading {path}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("{path}: {what}")]
-    Invalid { path: PathBuf, what: String },
-    #[error("{key} does not belong to the certificate in {cert}")]
-    KeyMismatch { cert: PathBuf, key: PathBuf },
-    #[error("{path}: certificate is not an agency certificate of this federation: {source}")]
-    NotAgencyCertificate {
-        path: PathBuf,
-        #[source]
-        source: IdentityError,
-    },
-    #[error("building TLS configuration: {0}")]
-    Config(String),
-}
+use crate::leaf::{check_leaf, IdentityError, LeafIdentity, Role};
+use crate::trust::{invalid, read, LoadError, TrustStore};
 
 /// The crypto provider every attesta TLS config is built with.
 pub fn provider() -> Arc<CryptoProvider> {
@@ -64,154 +41,33 @@ pub fn install_default_provider() {
 /// ALPN protocols, most preferred first.
 const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
-/// The federation's trust anchors and revocation state, loaded from files.
-#[derive(Debug, Clone)]
-pub struct TrustStore {
-    pub trust_domain: TrustDomain,
-    roots: Arc<RootCertStore>,
-    crls: Vec<CertificateRevocationListDer<'static>>,
-    revoked: Arc<HashSet<Vec<u8>>>,
-    leaves: Arc<LeafCache>,
-    /// The CA certificates, for checking signing certificates (which never appear in TLS).
-    cas: Arc<Vec<X509>>,
-    /// Signing certificates already checked against `cas`, by SHA-256 of their DER.
-    signers: Arc<std::sync::Mutex<std::collections::HashMap<[u8; 32], LeafIdentity>>>,
-}
-
+/// The rustls side of [`TrustStore`]: the certificate verifiers of both ends of a connection.
 impl TrustStore {
-    /// Loads the CA certificate and, if given, a CRL signed by it.
-    pub fn load(
-        trust_domain: TrustDomain,
-        ca_path: &Path,
-        crl_path: Option<&Path>,
-    ) -> Result<Self, TlsError> {
-        let ca_pem = read(ca_path)?;
-        let ca_ders = CertificateDer::pem_slice_iter(&ca_pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| invalid(ca_path, format!("not a PEM certificate ({e})")))?;
-        if ca_ders.is_empty() {
-            return Err(invalid(ca_path, "no certificate found".into()));
-        }
+    fn roots(&self) -> Result<Arc<RootCertStore>, LoadError> {
         let mut roots = RootCertStore::empty();
-        for der in ca_ders {
+        for der in self.ca_ders() {
             roots
-                .add(der)
-                .map_err(|e| invalid(ca_path, format!("not a usable CA certificate ({e})")))?;
+                .add(CertificateDer::from(der.clone()))
+                .map_err(|e| LoadError::Config(format!("CA certificate not usable ({e})")))?;
         }
-        let cas = X509::stack_from_pem(&ca_pem)
-            .map_err(|e| invalid(ca_path, format!("not a PEM certificate ({e})")))?;
-        let ca = cas
-            .first()
-            .ok_or_else(|| invalid(ca_path, "no certificate found".into()))?;
-
-        let mut crls = Vec::new();
-        let mut revoked = HashSet::new();
-        if let Some(crl_path) = crl_path {
-            let pem = read(crl_path)?;
-            let crl = X509Crl::from_pem(&pem)
-                .map_err(|e| invalid(crl_path, format!("not a PEM CRL ({e})")))?;
-            let ca_key = ca
-                .public_key()
-                .map_err(|e| invalid(ca_path, format!("unreadable public key ({e})")))?;
-            // A CRL we cannot trust would be worse than none: refuse it, keep the old one.
-            if !crl.verify(&ca_key).unwrap_or(false) {
-                return Err(invalid(
-                    crl_path,
-                    "CRL is not signed by the federation CA".into(),
-                ));
-            }
-            for r in crl.get_revoked().into_iter().flatten() {
-                let serial = r
-                    .serial_number()
-                    .to_bn()
-                    .map_err(|e| invalid(crl_path, format!("bad serial ({e})")))?;
-                revoked.insert(serial.to_vec());
-            }
-            let der = crl
-                .to_der()
-                .map_err(|e| invalid(crl_path, format!("cannot re-encode CRL ({e})")))?;
-            crls.push(CertificateRevocationListDer::from(der));
-        }
-        Ok(Self {
-            trust_domain,
-            roots: Arc::new(roots),
-            crls,
-            revoked: Arc::new(revoked),
-            leaves: Arc::default(),
-            cas: Arc::new(cas),
-            signers: Arc::default(),
-        })
+        Ok(Arc::new(roots))
     }
 
-    /// [`check_leaf`] for a certificate that webpki has verified, through this store's cache.
-    pub fn check_leaf(&self, der: &[u8], role: Role) -> Result<LeafIdentity, IdentityError> {
-        self.leaves.check(der, role, &self.trust_domain)
-    }
-
-    /// Whether the CRL lists this serial (big-endian bytes, as in [`LeafIdentity::serial`]).
-    pub fn is_revoked(&self, serial: &[u8]) -> bool {
-        self.revoked.contains(serial)
-    }
-
-    /// Checks a signing certificate: issued by the CA, Ed25519 with digitalSignature and no
-    /// EKU, one SPIFFE id in our trust domain, not revoked. The validity period is *not*
-    /// checked here: the caller decides at which time it matters (see [`crate::jws`]).
-    pub fn check_signer(&self, cert: &X509) -> Result<LeafIdentity, IdentityError> {
-        let issued = self.cas.iter().any(|ca| {
-            ca.issued(cert) == openssl::x509::X509VerifyResult::OK
-                && ca
-                    .public_key()
-                    .and_then(|k| cert.verify(&k))
-                    .unwrap_or(false)
-        });
-        if !issued {
-            return Err(IdentityError::NotIssuedByCa);
-        }
-        let leaf = crate::leaf::check_signing_cert(cert, &self.trust_domain)?;
-        if self.is_revoked(&leaf.serial) {
-            return Err(IdentityError::Revoked);
-        }
-        Ok(leaf)
-    }
-
-    /// [`TrustStore::check_signer`] for the certificate whose DER is `der`, remembering the
-    /// CA signature and profile checks (the costly part); revocation is checked every time.
-    pub fn check_signer_der(&self, der: &[u8], cert: &X509) -> Result<LeafIdentity, IdentityError> {
-        use sha2::Digest;
-        let key: [u8; 32] = sha2::Sha256::digest(der).into();
-        let lock = || self.signers.lock().unwrap_or_else(|p| p.into_inner());
-        let cached = lock().get(&key).cloned();
-        let leaf = match cached {
-            Some(leaf) => leaf,
-            None => {
-                let leaf = self.check_signer(cert)?;
-                let mut signers = lock();
-                if signers.len() >= 1024 {
-                    signers.clear();
-                }
-                signers.insert(key, leaf.clone());
-                leaf
-            }
-        };
-        if self.is_revoked(&leaf.serial) {
-            return Err(IdentityError::Revoked);
-        }
-        Ok(leaf)
-    }
-
-    /// How many serials the CRL lists.
-    pub fn revoked_count(&self) -> usize {
-        self.revoked.len()
+    fn crls(&self) -> Vec<CertificateRevocationListDer<'static>> {
+        self.crl_ders()
+            .iter()
+            .map(|d| CertificateRevocationListDer::from(d.clone()))
+            .collect()
     }
 
     /// The verifier nodes use for their clients: chain to the CA, not revoked, not expired,
     /// clientAuth EKU, one SPIFFE id in our trust domain.
-    pub fn client_verifier(&self) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
-        let inner = WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider())
-            .with_crls(self.crls.clone())
+    pub fn client_verifier(&self) -> Result<Arc<dyn ClientCertVerifier>, LoadError> {
+        let inner = WebPkiClientVerifier::builder_with_provider(self.roots()?, provider())
+            .with_crls(self.crls())
             .only_check_end_entity_revocation()
             .build()
-            .map_err(|e| TlsError::Config(e.to_string()))?;
+            .map_err(|e| LoadError::Config(e.to_string()))?;
         Ok(Arc::new(AgencyClientVerifier {
             inner,
             trust: self.clone(),
@@ -222,34 +78,18 @@ impl TrustStore {
     pub fn server_verifier(
         &self,
         expected: Option<AgencyId>,
-    ) -> Result<Arc<dyn ServerCertVerifier>, TlsError> {
-        let inner = WebPkiServerVerifier::builder_with_provider(self.roots.clone(), provider())
-            .with_crls(self.crls.clone())
+    ) -> Result<Arc<dyn ServerCertVerifier>, LoadError> {
+        let inner = WebPkiServerVerifier::builder_with_provider(self.roots()?, provider())
+            .with_crls(self.crls())
             .only_check_end_entity_revocation()
             .build()
-            .map_err(|e| TlsError::Config(e.to_string()))?;
+            .map_err(|e| LoadError::Config(e.to_string()))?;
         Ok(Arc::new(AgencyServerVerifier {
             inner,
             trust: self.clone(),
             expected,
         }))
     }
-}
-
-/// The trust domain a federation CA certificate was created for (its subject's O), so that
-/// offline tools need only the CA file.
-pub fn ca_trust_domain(ca_path: &Path) -> Result<TrustDomain, TlsError> {
-    let pem = read(ca_path)?;
-    let ca = X509::from_pem(&pem)
-        .map_err(|e| invalid(ca_path, format!("not a PEM certificate ({e})")))?;
-    let o = ca
-        .subject_name()
-        .entries_by_nid(openssl::nid::Nid::ORGANIZATIONNAME)
-        .next()
-        .and_then(|e| e.data().to_string().ok())
-        .ok_or_else(|| invalid(ca_path, "not an attesta federation CA (no O)".into()))?;
-    TrustDomain::new(&o)
-        .map_err(|e| invalid(ca_path, format!("not an attesta federation CA ({e})")))
 }
 
 /// An agency's TLS identity: its auth certificate and key, checked to belong together and to
@@ -276,7 +116,7 @@ impl Identity {
         trust_domain: &TrustDomain,
         cert_path: &Path,
         key_path: &Path,
-    ) -> Result<Self, TlsError> {
+    ) -> Result<Self, LoadError> {
         let cert_pem = read(cert_path)?;
         let key_pem = read(key_path)?;
         let chain = CertificateDer::pem_slice_iter(&cert_pem)
@@ -297,20 +137,20 @@ impl Identity {
             .map(|pk| pk.public_eq(&pkey))
             .unwrap_or(false);
         if !matches {
-            return Err(TlsError::KeyMismatch {
+            return Err(LoadError::KeyMismatch {
                 cert: cert_path.to_owned(),
                 key: key_path.to_owned(),
             });
         }
         // Our certificate serves both sides of TLS, so it must pass both checks.
         check_leaf(first, Role::Client, trust_domain).map_err(|source| {
-            TlsError::NotAgencyCertificate {
+            LoadError::NotAgencyCertificate {
                 path: cert_path.to_owned(),
                 source,
             }
         })?;
         let leaf = check_leaf(first, Role::Server, trust_domain).map_err(|source| {
-            TlsError::NotAgencyCertificate {
+            LoadError::NotAgencyCertificate {
                 path: cert_path.to_owned(),
                 source,
             }
@@ -322,7 +162,7 @@ impl Identity {
 /// A node's server config: TLS 1.3 only, client certificate mandatory, no session resumption
 /// (a resumed session would skip the revocation check; see [`UnredeemableTickets`]), ALPN h2
 /// and http/1.1.
-pub fn server_config(trust: &TrustStore, identity: &Identity) -> Result<ServerConfig, TlsError> {
+pub fn server_config(trust: &TrustStore, identity: &Identity) -> Result<ServerConfig, LoadError> {
     server_config_with(provider(), trust, identity)
 }
 
@@ -333,7 +173,7 @@ pub fn server_config(trust: &TrustStore, identity: &Identity) -> Result<ServerCo
 pub fn server_config_post_quantum(
     trust: &TrustStore,
     identity: &Identity,
-) -> Result<ServerConfig, TlsError> {
+) -> Result<ServerConfig, LoadError> {
     let mut pq = rustls::crypto::aws_lc_rs::default_provider();
     pq.kx_groups = vec![rustls::crypto::aws_lc_rs::kx_group::X25519MLKEM768];
     server_config_with(Arc::new(pq), trust, identity)
@@ -350,13 +190,13 @@ fn server_config_with(
     provider: Arc<CryptoProvider>,
     trust: &TrustStore,
     identity: &Identity,
-) -> Result<ServerConfig, TlsError> {
+) -> Result<ServerConfig, LoadError> {
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| TlsError::Config(e.to_string()))?
+        .map_err(|e| LoadError::Config(e.to_string()))?
         .with_client_cert_verifier(trust.client_verifier()?)
         .with_single_cert(identity.chain.clone(), identity.key.clone_key())
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+        .map_err(|e| LoadError::Config(e.to_string()))?;
     config.session_storage = Arc::new(NoServerSessionStorage {});
     config.ticketer = Arc::new(UnredeemableTickets);
     config.send_tls13_tickets = 1;
@@ -370,14 +210,14 @@ pub fn client_config(
     trust: &TrustStore,
     identity: &Identity,
     expected: Option<AgencyId>,
-) -> Result<ClientConfig, TlsError> {
+) -> Result<ClientConfig, LoadError> {
     let mut config = ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| TlsError::Config(e.to_string()))?
+        .map_err(|e| LoadError::Config(e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(trust.server_verifier(expected)?)
         .with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+        .map_err(|e| LoadError::Config(e.to_string()))?;
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
     Ok(config)
 }
@@ -556,19 +396,5 @@ pub fn failure_reason(err: &rustls::Error) -> &'static str {
         E::NoApplicationProtocol => "no_application_protocol",
         E::AlertReceived(_) => "alert_received",
         _ => "other",
-    }
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError::Read {
-        path: path.to_owned(),
-        source,
-    })
-}
-
-fn invalid(path: &Path, what: String) -> TlsError {
-    TlsError::Invalid {
-        path: path.to_owned(),
-        what,
     }
 }

@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use attesta::audit::bundle::{self, Bundle, Header};
-use attesta::audit::entry::{Decision, Direction, Entry, SubjectKey};
+use attesta::audit::entry::{Decision, Direction, Entry};
 use attesta::audit::log::{origin, AuditLog};
 use attesta::audit::merkle;
+use attesta::audit::subject::SubjectKey;
 use attesta::store::Store;
 use attesta_certs::{AgencyId, Ca, SigningIdentity, TrustDomain, TrustStore};
 

@@ -39,7 +39,7 @@ enum Command {
     /// Write synthetic residents.csv, permits.csv and samples.json for the province.
     Generate(crate::generate::GenerateArgs),
     /// Verify a signed attestation offline and print its payload.
-    VerifyAttestation(VerifyArgs),
+    VerifyAttestation(attesta_audit::cli::AttestationArgs),
     /// The access policy: show, grant, revoke, explain, diff, publish (the Prefettura).
     #[command(subcommand)]
     Policy(crate::policy_cli::PolicyCommand),
@@ -72,18 +72,6 @@ pub struct ImportArgs {
     /// Import the valid rows and report the invalid ones (default: any invalid row stops it).
     #[arg(long)]
     skip_invalid: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct VerifyArgs {
-    /// The federation CA certificate.
-    #[arg(long)]
-    ca: PathBuf,
-    /// A CRL of the federation CA: an attestation signed with a revoked key is refused.
-    #[arg(long)]
-    crl: Option<PathBuf>,
-    /// The attestation (compact JWS), or `-` for standard input.
-    file: PathBuf,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -161,21 +149,9 @@ enum NodeCommand {
 #[derive(Debug, Subcommand)]
 enum DemoCommand {
     /// Create (or reuse) a demo federation in DIR and run all its nodes until Ctrl-C.
-    Up(DemoArgs),
+    Up(crate::demo::DemoArgs),
 }
 
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Directory for the CA, the agencies and endpoints.json.
-    #[arg(long, default_value = "demo")]
-    pub dir: PathBuf,
-    /// First port; nodes listen on consecutive ports from here (used when DIR is new).
-    #[arg(long, default_value_t = crate::demo::DEFAULT_BASE_PORT)]
-    pub base_port: u16,
-    /// MiB of RocksDB memory for each node (`[store] memory_mb`; written when DIR is new).
-    #[arg(long, default_value_t = crate::demo::DEFAULT_MEMORY_MB, value_parser = clap::value_parser!(u32).range(16..=65_536))]
-    pub memory_mb: u32,
-}
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
@@ -226,7 +202,7 @@ fn run_command(command: Command) -> anyhow::Result<()> {
             runtime()?.block_on(async {
                 let node = Node::new(settings).context("starting the node")?;
                 let listener = node.bind().await?;
-                node.run(listener, shutdown_signal()).await;
+                node.run(listener, crate::server::shutdown_signal()).await;
                 anyhow::Ok(())
             })
         }
@@ -246,7 +222,7 @@ fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Generate(args) => crate::generate::run(&args),
         Command::Bench(args) => runtime()?.block_on(crate::bench::run(args)),
         Command::Audit(cmd) => crate::audit::cli::run(cmd),
-        Command::VerifyAttestation(args) => verify_attestation(&args),
+        Command::VerifyAttestation(args) => attesta_audit::cli::verify_attestation(&args),
         Command::Policy(_) | Command::Query(_) => unreachable!("handled by run"),
     }
 }
@@ -267,8 +243,8 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     if args.skip_invalid {
         query.push_str("&skip_invalid=true");
     }
-    let url = format!("{}/v1/admin/import/{dataset}?{query}", node_url(&settings));
-    let client = crate::demo::own_client(&settings)?;
+    let url = format!("{}/v1/admin/import/{dataset}?{query}", settings.local_url());
+    let client = settings.own_client()?;
     let reply = if std::io::stderr().is_terminal() {
         let name = args.file.display().to_string();
         let reply = client
@@ -309,31 +285,6 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     }
 }
 
-fn verify_attestation(args: &VerifyArgs) -> anyhow::Result<()> {
-    use std::io::Read;
-    let name = args.file.display().to_string();
-    let token = if name == "-" {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("reading standard input")?;
-        s
-    } else {
-        std::fs::read_to_string(&args.file).with_context(|| format!("reading {name}"))?
-    };
-    let td = attesta_certs::tls::ca_trust_domain(&args.ca)?;
-    let trust = attesta_certs::TrustStore::load(td, &args.ca, args.crl.as_deref())?;
-    let v = crate::attestation::verify(&trust, &token)
-        .with_context(|| format!("{name}: attestation refused"))?;
-    eprintln!(
-        "valid attestation signed by {} (sign certificate sha256 {})",
-        v.signer.agency(),
-        v.signer.fingerprint_hex()
-    );
-    println!("{}", serde_json::to_string_pretty(&v.payload)?);
-    Ok(())
-}
-
 /// `uploading FILE [########            ]  40%  41/103 MB`
 fn progress_bar(name: &str, sent: u64, total: u64) -> String {
     const WIDTH: u64 = 30;
@@ -367,13 +318,6 @@ fn print_row_errors(doc: &serde_json::Value) {
 }
 
 /// The URL a local client uses to reach the node of `settings`.
-pub fn node_url(settings: &Settings) -> String {
-    let mut addr = settings.listen;
-    if addr.ip().is_unspecified() {
-        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-    }
-    format!("https://{addr}")
-}
 
 fn ca(cmd: CaCommand) -> anyhow::Result<()> {
     match cmd {
@@ -426,21 +370,6 @@ fn ca(cmd: CaCommand) -> anyhow::Result<()> {
 }
 
 /// Completes on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let term = async {
-        match signal(SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        () = term => {},
-    }
-}
 
 #[cfg(test)]
 mod tests {

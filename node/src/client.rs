@@ -84,6 +84,24 @@ impl Reply {
     pub fn content_type(&self) -> Option<&str> {
         self.headers.get(header::CONTENT_TYPE)?.to_str().ok()
     }
+
+    /// The RFC 9457 problem this reply carries, if its body is one.
+    pub fn problem(&self) -> Option<crate::problem::Problem> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// `403 Forbidden: Denied by the access policy: <detail>`, for one-line messages.
+    pub fn problem_line(&self) -> String {
+        match self.problem() {
+            Some(p) => format!(
+                "{} {}{}",
+                self.status,
+                p.title,
+                p.detail.map(|d| format!(": {d}")).unwrap_or_default()
+            ),
+            None => format!("{} ", self.status),
+        }
+    }
 }
 
 /// A client presenting one agency identity.

@@ -535,6 +535,32 @@ pub fn parse_toml<T: serde::de::DeserializeOwned>(
 }
 
 impl Settings {
+    /// A client presenting this node's identity (as loaded), that accepts only the node of
+    /// agency `expected`.
+    pub fn client_for(
+        &self,
+        expected: &AgencyId,
+    ) -> Result<crate::client::Client, attesta_certs::LoadError> {
+        let config =
+            attesta_certs::tls::client_config(&self.trust, &self.identity, Some(expected.clone()))?;
+        Ok(crate::client::Client::new(Arc::new(config)))
+    }
+
+    /// A client presenting this node's identity that accepts only this node: the operator's.
+    pub fn own_client(&self) -> Result<crate::client::Client, attesta_certs::LoadError> {
+        self.client_for(&self.agency)
+    }
+
+    /// The URL this node answers on, from this machine (`listen`, with an unspecified address
+    /// read as localhost).
+    pub fn local_url(&self) -> String {
+        let mut addr = self.listen;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("https://{addr}")
+    }
+
     /// Reads `path` and validates it: names, paths, certificates and keys.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let raw = NodeConfig::read(path)?;
@@ -660,8 +686,8 @@ impl Settings {
         let sign_key = resolve(&raw.signing.key);
         let signing = SigningIdentity::load(&trust_domain, &sign_cert, &sign_key).map_err(|e| {
             let key = match &e {
-                attesta_certs::TlsError::Read { path, .. }
-                | attesta_certs::TlsError::Invalid { path, .. }
+                attesta_certs::LoadError::Read { path, .. }
+                | attesta_certs::LoadError::Invalid { path, .. }
                     if path == &sign_cert =>
                 {
                     "signing.cert"
@@ -706,8 +732,8 @@ impl Settings {
 }
 
 /// Maps a TLS loading error to the config key whose file is at fault.
-fn tls_key_error(path: &Path, paths: &TlsPaths, e: attesta_certs::TlsError) -> ConfigError {
-    use attesta_certs::TlsError as E;
+fn tls_key_error(path: &Path, paths: &TlsPaths, e: attesta_certs::LoadError) -> ConfigError {
+    use attesta_certs::LoadError as E;
     let file = match &e {
         E::Read { path, .. } | E::Invalid { path, .. } | E::NotAgencyCertificate { path, .. } => {
             Some(path.clone())

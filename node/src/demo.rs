@@ -17,14 +17,11 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use attesta_certs::{AgencyId, Ca, Identity, TrustDomain, TrustStore};
+use attesta_certs::{AgencyId, Ca, TrustDomain};
 
-use crate::cli::DemoArgs;
-use crate::client::Client;
 use crate::config::{LimitsConfig, ManifestConfig, NodeConfig, Settings, SigningConfig, TlsConfig};
 use crate::server::Node;
 
@@ -163,6 +160,20 @@ pub fn prepare(dir: &Path, base_port: u16, memory_mb: u32) -> anyhow::Result<Vec
 }
 
 /// `attesta demo up`.
+/// `attesta demo up`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Directory for the CA, the agencies and endpoints.json.
+    #[arg(long, default_value = "demo")]
+    pub dir: PathBuf,
+    /// First port; nodes listen on consecutive ports from here (used when DIR is new).
+    #[arg(long, default_value_t = DEFAULT_BASE_PORT)]
+    pub base_port: u16,
+    /// MiB of RocksDB memory for each node (`[store] memory_mb`; written when DIR is new).
+    #[arg(long, default_value_t = DEFAULT_MEMORY_MB, value_parser = clap::value_parser!(u32).range(16..=65_536))]
+    pub memory_mb: u32,
+}
+
 pub async fn up(args: DemoArgs) -> anyhow::Result<()> {
     let dir = &args.dir;
     let configs = prepare(dir, args.base_port, args.memory_mb)?;
@@ -197,7 +208,7 @@ pub async fn up(args: DemoArgs) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", endpoints_path.display()))?;
 
     print_banner(dir, &endpoints, version);
-    crate::cli::shutdown_signal().await;
+    crate::server::shutdown_signal().await;
     println!("stopping the demo federation…");
     let _ = stop_tx.send(true);
     for t in tasks {
@@ -280,9 +291,9 @@ async fn publish_default_policy(nodes: &[(Settings, String)]) -> anyhow::Result<
         .iter()
         .find(|(s, _)| s.agency.as_str() == PREFETTURA)
         .context("the demo has no Prefettura node")?;
-    let client = own_client(prefettura)?;
+    let client = prefettura.own_client()?;
     let directory = directory(nodes);
-    let in_force = crate::policy_cli::fetch_published(prefettura, &client, url).await?;
+    let in_force = crate::manifest::fetch_published(prefettura, &client, url).await?;
     let version = match in_force {
         Some(m) if m.policy == attesta_policy::DEFAULT_POLICY && m.directory == directory => {
             m.version
@@ -318,7 +329,7 @@ async fn publish_default_policy(nodes: &[(Settings, String)]) -> anyhow::Result<
     };
     // Every node has it once its /readyz says so (pushed by the publish, or fetched).
     for (settings, url) in nodes {
-        let client = own_client(settings)?;
+        let client = settings.own_client()?;
         let mut have = None;
         for _ in 0..READY_ATTEMPTS {
             have = client
@@ -396,7 +407,7 @@ async fn load_data(dir: &Path, nodes: &[(Settings, String)]) -> anyhow::Result<(
             }
             _ => continue,
         };
-        let client = own_client(settings)?;
+        let client = settings.own_client()?;
         let reply = client
             .post(
                 &format!("{url}/v1/admin/import/{route}?mode=snapshot&as_of={as_of}"),
@@ -421,30 +432,9 @@ async fn load_data(dir: &Path, nodes: &[(Settings, String)]) -> anyhow::Result<(
     Ok(())
 }
 
-/// A client presenting the node's own certificate, that accepts only that node.
-pub fn own_client(settings: &Settings) -> anyhow::Result<Client> {
-    agency_client(settings, &settings.agency)
-}
-
-/// A client presenting the node's own certificate, that accepts only agency `expected`.
-pub fn agency_client(settings: &Settings, expected: &AgencyId) -> anyhow::Result<Client> {
-    let trust = TrustStore::load(
-        settings.trust_domain.clone(),
-        &settings.tls_paths.ca,
-        settings.tls_paths.crl.as_deref(),
-    )?;
-    let identity = Identity::load(
-        &settings.trust_domain,
-        &settings.tls_paths.cert,
-        &settings.tls_paths.key,
-    )?;
-    let config = attesta_certs::tls::client_config(&trust, &identity, Some(expected.clone()))?;
-    Ok(Client::new(Arc::new(config)))
-}
-
 /// Polls `/readyz` with the node's own identity, with bounded retries.
 pub async fn wait_ready(settings: &Settings, url: &str) -> anyhow::Result<()> {
-    let client = own_client(settings)?;
+    let client = settings.own_client()?;
     let ready = format!("{url}/readyz");
     let mut last = String::new();
     for _ in 0..READY_ATTEMPTS {

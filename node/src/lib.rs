@@ -9,7 +9,9 @@
 //! - [`wire`]: query strings and request bodies, parsed strictly (pure code, fuzzed).
 //! - [`metrics`]: Prometheus metrics.
 //! - [`client`]: the mTLS HTTP client on the same stack.
-//! - [`attestation`]: signed answers (compact JWS) and their offline verification.
+//! - [`audit`]: the node's audit log, over the pure formats and verifiers of `attesta-audit`.
+//! - [`attestation`]: signed answers (compact JWS) and their verification (from
+//!   `attesta-audit`, shared with the auditor's offline tools).
 //! - [`manifest`]: the Prefettura's signed manifest in force: verify, order, persist, swap.
 //! - [`import`]: CSV validation and import (snapshot or delta).
 //! - [`store`]: RocksDB (the only module that names it): residents, permits, indexes.
@@ -23,7 +25,7 @@
 //! Without the default feature `node` the crate is its pure parts only (no RocksDB): domain
 //! types, the audit formats, proofs and verifiers, attestations, manifests, problems.
 
-pub mod attestation;
+pub use attesta_audit::attestation;
 pub mod audit;
 #[cfg(feature = "node")]
 pub mod bench;

@@ -321,3 +321,33 @@ impl ManifestState {
         Ok(Offer::Installed(version))
     }
 }
+
+/// Fetches the manifest the Prefettura's node at `base` serves and verifies it against the
+/// trust anchors of `settings`. `None`: nothing published yet.
+pub async fn fetch_published(
+    settings: &crate::config::Settings,
+    client: &crate::client::Client,
+    base: &str,
+) -> anyhow::Result<Option<Manifest>> {
+    use anyhow::Context as _;
+    let reply = client
+        .get(&format!("{base}/v1/manifest"))
+        .await
+        .with_context(|| format!("fetching the manifest from {base}"))?;
+    if reply.status == http::StatusCode::NOT_FOUND {
+        return Ok(None);
+    }
+    if !reply.status.is_success() {
+        anyhow::bail!("{base}/v1/manifest: {}", reply.problem_line());
+    }
+    let token = String::from_utf8_lossy(&reply.body);
+    let active = verify(
+        &settings.trust,
+        &settings.manifest.prefettura,
+        &token,
+        Arrival::Installed,
+    )
+    .await
+    .with_context(|| format!("{base}: manifest refused"))?;
+    Ok(Some(active.manifest))
+}

@@ -233,7 +233,7 @@ fn prefettura_url(settings: &Settings, url: Option<String>) -> anyhow::Result<St
         return Ok(u.trim_end_matches('/').to_owned());
     }
     if settings.agency == settings.manifest.prefettura {
-        return Ok(crate::cli::node_url(settings));
+        return Ok(settings.local_url());
     }
     settings.manifest.url.clone().with_context(|| {
         format!(
@@ -243,42 +243,13 @@ fn prefettura_url(settings: &Settings, url: Option<String>) -> anyhow::Result<St
     })
 }
 
-/// Fetches the manifest the Prefettura's node at `base` serves and verifies it against the
-/// trust anchors of `settings`. `None`: nothing published yet.
-pub async fn fetch_published(
-    settings: &Settings,
-    client: &crate::client::Client,
-    base: &str,
-) -> anyhow::Result<Option<Manifest>> {
-    let reply = client
-        .get(&format!("{base}/v1/manifest"))
-        .await
-        .with_context(|| format!("fetching the manifest from {base}"))?;
-    if reply.status == http::StatusCode::NOT_FOUND {
-        return Ok(None);
-    }
-    if !reply.status.is_success() {
-        anyhow::bail!("{base}/v1/manifest: {}", problem_line(&reply));
-    }
-    let token = String::from_utf8_lossy(&reply.body);
-    let active = crate::manifest::verify(
-        &settings.trust,
-        &settings.manifest.prefettura,
-        &token,
-        crate::manifest::Arrival::Installed,
-    )
-    .await
-    .with_context(|| format!("{base}: manifest refused"))?;
-    Ok(Some(active.manifest))
-}
-
 async fn published(source: &Source) -> anyhow::Result<Published> {
     let settings = source.config.as_deref().map(Settings::load).transpose()?;
     let Some(path) = &source.manifest else {
         let s = settings.context("give --config node.toml or --manifest FILE")?;
         let base = prefettura_url(&s, source.url.clone())?;
-        let client = crate::demo::agency_client(&s, &s.manifest.prefettura)?;
-        let manifest = fetch_published(&s, &client, &base)
+        let client = s.client_for(&s.manifest.prefettura)?;
+        let manifest = crate::manifest::fetch_published(&s, &client, &base)
             .await?
             .with_context(|| format!("{base}: no manifest has been published yet"))?;
         return Ok(Published {
@@ -400,9 +371,9 @@ async fn publish(config: &Path, url: Option<String>, draft: &Path) -> anyhow::Re
         .await
         .with_context(|| format!("{}: policy does not load", draft.display()))?;
     let base = prefettura_url(&settings, url)?;
-    let client = crate::demo::agency_client(&settings, &settings.manifest.prefettura)?;
+    let client = settings.client_for(&settings.manifest.prefettura)?;
     // The version the draft is published over, so a concurrent publish is not overwritten.
-    let expected_version = fetch_published(&settings, &client, &base)
+    let expected_version = crate::manifest::fetch_published(&settings, &client, &base)
         .await?
         .map(|m| m.version);
     let body = serde_json::to_vec(&crate::server::PublishRequest {
@@ -423,7 +394,7 @@ async fn publish(config: &Path, url: Option<String>, draft: &Path) -> anyhow::Re
         anyhow::bail!(
             "{}: publish refused: {}",
             draft.display(),
-            problem_line(&reply)
+            reply.problem_line()
         );
     }
     let answer: crate::server::PublishAnswer =
@@ -450,16 +421,3 @@ async fn publish(config: &Path, url: Option<String>, draft: &Path) -> anyhow::Re
     Ok(())
 }
 
-/// `403 Forbidden: Denied by the access policy: <detail>`
-fn problem_line(reply: &crate::client::Reply) -> String {
-    let doc = reply.json().unwrap_or_default();
-    format!(
-        "{} {}{}",
-        reply.status,
-        doc["title"].as_str().unwrap_or_default(),
-        doc["detail"]
-            .as_str()
-            .map(|d| format!(": {d}"))
-            .unwrap_or_default()
-    )
-}

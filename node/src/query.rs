@@ -48,6 +48,42 @@ pub struct ClientSettings {
 }
 
 impl ClientSettings {
+    /// The URL of `agency`'s node, from the directory of the manifest the configured node
+    /// serves. The connection to it is pinned to `agency` anyway, so a wrong URL cannot lead
+    /// to an impostor.
+    pub async fn node_url(&self, agency: &str) -> anyhow::Result<String> {
+        self.directory()
+            .await?
+            .entry(agency)
+            .map(|e| e.url.clone())
+            .ok_or_else(|| {
+                anyhow::anyhow!("agency {agency} has no node in the manifest's directory")
+            })
+    }
+
+    /// The manifest the configured node serves (its directory lists every node). Its
+    /// signature is not checked here: it only says where to connect, and every connection is
+    /// pinned to the agency it is meant for. (`crate::manifest::fetch_published` verifies.)
+    pub async fn directory(&self) -> anyhow::Result<attesta_policy::Manifest> {
+        use anyhow::Context as _;
+        let url = format!("{}/v1/manifest", self.node);
+        let reply = self
+            .client()?
+            .get(&url)
+            .await
+            .with_context(|| format!("fetching {url}"))?;
+        if !reply.status.is_success() {
+            anyhow::bail!("{url}: {}", refusal(&reply));
+        }
+        let token = String::from_utf8_lossy(&reply.body);
+        let payload = attesta_certs::jws::payload_unverified(&token)
+            .map_err(|e| anyhow::anyhow!("{url}: not a signed manifest ({e})"))?;
+        attesta_policy::Manifest::from_json(&payload)
+            .with_context(|| format!("{url}: not a manifest"))
+    }
+}
+
+impl ClientSettings {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
@@ -61,7 +97,7 @@ impl ClientSettings {
         };
         let base = path.parent().unwrap_or(Path::new("."));
         let ca = base.join(&raw.ca);
-        let td = attesta_certs::tls::ca_trust_domain(&ca)
+        let td = attesta_certs::trust::ca_trust_domain(&ca)
             .map_err(|e| invalid("ca", crate::config::error_chain(&e)))?;
         let trust = TrustStore::load(
             td.clone(),

@@ -39,7 +39,12 @@ fn residents_of(generated: &Path, comune: &str, out: &Path) -> PathBuf {
 }
 
 /// `attesta import` as an operator would run it.
-fn cli_import(node: &TestNode, dataset: &str, file: &Path, extra: &[&str]) -> std::process::Output {
+pub(crate) fn cli_import(
+    node: &TestNode,
+    dataset: &str,
+    file: &Path,
+    extra: &[&str],
+) -> std::process::Output {
     attesta()
         .args([
             "import",

@@ -47,6 +47,248 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// What a 403 says, without what differs by request and not by data: the query id, and the
+/// territory the request itself named (the denial repeats it).
+fn denial(r: &Reply) -> Value {
+    let mut p = r.json().unwrap();
+    p.as_object_mut().unwrap().remove("instance");
+    if let Some(d) = p["detail"].as_str() {
+        p["detail"] = Value::from(
+            d.replace("041044", "<comune>")
+                .replace("041067", "<comune>"),
+        );
+    }
+    p
+}
+
+/// An agency without grants walks every route with every shape of parameters: about people
+/// who are and are not in the registry, entries that exist, do not exist yet or never will,
+/// ranges inside and past the log. For every guarded route each answer is the same policy
+/// denial, so nothing about the data (who is resident, how long the log is, what was
+/// pruned) can be learnt from it; malformed requests are refused for their form alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agency_without_grants_learns_nothing_about_the_data_from_any_route() {
+    let mut pki = Pki::new();
+    let node = start_node(&mut pki, "comune-pesaro", |c| {
+        c.serves = vec!["residence".into(), "legal-presence".into()];
+    })
+    .await;
+    let header = attesta::import::RESIDENT_COLUMNS.join(",");
+    let file = pki.dir.path().join("residents.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "{header}\nRSSMRA85T10A562S,Rossi,Mario,M,1985-12-10,A562,100,041044,Via Roma 1,F1,2010-01-01,,\n"
+        ),
+    )
+    .unwrap();
+    let out = crate::data::cli_import(&node, "residents", &file, &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Some entries in the log, from an agency that may read: the stranger's guesses below
+    // fall inside it, at its end and far past it.
+    let granted = pki.client("inps-pesaro");
+    let mut last = 0;
+    for _ in 0..3 {
+        let r = post_json(
+            &granted,
+            &node.url("/v1/attest/residence"),
+            json!({"subject": "RSSMRA85T10A562S", "purpose": "benefit-eligibility"}),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        last = r.headers["attesta-log-index"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap();
+    }
+
+    let stranger = pki.client("asl-1");
+    let resident = "RSSMRA85T10A562S";
+    let unknown = "BNCLRA90A41G479C";
+    let question = |cf: &str| json!({"subject": cf, "purpose": "benefit-eligibility"});
+    // (route, shapes). GET shapes are query strings (or paths), POST shapes are bodies.
+    enum Shape {
+        Get(String),
+        Post(Value),
+    }
+    use Shape::{Get, Post};
+    let numbers = |names: &[&str], values: &[u64]| {
+        let mut q = String::from("?");
+        for (n, v) in names.iter().zip(values) {
+            q.push_str(&format!("{n}={v}&"));
+        }
+        q.pop();
+        q
+    };
+    let far = (1u64 << 53) - 1;
+    let mut walked = std::collections::BTreeSet::new();
+    // The receipt route first: an entry that names the stranger (any of its requests below)
+    // is its own to see, by design.
+    let routes: Vec<(&str, Vec<Shape>)> = vec![
+        (
+            "/v1/audit/receipt",
+            [0, 1, last - 1, last, last + 1000, far]
+                .iter()
+                .map(|i| Get(numbers(&["index"], &[*i])))
+                .collect(),
+        ),
+        ("/metrics", vec![Get(String::new())]),
+        (
+            "/v1/attest/residence",
+            vec![Post(question(resident)), Post(question(unknown))],
+        ),
+        (
+            "/v1/attest/legal-presence",
+            vec![Post(question(resident)), Post(question(unknown))],
+        ),
+        (
+            "/v1/status",
+            vec![Post(question(resident)), Post(question(unknown))],
+        ),
+        (
+            "/v1/monitor/expiring",
+            ["041044", "041067"]
+                .iter()
+                .flat_map(|c| {
+                    [1, 30, 365]
+                        .map(|d| Get(format!("?days={d}&purpose=benefit-eligibility&comune={c}")))
+                })
+                .collect(),
+        ),
+        (
+            "/v1/family/{cf}",
+            [resident, unknown]
+                .iter()
+                .map(|cf| Get(format!("/v1/family/{cf}?purpose=benefit-eligibility")))
+                .collect(),
+        ),
+        ("/v1/audit/checkpoint", vec![Get(String::new())]),
+        ("/v1/audit/certificates", vec![Get(String::new())]),
+        (
+            "/v1/audit/entries",
+            [
+                [0, 1],
+                [0, 4],
+                [2, 3],
+                [3, 1000],
+                [1000, 1001],
+                [far - 1, far],
+                [5, 2],
+            ]
+            .iter()
+            .map(|v| Get(numbers(&["start", "end"], v)))
+            .chain([Get(String::new()), Get("?start=x&end=1".into())])
+            .collect(),
+        ),
+        (
+            "/v1/audit/proof/inclusion",
+            [
+                [0, 1],
+                [0, 4],
+                [3, 4],
+                [4, 5],
+                [0, 1000],
+                [999, 1000],
+                [far - 1, far],
+            ]
+            .iter()
+            .map(|v| Get(numbers(&["index", "size"], v)))
+            .chain([Get(String::new()), Get("?index=1&size=-1".into())])
+            .collect(),
+        ),
+        (
+            "/v1/audit/proof/consistency",
+            [[1, 2], [1, 4], [4, 5], [2, 1000], [far - 1, far], [3, 1]]
+                .iter()
+                .map(|v| Get(numbers(&["from", "to"], v)))
+                .chain([Get(String::new())])
+                .collect(),
+        ),
+        (
+            "/v1/audit/subject-report",
+            vec![
+                Post(json!({"subject": resident})),
+                Post(json!({"subject": unknown})),
+            ],
+        ),
+    ];
+    for (path, shapes) in routes {
+        walked.insert(path);
+        let mut first: Option<Value> = None;
+        for shape in shapes {
+            let (what, r) = match &shape {
+                Get(q) if q.starts_with('/') => {
+                    (q.clone(), stranger.get(&node.url(q)).await.unwrap())
+                }
+                Get(q) => (
+                    format!("{path}{q}"),
+                    stranger
+                        .get(&node.url(&format!("{path}{q}")))
+                        .await
+                        .unwrap(),
+                ),
+                Post(body) => (
+                    format!("{path} {body}"),
+                    post_json(&stranger, &node.url(path), body.clone()).await,
+                ),
+            };
+            let text = String::from_utf8_lossy(&r.body).into_owned();
+            assert_eq!(r.status, 403, "{what}: {text}");
+            assert_eq!(
+                problem_type(&r),
+                "urn:attesta:problem:policy-denied",
+                "{what}"
+            );
+            let said = denial(&r);
+            assert!(
+                said["detail"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("no rule grants"),
+                "{what}: {said}"
+            );
+            for leak in [
+                "pruned",
+                "the log has",
+                "entries",
+                "not found",
+                resident,
+                unknown,
+            ] {
+                assert!(!text.contains(leak), "{what} says {leak:?}: {text}");
+            }
+            match &first {
+                None => first = Some(said),
+                Some(f) => assert_eq!(&said, f, "{what}: another answer than the route's first"),
+            }
+        }
+    }
+    // Every route of the table was walked, or is open to every member (no personal data),
+    // or is refused to the stranger before any data is read (the Prefettura's, the
+    // directory's, the node's operators').
+    for (_, path, _) in attesta::server::ROUTES {
+        let elsewhere = [
+            "/healthz",
+            "/readyz",
+            "/v1/whoami",
+            "/v1/manifest",
+            "/v1/manifest/notify",
+            "/v1/witness/add-checkpoint",
+            "/v1/admin/import/residents",
+            "/v1/admin/import/permits",
+        ];
+        assert!(
+            walked.contains(path) || elsewhere.contains(path),
+            "{path} is not walked"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_is_guarded() {
     let mut pki = Pki::new();

@@ -1,69 +1,28 @@
-//! `attesta audit ...`: the auditor's tools: checking single proofs by hand, exporting a
-//! node's log as a bundle, verifying bundles offline and reconciling two nodes' bundles.
+//! `attesta audit ...`: the auditor's tools that talk to nodes (exporting a node's log as a
+//! bundle, fetching a receipt, the citizen access report), plus the offline ones of
+//! [`attesta_audit::cli`] (proofs by hand, verify, reconcile, check-receipt).
 
 use anyhow::Context;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use clap::{Args, Subcommand};
 
-use super::merkle::{self, Hash};
+use attesta_audit::cli::{checked_receipt, hash, Progress};
+use attesta_audit::merkle::{self, Hash};
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check an inclusion proof (RFC 9162 §2.1.3.2). Exit 0 iff it verifies.
-    CheckInclusion(InclusionArgs),
-    /// Check a consistency proof (RFC 9162 §2.1.4.2). Exit 0 iff it verifies.
-    CheckConsistency(ConsistencyArgs),
+    #[command(flatten)]
+    Offline(attesta_audit::cli::Offline),
     /// Export a node's log, or a range of it, as a bundle (entries, signed checkpoint,
     /// certificates, and for a range the hashes that tie it to the checkpoint).
     Export(ExportArgs),
-    /// Verify a bundle offline against the federation CA. Exit 0 iff it verifies.
-    Verify(VerifyArgs),
-    /// Compare the calls between two nodes in their bundles (both verified first). Exit 0 iff
-    /// every call one logged is in the other's log, both ways.
-    Reconcile(ReconcileArgs),
-    /// Check a receipt (`GET /v1/audit/receipt`: C2SP tlog-proof) offline against the CA.
-    /// Exit 0 iff the node's signed tree holds the entry.
-    CheckReceipt(ReceiptArgs),
     /// Fetch one entry's receipt from a node (`GET /v1/audit/receipt`), check it against the
     /// CA of the client's config, and save it. The agency an entry names needs no grant.
     Receipt(FetchReceiptArgs),
     /// The citizen access report (GDPR art. 15): every node's log entries about one person,
     /// merged by time. Exit 0 iff every node answered.
     SubjectReport(super::report::SubjectReportArgs),
-}
-
-/// What offline checks trust: the federation's CA, and its CRL.
-#[derive(Debug, Args)]
-pub struct TrustArgs {
-    /// The federation CA certificate.
-    #[arg(long)]
-    ca: std::path::PathBuf,
-    /// The CRL, to refuse revoked signing certificates.
-    #[arg(long)]
-    crl: Option<std::path::PathBuf>,
-}
-
-impl TrustArgs {
-    fn load(&self) -> anyhow::Result<attesta_certs::TrustStore> {
-        let td = attesta_certs::tls::ca_trust_domain(&self.ca)?;
-        Ok(attesta_certs::TrustStore::load(
-            td,
-            &self.ca,
-            self.crl.as_deref(),
-        )?)
-    }
-}
-
-#[derive(Debug, Args)]
-pub struct ReceiptArgs {
-    /// The receipt file.
-    receipt: std::path::PathBuf,
-    #[command(flatten)]
-    trust: TrustArgs,
-    /// How many distinct witnesses must have cosigned the checkpoint.
-    #[arg(long, default_value_t = 0)]
-    witnesses: usize,
 }
 
 #[derive(Debug, Args)]
@@ -83,17 +42,6 @@ pub struct FetchReceiptArgs {
     /// How many distinct witnesses must have cosigned the checkpoint.
     #[arg(long, default_value_t = 0)]
     witnesses: usize,
-}
-
-#[derive(Debug, Args)]
-pub struct ReconcileArgs {
-    /// One node's bundle.
-    a: std::path::PathBuf,
-    /// Another node's bundle.
-    b: std::path::PathBuf,
-    /// Both bundles are verified against the CA first.
-    #[command(flatten)]
-    trust: TrustArgs,
 }
 
 #[derive(Debug, Args)]
@@ -123,80 +71,6 @@ pub struct ExportArgs {
     to: Option<u64>,
 }
 
-#[derive(Debug, Args)]
-pub struct VerifyArgs {
-    /// The bundle file.
-    bundle: std::path::PathBuf,
-    #[command(flatten)]
-    trust: TrustArgs,
-    /// How many distinct witnesses must have cosigned the checkpoint.
-    #[arg(long, default_value_t = 0)]
-    witnesses: usize,
-    /// An earlier bundle of the same node: its checkpoint must be a prefix of this log.
-    #[arg(long)]
-    since: Option<std::path::PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct InclusionArgs {
-    /// The leaf's hash, SHA-256(0x00 || entry), standard base64.
-    #[arg(long)]
-    leaf_hash: String,
-    #[arg(long)]
-    index: u64,
-    #[arg(long)]
-    size: u64,
-    /// The tree's root at `size`, standard base64.
-    #[arg(long)]
-    root: String,
-    /// The proof's hashes, deepest first, standard base64, comma-separated.
-    #[arg(long, value_delimiter = ',')]
-    proof: Vec<String>,
-}
-
-#[derive(Debug, Args)]
-pub struct ConsistencyArgs {
-    #[arg(long)]
-    size1: u64,
-    #[arg(long)]
-    size2: u64,
-    #[arg(long)]
-    root1: String,
-    #[arg(long)]
-    root2: String,
-    /// The proof's hashes, standard base64, comma-separated.
-    #[arg(long, value_delimiter = ',')]
-    proof: Vec<String>,
-}
-
-/// One hash: exactly 32 bytes in canonical standard base64 (44 characters, padded), nothing
-/// around it.
-fn hash(what: &str, b64: &str) -> anyhow::Result<Hash> {
-    if b64.is_empty() {
-        anyhow::bail!("{what}: empty");
-    }
-    let bytes = STANDARD
-        .decode(b64)
-        .with_context(|| format!("{what}: not standard base64"))?;
-    merkle::hash_from_slice(&bytes).with_context(|| what.to_owned())
-}
-
-/// A proof from the command line: exactly the hashes given, each a hash. `--proof ''` is the
-/// empty proof; an empty element anywhere else (`a,,b`, a trailing comma) is refused, as is
-/// anything that is not a hash.
-fn proof(items: &[String]) -> anyhow::Result<Vec<Hash>> {
-    if let [only] = items {
-        if only.is_empty() {
-            return Ok(Vec::new());
-        }
-    }
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, s)| hash(&format!("--proof element {i}"), s))
-        .collect()
-}
-
 /// The `proof` of an auditor route's answer: an array of hashes, nothing else.
 fn answer_proof(what: &str, body: &[u8]) -> anyhow::Result<Vec<Hash>> {
     let v: serde_json::Value =
@@ -218,110 +92,17 @@ fn answer_proof(what: &str, body: &[u8]) -> anyhow::Result<Vec<Hash>> {
 
 pub fn run(cmd: AuditCommand) -> anyhow::Result<()> {
     match cmd {
-        AuditCommand::Export(a) => runtime()?.block_on(export(a))?,
-        AuditCommand::SubjectReport(a) => runtime()?.block_on(super::report::run(a))?,
-        AuditCommand::Verify(a) => verify(a)?,
-        AuditCommand::Reconcile(a) => reconcile(a)?,
-        AuditCommand::CheckReceipt(a) => check_receipt(a)?,
-        AuditCommand::Receipt(a) => runtime()?.block_on(fetch_receipt(a))?,
-        AuditCommand::CheckInclusion(a) => {
-            let leaf = hash("--leaf-hash", &a.leaf_hash)?;
-            let root = hash("--root", &a.root)?;
-            let proof = proof(&a.proof)?;
-            merkle::verify_inclusion(&leaf, a.index, a.size, &proof, &root)
-                .context("inclusion proof refused")?;
-            println!(
-                "valid: leaf {} is in the tree of size {} with this root",
-                a.index, a.size
-            );
-        }
-        AuditCommand::CheckConsistency(a) => {
-            let root1 = hash("--root1", &a.root1)?;
-            let root2 = hash("--root2", &a.root2)?;
-            let proof = proof(&a.proof)?;
-            merkle::verify_consistency(a.size1, a.size2, &root1, &root2, &proof)
-                .context("consistency proof refused")?;
-            println!(
-                "valid: the tree of size {} is a prefix of the tree of size {}",
-                a.size1, a.size2
-            );
-        }
+        AuditCommand::Offline(c) => attesta_audit::cli::run(c),
+        AuditCommand::Export(a) => runtime()?.block_on(export(a)),
+        AuditCommand::SubjectReport(a) => runtime()?.block_on(super::report::run(a)),
+        AuditCommand::Receipt(a) => runtime()?.block_on(fetch_receipt(a)),
     }
-    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
-}
-
-/// `N entries [#####     ] 40%` on stderr, when it is a terminal.
-struct Progress {
-    what: &'static str,
-    tty: bool,
-}
-
-impl Progress {
-    fn new(what: &'static str) -> Self {
-        use std::io::IsTerminal;
-        Self {
-            what,
-            tty: std::io::stderr().is_terminal(),
-        }
-    }
-
-    fn show(&self, done: u64, total: u64) {
-        if !self.tty || total < 10_000 {
-            return;
-        }
-        const WIDTH: u64 = 30;
-        let filled = (done * WIDTH)
-            .checked_div(total)
-            .unwrap_or(WIDTH)
-            .min(WIDTH);
-        eprint!(
-            "\r{} [{}{}] {:>3}%  {done}/{total} entries",
-            self.what,
-            "#".repeat(filled as usize),
-            " ".repeat((WIDTH - filled) as usize),
-            (done * 100).checked_div(total).unwrap_or(100),
-        );
-        if done >= total {
-            eprintln!();
-        }
-    }
-}
-
-/// The URL of `agency`'s node, from the manifest the configured node serves. The connection
-/// to it is pinned to `agency` anyway, so a wrong URL cannot lead to an impostor.
-async fn node_url(settings: &crate::query::ClientSettings, agency: &str) -> anyhow::Result<String> {
-    manifest(settings)
-        .await?
-        .entry(agency)
-        .map(|e| e.url.clone())
-        .ok_or_else(|| anyhow::anyhow!("agency {agency} has no node in the manifest's directory"))
-}
-
-/// The manifest the configured node serves (its directory lists every node). Its signature
-/// is not checked here: it only says where to connect, and every connection is pinned to the
-/// agency it is meant for.
-pub(super) async fn manifest(
-    settings: &crate::query::ClientSettings,
-) -> anyhow::Result<attesta_policy::Manifest> {
-    let url = format!("{}/v1/manifest", settings.node);
-    let reply = settings
-        .client()?
-        .get(&url)
-        .await
-        .with_context(|| format!("fetching {url}"))?;
-    if !reply.status.is_success() {
-        anyhow::bail!("{url}: {}", crate::query::refusal(&reply));
-    }
-    let token = String::from_utf8_lossy(&reply.body);
-    let payload = attesta_certs::jws::payload_unverified(&token)
-        .map_err(|e| anyhow::anyhow!("{url}: not a signed manifest ({e})"))?;
-    attesta_policy::Manifest::from_json(&payload).with_context(|| format!("{url}: not a manifest"))
 }
 
 async fn export(a: ExportArgs) -> anyhow::Result<()> {
@@ -331,7 +112,7 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
         attesta_certs::AgencyId::new(&a.node).map_err(|e| anyhow::anyhow!("--node: {e}"))?;
     let base = match &a.url {
         Some(u) => u.trim_end_matches('/').to_owned(),
-        None => node_url(&settings, agency.as_str()).await?,
+        None => settings.node_url(agency.as_str()).await?,
     };
     let conn = settings
         .client_for(&agency)?
@@ -525,17 +306,14 @@ async fn witness_certificates(
     note: &str,
     node: &attesta_certs::AgencyId,
 ) -> Vec<String> {
-    let (Ok(parsed), Ok(manifest)) = (super::note::Note::parse(note), manifest(settings).await)
+    let (Ok(parsed), Ok(manifest)) = (super::note::Note::parse(note), settings.directory().await)
     else {
         return Vec::new();
     };
     let mut out = Vec::new();
     for sig in parsed.signatures.iter().skip(1) {
-        let Some(agency) = sig
-            .name
-            .strip_suffix("/witness")
-            .and_then(|n| n.rsplit('/').next())
-            .and_then(|a| attesta_certs::AgencyId::new(a).ok())
+        let Some(agency) =
+            attesta_audit::names::witness_agency(settings.trust.trust_domain.as_str(), &sig.name)
         else {
             continue;
         };
@@ -557,80 +335,6 @@ async fn witness_certificates(
     out
 }
 
-fn read_bundle(
-    path: &std::path::Path,
-    progress: &Progress,
-) -> anyhow::Result<super::bundle::Bundle> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    super::bundle::Bundle::read(file, |d, t| progress.show(d, t))
-        .with_context(|| format!("{}", path.display()))
-}
-
-fn verify(a: VerifyArgs) -> anyhow::Result<()> {
-    let trust = a.trust.load()?;
-    let progress = Progress::new("reading");
-    let bundle = read_bundle(&a.bundle, &progress)?;
-    let earlier = match &a.since {
-        Some(p) => Some(read_bundle(p, &Progress::new("reading earlier"))?.header),
-        None => None,
-    };
-    let checking = Progress::new("verifying");
-    let v = super::bundle::verify(&bundle, &trust, a.witnesses, earlier.as_ref(), |d, t| {
-        checking.show(d, t)
-    })
-    .map_err(|e| anyhow::anyhow!("{}: {e}", a.bundle.display()))?;
-    let what = if v.entries == (0..v.checkpoint.size) {
-        format!("{} entries", v.checkpoint.size)
-    } else {
-        format!(
-            "entries {}..{} of {}",
-            v.entries.start, v.entries.end, v.checkpoint.size
-        )
-    };
-    println!(
-        "valid: {} log, {what}, root {}, signed by {}{}",
-        v.agency,
-        STANDARD.encode(v.checkpoint.root),
-        v.agency,
-        if v.witnesses.is_empty() {
-            String::new()
-        } else {
-            format!(", cosigned by {}", v.witnesses.join(", "))
-        }
-    );
-    Ok(())
-}
-
-/// Reads and verifies a bundle (no witnesses required), decoding its entries.
-fn verified_entries(
-    path: &std::path::Path,
-    trust: &attesta_certs::TrustStore,
-) -> anyhow::Result<(String, u64, Vec<super::entry::Entry>)> {
-    let bundle = read_bundle(path, &Progress::new("reading"))?;
-    let checking = Progress::new("verifying");
-    let v = super::bundle::verify(&bundle, trust, 0, None, |d, t| checking.show(d, t))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    // `verify` decoded every entry already: these cannot fail.
-    let entries = bundle
-        .entries
-        .iter()
-        .map(|b| super::entry::Entry::decode(b))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    Ok((v.agency, v.entries.start, entries))
-}
-
-fn check_receipt(a: ReceiptArgs) -> anyhow::Result<()> {
-    let trust = a.trust.load()?;
-    let path = a.receipt.display();
-    let text = std::fs::read_to_string(&a.receipt).with_context(|| format!("reading {path}"))?;
-    println!(
-        "{}",
-        checked_receipt(&text, &trust, a.witnesses).map_err(|e| anyhow::anyhow!("{path}: {e}"))?
-    );
-    Ok(())
-}
-
 async fn fetch_receipt(a: FetchReceiptArgs) -> anyhow::Result<()> {
     let settings = crate::query::ClientSettings::load(&a.config)?;
     let (agency, base) = match &a.node {
@@ -638,7 +342,7 @@ async fn fetch_receipt(a: FetchReceiptArgs) -> anyhow::Result<()> {
         Some(n) => {
             let agency =
                 attesta_certs::AgencyId::new(n).map_err(|e| anyhow::anyhow!("--node: {e}"))?;
-            let url = node_url(&settings, agency.as_str()).await?;
+            let url = settings.node_url(agency.as_str()).await?;
             (agency, url)
         }
     };
@@ -675,85 +379,6 @@ async fn fetch_receipt(a: FetchReceiptArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Verifies a receipt's text and says what it proves, in one line.
-fn checked_receipt(
-    text: &str,
-    trust: &attesta_certs::TrustStore,
-    witnesses: usize,
-) -> anyhow::Result<String> {
-    let receipt = super::receipt::Receipt::parse(text)?;
-    let c = receipt.verify(trust, witnesses)?;
-    let e = &c.entry;
-    let direction = match e.direction {
-        super::entry::Direction::Incoming => format!("request from {}", e.peer_agency),
-        super::entry::Direction::Outgoing => format!("call to {}", e.peer_agency),
-        super::entry::Direction::Change => format!("change by {}", e.peer_agency),
-    };
-    Ok(format!(
-        "valid: {} logged entry {} (checkpoint of {} entries, signed by {}{}): {}, {direction}, {}, purpose {}, query {}, status {}",
-        c.agency,
-        receipt.index,
-        c.checkpoint.size,
-        c.agency,
-        if c.witnesses.is_empty() {
-            String::new()
-        } else {
-            format!(", cosigned by {}", c.witnesses.join(", "))
-        },
-        super::entry::format_ms(e.time_ms),
-        e.route,
-        e.purpose,
-        super::entry::hex(&e.query_id),
-        e.status,
-    ))
-}
-
-fn reconcile(a: ReconcileArgs) -> anyhow::Result<()> {
-    use super::reconcile::{reconcile, Log};
-    let trust = a.trust.load()?;
-    let (agency_a, start_a, entries_a) = verified_entries(&a.a, &trust)?;
-    let (agency_b, start_b, entries_b) = verified_entries(&a.b, &trust)?;
-    if agency_a == agency_b {
-        anyhow::bail!(
-            "{} and {} are both {agency_a}'s log: reconcile compares two nodes",
-            a.a.display(),
-            a.b.display()
-        );
-    }
-    let report = reconcile(
-        &Log {
-            agency: &agency_a,
-            start: start_a,
-            entries: &entries_a,
-        },
-        &Log {
-            agency: &agency_b,
-            start: start_b,
-            entries: &entries_b,
-        },
-    );
-    println!(
-        "{agency_a} -> {agency_b}: {} call(s) in both logs\n{agency_b} -> {agency_a}: {} call(s) in both logs",
-        report.matched[0], report.matched[1]
-    );
-    if report.outside > 0 {
-        println!(
-            "{} entr(y/ies) outside the time the other bundle covers, not compared (export both over the same period to include them)",
-            report.outside
-        );
-    }
-    for d in &report.differences {
-        println!("{} entry {}: {}", d.agency, d.index, d.what);
-    }
-    match report.differences.len() {
-        0 => {
-            println!("reconciled: no differences");
-            Ok(())
-        }
-        n => anyhow::bail!("{n} difference(s) between the logs of {agency_a} and {agency_b}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -766,34 +391,6 @@ mod tests {
             [format!("{one}\n"), format!("{two}\n")]
         );
         assert!(super::pem_blocks("no certificate here").is_empty());
-    }
-
-    #[test]
-    fn a_proof_is_exactly_the_hashes_given() {
-        use base64::Engine;
-        let b64 = |b: u8| base64::engine::general_purpose::STANDARD.encode([b; 32]);
-        let (a, b) = (b64(1), b64(2));
-        let list = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(super::proof(&list(&[&a, &b])).unwrap(), [[1; 32], [2; 32]]);
-        assert!(super::proof(&list(&[""])).unwrap().is_empty(), "--proof ''");
-        assert!(super::proof(&[]).unwrap().is_empty());
-        let short = base64::engine::general_purpose::STANDARD.encode([1u8; 31]);
-        let long = base64::engine::general_purpose::STANDARD.encode([1u8; 33]);
-        let unpadded = a.trim_end_matches('=').to_owned();
-        let spaced = format!(" {a}");
-        for (bad, says) in [
-            (list(&["", &a]), "element 0: empty"),
-            (list(&[&a, ""]), "element 1: empty"),
-            (list(&[&a, "", &b]), "element 1: empty"),
-            (list(&[&a, &short]), "element 1"),
-            (list(&[&long]), "element 0"),
-            (list(&[&unpadded]), "element 0: not standard base64"),
-            (list(&[&spaced]), "element 0: not standard base64"),
-            (list(&["garbage"]), "element 0"),
-        ] {
-            let e = format!("{:#}", super::proof(&bad).unwrap_err());
-            assert!(e.contains(says), "{bad:?}: {e}");
-        }
     }
 
     #[test]

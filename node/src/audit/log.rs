@@ -23,9 +23,10 @@ use arc_swap::ArcSwapOption;
 use attesta_certs::SigningIdentity;
 use tokio::sync::oneshot;
 
-use super::entry::{Entry, SubjectKey};
+use super::entry::Entry;
 use super::merkle::{self, Hash, ProofError, Tree};
 use super::note::{Checkpoint, Note};
+use super::subject::SubjectKey;
 use crate::store::{NewEntry, Store, StoreError};
 
 /// The most entries one synced write takes.

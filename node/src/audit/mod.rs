@@ -1,29 +1,31 @@
 //! The audit log (DESIGN.md §6): every request a node serves or makes is an entry in an
 //! append-only RFC 9162 Merkle tree, with signed checkpoints and proofs for auditors.
 //!
-//! - [`merkle`]: the tree and its proofs (pure code, shared with the auditor's tools);
+//! The formats and every check an auditor runs live in the pure crate `attesta-audit`
+//! (`node/audit/`), re-exported here under their old names:
+//! - [`merkle`]: the tree and its proofs;
 //! - [`entry`]: one entry and its canonical encoding;
 //! - [`note`]: checkpoints as C2SP signed notes, and cosignatures;
-//! - [`log`]: the node's log (durable group-committed appends, checkpoint signing);
 //! - [`bundle`]: exported logs and their offline verification;
 //! - [`reconcile`]: two nodes' logs compared call by call;
 //! - [`receipt`]: one entry's proof of inclusion, for the agency it names;
+//! - [`names`]: log origins and witness names;
+//! - [`witness`]: the witness's rule (does a checkpoint extend the last one cosigned).
+//!
+//! Node-side, here:
+//! - [`subject`]: the key that blinds subjects in entries;
+//! - [`log`]: the node's log (durable group-committed appends, checkpoint signing);
+//! - [`cli`]: `attesta audit` (the offline commands, plus export, receipt, subject-report);
 //! - [`report`]: the citizen access report, gathered from every node.
 
-pub mod bundle;
+pub use attesta_audit::{bundle, entry, merkle, names, note, receipt, reconcile, witness};
+
 #[cfg(feature = "node")]
 pub mod cli;
-pub mod entry;
 #[cfg(feature = "node")]
 pub mod log;
-pub mod merkle;
-pub mod note;
-pub mod receipt;
-pub mod reconcile;
 #[cfg(feature = "node")]
 pub mod report;
+pub mod subject;
 
-/// The origin (and checkpoint key name) of an agency's log: `<trust-domain>/<agency>/audit`.
-pub fn origin(trust_domain: &str, agency: &str) -> String {
-    format!("{trust_domain}/{agency}/audit")
-}
+pub use names::origin;

@@ -69,7 +69,7 @@ pub async fn run(a: SubjectReportArgs) -> anyhow::Result<()> {
     let cf = CodiceFiscale::parse(&a.subject)
         .map_err(|e| anyhow::anyhow!("{:?} is not a valid codice fiscale: {e}", a.subject))?;
     let settings = ClientSettings::load(&a.config)?;
-    let manifest = super::cli::manifest(&settings).await?;
+    let manifest = settings.directory().await?;
     let mut nodes = Vec::new();
     if a.nodes.is_empty() {
         nodes.extend(manifest.directory.iter().cloned());

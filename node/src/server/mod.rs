@@ -52,7 +52,7 @@ pub use status::{StatusAnswer, Unavailable};
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("building TLS configuration")]
-    Tls(#[from] attesta_certs::TlsError),
+    Tls(#[from] attesta_certs::LoadError),
     #[error("opening the store")]
     Store(#[from] crate::store::StoreError),
     #[error("opening the audit log")]
@@ -562,5 +562,22 @@ fn handshake_failure_reason(e: &std::io::Error) -> &'static str {
     match e.kind() {
         std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => "client_closed",
         _ => "io",
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM: the signal that stops a node (or the demo) gracefully.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = term => {},
     }
 }

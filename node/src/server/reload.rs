@@ -68,7 +68,7 @@ pub(super) fn reload(shared: &Shared) {
     .and_then(|trust| {
         let identity = Identity::load(&s.trust_domain, &s.tls_paths.cert, &s.tls_paths.key)?;
         if identity.leaf.agency() != &s.agency {
-            return Err(attesta_certs::TlsError::Config(format!(
+            return Err(attesta_certs::LoadError::Config(format!(
                 "new certificate is for agency {}, not {}",
                 identity.leaf.agency(),
                 s.agency

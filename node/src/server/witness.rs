@@ -43,6 +43,7 @@ use crate::audit::bundle::witness_name;
 use crate::audit::log::Signed;
 use crate::audit::merkle::{self, Hash};
 use crate::audit::note::{self, AddCheckpoint, Note, Signature};
+use crate::audit::witness::{self, Last, Verdict};
 use crate::metrics::Outcome;
 use crate::problem::{Problem, ProblemKind};
 
@@ -117,9 +118,7 @@ fn request_body(old: u64, proof: &[Hash], note: &Note) -> String {
 
 /// The peer agency whose log `origin` names, if it is one this node witnesses.
 fn log_agency(shared: &Shared, origin: &str) -> Option<AgencyId> {
-    let rest = origin.strip_prefix(shared.settings.trust_domain.as_str())?;
-    let agency = rest.strip_prefix('/')?.strip_suffix("/audit")?;
-    let agency = AgencyId::new(agency).ok()?;
+    let agency = crate::audit::names::log_agency(shared.settings.trust_domain.as_str(), origin)?;
     let active = shared.manifest.current()?;
     let peer = active.manifest.entry(agency.as_str()).is_some()
         && !active.manifest.is_revoked(agency.as_str());
@@ -243,62 +242,41 @@ pub(super) fn add_checkpoint(
     }
 
     let c = &req.checkpoint;
-    let (size, root) = match &state {
-        Some(s) => (
-            s.size,
-            STANDARD
+    let last = match &state {
+        Some(s) => Last {
+            size: s.size,
+            root: STANDARD
                 .decode(&s.root)
                 .ok()
                 .and_then(|b| Hash::try_from(b.as_slice()).ok())
                 .ok_or_else(|| failed("stored root is not 32 bytes of base64"))?,
-        ),
-        None => (0, merkle::empty_root()),
+        },
+        None => Last::none(),
     };
-    if req.old > c.size {
-        return Err(refused(
-            shared,
-            "refused",
-            bad(format!(
-                "old size {} is larger than the checkpoint's ({})",
-                req.old, c.size
-            )),
-        ));
-    }
-    if req.old != size {
-        count(shared, "conflict");
-        // tlog-witness: the body is the size in decimal and a newline.
-        let mut resp = Response::new(Full::new(Bytes::from(format!("{size}\n"))));
-        *resp.status_mut() = StatusCode::CONFLICT;
-        resp.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(SIZE_TYPE));
-        return Ok(resp);
-    }
-    let inconsistent = |why: String| {
-        refused(
-            shared,
-            "inconsistent",
-            Problem::new(ProblemKind::InconsistentCheckpoint).with_detail(why),
-        )
-    };
-    if size == 0 {
-        if !req.proof.is_empty() {
-            return Err(inconsistent("a proof from size 0 must be empty".into()));
+    match witness::check(last, &req) {
+        Verdict::Cosign => {}
+        Verdict::Malformed(why) => return Err(refused(shared, "refused", bad(why))),
+        Verdict::Conflict(size) => {
+            count(shared, "conflict");
+            // tlog-witness: the body is the size in decimal and a newline.
+            let mut resp = Response::new(Full::new(Bytes::from(format!("{size}\n"))));
+            *resp.status_mut() = StatusCode::CONFLICT;
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(SIZE_TYPE));
+            return Ok(resp);
         }
-        if c.size == 0 && c.root != merkle::empty_root() {
-            return Err(inconsistent(
-                "an empty tree must have the empty root".into(),
+        Verdict::Inconsistent(why) => {
+            if last.size > 0 {
+                if let Some(repeats) = shared.warnings.allow(&format!("inconsistent {agency}")) {
+                    tracing::warn!(log = %agency, from = last.size, to = c.size, repeats, "inconsistent checkpoint refused");
+                }
+            }
+            return Err(refused(
+                shared,
+                "inconsistent",
+                Problem::new(ProblemKind::InconsistentCheckpoint).with_detail(why),
             ));
         }
-    } else {
-        merkle::verify_consistency(size, c.size, &root, &c.root, &req.proof).map_err(|e| {
-            if let Some(repeats) = shared.warnings.allow(&format!("inconsistent {agency}")) {
-                tracing::warn!(log = %agency, from = size, to = c.size, repeats, "inconsistent checkpoint refused");
-            }
-            inconsistent(format!(
-                "the checkpoint of size {} does not extend the one of size {size} cosigned before: {e}",
-                c.size
-            ))
-        })?;
     }
     let next = Witnessed {
         size: c.size,

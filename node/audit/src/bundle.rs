@@ -29,6 +29,8 @@ use super::merkle::{self, Hash};
 use super::note::{cosigned_at, Checkpoint, Note};
 use attesta_certs::{SignerCert, TrustStore};
 
+pub use crate::names::witness_name;
+
 pub const MAGIC: &[u8] = b"attesta-audit-bundle/1\n";
 /// The largest header accepted.
 const MAX_HEADER: u32 = 1 << 20;
@@ -306,7 +308,7 @@ pub(super) fn signed_checkpoint(
         .check(trust)
         .map_err(|e| Invalid::Signer(e.to_string()))?;
     let agency = leaf.agency().to_string();
-    let origin = super::origin(leaf.id.trust_domain.as_str(), &agency);
+    let origin = crate::names::origin(leaf.id.trust_domain.as_str(), &agency);
     let (note, checkpoint) = checked_checkpoint(note_text, &signer, &origin)?;
     Ok(SignedCheckpoint {
         agency,
@@ -367,11 +369,6 @@ fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// The name under which a witness cosigns: `<trust-domain>/<agency>/witness`.
-pub fn witness_name(trust_domain: &str, agency: &str) -> String {
-    format!("{trust_domain}/{agency}/witness")
 }
 
 /// Verifies a bundle against the federation's trust store: the signer, the checkpoint's
@@ -512,10 +509,8 @@ mod tests {
                 body: body.to_owned(),
                 signatures: vec![],
             };
-            let sig = super::super::note::cosign(body, &name, &w.public_key(), time as u64, |m| {
-                w.sign(m)
-            })
-            .unwrap();
+            let sig = crate::note::cosign(body, &name, &w.public_key(), time as u64, |m| w.sign(m))
+                .unwrap();
             note.signatures.push(sig);
             cosigners(&note, "comune-pesaro", &[w.cert_pem()], &trust, 1).is_ok()
         };

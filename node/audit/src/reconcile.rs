@@ -151,7 +151,7 @@ pub fn reconcile(a: &Log<'_>, b: &Log<'_>) -> Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::entry::Decision;
+    use crate::entry::Decision;
 
     fn entry(time_ms: u64, q: u8, direction: Direction, peer: &str, route: &str) -> Entry {
         Entry {
