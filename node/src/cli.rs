@@ -152,7 +152,6 @@ enum DemoCommand {
     Up(crate::demo::DemoArgs),
 }
 
-
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -317,8 +316,6 @@ fn print_row_errors(doc: &serde_json::Value) {
     }
 }
 
-/// The URL a local client uses to reach the node of `settings`.
-
 fn ca(cmd: CaCommand) -> anyhow::Result<()> {
     match cmd {
         CaCommand::Init { dir, trust_domain } => {
@@ -368,8 +365,6 @@ fn ca(cmd: CaCommand) -> anyhow::Result<()> {
     }
     Ok(())
 }
-
-/// Completes on Ctrl-C or SIGTERM.
 
 #[cfg(test)]
 mod tests {

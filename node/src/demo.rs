@@ -389,17 +389,8 @@ async fn load_data(dir: &Path, nodes: &[(Settings, String)]) -> anyhow::Result<(
                 comune: Some(comune),
                 ..
             }) => {
-                // The header, then this comune's rows (column 8 is the comune).
-                let mut lines = residents.lines();
-                let mut out = String::new();
-                out.push_str(lines.next().unwrap_or_default());
-                out.push('\n');
-                for line in lines {
-                    if line.split(',').nth(7) == Some(comune) {
-                        out.push_str(line);
-                        out.push('\n');
-                    }
-                }
+                let out = rows_of_comune(&residents, comune)
+                    .with_context(|| format!("reading {}", data.join("residents.csv").display()))?;
                 ("residents", bytes::Bytes::from(out))
             }
             Some(d) if d.serves.contains(&"legal-presence") => {
@@ -430,6 +421,25 @@ async fn load_data(dir: &Path, nodes: &[(Settings, String)]) -> anyhow::Result<(
         );
     }
     Ok(())
+}
+
+/// The header of a residents CSV, then the rows of `comune`, as CSV.
+fn rows_of_comune(residents: &str, comune: &str) -> anyhow::Result<Vec<u8>> {
+    let mut reader = csv::Reader::from_reader(residents.as_bytes());
+    let headers = reader.headers()?.clone();
+    let column = headers
+        .iter()
+        .position(|h| h == "comune")
+        .context("no comune column")?;
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(&headers)?;
+    for row in reader.records() {
+        let row = row?;
+        if row.get(column) == Some(comune) {
+            out.write_record(&row)?;
+        }
+    }
+    Ok(out.into_inner().map_err(|e| e.into_error())?)
 }
 
 /// Polls `/readyz` with the node's own identity, with bounded retries.
@@ -651,5 +661,22 @@ fn print_queries(dir: &Path) {
              every node:"
         );
         println!("  {report}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_comunes_rows_are_read_as_csv_not_by_commas() {
+        let csv = "codice_fiscale,comune,address\n\
+                   A,041044,\"Via Roma, 1\"\n\
+                   B,041067,Via Po 3\n\
+                   C,041044,Via Po 4\n";
+        let out = String::from_utf8(super::rows_of_comune(csv, "041044").unwrap()).unwrap();
+        assert_eq!(
+            out,
+            "codice_fiscale,comune,address\nA,041044,\"Via Roma, 1\"\nC,041044,Via Po 4\n"
+        );
+        assert!(super::rows_of_comune("codice_fiscale\nA\n", "041044").is_err());
     }
 }

@@ -53,3 +53,6 @@ pub mod server;
 #[cfg(feature = "node")]
 pub mod store;
 pub mod wire;
+
+#[cfg(test)]
+mod layering;

@@ -420,4 +420,3 @@ async fn publish(config: &Path, url: Option<String>, draft: &Path) -> anyhow::Re
     }
     Ok(())
 }
-

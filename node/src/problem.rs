@@ -39,6 +39,8 @@ pub enum ProblemKind {
     InconsistentCheckpoint,
     /// Audit entries whose content was deleted after the retention period.
     Pruned,
+    /// An audit entry that no signed checkpoint covers yet: ask again in a moment.
+    NotCheckpointed,
     /// The connection was not admitted: the agency or the node has no room left.
     TooManyConnections,
     /// The request (its body) did not arrive in time.
@@ -73,6 +75,7 @@ impl ProblemKind {
             Self::UnknownLog => "unknown-log",
             Self::InconsistentCheckpoint => "inconsistent-checkpoint",
             Self::Pruned => "pruned",
+            Self::NotCheckpointed => "not-checkpointed",
             Self::TooManyConnections => "too-many-connections",
             Self::RequestTimeout => "request-timeout",
             Self::UriTooLong => "uri-too-long",
@@ -101,6 +104,7 @@ impl ProblemKind {
             Self::UnknownLog => StatusCode::NOT_FOUND,
             Self::InconsistentCheckpoint => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Pruned => StatusCode::GONE,
+            Self::NotCheckpointed => StatusCode::NOT_FOUND,
             Self::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
@@ -133,6 +137,7 @@ impl ProblemKind {
                 "The checkpoint does not extend the one this witness cosigned last"
             }
             Self::Pruned => "Deleted after the retention period",
+            Self::NotCheckpointed => "Not under a signed checkpoint yet",
             Self::TooManyConnections => "Too many connections; this one is closed",
             Self::RequestTimeout => "The request did not arrive in time",
             Self::UriTooLong => "Request target too long",
@@ -162,6 +167,13 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// Whether this problem is of `kind` (by its type URN).
+    pub fn is(&self, kind: ProblemKind) -> bool {
+        self.type_
+            .strip_prefix(TYPE_PREFIX)
+            .is_some_and(|slug| slug == kind.slug())
+    }
+
     pub fn new(kind: ProblemKind) -> Self {
         Self {
             type_: format!("{TYPE_PREFIX}{}", kind.slug()),
@@ -199,5 +211,24 @@ impl Problem {
 impl From<ProblemKind> for Problem {
     fn from(kind: ProblemKind) -> Self {
         Problem::new(kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_problem_read_back_is_of_its_kind_only() {
+        let p = Problem::new(ProblemKind::NotCheckpointed).with_detail("entry 7");
+        let back: Problem = serde_json::from_slice(&serde_json::to_vec(&p).unwrap()).unwrap();
+        assert!(back.is(ProblemKind::NotCheckpointed));
+        assert!(!back.is(ProblemKind::NotFound));
+        assert_eq!(back.status, 404);
+        let foreign = Problem {
+            type_: "about:blank".into(),
+            ..back
+        };
+        assert!(!foreign.is(ProblemKind::NotCheckpointed));
     }
 }

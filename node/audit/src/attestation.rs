@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use attesta_certs::jws::{self, JwsError};
 use attesta_certs::{LeafIdentity, TrustStore};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// The JWS `typ` of an attestation.
@@ -43,6 +44,60 @@ pub enum AttestationError {
 pub struct Verified {
     pub payload: serde_json::Value,
     pub signer: LeafIdentity,
+}
+
+impl Verified {
+    /// The payload as the answer it claims to be ([`ResidenceAnswer`], [`PresenceAnswer`]).
+    pub fn answer<T: serde::de::DeserializeOwned>(&self) -> Result<T, AttestationError> {
+        T::deserialize(&self.payload).map_err(|e| AttestationError::Payload(e.to_string()))
+    }
+}
+
+/// The fields every attestation carries (docs/openapi.yaml, `AttestationEnvelope`). The node
+/// signs these types and the coordinator and auditors read them back: one definition for both
+/// ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The answering agency (the signer).
+    pub issuer: String,
+    /// The asking agency.
+    pub audience: String,
+    pub query_id: String,
+    /// The canonical codice fiscale.
+    pub subject: String,
+    pub purpose: String,
+    /// The date the answer is about, YYYY-MM-DD.
+    pub as_of: String,
+    /// When the answering registry's data was last imported, YYYY-MM-DD.
+    pub data_as_of: Option<String>,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// SHA-256 of the request body, lower-case hex.
+    pub request_sha256: String,
+}
+
+/// A registry's signed answer (`POST /v1/attest/residence`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResidenceAnswer {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub resident: bool,
+    /// ISTAT code of the comune of residence.
+    pub comune: Option<String>,
+    pub since: Option<String>,
+    /// Whether the person needs a residence permit (false: Italian, EU, EEA or Swiss).
+    pub permit_required: Option<bool>,
+}
+
+/// A Questura's signed answer (`POST /v1/attest/legal-presence`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceAnswer {
+    #[serde(flatten)]
+    pub envelope: Envelope,
+    pub legally_present: bool,
+    /// permit, renewal_receipt or parent_permit.
+    pub basis: Option<String>,
+    pub valid_until: Option<String>,
 }
 
 /// How far apart two nodes' clocks may be: an attestation issued further in the future is

@@ -1,6 +1,8 @@
 //! The `attesta-audit` binary on files made by the library: a CA from `attesta-certs`, a log's
 //! entries and signed checkpoint, a bundle. What an auditor runs, without a node.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

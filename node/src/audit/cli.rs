@@ -356,8 +356,9 @@ async fn fetch_receipt(a: FetchReceiptArgs) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("asking {url}"))?;
         tries += 1;
-        let pending = reply.status == http::StatusCode::NOT_FOUND
-            && String::from_utf8_lossy(&reply.body).contains("ask again in a moment");
+        let pending = reply
+            .problem()
+            .is_some_and(|p| p.is(crate::problem::ProblemKind::NotCheckpointed));
         if !pending || tries == 5 {
             break reply;
         }

@@ -16,8 +16,9 @@ use serde::Serialize;
 use time::Date;
 use tokio::io::AsyncWriteExt;
 
-use super::routes::{json, Resp};
+use super::respond::{json, Resp};
 use super::{Peer, Shared};
+use crate::attestation::{Envelope, PresenceAnswer, ResidenceAnswer};
 use crate::domain::cf::CodiceFiscale;
 use crate::domain::places::ComuneCode;
 use crate::domain::presence::{legal_presence_on, residence_on};
@@ -27,8 +28,7 @@ use crate::problem::{Problem, ProblemKind};
 use crate::store::{Dataset, DatasetInfo};
 
 pub(super) use crate::wire::{
-    bad_request, bounded_date, check_purpose, parse_question, parse_subject, query_params, today,
-    Question,
+    bad_request, bounded_date, check_purpose, parse_question, query_params, today, Question,
 };
 
 fn data_as_of(info: &DatasetInfo) -> Result<Option<String>, Problem> {
@@ -44,38 +44,18 @@ fn store_failure(e: impl std::error::Error) -> Problem {
 }
 
 /// The fields every attestation carries, for `q` asked by `peer`.
-fn envelope<'a>(
-    shared: &'a Shared,
-    peer: &'a Peer,
-    q: &'a Question,
-    data_as_of: Option<String>,
-) -> Envelope<'a> {
+fn envelope(shared: &Shared, peer: &Peer, q: &Question, data_as_of: Option<String>) -> Envelope {
     Envelope {
-        issuer: shared.settings.agency.as_str(),
-        audience: peer.leaf.agency().as_str(),
+        issuer: shared.settings.agency.to_string(),
+        audience: peer.leaf.agency().to_string(),
         query_id: q.query_id.clone(),
-        subject: q.subject.canonical(),
-        purpose: &q.purpose,
+        subject: q.subject.canonical().to_owned(),
+        purpose: q.purpose.clone(),
         as_of: format_date(q.as_of),
         data_as_of,
         iat: time::OffsetDateTime::now_utc().unix_timestamp(),
-        request_sha256: &q.request_sha256,
+        request_sha256: q.request_sha256.clone(),
     }
-}
-
-/// The fields every attestation carries.
-#[derive(Serialize)]
-struct Envelope<'a> {
-    issuer: &'a str,
-    audience: &'a str,
-    query_id: String,
-    subject: &'a str,
-    purpose: &'a str,
-    as_of: String,
-    data_as_of: Option<String>,
-    /// Issued at, Unix seconds.
-    iat: i64,
-    request_sha256: &'a str,
 }
 
 /// Signs an answer as a compact JWS with the node's sign key (`application/jose`).
@@ -96,25 +76,6 @@ fn signed<T: Serialize>(shared: &Shared, answer: &T) -> Result<Resp, Problem> {
         http::HeaderValue::from_static(crate::attestation::CONTENT_TYPE),
     );
     Ok(resp)
-}
-
-#[derive(Serialize)]
-struct ResidenceAnswer<'a> {
-    #[serde(flatten)]
-    envelope: Envelope<'a>,
-    resident: bool,
-    comune: Option<String>,
-    since: Option<String>,
-    permit_required: Option<bool>,
-}
-
-#[derive(Serialize)]
-struct PresenceAnswer<'a> {
-    #[serde(flatten)]
-    envelope: Envelope<'a>,
-    legally_present: bool,
-    basis: Option<&'static str>,
-    valid_until: Option<String>,
 }
 
 pub(super) fn attest_residence(
@@ -156,7 +117,7 @@ pub(super) fn attest_legal_presence(
         &PresenceAnswer {
             envelope: envelope(shared, peer, q, data_as_of),
             legally_present: fact.legally_present,
-            basis: fact.basis.map(|b| b.as_str()),
+            basis: fact.basis.map(|b| b.as_str().to_owned()),
             valid_until: fact.valid_until.map(format_date),
         },
     )

@@ -16,12 +16,10 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use bytes::Bytes;
-use http::{header, HeaderValue, Response, StatusCode};
-use http_body_util::Full;
+use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use super::api::{bad_request, parse_subject};
-use super::routes::{json, Resp};
+use super::respond::{json, text, Resp};
 use super::Shared;
 use crate::audit::entry::{Entry, EntryView};
 use crate::audit::log::AuditError;
@@ -30,6 +28,7 @@ use crate::audit::note::Note;
 use crate::audit::receipt::Receipt;
 use crate::domain::cf::CodiceFiscale;
 use crate::problem::{Problem, ProblemKind};
+use crate::wire::{bad_request, parse_subject};
 
 /// The most entries one `entries` request returns.
 pub const MAX_ENTRIES: u64 = 1000;
@@ -39,13 +38,6 @@ fn failed(e: AuditError) -> Problem {
     Problem::new(ProblemKind::Internal)
 }
 
-fn text(content_type: &'static str, body: String) -> Resp {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp
-}
-
 /// The largest index or size a query may name: 2^53 − 1, the largest integer every JSON
 /// client reads exactly (and far beyond any log).
 pub const MAX_NUMBER: u64 = (1 << 53) - 1;
@@ -53,7 +45,7 @@ pub const MAX_NUMBER: u64 = (1 << 53) - 1;
 /// Reads `name=u64` pairs from a query string; every name in `names` is required, once, and
 /// others are refused.
 fn numbers<const N: usize>(query: Option<&str>, names: [&str; N]) -> Result<[u64; N], Problem> {
-    let params = super::api::query_params(query, &names)?;
+    let params = crate::wire::query_params(query, &names)?;
     let mut values = [0; N];
     for (i, name) in names.iter().enumerate() {
         let v = params
@@ -140,7 +132,7 @@ pub(super) fn receipt(shared: &Shared, index: u64, entry: Vec<u8>) -> Result<Res
         .published()
         .filter(|l| l.checkpoint.size > index)
         .ok_or_else(|| {
-            Problem::new(ProblemKind::NotFound).with_detail(format!(
+            Problem::new(ProblemKind::NotCheckpointed).with_detail(format!(
                 "entry {index} is not under a signed checkpoint yet: ask again in a moment"
             ))
         })?;

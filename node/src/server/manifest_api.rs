@@ -16,7 +16,7 @@ use http_body_util::Full;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
 
-use super::routes::{json, Resp};
+use super::respond::{json, Resp};
 use super::{Peer, Shared};
 use crate::client::Client;
 use crate::manifest::{self, Offer, Rejected};
@@ -239,7 +239,7 @@ async fn log_change(shared: &Shared, token: &str, version: u64, policy: &str, so
     let mut query_id = [0u8; 16];
     attesta_certs::random_bytes(&mut query_id);
     let entry = Entry {
-        time_ms: super::routes::now_ms(),
+        time_ms: super::respond::now_ms(),
         query_id,
         direction: Direction::Change,
         peer_agency: issuer,

@@ -20,6 +20,7 @@ mod h1_errors;
 mod manifest_api;
 mod peers;
 mod reload;
+mod respond;
 mod routes;
 mod status;
 mod throttle;
@@ -45,7 +46,8 @@ use crate::metrics::Metrics;
 
 pub use audit_api::MAX_ENTRIES as AUDIT_PAGE;
 pub use manifest_api::{Notified, PublishAnswer, PublishRequest};
-pub use routes::{Route, LOG_INDEX_HEADER, QUERY_ID_HEADER, ROUTES};
+pub use respond::{LOG_INDEX_HEADER, QUERY_ID_HEADER};
+pub use routes::{Route, ROUTES};
 pub use status::{StatusAnswer, Unavailable};
 
 /// Errors starting a node.
@@ -297,7 +299,7 @@ async fn prune(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>
             let was = audit.first_kept()?;
             match retention {
                 Some(keep) => audit
-                    .prune(routes::now_ms().saturating_sub(keep.as_millis() as u64))
+                    .prune(respond::now_ms().saturating_sub(keep.as_millis() as u64))
                     .map(|now| (was, now)),
                 None => Ok((was, was)),
             }
@@ -471,7 +473,7 @@ async fn handshake(
 }
 
 /// The answer to every request of a connection that was not admitted.
-fn refused(shared: &Shared, refusal: conn::Refusal) -> routes::Resp {
+fn refused(shared: &Shared, refusal: conn::Refusal) -> respond::Resp {
     let limits = &shared.settings.limits;
     let detail = match refusal {
         conn::Refusal::Agency => format!(

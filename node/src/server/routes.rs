@@ -20,6 +20,9 @@ use crate::audit::entry::{self, hex, Direction, Entry};
 use crate::domain::cf::CodiceFiscale;
 use crate::metrics::{RouteLabel, RouteStatus};
 use crate::problem::{Problem, ProblemKind};
+
+pub(super) use super::respond::{json, now_ms, Resp};
+pub use super::respond::{LOG_INDEX_HEADER, QUERY_ID_HEADER};
 use crate::store::Dataset;
 use std::sync::Arc;
 
@@ -130,8 +133,6 @@ impl Route {
     }
 }
 
-pub(super) type Resp = Response<Full<Bytes>>;
-
 /// Why no route matched.
 #[derive(Debug)]
 enum Miss {
@@ -192,11 +193,6 @@ pub(super) struct Trail {
     pub body_read: bool,
 }
 
-/// The header carrying a query id from the coordinator to its peers, and back in answers.
-pub const QUERY_ID_HEADER: &str = "attesta-query-id";
-/// The header giving the index of the request's entry in the node's audit log.
-pub const LOG_INDEX_HEADER: &str = "attesta-log-index";
-
 impl Trail {
     /// The caller's query id if it sent one (32 hex digits), a new one otherwise.
     fn new(headers: &http::HeaderMap) -> Self {
@@ -221,10 +217,6 @@ impl Trail {
         }
         trail
     }
-
-    pub fn query_id_hex(&self) -> String {
-        hex(&self.query_id)
-    }
 }
 
 /// 32 lower-case hex digits.
@@ -233,13 +225,6 @@ fn parse_query_id(s: &str) -> Option<[u8; 16]> {
         return None;
     }
     entry::parse_hex(s)
-}
-
-pub(super) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 pub(super) async fn handle(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Resp {
@@ -471,7 +456,9 @@ async fn serve(
                 purpose: &q.purpose,
                 territory: q.comune.as_ref().map_or(ANY_TERRITORY, |c| c.as_str()),
             })?;
-            status::status(shared, &q, trail).await
+            let (resp, outgoing) = status::status(shared, &q, trail.query_id).await?;
+            trail.outgoing = outgoing;
+            Ok(resp)
         }
         Route::MonitorExpiring => {
             let q = api::parse_expiring(shared, peer, query)?;
@@ -747,21 +734,6 @@ fn whoami(shared: &Shared, peer: &Peer) -> Resp {
             node: shared.settings.agency.as_str(),
         },
     )
-}
-
-pub(super) fn json<T: Serialize>(status: StatusCode, value: &T) -> Resp {
-    match serde_json::to_vec(value) {
-        Ok(body) => {
-            let mut resp = Response::new(Full::new(Bytes::from(body)));
-            *resp.status_mut() = status;
-            resp.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            resp
-        }
-        Err(_) => Problem::new(ProblemKind::Internal).into_response(),
-    }
 }
 
 #[cfg(test)]

@@ -14,21 +14,28 @@
 //!
 //! Every attestation kept is verified first: signed by the agency asked, addressed to this
 //! node's agency, about this exact request (`request_sha256`).
+//!
+//! [`coordinate`] is the rules above and nothing else: it asks through an [`AskPeer`] (the
+//! node's [`Peers`](super::peers::Peers), or a fake in the unit tests), takes the targets,
+//! the trust store and the deadline as inputs, and returns the answer together with the calls
+//! it made, for the route to count and log. It does not know the audit log.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 
-use attesta_certs::AgencyId;
+use attesta_certs::{AgencyId, TrustStore};
 use attesta_policy::Service;
 use bytes::Bytes;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
-use super::peers::Call;
-use super::routes::{json, now_ms, Resp, Trail, QUERY_ID_HEADER};
+use super::peers::{Call, PeerFailure};
+use super::respond::{json, now_ms, Resp, QUERY_ID_HEADER};
 use super::Shared;
+use crate::attestation::{PresenceAnswer, ResidenceAnswer};
 use crate::audit::entry::{Decision, Direction, Entry};
 use crate::client::Reply;
 use crate::domain::places::ComuneCode;
@@ -75,119 +82,153 @@ pub struct StatusAnswer {
     pub query_id: String,
 }
 
-/// What a peer is asked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Residence,
-    Presence,
-}
-
-impl Kind {
-    fn service(self) -> &'static str {
-        match self {
-            Kind::Residence => "residence",
-            Kind::Presence => "legal-presence",
-        }
-    }
-
-    fn path(self) -> &'static str {
-        match self {
-            Kind::Residence => "/v1/attest/residence",
-            Kind::Presence => "/v1/attest/legal-presence",
-        }
-    }
-
-    /// The boolean fact the attestation must carry.
-    fn fact(self) -> &'static str {
-        match self {
-            Kind::Residence => "resident",
-            Kind::Presence => "legally_present",
-        }
+/// The route a service is asked on.
+fn path(service: Service) -> &'static str {
+    match service {
+        Service::Residence => "/v1/attest/residence",
+        Service::LegalPresence => "/v1/attest/legal-presence",
     }
 }
 
 /// A verified answer of a peer.
-struct Attested {
-    token: String,
-    payload: Value,
+enum Attested {
+    Residence(String, ResidenceAnswer),
+    Presence(String, PresenceAnswer),
 }
 
 impl Attested {
-    fn fact(&self, kind: Kind) -> bool {
-        self.payload[kind.fact()].as_bool().unwrap_or(false)
+    fn token(&self) -> &str {
+        match self {
+            Self::Residence(t, _) | Self::Presence(t, _) => t,
+        }
     }
 
-    fn str(&self, field: &str) -> Option<String> {
-        self.payload[field].as_str().map(str::to_owned)
+    /// The fact asked for is true.
+    fn positive(&self) -> bool {
+        match self {
+            Self::Residence(_, a) => a.resident,
+            Self::Presence(_, a) => a.legally_present,
+        }
     }
 }
 
+/// Why a peer's call gave no answer: a stable reason and one line.
 type Failure = (&'static str, String);
 
 /// What the audit entry of one call records of its exchange.
-#[derive(Debug, Default)]
-struct Exchange {
-    peer_cert: Option<[u8; 32]>,
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Exchange {
+    pub peer_cert: Option<[u8; 32]>,
     /// 0 when no answer came.
-    status: u16,
-    response_sha256: Option<[u8; 32]>,
+    pub status: u16,
+    pub response_sha256: Option<[u8; 32]>,
 }
 
-/// The shared part of every call of one status request.
-struct Asking {
-    body: Bytes,
-    /// SHA-256 of `body`, hex (what the attestations must name).
-    digest: Arc<str>,
-    query_id: Arc<str>,
+/// One call the coordinator made (or abandoned), for the route's metrics and audit entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OutgoingCall {
+    pub agency: AgencyId,
+    pub service: Service,
+    pub exchange: Exchange,
+    /// ok, a failure reason, timeout or abandoned (not needed for the answer any more).
+    pub outcome: &'static str,
+    pub time_ms: u64,
 }
 
-/// Asks one peer and verifies its answer.
-async fn ask(
-    shared: Arc<Shared>,
-    agency: AgencyId,
-    url: String,
-    kind: Kind,
-    asking: Arc<Asking>,
-) -> (Exchange, Result<Attested, Failure>) {
-    let mut exchange = Exchange::default();
-    let call = Call {
-        path: kind.path(),
-        content_type: "application/json",
-        headers: &[(QUERY_ID_HEADER, &asking.query_id)],
-        body: asking.body.clone(),
-    };
-    let reply = shared
-        .peers
-        .post(&shared, &agency, &url, &call, &mut exchange.peer_cert)
-        .await;
-    let result = match reply {
-        Ok(reply) => {
-            exchange.status = reply.status.as_u16();
-            exchange.response_sha256 = Some(crate::audit::entry::sha256(&reply.body));
-            check_answer(&shared, &agency, kind, &asking.digest, &reply)
-        }
-        Err(f) => Err((f.reason(), f.detail(agency.as_str()))),
-    };
-    (exchange, result)
+/// How the coordinator reaches a peer: POST `body` to `path` on `agency`'s node at `url`,
+/// sending the query id along. The reply, or why none came, and the SHA-256 of the
+/// certificate the peer presented, if it got that far.
+pub(crate) trait AskPeer: Send + Sync + 'static {
+    fn ask(
+        &self,
+        agency: AgencyId,
+        url: String,
+        path: &'static str,
+        body: Bytes,
+        query_id: Arc<str>,
+    ) -> impl Future<Output = (Option<[u8; 32]>, Result<Reply, PeerFailure>)> + Send;
+}
+
+/// The node's peers, as the coordinator asks them.
+pub(crate) struct NodePeers(pub Arc<Shared>);
+
+impl AskPeer for NodePeers {
+    async fn ask(
+        &self,
+        agency: AgencyId,
+        url: String,
+        path: &'static str,
+        body: Bytes,
+        query_id: Arc<str>,
+    ) -> (Option<[u8; 32]>, Result<Reply, PeerFailure>) {
+        let shared = &self.0;
+        let call = Call {
+            path,
+            content_type: "application/json",
+            headers: &[(QUERY_ID_HEADER, &query_id)],
+            body,
+        };
+        let mut cert = None;
+        let reply = shared
+            .peers
+            .post(shared, &agency, &url, &call, &mut cert)
+            .await;
+        (cert, reply)
+    }
+}
+
+/// Everything [`coordinate`] decides on.
+pub(crate) struct Inputs {
+    /// The body sent to every peer.
+    pub body: Bytes,
+    pub query_id: String,
+    /// This node's agency: the audience every attestation must name.
+    pub me: AgencyId,
+    pub trust: TrustStore,
+    /// The nodes to ask for residence, and for legal presence; `Err` says why there are none.
+    pub registries: Result<Vec<(AgencyId, String)>, String>,
+    pub questure: Result<Vec<(AgencyId, String)>, String>,
+    pub deadline: Instant,
+}
+
+/// What the coordinator found, before it becomes a [`StatusAnswer`].
+pub(crate) struct Found {
+    pub resident: Option<bool>,
+    pub comune: Option<String>,
+    pub since: Option<String>,
+    pub legally_present: Option<bool>,
+    pub basis: Option<String>,
+    pub valid_until: Option<String>,
+    pub attestations: Vec<String>,
+    pub unavailable: Vec<Unavailable>,
+    /// Every call, in the order it ended; abandoned and timed-out calls last.
+    pub calls: Vec<OutgoingCall>,
+}
+
+impl Found {
+    pub fn complete(&self) -> bool {
+        self.resident.is_some() && self.legally_present.is_some()
+    }
 }
 
 /// Verifies a peer's answer: a signed attestation by that agency, for this node, about this
 /// question, carrying the fact asked for.
 fn check_answer(
-    shared: &Shared,
+    trust: &TrustStore,
+    me: &AgencyId,
     agency: &AgencyId,
-    kind: Kind,
+    service: Service,
     digest: &str,
     reply: &Reply,
 ) -> Result<Attested, Failure> {
     let name = agency.as_str();
     if !reply.status.is_success() {
-        let doc = reply.json().unwrap_or(Value::Null);
-        let said = doc["detail"]
-            .as_str()
-            .or(doc["title"].as_str())
+        let problem = reply.problem();
+        let said = problem
+            .as_ref()
+            .map(|p| p.detail.clone().unwrap_or_else(|| p.title.clone()))
             .unwrap_or_default();
-        let reason = match (reply.status, doc["type"].as_str()) {
+        let reason = match (reply.status, problem.as_ref().map(|p| p.type_.as_str())) {
             (StatusCode::FORBIDDEN, _) => "denied",
             (_, Some(t)) if t.ends_with(":no-data") => "no-data",
             _ => "error",
@@ -199,25 +240,34 @@ fn check_answer(
         .map_err(|_| bad("answer is not text".into()))?
         .trim()
         .to_owned();
-    let verified = crate::attestation::verify_fresh(&shared.tls.load().trust, &token)
-        .map_err(|e| bad(e.to_string()))?;
-    let p = &verified.payload;
-    if p["issuer"].as_str() != Some(name) {
+    let verified =
+        crate::attestation::verify_fresh(trust, &token).map_err(|e| bad(e.to_string()))?;
+    let (attested, envelope) = match service {
+        Service::Residence => {
+            let a: ResidenceAnswer = verified
+                .answer()
+                .map_err(|e| bad(format!("not a residence answer: {e}")))?;
+            let envelope = a.envelope.clone();
+            (Attested::Residence(token, a), envelope)
+        }
+        Service::LegalPresence => {
+            let a: PresenceAnswer = verified
+                .answer()
+                .map_err(|e| bad(format!("not a legal-presence answer: {e}")))?;
+            let envelope = a.envelope.clone();
+            (Attested::Presence(token, a), envelope)
+        }
+    };
+    if envelope.issuer != name {
         return Err(bad("issued by another agency".into()));
     }
-    if p["audience"].as_str() != Some(shared.settings.agency.as_str()) {
+    if envelope.audience != me.as_str() {
         return Err(bad("addressed to another agency".into()));
     }
-    if p["request_sha256"].as_str() != Some(digest) {
+    if envelope.request_sha256 != digest {
         return Err(bad("answers another question".into()));
     }
-    if !p[kind.fact()].is_boolean() {
-        return Err(bad(format!("no {} fact", kind.fact())));
-    }
-    Ok(Attested {
-        token,
-        payload: verified.payload,
-    })
+    Ok(attested)
 }
 
 /// The answers gathered so far.
@@ -227,24 +277,24 @@ struct Gathered {
     questure_pending: usize,
     registry_failed: bool,
     questura_failed: bool,
-    resident: Option<Attested>,
-    present: Option<Attested>,
+    resident: Option<ResidenceAnswer>,
+    present: Option<PresenceAnswer>,
     attestations: Vec<String>,
     unavailable: Vec<Unavailable>,
 }
 
 impl Gathered {
-    fn pending(&mut self, kind: Kind) -> &mut usize {
-        match kind {
-            Kind::Residence => &mut self.registries_pending,
-            Kind::Presence => &mut self.questure_pending,
+    fn pending(&mut self, service: Service) -> &mut usize {
+        match service {
+            Service::Residence => &mut self.registries_pending,
+            Service::LegalPresence => &mut self.questure_pending,
         }
     }
 
-    fn failed(&mut self, kind: Kind, agency: Option<&str>, reason: &str, detail: String) {
-        match kind {
-            Kind::Residence => self.registry_failed = true,
-            Kind::Presence => self.questura_failed = true,
+    fn failed(&mut self, service: Service, agency: Option<&str>, reason: &str, detail: String) {
+        match service {
+            Service::Residence => self.registry_failed = true,
+            Service::LegalPresence => self.questura_failed = true,
         }
         self.unavailable.push(Unavailable {
             agency: agency.map(str::to_owned),
@@ -253,14 +303,17 @@ impl Gathered {
         });
     }
 
-    fn answered(&mut self, kind: Kind, a: Attested) {
-        self.attestations.push(a.token.clone());
-        let slot = match kind {
-            Kind::Residence => &mut self.resident,
-            Kind::Presence => &mut self.present,
-        };
-        if slot.is_none() && a.fact(kind) {
-            *slot = Some(a);
+    fn answered(&mut self, a: Attested) {
+        self.attestations.push(a.token().to_owned());
+        let positive = a.positive();
+        match a {
+            Attested::Residence(_, r) if positive && self.resident.is_none() => {
+                self.resident = Some(r)
+            }
+            Attested::Presence(_, p) if positive && self.present.is_none() => {
+                self.present = Some(p)
+            }
+            _ => {}
         }
     }
 
@@ -268,7 +321,7 @@ impl Gathered {
     fn exempt(&self) -> bool {
         self.resident
             .as_ref()
-            .is_some_and(|r| r.payload["permit_required"].as_bool() == Some(false))
+            .is_some_and(|r| r.permit_required == Some(false))
     }
 
     /// Both facts are settled: waiting longer cannot change the answer.
@@ -294,7 +347,7 @@ impl Gathered {
             return (Some(true), Some("registration".into()), None);
         }
         if let Some(p) = &self.present {
-            return (Some(true), p.str("basis"), p.str("valid_until"));
+            return (Some(true), p.basis.clone(), p.valid_until.clone());
         }
         let all_said_no = self.questure_pending == 0 && !self.questura_failed;
         if all_said_no && self.resident().is_some() {
@@ -305,98 +358,58 @@ impl Gathered {
     }
 }
 
-/// The nodes of the directory that answer `service`, and for residence with a comune, only
-/// those keeping that comune's registry. Agencies revoked by the manifest are left out.
-fn targets(
-    shared: &Shared,
-    service: Service,
-    comune: Option<&ComuneCode>,
-) -> Vec<(AgencyId, String)> {
-    super::peers::directory(shared, |e| {
-        e.serves.contains(&service)
-            && comune.is_none_or(|c| e.comuni.iter().any(|k| k == c.as_str()))
-    })
-}
-
-fn count_call(shared: &Shared, kind: Kind, result: &'static str) {
-    shared
-        .metrics
-        .peer_calls
-        .get_or_create(&PeerCall {
-            service: kind.service(),
-            result,
-        })
-        .inc();
-}
-
-pub(super) async fn status(
-    shared: &Arc<Shared>,
-    q: &StatusQuestion,
-    trail: &mut Trail,
-) -> Result<Resp, Problem> {
-    let deadline = tokio::time::Instant::now() + shared.settings.peers.status_deadline;
-    let body = serde_json::to_vec(&PeerQuestion {
-        subject: q.subject.canonical(),
-        purpose: &q.purpose,
-        as_of: format_date(q.as_of),
-    })
-    .map_err(|_| Problem::new(ProblemKind::Internal))?;
-    let request_sha256 = crate::audit::entry::sha256(&body);
-    let asking = Arc::new(Asking {
-        digest: crate::audit::entry::hex(&request_sha256).into(),
-        body: Bytes::from(body),
-        query_id: trail.query_id_hex().into(),
-    });
-    // One outgoing audit entry per call, written with the request's own entry.
-    let subject = shared.audit.subject_key().blind(&q.subject);
-    let outgoing = |agency: &AgencyId, kind: Kind, x: Exchange, outcome: &str| Entry {
-        time_ms: now_ms(),
-        query_id: trail.query_id,
-        direction: Direction::Outgoing,
-        peer_agency: agency.to_string(),
-        peer_cert: x.peer_cert,
-        route: format!("POST {}", kind.path()),
-        purpose: q.purpose.clone(),
-        subject: Some(subject),
-        decision: Decision::None,
-        rule: outcome.to_owned(),
-        policy_version: String::new(),
-        status: x.status,
-        request_sha256,
-        response_sha256: x.response_sha256,
-    };
-    let mut logged = Vec::new();
-
+/// Asks the targets in parallel until the answer is settled or the deadline passes, and
+/// combines what came back by the rules of this module's documentation.
+pub(crate) async fn coordinate<P: AskPeer>(peers: Arc<P>, input: Inputs) -> Found {
+    let digest: Arc<str> = crate::attestation::sha256_hex(&input.body).into();
+    let query_id: Arc<str> = input.query_id.as_str().into();
+    let trust = Arc::new(input.trust);
+    let me = Arc::new(input.me);
     let mut g = Gathered::default();
     let mut calls = JoinSet::new();
     let mut asked = HashMap::new();
-    for (kind, service) in [
-        (Kind::Residence, Service::Residence),
-        (Kind::Presence, Service::LegalPresence),
+    let mut done = Vec::new();
+    for (service, targets) in [
+        (Service::Residence, input.registries),
+        (Service::LegalPresence, input.questure),
     ] {
-        let comune = match kind {
-            Kind::Residence => q.comune.as_ref(),
-            Kind::Presence => None,
+        let nodes = match targets {
+            Ok(nodes) => nodes,
+            Err(detail) => {
+                g.failed(service, None, "no-node", detail);
+                continue;
+            }
         };
-        let nodes = targets(shared, service, comune);
-        if nodes.is_empty() {
-            let detail = match comune {
-                Some(c) => format!("no node in the directory keeps the registry of comune {c}"),
-                None => format!("no node in the directory answers {}", kind.service()),
-            };
-            g.failed(kind, None, "no-node", detail);
-            continue;
-        }
         for (agency, url) in nodes {
-            *g.pending(kind) += 1;
-            let task = ask(shared.clone(), agency.clone(), url, kind, asking.clone());
-            let id = calls.spawn(task).id();
-            asked.insert(id, (agency, kind));
+            *g.pending(service) += 1;
+            let (peers, trust, me, digest) =
+                (peers.clone(), trust.clone(), me.clone(), digest.clone());
+            let (body, query_id, who) = (input.body.clone(), query_id.clone(), agency.clone());
+            let task = async move {
+                let (peer_cert, reply) = peers
+                    .ask(who.clone(), url, path(service), body, query_id)
+                    .await;
+                let mut exchange = Exchange {
+                    peer_cert,
+                    ..Exchange::default()
+                };
+                let result = match reply {
+                    Ok(reply) => {
+                        exchange.status = reply.status.as_u16();
+                        exchange.response_sha256 = Some(crate::audit::entry::sha256(&reply.body));
+                        check_answer(&trust, &me, &who, service, &digest, &reply)
+                    }
+                    Err(f) => Err((f.reason(), f.detail(who.as_str()))),
+                };
+                (exchange, result)
+            };
+            let id = calls.spawn(tracing::Instrument::in_current_span(task)).id();
+            asked.insert(id, (agency, service));
         }
     }
 
     while !g.settled() {
-        let next = match tokio::time::timeout_at(deadline, calls.join_next_with_id()).await {
+        let next = match tokio::time::timeout_at(input.deadline, calls.join_next_with_id()).await {
             Ok(Some(next)) => next,
             Ok(None) | Err(_) => break,
         };
@@ -408,43 +421,142 @@ pub(super) async fn status(
                 Err(("error", "the call failed".to_owned())),
             ),
         };
-        let Some((agency, kind)) = asked.remove(&id) else {
+        let Some((agency, service)) = asked.remove(&id) else {
             continue;
         };
-        let outcome = result.as_ref().map_or_else(|(r, _)| *r, |_| "ok");
-        logged.push(outgoing(&agency, kind, exchange, outcome));
-        *g.pending(kind) -= 1;
-        count_call(
-            shared,
-            kind,
-            result.as_ref().map_or_else(|(r, _)| *r, |_| "ok"),
-        );
+        *g.pending(service) -= 1;
+        done.push(OutgoingCall {
+            agency: agency.clone(),
+            service,
+            exchange,
+            outcome: result.as_ref().map_or_else(|(r, _)| *r, |_| "ok"),
+            time_ms: now_ms(),
+        });
         match result {
-            Ok(a) => g.answered(kind, a),
+            Ok(a) => g.answered(a),
             Err((reason, detail)) => {
-                tracing::debug!(peer = %agency, service = kind.service(), reason, "peer gave no answer");
-                g.failed(kind, Some(agency.as_str()), reason, detail);
+                tracing::debug!(peer = %agency, service = service.as_str(), reason, "peer gave no answer");
+                g.failed(service, Some(agency.as_str()), reason, detail);
             }
         }
     }
     // Whatever is still running missed the deadline, unless the answer no longer needs it.
     calls.abort_all();
     let settled = g.settled();
-    for (agency, kind) in asked.into_values() {
+    for (agency, service) in asked.into_values() {
         // Abandoned calls are logged too: the peer may have received them.
-        let outcome = if settled { "abandoned" } else { "timeout" };
-        logged.push(outgoing(&agency, kind, Exchange::default(), outcome));
         if !settled {
-            count_call(shared, kind, "timeout");
             let detail = format!("{agency} did not answer within the status deadline");
-            g.failed(kind, Some(agency.as_str()), "timeout", detail);
+            g.failed(service, Some(agency.as_str()), "timeout", detail);
         }
+        done.push(OutgoingCall {
+            agency,
+            service,
+            exchange: Exchange::default(),
+            outcome: if settled { "abandoned" } else { "timeout" },
+            time_ms: now_ms(),
+        });
     }
-    trail.outgoing = logged;
 
     let resident = g.resident();
     let (legally_present, basis, valid_until) = g.presence();
-    let complete = resident.is_some() && legally_present.is_some();
+    let place = g.resident.as_ref();
+    Found {
+        resident,
+        comune: place.and_then(|r| r.comune.clone()),
+        since: place.and_then(|r| r.since.clone()),
+        legally_present,
+        basis,
+        valid_until,
+        attestations: g.attestations,
+        unavailable: g.unavailable,
+        calls: done,
+    }
+}
+
+/// The nodes of the directory that answer `service`, and for residence with a comune, only
+/// those keeping that comune's registry. Agencies revoked by the manifest are left out.
+fn targets(
+    shared: &Shared,
+    service: Service,
+    comune: Option<&ComuneCode>,
+) -> Result<Vec<(AgencyId, String)>, String> {
+    let nodes = super::peers::directory(shared, |e| {
+        e.serves.contains(&service)
+            && comune.is_none_or(|c| e.comuni.iter().any(|k| k == c.as_str()))
+    });
+    if !nodes.is_empty() {
+        return Ok(nodes);
+    }
+    Err(match comune {
+        Some(c) => format!("no node in the directory keeps the registry of comune {c}"),
+        None => format!("no node in the directory answers {}", service.as_str()),
+    })
+}
+
+/// `POST /v1/status`: the route around [`coordinate`]: its inputs from the node's settings
+/// and directory, then its calls counted and handed to the request's audit record.
+///
+/// Returns the answer and the outgoing audit entries of its calls (query id `query_id`).
+pub(super) async fn status(
+    shared: &Arc<Shared>,
+    q: &StatusQuestion,
+    query_id: [u8; 16],
+) -> Result<(Resp, Vec<Entry>), Problem> {
+    let body = serde_json::to_vec(&PeerQuestion {
+        subject: q.subject.canonical(),
+        purpose: &q.purpose,
+        as_of: format_date(q.as_of),
+    })
+    .map_err(|_| Problem::new(ProblemKind::Internal))?;
+    let request_sha256 = crate::audit::entry::sha256(&body);
+    let input = Inputs {
+        body: Bytes::from(body),
+        query_id: crate::audit::entry::hex(&query_id),
+        me: shared.settings.agency.clone(),
+        trust: shared.tls.load().trust.clone(),
+        registries: targets(shared, Service::Residence, q.comune.as_ref()),
+        questure: targets(shared, Service::LegalPresence, None),
+        deadline: Instant::now() + shared.settings.peers.status_deadline,
+    };
+    let found = coordinate(Arc::new(NodePeers(shared.clone())), input).await;
+
+    // One outgoing audit entry per call, written with the request's own entry.
+    let subject = shared.audit.subject_key().blind(&q.subject);
+    for call in &found.calls {
+        if call.outcome != "abandoned" {
+            shared
+                .metrics
+                .peer_calls
+                .get_or_create(&PeerCall {
+                    service: call.service.as_str(),
+                    result: call.outcome,
+                })
+                .inc();
+        }
+    }
+    let outgoing = found
+        .calls
+        .iter()
+        .map(|c| Entry {
+            time_ms: c.time_ms,
+            query_id,
+            direction: Direction::Outgoing,
+            peer_agency: c.agency.to_string(),
+            peer_cert: c.exchange.peer_cert,
+            route: format!("POST {}", path(c.service)),
+            purpose: q.purpose.clone(),
+            subject: Some(subject),
+            decision: Decision::None,
+            rule: c.outcome.to_owned(),
+            policy_version: String::new(),
+            status: c.exchange.status,
+            request_sha256,
+            response_sha256: c.exchange.response_sha256,
+        })
+        .collect();
+
+    let complete = found.complete();
     shared
         .metrics
         .status_answers
@@ -452,21 +564,24 @@ pub(super) async fn status(
             result: if complete { "complete" } else { "incomplete" },
         })
         .inc();
-    let place = g.resident.as_ref();
-    Ok(json(
+    let answer = json(
         StatusCode::OK,
         &StatusAnswer {
-            resident,
-            comune: place.and_then(|r| r.str("comune")),
-            since: place.and_then(|r| r.str("since")),
-            legally_present,
-            basis,
-            valid_until,
+            resident: found.resident,
+            comune: found.comune,
+            since: found.since,
+            legally_present: found.legally_present,
+            basis: found.basis,
+            valid_until: found.valid_until,
             as_of: format_date(q.as_of),
             complete,
-            attestations: g.attestations,
-            unavailable: g.unavailable,
-            query_id: trail.query_id_hex(),
+            attestations: found.attestations,
+            unavailable: found.unavailable,
+            query_id: crate::audit::entry::hex(&query_id),
         },
-    ))
+    );
+    Ok((answer, outgoing))
 }
+
+#[cfg(test)]
+mod tests;

@@ -37,7 +37,7 @@ use http_body_util::Full;
 use serde::{Deserialize, Serialize};
 
 use super::peers::Call;
-use super::routes::Resp;
+use super::respond::Resp;
 use super::{Peer, Shared};
 use crate::audit::bundle::witness_name;
 use crate::audit::log::Signed;
@@ -584,7 +584,7 @@ pub async fn forget(
     let mut query_id = [0u8; 16];
     attesta_certs::random_bytes(&mut query_id);
     let entry = crate::audit::entry::Entry {
-        time_ms: super::routes::now_ms(),
+        time_ms: super::respond::now_ms(),
         query_id,
         direction: crate::audit::entry::Direction::Change,
         peer_agency: agency.to_string(),

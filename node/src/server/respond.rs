@@ -1,0 +1,49 @@
+//! The small HTTP pieces every handler uses: the response type, JSON answers, the clock, and
+//! the headers attesta adds. A leaf: it imports nothing of the server.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use serde::Serialize;
+
+use crate::problem::{Problem, ProblemKind};
+
+/// What every handler answers.
+pub(crate) type Resp = Response<Full<Bytes>>;
+
+/// The header carrying a query id from the coordinator to its peers, and back in answers.
+pub const QUERY_ID_HEADER: &str = "attesta-query-id";
+/// The header giving the index of the request's entry in the node's audit log.
+pub const LOG_INDEX_HEADER: &str = "attesta-log-index";
+
+/// A JSON answer.
+pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> Resp {
+    match serde_json::to_vec(value) {
+        Ok(body) => {
+            let mut resp = Response::new(Full::new(Bytes::from(body)));
+            *resp.status_mut() = status;
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
+        Err(_) => Problem::new(ProblemKind::Internal).into_response(),
+    }
+}
+
+/// A text answer of `content_type`.
+pub(crate) fn text(content_type: &'static str, body: String) -> Resp {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+/// Unix milliseconds now (audit entry times).
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
