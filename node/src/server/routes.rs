@@ -522,25 +522,30 @@ async fn serve(
                 _ => Err(Problem::new(ProblemKind::Internal)),
             }
         }
-        // The agency the entry names, or an auditor.
+        // An auditor, or the agency the entry names.
         Route::AuditReceipt => {
             let index = audit_api::receipt_index(query)?;
-            // Only the agency an entry names, the node's own agency or an auditor learns
-            // anything about it: for anyone else a missing, pruned or foreign entry is the
-            // same policy denial, so the answer does not tell the log's size or what was
-            // pruned.
             let caller = peer.leaf.agency().as_str();
+            // The policy first: an auditor may see any entry, and learns what is missing or
+            // pruned.
+            let active = shared.manifest.current();
+            let in_force = active.as_ref().map(|a| (&a.policy, a.manifest.version));
+            let auditor = access::check(in_force, peer.leaf.agency(), &access::AUDIT_READ).is_ok();
+            let as_auditor = |guard: &mut dyn FnMut(Ask<'_>) -> Result<access::Permit, Problem>| {
+                guard(access::AUDIT_READ)?;
+                let (entry, _) = audit_api::receipt_entry(shared, index)?;
+                audit_api::receipt(shared, index, entry)
+            };
+            if auditor {
+                return as_auditor(&mut guard);
+            }
+            // Anyone else learns only about entries that name it (and the node's own agency
+            // what is missing or pruned): a missing, pruned or foreign entry is the same
+            // policy denial, so the answer tells neither the log's size nor what was pruned.
             match audit_api::receipt_entry(shared, index) {
                 Ok((entry, named)) if named == caller => audit_api::receipt(shared, index, entry),
-                Ok((entry, _)) => {
-                    guard(access::AUDIT_READ)?;
-                    audit_api::receipt(shared, index, entry)
-                }
                 Err(problem) if caller == node => Err(problem),
-                Err(problem) => {
-                    guard(access::AUDIT_READ)?;
-                    Err(problem)
-                }
+                _ => as_auditor(&mut guard),
             }
         }
         // Peers of the directory (checked by the witness).
