@@ -75,7 +75,7 @@ impl LeafIdentity {
     }
 
     pub fn fingerprint_hex(&self) -> String {
-        hex(&self.fingerprint)
+        hex::encode(self.fingerprint)
     }
 }
 
@@ -195,15 +195,4 @@ impl LeafCache {
         // single calls), so a poisoned lock is still usable.
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-/// Lower-case hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }

@@ -29,7 +29,7 @@ pub mod trust;
 
 pub use ca::{AgencyFiles, Ca, CaError, IssuedLeaf, LeafKind, LeafSpec};
 pub use id::{AgencyId, NameError, SpiffeId, TrustDomain};
-pub use leaf::{check_leaf, hex, IdentityError, LeafIdentity, Role};
+pub use leaf::{check_leaf, IdentityError, LeafIdentity, Role};
 pub use sign::{SignerCert, SigningIdentity};
 #[cfg(feature = "tls")]
 pub use tls::Identity;
@@ -47,5 +47,5 @@ pub fn random_hex(n: usize) -> String {
     // OpenSSL's RAND_bytes fails only if the OS cannot seed it, which would make every key
     // this process generates unsafe as well.
     openssl::rand::rand_bytes(&mut bytes).expect("system random number generator");
-    leaf::hex(&bytes)
+    hex::encode(&bytes)
 }

@@ -170,7 +170,7 @@ fn main() -> anyhow::Result<()> {
         v.checkpoint.size,
         bytes >> 20,
         total - read_secs,
-        attesta::audit::entry::hex(&v.checkpoint.root)
+        hex::encode(v.checkpoint.root)
     );
     Ok(())
 }

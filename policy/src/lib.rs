@@ -95,10 +95,7 @@ impl Policy {
         let enforcer = Enforcer::new(model, adapter)
             .await
             .map_err(|e| PolicyError::Load(e.to_string()))?;
-        let version = Sha256::digest(lines.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let version = hex::encode(Sha256::digest(lines.as_bytes()));
         Ok(Self {
             enforcer,
             version,

@@ -261,10 +261,6 @@ mod node_log {
         out
     }
 
-    fn hex(b: &[u8]) -> String {
-        attesta::audit::entry::hex(b)
-    }
-
     /// The `proof` of a proof answer.
     fn proof_hashes(answer: &Value) -> Vec<merkle::Hash> {
         answer["proof"]
@@ -340,7 +336,7 @@ mod node_log {
         assert_eq!(change[0]["peer_agency"], PREFETTURA);
         assert_eq!(change[0]["rule"], "version 2 installed (push)");
         assert_eq!(change[0]["policy_version"], ready["policy_version"]);
-        assert_eq!(change[0]["request_sha256"], hex(&sha256(&token)));
+        assert_eq!(change[0]["request_sha256"], hex::encode(sha256(&token)));
 
         let e = &all[indexes[0] as usize];
         let query_id = first.headers["attesta-query-id"].to_str().unwrap();
@@ -351,8 +347,8 @@ mod node_log {
         assert_eq!(e["purpose"], PURPOSE);
         assert_eq!(e["decision"], "allow");
         assert_eq!(e["status"], 200);
-        assert_eq!(e["request_sha256"], hex(&sha256(&body)));
-        assert_eq!(e["response_sha256"], hex(&sha256(&first.body)));
+        assert_eq!(e["request_sha256"], hex::encode(sha256(&body)));
+        assert_eq!(e["response_sha256"], hex::encode(sha256(&first.body)));
         assert_eq!(first.json().unwrap()["query_id"], query_id);
         // The blinded subject: the same person has the same HMAC, another person another.
         let blinded = e["subject_hmac"].as_str().unwrap();
@@ -1435,7 +1431,7 @@ mod crash {
     use std::time::Duration;
 
     use attesta::audit::bundle::Bundle;
-    use attesta::audit::entry::{hex, sha256, Entry};
+    use attesta::audit::entry::{sha256, Entry};
     use attesta::audit::merkle;
     use attesta::audit::note::{Checkpoint, Note};
     use attesta::client::Client;
@@ -1629,7 +1625,7 @@ mod crash {
         let bundle = Bundle::read(std::fs::File::open(&out).unwrap(), |_, _| {}).unwrap();
         for a in &answers {
             let e = Entry::decode(&bundle.entries[a.index as usize]).unwrap();
-            assert_eq!(hex(&e.query_id), a.query_id, "entry {}", a.index);
+            assert_eq!(hex::encode(e.query_id), a.query_id, "entry {}", a.index);
             assert_eq!(e.route, "POST /v1/attest/legal-presence");
             assert_eq!(e.request_sha256, a.request_sha256, "entry {}", a.index);
             assert_eq!(

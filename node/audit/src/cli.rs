@@ -332,7 +332,7 @@ pub fn checked_receipt(
         crate::entry::format_ms(e.time_ms),
         e.route,
         e.purpose,
-        crate::entry::hex(&e.query_id),
+        hex::encode(e.query_id),
         e.status,
     ))
 }

@@ -212,19 +212,19 @@ impl Entry {
         EntryView {
             index,
             time: format_ms(self.time_ms),
-            query_id: hex(&self.query_id),
+            query_id: hex::encode(self.query_id),
             direction: self.direction,
             peer_agency: &self.peer_agency,
-            peer_certificate_sha256: self.peer_cert.as_ref().map(|h| hex(h)),
+            peer_certificate_sha256: self.peer_cert.as_ref().map(hex::encode),
             route: &self.route,
             purpose: &self.purpose,
-            subject_hmac: self.subject.as_ref().map(|h| hex(h)),
+            subject_hmac: self.subject.as_ref().map(hex::encode),
             decision: self.decision,
             rule: &self.rule,
             policy_version: &self.policy_version,
             status: self.status,
-            request_sha256: hex(&self.request_sha256),
-            response_sha256: self.response_sha256.as_ref().map(|h| hex(h)),
+            request_sha256: hex::encode(self.request_sha256),
+            response_sha256: self.response_sha256.as_ref().map(hex::encode),
         }
     }
 }
@@ -265,17 +265,10 @@ pub fn format_ms(ms: u64) -> String {
     )
 }
 
-pub use attesta_certs::hex;
-
 /// Reads `N` bytes written as `2N` hex digits (either case).
 pub fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     let mut out = [0u8; N];
-    if s.len() != 2 * N || !s.is_ascii() {
-        return None;
-    }
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
+    hex::decode_to_slice(s, &mut out).ok()?;
     Some(out)
 }
 

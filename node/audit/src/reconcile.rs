@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use super::entry::{format_ms, hex, Direction, Entry};
+use super::entry::{format_ms, Direction, Entry};
 
 /// The routes nodes call on each other and log as outgoing calls.
 pub const CALLED_ROUTES: &[&str] = &[
@@ -67,7 +67,7 @@ fn describe(e: &Entry) -> String {
     format!(
         "{}, query {}, {}, status {}",
         format_ms(e.time_ms),
-        hex(&e.query_id),
+        hex::encode(e.query_id),
         e.route,
         e.status
     )

@@ -200,7 +200,7 @@ pub fn load_or_create_key(path: &Path) -> Result<SubjectKey, AuditError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut key = [0u8; 32];
             attesta_certs::random_bytes(&mut key);
-            let text = format!("{}\n", super::entry::hex(&key));
+            let text = format!("{}\n", hex::encode(key));
             attesta_certs::fsutil::write_atomic(
                 path,
                 text.as_bytes(),

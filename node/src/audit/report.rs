@@ -88,7 +88,7 @@ pub async fn run(a: SubjectReportArgs) -> anyhow::Result<()> {
     // One report is one query: every node logs it under the same id.
     let mut id = [0u8; 16];
     attesta_certs::random_bytes(&mut id);
-    let query_id: std::sync::Arc<str> = crate::audit::entry::hex(&id).into();
+    let query_id: std::sync::Arc<str> = hex::encode(id).into();
     let mut asks = tokio::task::JoinSet::new();
     for (i, entry) in nodes.iter().enumerate() {
         let agency = AgencyId::new(&entry.agency)

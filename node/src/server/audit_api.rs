@@ -357,7 +357,7 @@ pub(super) fn subject_report(shared: &Shared, cf: &CodiceFiscale) -> Result<Resp
         .map(|(i, e)| Reported {
             index: *i,
             time: crate::audit::entry::format_ms(e.time_ms),
-            query_id: crate::audit::entry::hex(&e.query_id),
+            query_id: hex::encode(e.query_id),
             direction: e.direction,
             agency: &e.peer_agency,
             route: &e.route,

@@ -16,7 +16,7 @@ use tracing::info;
 
 use super::access::{self, purpose, Ask, Decided, ANY_TERRITORY};
 use super::{api, audit_api, manifest_api, status, witness, Peer, Shared};
-use crate::audit::entry::{self, hex, Direction, Entry};
+use crate::audit::entry::{self, Direction, Entry};
 use crate::domain::cf::CodiceFiscale;
 use crate::metrics::{RouteLabel, RouteStatus};
 use crate::problem::{Problem, ProblemKind};
@@ -429,7 +429,7 @@ async fn serve(
         Route::AttestResidence | Route::AttestLegalPresence => {
             let mut q = api::parse_question(body)?;
             trail.subject = Some(q.subject.clone());
-            q.query_id = hex(&trail.query_id);
+            q.query_id = hex::encode(trail.query_id);
             let residence = route == Route::AttestResidence;
             guard(Ask {
                 resource: if residence {
@@ -612,7 +612,7 @@ async fn record(
     parts
         .headers
         .insert(LOG_INDEX_HEADER, HeaderValue::from(index));
-    if let Ok(v) = HeaderValue::from_str(&hex(&trail.query_id)) {
+    if let Ok(v) = HeaderValue::from_str(&hex::encode(trail.query_id)) {
         parts.headers.insert(QUERY_ID_HEADER, v);
     }
     Response::from_parts(parts, Full::new(body))

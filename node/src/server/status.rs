@@ -512,7 +512,7 @@ pub(super) async fn status(
     let request_sha256 = crate::audit::entry::sha256(&body);
     let input = Inputs {
         body: Bytes::from(body),
-        query_id: crate::audit::entry::hex(&query_id),
+        query_id: hex::encode(query_id),
         me: shared.settings.agency.clone(),
         trust: shared.tls.load().trust.clone(),
         registries: targets(shared, Service::Residence, q.comune.as_ref()),
@@ -577,7 +577,7 @@ pub(super) async fn status(
             complete,
             attestations: found.attestations,
             unavailable: found.unavailable,
-            query_id: crate::audit::entry::hex(&query_id),
+            query_id: hex::encode(query_id),
         },
     );
     Ok((answer, outgoing))
