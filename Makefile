@@ -26,4 +26,4 @@ build: bootstrap
 	cargo build --workspace --locked
 
 bootstrap:
-	@scripts/bootstrap.sh
+	@.ci/bootstrap.sh

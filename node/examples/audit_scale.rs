@@ -1,4 +1,4 @@
-//! The audit log's numbers, for `bench/audit.sh`: durable appends per second under
+//! The audit log's numbers, for `node/benches/scripts/audit.sh`: durable appends per second under
 //! concurrent load, then the offline verification time of a large bundle.
 //!
 //! 1. `--concurrency` tasks append one entry each, in a loop, for `--seconds`: every append

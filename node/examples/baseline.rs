@@ -1,4 +1,4 @@
-//! The stack's ceiling, for `bench/compare.sh`: a minimal HTTPS server on the node's TLS
+//! The stack's ceiling, for `node/benches/scripts/compare.sh`: a minimal HTTPS server on the node's TLS
 //! configuration (TLS 1.3, mutual authentication with the federation's client verifier) and
 //! hyper, answering every request with the same small JSON document. No routing, policy,
 //! store or signature: what is left is the cost of TLS and HTTP.

@@ -1,5 +1,5 @@
 //! What arrives on the wire, parsed strictly: query strings, request bodies, their fields.
-//! Pure code (no I/O), so that every parser here is fuzzed (fuzz/) and the server's handlers
+//! Pure code (no I/O), so that every parser here is fuzzed (node/fuzz/) and the server's handlers
 //! only see validated values. Each failure is a [`Problem`] naming the field.
 
 // As in the server: the error *is* the response body, built once and serialised right away.

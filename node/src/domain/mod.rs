@@ -2,7 +2,7 @@
 //! only validation; nothing downstream re-checks.
 //!
 //! - [`cf`]: the codice fiscale.
-//! - [`places`]: comuni (ISTAT), foreign states and citizenships (ANPR tables in `data/`).
+//! - [`places`]: comuni (ISTAT), foreign states and citizenships (ANPR tables in `node/data/`).
 //! - [`records`]: residents and permits.
 //! - [`presence`]: residence and legal presence as of a date (pure rules).
 //! - [`rows`]: one CSV row of an import into a record.

@@ -1,6 +1,6 @@
 //! Places and citizenships: ISTAT comune codes, the comuni of the Province of Pesaro e Urbino,
 //! the ANPR table of foreign states, the foreign states that no longer exist, and every
-//! Belfiore code an Italian comune ever had (embedded from `data/`; see `data/README.md`).
+//! Belfiore code an Italian comune ever had (embedded from `node/data/`; see `node/data/README.md`).
 //!
 //! Birth places are checked against everything that *ever* existed: a codice fiscale keeps
 //! its birth place's code for life, so a person born in Yugoslavia (`Z118`) or in a comune
@@ -46,7 +46,7 @@ impl fmt::Display for ComuneCode {
     }
 }
 
-/// A comune of the province, from `data/comuni_pu.csv`.
+/// A comune of the province, from `node/data/comuni_pu.csv`.
 #[derive(Debug, Clone)]
 pub struct Comune {
     pub istat: ComuneCode,
@@ -56,7 +56,7 @@ pub struct Comune {
     pub cap: String,
 }
 
-/// A foreign state, from `data/stati_esteri.csv` (ANPR table 02).
+/// A foreign state, from `node/data/stati_esteri.csv` (ANPR table 02).
 #[derive(Debug, Clone)]
 pub struct ForeignState {
     pub name: String,
@@ -77,10 +77,10 @@ pub struct BirthPlace {
     pub until: String,
 }
 
-static COMUNI_CSV: &str = include_str!("../../../data/comuni_pu.csv");
-static STATES_CSV: &str = include_str!("../../../data/stati_esteri.csv");
-static CEASED_STATES_CSV: &str = include_str!("../../../data/stati_esteri_cessati.csv");
-static BELFIORE_CSV: &str = include_str!("../../../data/comuni_belfiore.csv");
+static COMUNI_CSV: &str = include_str!("../../data/comuni_pu.csv");
+static STATES_CSV: &str = include_str!("../../data/stati_esteri.csv");
+static CEASED_STATES_CSV: &str = include_str!("../../data/stati_esteri_cessati.csv");
+static BELFIORE_CSV: &str = include_str!("../../data/comuni_belfiore.csv");
 
 static COMUNI: LazyLock<Vec<Comune>> = LazyLock::new(|| {
     let mut rd = csv::Reader::from_reader(COMUNI_CSV.as_bytes());
@@ -140,11 +140,11 @@ fn birth_places(csv_text: &str, cols: [usize; 4]) -> Vec<BirthPlace> {
         .collect()
 }
 
-/// Foreign states that no longer exist (`data/stati_esteri_cessati.csv`).
+/// Foreign states that no longer exist (`node/data/stati_esteri_cessati.csv`).
 static CEASED_STATES: LazyLock<Vec<BirthPlace>> =
     LazyLock::new(|| birth_places(CEASED_STATES_CSV, [0, 1, 2, 3]));
 
-/// Every Belfiore code of an Italian comune since 1861 (`data/comuni_belfiore.csv`).
+/// Every Belfiore code of an Italian comune since 1861 (`node/data/comuni_belfiore.csv`).
 static COMUNE_CODES: LazyLock<HashMap<&'static str, BirthPlace>> = LazyLock::new(|| {
     static ROWS: LazyLock<Vec<BirthPlace>> =
         LazyLock::new(|| birth_places(BELFIORE_CSV, [0, 3, 1, 2]));

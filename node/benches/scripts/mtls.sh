@@ -7,15 +7,15 @@
 #   - without keep-alive: every request is a new TCP connection and a full TLS 1.3 handshake
 #     with client certificate (the node never resumes sessions);
 #   - with keep-alive: requests on established connections.
-# Usage: bench/mtls.sh [requests] [concurrency]
+# Usage: node/benches/scripts/mtls.sh [requests] [concurrency]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../../.."
 n=${1:-5000}
 c=${2:-16}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/attesta-target}"
 
 command -v ab >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apache2-utils >/dev/null; }
-scripts/bootstrap.sh
+.ci/bootstrap.sh
 cargo build --locked -q -p attesta --bin attesta
 bin="$CARGO_TARGET_DIR/debug/attesta"
 

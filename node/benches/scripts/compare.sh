@@ -8,15 +8,15 @@
 #   residence  comune-pesaro's POST /v1/attest/residence (policy, RocksDB, Ed25519 signature)
 #   status     inps-pesaro's POST /v1/status (policy, two peer calls, their verification)
 # and prints throughput, p99 and the ratios to the baseline.
-# Usage: bench/compare.sh [duration] [concurrency]     # defaults: 10s 16
+# Usage: node/benches/scripts/compare.sh [duration] [concurrency]     # defaults: 10s 16
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../../.."
 duration=${1:-10s}
 c=${2:-16}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/attesta-target}"
 
 command -v jq >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null; }
-scripts/bootstrap.sh
+.ci/bootstrap.sh
 cargo build --locked -q -p attesta --bin attesta --example baseline
 bin="$CARGO_TARGET_DIR/debug/attesta"
 baseline_bin="$CARGO_TARGET_DIR/debug/examples/baseline"

@@ -3,15 +3,15 @@
 
 Run by hand when ANPR publishes new tables; the build and the tests never run it.
 
-    python3 scripts/derive-data.py ANPR_DIR
+    python3 node/data/derive.py ANPR_DIR
 
 ANPR_DIR holds anpr_archivio_comuni.csv (the archive of every Italian comune since 1861) and
 stati_esteri_cessati.csv (foreign states that no longer exist). Writes:
 
-- data/comuni_belfiore.csv: every Belfiore (cadastral) code a comune ever had, with the first
+- node/data/comuni_belfiore.csv: every Belfiore (cadastral) code a comune ever had, with the first
   day and the last day it was in use and its latest name. A codice fiscale keeps its birth
   place's code for life, so codes of comuni since merged or renamed stay valid.
-- data/stati_esteri_cessati.csv: copied as it is.
+- node/data/stati_esteri_cessati.csv: copied as it is.
 """
 
 import csv
@@ -22,9 +22,9 @@ import sys
 
 def main() -> None:
     if len(sys.argv) != 2:
-        sys.exit("usage: derive-data.py ANPR_DIR")
+        sys.exit("usage: derive.py ANPR_DIR")
     src = pathlib.Path(sys.argv[1])
-    out = pathlib.Path(__file__).resolve().parent.parent / "data"
+    out = pathlib.Path(__file__).resolve().parent
 
     codes: dict[str, list[str]] = {}
     with open(src / "anpr_archivio_comuni.csv", encoding="utf-8", newline="") as f:

@@ -3,13 +3,13 @@
 # node in its own process, imports them with `attesta import` (snapshot), and reports rows per
 # second and the node's peak RSS (VmHWM). Then measures residence attestations per second over
 # mTLS with keep-alive (ApacheBench, POST).
-# Usage: bench/import.sh [residents]
+# Usage: node/benches/scripts/import.sh [residents]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../../.."
 n=${1:-1000000}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/attesta-target}"
 command -v ab >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq apache2-utils >/dev/null; }
-scripts/bootstrap.sh
+.ci/bootstrap.sh
 cargo build --locked -q -p attesta --bin attesta
 bin="$CARGO_TARGET_DIR/debug/attesta"
 

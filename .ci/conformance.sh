@@ -15,7 +15,7 @@
 # - imports (text/csv) and manifest pushes (application/jose): schemathesis has no generator
 #   for these bodies; both have their own tests.
 #
-# Usage: scripts/conformance.sh [max examples per operation]     # default 30
+# Usage: .ci/conformance.sh [max examples per operation]     # default 30
 set -euo pipefail
 cd "$(dirname "$0")/.."
 examples=${1:-30}
@@ -23,7 +23,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/attesta-target}"
 venv="${ATTESTA_VENV:-$HOME/.cache/attesta-venv}"
 [ -x "$venv/bin/st" ] || { python3 -m venv "$venv" && "$venv/bin/pip" install -q "schemathesis==4.32.5"; }
 
-scripts/bootstrap.sh
+.ci/bootstrap.sh
 for tool in promtool curl; do
   command -v $tool >/dev/null && continue
   sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo

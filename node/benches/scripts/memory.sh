@@ -4,17 +4,17 @@
 #
 # Starts a demo federation (five nodes in one process), puts `attesta bench --route status`
 # on it for DURATION in rounds, and after each round prints the process's RSS.
-# Usage: bench/memory.sh [rounds] [round duration] [concurrency] [MiB per node]
+# Usage: node/benches/scripts/memory.sh [rounds] [round duration] [concurrency] [MiB per node]
 #        defaults: 6 20s 16 64 (the demo's budget)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../../.."
 rounds=${1:-6}
 duration=${2:-20s}
 c=${3:-16}
 memory=${4:-64}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/attesta-target}"
 
-scripts/bootstrap.sh
+.ci/bootstrap.sh
 cargo build --locked -q -p attesta --bin attesta
 bin="$CARGO_TARGET_DIR/debug/attesta"
 

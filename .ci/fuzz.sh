@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Fuzzes the parsers (fuzz/fuzz_targets/: codice fiscale, signed notes and checkpoints,
+# Fuzzes the parsers (node/fuzz/fuzz_targets/: codice fiscale, signed notes and checkpoints,
 # cosignatures, audit entries, Merkle proofs, bundles, receipts, JWS and manifests) with
 # cargo-fuzz and libFuzzer, SECONDS per target (default 60), and prints executions per target.
-# A crash stops with the input's path (fuzz/artifacts/<target>/); make it a regression test.
+# A crash stops with the input's path (node/fuzz/artifacts/<target>/); make it a regression test.
 #
 # Coverage-guided, without a sanitizer: AddressSanitizer needs a nightly compiler, and the
 # project's crates forbid unsafe code. Panics, failed assertions, overflows (debug
@@ -10,9 +10,9 @@
 #
 # Builds in its own target directory (the fuzz flags differ from the project's; see
 # node/Cargo.toml, feature `node`: the fuzzed crate builds without RocksDB).
-# Usage: scripts/fuzz.sh [seconds per target] [target...]
+# Usage: .ci/fuzz.sh [seconds per target] [target...]
 set -euo pipefail
-cd "$(dirname "$0")/../fuzz"
+cd "$(dirname "$0")/../node/fuzz"
 secs=${1:-60}
 shift || true
 export CARGO_TARGET_DIR="${ATTESTA_FUZZ_TARGET_DIR:-$HOME/.cache/attesta-fuzz-target}"
@@ -33,7 +33,7 @@ for t in "${targets[@]}"; do
   else
     failed=1
     grep -E 'panicked|ERROR|SUMMARY|Test unit written|artifact' <<<"$out" | head -20
-    echo "$t: CRASH (input under fuzz/artifacts/$t/)"
+    echo "$t: CRASH (input under node/fuzz/artifacts/$t/)"
   fi
   rm -rf "$corpus"
 done
