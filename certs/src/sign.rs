@@ -51,14 +51,17 @@ impl SigningIdentity {
         if key.id() != Id::ED25519 {
             return Err(invalid(key_path, "not an Ed25519 key".into()));
         }
+        // The same profile and identity check as every other sign certificate (Ed25519,
+        // digitalSignature, no EKU, exactly one URI SAN: a SPIFFE id in `trust_domain`), and
+        // nonRepudiation, which the CA gives every sign certificate it issues.
+        let leaf = crate::leaf::check_signing_cert(&cert, trust_domain).map_err(|e| {
+            invalid(
+                cert_path,
+                format!("not a signing certificate of {trust_domain}: {e}"),
+            )
+        })?;
         let usage = cert.key_usage().unwrap_or(X509KeyUsage::empty());
-        let is_sign_cert = cert
-            .public_key()
-            .map(|k| k.id() == Id::ED25519)
-            .unwrap_or(false)
-            && usage.contains(X509KeyUsage::DIGITAL_SIGNATURE | X509KeyUsage::NON_REPUDIATION)
-            && cert.extended_key_usage().is_none();
-        if !is_sign_cert {
+        if !usage.contains(X509KeyUsage::NON_REPUDIATION) {
             return Err(invalid(
                 cert_path,
                 "not an Ed25519 signing certificate (digitalSignature, nonRepudiation, no EKU)"
@@ -75,20 +78,7 @@ impl SigningIdentity {
                 key: key_path.to_owned(),
             });
         }
-        let uri = cert
-            .subject_alt_names()
-            .and_then(|names| names.iter().find_map(|n| n.uri().map(str::to_owned)))
-            .ok_or_else(|| invalid(cert_path, "no SPIFFE id URI SAN".into()))?;
-        let id = SpiffeId::parse(&uri).map_err(|e| invalid(cert_path, e.to_string()))?;
-        if &id.trust_domain != trust_domain {
-            return Err(invalid(
-                cert_path,
-                format!(
-                    "certificate belongs to trust domain {}, not {trust_domain}",
-                    id.trust_domain
-                ),
-            ));
-        }
+        let id = leaf.id;
         Ok(Self { cert, key, id })
     }
 

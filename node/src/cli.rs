@@ -256,30 +256,38 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     } else {
         client.post(&url, "text/csv", body.into()).await?
     };
-    let doc = reply.json().unwrap_or_default();
     if reply.status.is_success() {
+        let done: crate::wire::ImportSummary = reply
+            .json()
+            .with_context(|| format!("{url}: not an import summary"))?;
         println!(
             "imported {dataset} ({}): {} rows read, {} applied, {} rejected in {} ms; the dataset has {} rows{}",
-            doc["mode"].as_str().unwrap_or_default(),
-            doc["rows_read"],
-            doc["applied"],
-            doc["rejected"],
-            doc["millis"],
-            doc["dataset_rows"],
-            doc["as_of"].as_str().map(|d| format!(", as of {d}")).unwrap_or_default(),
+            done.mode,
+            done.rows_read,
+            done.applied,
+            done.rejected,
+            done.millis,
+            done.dataset_rows,
+            done.as_of.map(|d| format!(", as of {d}")).unwrap_or_default(),
         );
-        print_row_errors(&doc);
+        print_row_errors(&done.errors);
         Ok(())
     } else {
-        print_row_errors(&doc);
+        let problem = reply.problem();
+        // A refused import lists its first bad rows in the problem's `errors` extension.
+        let rows: Vec<crate::wire::RowError> = problem
+            .as_ref()
+            .and_then(|p| p.extensions.get("errors"))
+            .and_then(|e| serde_json::from_value(e.clone()).ok())
+            .unwrap_or_default();
+        print_row_errors(&rows);
         anyhow::bail!(
             "{}: import refused ({}): {}",
             args.file.display(),
             reply.status,
-            doc["detail"]
-                .as_str()
-                .or(doc["title"].as_str())
-                .unwrap_or("no details")
+            problem
+                .map(|p| p.detail.unwrap_or(p.title))
+                .unwrap_or_else(|| "no details".into())
         )
     }
 }
@@ -306,13 +314,9 @@ fn progress_bar(name: &str, sent: u64, total: u64) -> String {
     )
 }
 
-fn print_row_errors(doc: &serde_json::Value) {
-    for e in doc["errors"].as_array().into_iter().flatten() {
-        eprintln!(
-            "line {}: {}",
-            e["line"],
-            e["reason"].as_str().unwrap_or_default()
-        );
+fn print_row_errors(rows: &[crate::wire::RowError]) {
+    for e in rows {
+        eprintln!("line {}: {}", e.line, e.reason);
     }
 }
 

@@ -77,7 +77,8 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn json(&self) -> Result<serde_json::Value, serde_json::Error> {
+    /// The body as JSON of type `T` (a `serde_json::Value` when any JSON will do).
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_slice(&self.body)
     }
 

@@ -299,7 +299,7 @@ async fn publish_default_policy(nodes: &[(Settings, String)]) -> anyhow::Result<
             m.version
         }
         _ => {
-            let body = serde_json::to_vec(&crate::server::PublishRequest {
+            let body = serde_json::to_vec(&crate::wire::PublishRequest {
                 policy: attesta_policy::DEFAULT_POLICY.to_owned(),
                 directory: Some(directory),
                 revoked: Some(Vec::new()),
@@ -319,7 +319,7 @@ async fn publish_default_policy(nodes: &[(Settings, String)]) -> anyhow::Result<
                     String::from_utf8_lossy(&reply.body)
                 );
             }
-            let answer: crate::server::PublishAnswer = serde_json::from_slice(&reply.body)?;
+            let answer: crate::wire::PublishAnswer = serde_json::from_slice(&reply.body)?;
             println!(
                 "published the default policy as manifest version {}",
                 answer.version
@@ -336,8 +336,8 @@ async fn publish_default_policy(nodes: &[(Settings, String)]) -> anyhow::Result<
                 .get(&format!("{url}/readyz"))
                 .await
                 .ok()
-                .and_then(|r| r.json().ok())
-                .and_then(|v| v["manifest_version"].as_u64());
+                .and_then(|r| r.json::<crate::wire::Ready>().ok())
+                .and_then(|r| r.manifest_version);
             if have == Some(version) {
                 break;
             }
@@ -414,10 +414,12 @@ async fn load_data(dir: &Path, nodes: &[(Settings, String)]) -> anyhow::Result<(
                 String::from_utf8_lossy(&reply.body)
             );
         }
-        let summary = reply.json().unwrap_or_default();
+        let summary: crate::wire::ImportSummary = reply
+            .json()
+            .with_context(|| format!("importing {route} into {}", settings.agency))?;
         println!(
             "imported {} {route} into {}",
-            summary["applied"], settings.agency
+            summary.applied, settings.agency
         );
     }
     Ok(())

@@ -10,7 +10,6 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::time::Instant;
 
-use serde::Serialize;
 use time::Date;
 
 use crate::domain::cf::CodiceFiscale;
@@ -66,27 +65,7 @@ impl std::str::FromStr for Mode {
     }
 }
 
-/// One rejected row.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RowError {
-    pub line: u64,
-    pub reason: String,
-}
-
-/// The outcome of an import.
-#[derive(Debug, Clone, Serialize)]
-pub struct Summary {
-    pub dataset: &'static str,
-    pub mode: &'static str,
-    pub rows_read: u64,
-    pub applied: u64,
-    pub rejected: u64,
-    /// The first rejected rows (at most [`MAX_REPORTED`]).
-    pub errors: Vec<RowError>,
-    pub as_of: Option<String>,
-    pub dataset_rows: u64,
-    pub millis: u64,
-}
+pub use crate::wire::{ImportSummary as Summary, RowError};
 
 /// Most row errors reported in one answer; `rejected` counts them all.
 pub const MAX_REPORTED: usize = 1000;
@@ -315,11 +294,12 @@ pub fn run(
         }
     };
     Ok(Summary {
-        dataset: ds.name(),
+        dataset: ds.name().to_owned(),
         mode: match mode {
             Mode::Snapshot => "snapshot",
             Mode::Delta => "delta",
-        },
+        }
+        .to_owned(),
         rows_read,
         applied,
         rejected,

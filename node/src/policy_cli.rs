@@ -376,7 +376,7 @@ async fn publish(config: &Path, url: Option<String>, draft: &Path) -> anyhow::Re
     let expected_version = crate::manifest::fetch_published(&settings, &client, &base)
         .await?
         .map(|m| m.version);
-    let body = serde_json::to_vec(&crate::server::PublishRequest {
+    let body = serde_json::to_vec(&crate::wire::PublishRequest {
         policy: text,
         directory: None,
         revoked: None,
@@ -397,7 +397,7 @@ async fn publish(config: &Path, url: Option<String>, draft: &Path) -> anyhow::Re
             reply.problem_line()
         );
     }
-    let answer: crate::server::PublishAnswer =
+    let answer: crate::wire::PublishAnswer =
         serde_json::from_slice(&reply.body).context("reading the publish answer")?;
     println!(
         "published manifest version {} (policy {}) at {}",

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{Client, Reply};
 use crate::config::{parse_toml, ConfigError};
-use crate::server::StatusAnswer;
+use crate::wire::StatusAnswer;
 
 /// `client.toml`, as written.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -200,7 +200,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
         // The node logged the question before answering; the entry's receipt proves it.
         if let Some(index) = reply
             .headers
-            .get(crate::server::LOG_INDEX_HEADER)
+            .get(crate::wire::LOG_INDEX_HEADER)
             .and_then(|v| v.to_str().ok())
         {
             println!(
@@ -218,15 +218,13 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
 
 /// One line for a problem+json answer.
 pub fn refusal(reply: &Reply) -> String {
-    let doc = reply.json().unwrap_or_default();
-    let kind = doc["type"]
-        .as_str()
-        .and_then(|t| t.rsplit(':').next())
-        .unwrap_or("error");
-    let said = doc["detail"]
-        .as_str()
-        .or(doc["title"].as_str())
-        .unwrap_or("no details");
+    let (kind, said) = match reply.problem() {
+        Some(p) => (
+            p.type_.rsplit(':').next().unwrap_or("error").to_owned(),
+            p.detail.unwrap_or(p.title),
+        ),
+        None => ("error".to_owned(), "no details".to_owned()),
+    };
     format!("the node refused: {} {kind}: {said}", reply.status.as_u16())
 }
 
@@ -295,7 +293,7 @@ pub fn human(subject: &str, purpose: &str, a: &StatusAnswer) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::Unavailable;
+    use crate::wire::Unavailable;
 
     fn answer() -> StatusAnswer {
         StatusAnswer {

@@ -1,6 +1,11 @@
-//! What arrives on the wire, parsed strictly: query strings, request bodies, their fields.
-//! Pure code (no I/O), so that every parser here is fuzzed (node/fuzz/) and the server's handlers
-//! only see validated values. Each failure is a [`Problem`] naming the field.
+//! The wire, in one place: what arrives, parsed strictly (query strings, request bodies, their
+//! fields), and the answers, headers and limits that the server writes and every client
+//! reads (the status answer, the import summary, the manifest publication). Server and
+//! clients use these same types, so they cannot drift apart; the attestation payloads are in
+//! `attesta-audit` (`attesta::attestation`), which auditors read too.
+//!
+//! Pure code (no I/O), so that every parser here is fuzzed (node/fuzz/) and the server's
+//! handlers only see validated values. Each failure is a [`Problem`] naming the field.
 
 // As in the server: the error *is* the response body, built once and serialised right away.
 #![allow(clippy::result_large_err)]
@@ -8,13 +13,111 @@
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use time::Date;
 
 use crate::domain::cf::CodiceFiscale;
 use crate::domain::places::ComuneCode;
+use crate::domain::purpose::Purpose;
 use crate::domain::records::{format_date, parse_date};
 use crate::problem::{Problem, ProblemKind};
+
+/// The header carrying a query id from the coordinator to its peers, and back in answers.
+pub const QUERY_ID_HEADER: &str = "attesta-query-id";
+/// The header giving the index of the request's entry in the node's audit log.
+pub const LOG_INDEX_HEADER: &str = "attesta-log-index";
+/// The most entries one `GET /v1/audit/entries` answers: exporters page by it.
+pub const AUDIT_PAGE: u64 = 1000;
+
+/// A peer that gave no usable answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Unavailable {
+    /// The agency asked; null when no node in the directory could be asked.
+    pub agency: Option<String>,
+    /// timeout, unreachable, refused, denied, no-data, error, bad-attestation, no-node.
+    pub reason: String,
+    pub detail: String,
+}
+
+/// The coordinator's answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StatusAnswer {
+    pub resident: Option<bool>,
+    pub comune: Option<String>,
+    pub since: Option<String>,
+    pub legally_present: Option<bool>,
+    /// permit, renewal_receipt, parent_permit (from the Questura) or registration.
+    pub basis: Option<String>,
+    pub valid_until: Option<String>,
+    pub as_of: String,
+    /// Both facts are known.
+    pub complete: bool,
+    /// The peers' signed answers this one rests on (compact JWS).
+    pub attestations: Vec<String>,
+    pub unavailable: Vec<Unavailable>,
+    pub query_id: String,
+}
+
+/// `GET /readyz`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ready {
+    pub status: String,
+    /// The manifest in force (null: none yet, every policy-guarded route denies).
+    pub manifest_version: Option<u64>,
+    pub policy_version: Option<String>,
+}
+
+/// One rejected row of an import.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowError {
+    pub line: u64,
+    pub reason: String,
+}
+
+/// The answer to an import (`POST /v1/admin/import/*`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ImportSummary {
+    pub dataset: String,
+    /// snapshot or delta.
+    pub mode: String,
+    pub rows_read: u64,
+    pub applied: u64,
+    pub rejected: u64,
+    /// The first rejected rows (at most `import::MAX_REPORTED`).
+    pub errors: Vec<RowError>,
+    pub as_of: Option<String>,
+    pub dataset_rows: u64,
+    pub millis: u64,
+}
+
+/// The body of `POST /v1/manifest`. Omitted parts are carried over from the manifest in force.
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishRequest {
+    pub policy: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<Vec<attesta_policy::DirectoryEntry>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<Vec<String>>,
+    /// Publish only if this is the version in force (the version the draft was made from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_version: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Notified {
+    pub agency: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PublishAnswer {
+    pub version: u64,
+    pub issued_at: String,
+    pub policy_version: String,
+    pub notified: Vec<Notified>,
+}
 
 /// The body of an attestation request.
 #[derive(Debug, Deserialize)]
@@ -56,7 +159,7 @@ pub fn comune_present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<S
 #[derive(Debug)]
 pub struct Question {
     pub subject: CodiceFiscale,
-    pub purpose: String,
+    pub purpose: Purpose,
     /// The request's query id (its audit entry's), hex.
     pub query_id: String,
     pub as_of: Date,
@@ -116,29 +219,20 @@ pub fn percent_decode(s: &str) -> Option<String> {
 }
 
 /// Checks a declared purpose's form. An empty purpose passes: the policy denies it.
-pub fn check_purpose(purpose: &str) -> Result<(), Problem> {
-    let ok = purpose.len() <= 64
-        && purpose
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(bad_request(
-            "purpose: 1-64 characters of a-z, 0-9, '-' and '_'",
-        ))
-    }
+/// The request's declared purpose (empty when none: the policy denies it).
+pub fn parse_purpose(purpose: &str) -> Result<Purpose, Problem> {
+    Purpose::parse(purpose).map_err(|e| bad_request(e.to_string()))
 }
 
 pub fn parse_question(body: &Bytes) -> Result<Question, Problem> {
     let req: AttestRequest =
         serde_json::from_slice(body).map_err(|e| bad_request(format!("request body: {e}")))?;
     let subject = parse_subject(&req.subject)?;
-    check_purpose(&req.purpose)?;
+    let purpose = parse_purpose(&req.purpose)?;
     let as_of = parse_as_of(req.as_of.as_deref())?;
     Ok(Question {
         subject,
-        purpose: req.purpose,
+        purpose,
         query_id: String::new(),
         as_of,
         request_sha256: crate::attestation::sha256_hex(body),
@@ -205,7 +299,7 @@ struct StatusRequest {
 #[derive(Debug)]
 pub struct StatusQuestion {
     pub subject: CodiceFiscale,
-    pub purpose: String,
+    pub purpose: Purpose,
     pub comune: Option<ComuneCode>,
     pub as_of: Date,
 }
@@ -214,7 +308,7 @@ pub fn parse_status(body: &Bytes) -> Result<StatusQuestion, Problem> {
     let req: StatusRequest =
         serde_json::from_slice(body).map_err(|e| bad_request(format!("request body: {e}")))?;
     let subject = parse_subject(&req.subject)?;
-    check_purpose(&req.purpose)?;
+    let purpose = parse_purpose(&req.purpose)?;
     let comune = req
         .comune
         .as_deref()
@@ -224,7 +318,7 @@ pub fn parse_status(body: &Bytes) -> Result<StatusQuestion, Problem> {
     let as_of = parse_as_of(req.as_of.as_deref())?;
     Ok(StatusQuestion {
         subject,
-        purpose: req.purpose,
+        purpose,
         comune,
         as_of,
     })

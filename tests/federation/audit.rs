@@ -255,7 +255,12 @@ mod node_log {
                 .await
                 .unwrap();
             assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-            out.extend(r.json().unwrap()["entries"].as_array().unwrap().clone());
+            out.extend(
+                r.json::<serde_json::Value>().unwrap()["entries"]
+                    .as_array()
+                    .unwrap()
+                    .clone(),
+            );
             at = to;
         }
         out
@@ -327,7 +332,7 @@ mod node_log {
             .get(&f.inps.url("/readyz"))
             .await
             .unwrap()
-            .json()
+            .json::<serde_json::Value>()
             .unwrap();
         let token = inps.get(&f.inps.url("/v1/manifest")).await.unwrap().body;
         let change: Vec<&Value> = all.iter().filter(|e| e["direction"] == "change").collect();
@@ -349,7 +354,10 @@ mod node_log {
         assert_eq!(e["status"], 200);
         assert_eq!(e["request_sha256"], hex::encode(sha256(&body)));
         assert_eq!(e["response_sha256"], hex::encode(sha256(&first.body)));
-        assert_eq!(first.json().unwrap()["query_id"], query_id);
+        assert_eq!(
+            first.json::<serde_json::Value>().unwrap()["query_id"],
+            query_id
+        );
         // The blinded subject: the same person has the same HMAC, another person another.
         let blinded = e["subject_hmac"].as_str().unwrap();
         assert_eq!(blinded.len(), 64);
@@ -423,7 +431,7 @@ mod node_log {
                 .await
                 .unwrap();
             assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-            let p = r.json().unwrap();
+            let p = r.json::<serde_json::Value>().unwrap();
             let proof = proof_hashes(&p);
             merkle::verify_inclusion(&leaves[index as usize], index, c.size, &proof, &c.root)
                 .unwrap();
@@ -438,7 +446,7 @@ mod node_log {
             )))
             .await
             .unwrap();
-        let p = r.json().unwrap();
+        let p = r.json::<serde_json::Value>().unwrap();
         let proof = proof_hashes(&p);
         merkle::verify_consistency(c.size, later.size, &c.root, &later.root, &proof).unwrap();
 
@@ -486,7 +494,7 @@ mod node_log {
             "{}",
             String::from_utf8_lossy(&report.body)
         );
-        let report = report.json().unwrap();
+        let report = report.json::<serde_json::Value>().unwrap();
         let reported: Vec<u64> = report["entries"]
             .as_array()
             .unwrap()
@@ -607,7 +615,10 @@ mod node_log {
                 .await
                 .unwrap();
             assert_eq!(r.status, 404);
-            let detail = r.json().unwrap()["detail"].as_str().unwrap().to_owned();
+            let detail = r.json::<serde_json::Value>().unwrap()["detail"]
+                .as_str()
+                .unwrap()
+                .to_owned();
             assert!(detail.contains("the log has"), "{detail}");
         }
         let r = stranger
@@ -615,7 +626,10 @@ mod node_log {
             .await
             .unwrap();
         assert_eq!(r.status, 403);
-        let detail = r.json().unwrap()["detail"].as_str().unwrap().to_owned();
+        let detail = r.json::<serde_json::Value>().unwrap()["detail"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         assert!(!detail.contains("the log has"), "{detail}");
         // A changed entry (its query id) no longer has the signed tree's leaf.
         let text = String::from_utf8(mine.body.to_vec()).unwrap();
@@ -1055,7 +1069,15 @@ mod bundles {
             c.serves = vec!["legal-presence".into()];
         })
         .await;
-        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        // Until the new history has a signed checkpoint to export.
+        eventually(|| async {
+            let r = auditor
+                .get(&questura.url("/v1/audit/checkpoint"))
+                .await
+                .ok()?;
+            (r.status == 200).then_some(())
+        })
+        .await;
         let third = dir.join("questura-3.bundle");
         tokio::task::block_in_place(|| export(&config, "questura-pu", Some(&questura.url), &third));
         let o = verify(&third, &ca, None);
@@ -1156,7 +1178,12 @@ mod witness {
         start: u64,
     ) -> (u64, Vec<serde_json::Value>) {
         let get = |path: String| async move {
-            auditor.get(&node.url(&path)).await.unwrap().json().unwrap()
+            auditor
+                .get(&node.url(&path))
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .unwrap()
         };
         let size = get("/v1/audit/entries?start=0&end=1".into()).await["size"]
             .as_u64()
@@ -1166,7 +1193,7 @@ mod witness {
     }
 
     fn problem(r: &Reply) -> (String, String) {
-        let p = r.json().unwrap_or_default();
+        let p = r.json::<serde_json::Value>().unwrap_or_default();
         (
             p["type"].as_str().unwrap_or_default().to_owned(),
             p["detail"].as_str().unwrap_or_default().to_owned(),
@@ -1585,7 +1612,7 @@ mod crash {
             )))
             .await
             .unwrap()
-            .json()
+            .json::<serde_json::Value>()
             .unwrap();
         let hashes: Vec<merkle::Hash> = proof["proof"]
             .as_array()
@@ -1864,9 +1891,11 @@ mod retention {
         let inps = f.pki.client("inps-pesaro");
         let label = "resident with valid permit";
         ask_status(&f, &inps, label).await;
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        // The cut falls strictly between the two questions' entry times (milliseconds).
+        let later = |t: u64| eventually(move || async move { (now_ms() > t).then_some(()) });
+        later(now_ms()).await;
         let cut = now_ms();
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        later(cut).await;
         ask_status(&f, &inps, label).await;
 
         let Federation {
@@ -1893,7 +1922,7 @@ mod retention {
             .await
             .unwrap();
         assert_eq!(r.status, 410);
-        let p = r.json().unwrap();
+        let p = r.json::<serde_json::Value>().unwrap();
         assert_eq!(p["type"], "urn:attesta:problem:pruned");
         assert!(
             p["detail"]
@@ -1979,7 +2008,7 @@ mod retention {
             .await
             .unwrap();
         assert_eq!(r.status, 200);
-        let report = r.json().unwrap();
+        let report = r.json::<serde_json::Value>().unwrap();
         let asked: Vec<u64> = report["entries"]
             .as_array()
             .unwrap()

@@ -224,7 +224,10 @@ async fn node_run_serves_until_sigterm_then_exits_zero() {
     let client = pki.client("inps-pesaro");
     let url = node.url("/v1/whoami");
     let reply = eventually(|| async { client.get(&url).await.ok() }).await;
-    assert_eq!(reply.json().unwrap()["node"], "questura-pu");
+    assert_eq!(
+        reply.json::<serde_json::Value>().unwrap()["node"],
+        "questura-pu"
+    );
 
     sigterm(&child);
     let status =

@@ -153,7 +153,7 @@ async fn every_sample_gets_its_expected_answer_from_the_local_attestations() {
                 "{label}: {}",
                 String::from_utf8_lossy(&r.body)
             );
-            let a = r.json().unwrap();
+            let a = r.json::<serde_json::Value>().unwrap();
             assert_eq!(a["issuer"], node.agency.as_str());
             assert_eq!(a["audience"], "inps-pesaro");
             assert_eq!(a["data_as_of"], AS_OF);
@@ -180,7 +180,7 @@ async fn every_sample_gets_its_expected_answer_from_the_local_attestations() {
         } else {
             let r = ask(&inps, &questura, "/v1/attest/legal-presence", q.clone()).await;
             assert_eq!(r.status, 200, "{label}");
-            let a = r.json().unwrap();
+            let a = r.json::<serde_json::Value>().unwrap();
             assert!(
                 a.get("type").is_none() && a.get("permit_type").is_none(),
                 "{label}: permit type leaked"
@@ -210,7 +210,10 @@ async fn bad_attestation_requests_get_problem_json() {
         json!({"subject": "RSSMRA85T10A562S", "purpose": "benefit-eligibility"}),
     )
     .await;
-    assert_eq!(r.json().unwrap()["type"], "urn:attesta:problem:no-data");
+    assert_eq!(
+        r.json::<serde_json::Value>().unwrap()["type"],
+        "urn:attesta:problem:no-data"
+    );
     assert_eq!(r.status, 503);
 
     let cases = [
@@ -268,7 +271,7 @@ async fn bad_attestation_requests_get_problem_json() {
         let r = ask(&client, &node, route, body.clone()).await;
         assert_eq!(r.status, status, "{body}");
         assert_eq!(r.content_type(), Some("application/problem+json"));
-        let p = r.json().unwrap();
+        let p = r.json::<serde_json::Value>().unwrap();
         assert_eq!(p["type"], format!("urn:attesta:problem:{slug}"), "{body}");
         assert!(
             p["detail"].as_str().unwrap().contains(detail),
@@ -294,7 +297,10 @@ async fn bad_attestation_requests_get_problem_json() {
     )
     .await;
     assert_eq!(r.status, 404);
-    assert_eq!(r.json().unwrap()["type"], "urn:attesta:problem:not-served");
+    assert_eq!(
+        r.json::<serde_json::Value>().unwrap()["type"],
+        "urn:attesta:problem:not-served"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,7 +318,7 @@ async fn imports_are_allowed_only_to_the_nodes_own_operators() {
         .unwrap();
     assert_eq!(r.status, 403);
     assert_eq!(
-        r.json().unwrap()["type"],
+        r.json::<serde_json::Value>().unwrap()["type"],
         "urn:attesta:problem:policy-denied"
     );
     // Another agency's operator, too.
@@ -378,7 +384,7 @@ async fn a_bad_import_lists_its_rows_and_changes_nothing() {
         q("RSSMRA85T10A562S"),
     )
     .await;
-    assert_eq!(r.json().unwrap()["resident"], true);
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["resident"], true);
     let r = ask(
         &client,
         &node,
@@ -387,7 +393,7 @@ async fn a_bad_import_lists_its_rows_and_changes_nothing() {
     )
     .await;
     assert_eq!(
-        r.json().unwrap()["resident"],
+        r.json::<serde_json::Value>().unwrap()["resident"],
         false,
         "a rejected import must change nothing"
     );
@@ -461,7 +467,7 @@ async fn a_node_killed_during_an_import_keeps_the_previous_snapshot() {
         json!({"subject": known, "purpose": "benefit-eligibility", "as_of": AS_OF}),
     )
     .await;
-    let a = r.json().unwrap();
+    let a = r.json::<serde_json::Value>().unwrap();
     assert_eq!(a["resident"], true, "{a}");
     assert_eq!(a["comune"], "041044");
     // Nobody from another comune got in: the killed import left nothing visible.
@@ -479,7 +485,7 @@ async fn a_node_killed_during_an_import_keeps_the_previous_snapshot() {
         json!({"subject": other_cf, "purpose": "benefit-eligibility", "as_of": AS_OF}),
     )
     .await;
-    assert_eq!(r.json().unwrap()["resident"], false);
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["resident"], false);
     assert!(
         !uploads.exists() || std::fs::read_dir(&uploads).unwrap().next().is_none(),
         "spooled upload left behind"
@@ -499,7 +505,7 @@ async fn a_node_killed_during_an_import_keeps_the_previous_snapshot() {
         json!({"subject": other_cf, "purpose": "benefit-eligibility", "as_of": AS_OF}),
     )
     .await;
-    assert_eq!(r.json().unwrap()["resident"], true);
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["resident"], true);
     child.kill().unwrap();
     child.wait().unwrap();
 }
@@ -553,7 +559,7 @@ async fn a_comune_monitors_only_its_own_expiring_permits() {
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let a = r.json().unwrap();
+    let a = r.json::<serde_json::Value>().unwrap();
     assert_eq!(a["comune"], "041044");
     let subjects: Vec<&str> = a["permits"]
         .as_array()
@@ -594,7 +600,7 @@ async fn a_comune_monitors_only_its_own_expiring_permits() {
             .await
             .unwrap();
         assert_eq!(r.status, 403, "{client} {query}");
-        let p = r.json().unwrap();
+        let p = r.json::<serde_json::Value>().unwrap();
         assert_eq!(p["type"], "urn:attesta:problem:policy-denied");
         assert!(p["detail"].as_str().unwrap().contains(why), "{p}");
     }
@@ -624,7 +630,7 @@ async fn family_data_goes_only_to_granted_agencies() {
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let a = r.json().unwrap();
+    let a = r.json::<serde_json::Value>().unwrap();
     let mut members: Vec<&str> = a["members"]
         .as_array()
         .unwrap()
@@ -655,7 +661,7 @@ async fn family_data_goes_only_to_granted_agencies() {
             .await
             .unwrap();
         assert_eq!(r.status, 403);
-        let p = r.json().unwrap();
+        let p = r.json::<serde_json::Value>().unwrap();
         assert!(p["detail"].as_str().unwrap().contains(why), "{p}");
     }
 }

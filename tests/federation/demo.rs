@@ -86,7 +86,7 @@ async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, Stri
     for (agency, url) in &endpoints {
         let reply = inps.get(&format!("{url}/v1/whoami")).await.unwrap();
         assert_eq!(reply.status, 200, "{agency}");
-        let body = reply.json().unwrap();
+        let body = reply.json::<serde_json::Value>().unwrap();
         assert_eq!(body["agency"], "inps-pesaro");
         assert_eq!(body["node"], agency.as_str());
     }
@@ -95,7 +95,11 @@ async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, Stri
     // second run on the same directory publishes nothing new).
     for (agency, url) in &endpoints {
         let ready = inps.get(&format!("{url}/readyz")).await.unwrap();
-        assert_eq!(ready.json().unwrap()["manifest_version"], 1, "{agency}");
+        assert_eq!(
+            ready.json::<serde_json::Value>().unwrap()["manifest_version"],
+            1,
+            "{agency}"
+        );
     }
     // purposes.json says what each agency may declare, from the policy.
     let purposes: serde_json::Value =

@@ -189,7 +189,7 @@ async fn one_agency_flooding_connections_is_refused_while_others_are_served() {
         .unwrap();
     assert_eq!(refused.status, 429);
     assert_eq!(refused.content_type(), Some("application/problem+json"));
-    let p = refused.json().unwrap();
+    let p = refused.json::<serde_json::Value>().unwrap();
     assert_eq!(p["type"], "urn:attesta:problem:too-many-connections");
     assert!(
         p["detail"].as_str().unwrap().contains("3 connections"),
@@ -320,8 +320,11 @@ async fn an_expired_prefettura_key_cannot_sign_a_backdated_manifest() {
     m.issued_at = issued_days_ago(3);
     let token = sign_with_prefettura_key(&mut pki, &m, -10, -1);
     let r = push(token).await;
-    assert_eq!(r.status, 422, "{:?}", r.json());
-    let detail = r.json().unwrap()["detail"].as_str().unwrap().to_owned();
+    assert_eq!(r.status, 422, "{:?}", r.json::<serde_json::Value>());
+    let detail = r.json::<serde_json::Value>().unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(detail.contains("not valid"), "{detail}");
 
     // A valid key cannot backdate either: version 2 issued before version 1 (in force) is
@@ -335,7 +338,10 @@ async fn an_expired_prefettura_key_cannot_sign_a_backdated_manifest() {
     let backdated = pki.sign_manifest(PREFETTURA, &m);
     let r = push(backdated).await;
     assert_eq!(r.status, 422);
-    let detail = r.json().unwrap()["detail"].as_str().unwrap().to_owned();
+    let detail = r.json::<serde_json::Value>().unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert!(detail.contains("backdated"), "{detail}");
 
     // Nor date into the future beyond the skew.
@@ -347,15 +353,15 @@ async fn an_expired_prefettura_key_cannot_sign_a_backdated_manifest() {
         .unwrap();
     let r = push(pki.sign_manifest(PREFETTURA, &m)).await;
     assert_eq!(r.status, 422);
-    assert!(r.json().unwrap()["detail"]
+    assert!(r.json::<serde_json::Value>().unwrap()["detail"]
         .as_str()
         .unwrap()
         .contains("future"));
 
     let real = pki.manifest(2, &test_policy());
     let r = push(real).await;
-    assert_eq!(r.status, 200, "{:?}", r.json());
-    assert_eq!(r.json().unwrap()["version"], 2);
+    assert_eq!(r.status, 200, "{:?}", r.json::<serde_json::Value>());
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["version"], 2);
 }
 
 #[tokio::test]
@@ -391,10 +397,16 @@ async fn as_of_outside_1900_to_tomorrow_is_refused_and_the_edges_are_answered() 
         serde_json::Value::Null,
     ] {
         let r = ask(bad.clone()).await;
-        assert_eq!(r.status, 400, "{bad}: {} {:?}", r.status, r.json());
+        assert_eq!(
+            r.status,
+            400,
+            "{bad}: {} {:?}",
+            r.status,
+            r.json::<serde_json::Value>()
+        );
         assert_eq!(r.content_type(), Some("application/problem+json"));
         assert!(
-            r.json().unwrap()["detail"]
+            r.json::<serde_json::Value>().unwrap()["detail"]
                 .as_str()
                 .unwrap()
                 .contains("as_of"),
@@ -407,7 +419,7 @@ async fn as_of_outside_1900_to_tomorrow_is_refused_and_the_edges_are_answered() 
         fmt(today + time::Duration::days(1)),
     ] {
         let r = ask(serde_json::json!(edge)).await;
-        assert_ne!(r.status, 400, "{edge}: {:?}", r.json());
+        assert_ne!(r.status, 400, "{edge}: {:?}", r.json::<serde_json::Value>());
     }
 }
 

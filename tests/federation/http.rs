@@ -13,7 +13,7 @@ use crate::harness::*;
 fn assert_problem(reply: &attesta::client::Reply, status: u16, slug: &str) {
     assert_eq!(reply.status, status);
     assert_eq!(reply.content_type(), Some("application/problem+json"));
-    let p = reply.json().unwrap();
+    let p = reply.json::<serde_json::Value>().unwrap();
     assert_eq!(p["type"], format!("urn:attesta:problem:{slug}"));
     assert_eq!(p["status"], status);
     assert!(p["title"].is_string());
@@ -137,16 +137,19 @@ async fn health_readiness_and_metrics_are_served() {
 
     let health = client.get(&node.url("/healthz")).await.unwrap();
     assert_eq!(health.status, 200);
-    assert_eq!(health.json().unwrap()["status"], "ok");
+    assert_eq!(health.json::<serde_json::Value>().unwrap()["status"], "ok");
     let ready = client.get(&node.url("/readyz")).await.unwrap();
-    assert_eq!(ready.json().unwrap()["status"], "ready");
+    assert_eq!(
+        ready.json::<serde_json::Value>().unwrap()["status"],
+        "ready"
+    );
     let _ = client.get(&node.url("/v1/nope")).await.unwrap();
 
     // Metrics are for the node's own operator, not for other agencies.
     let denied = client.get(&node.url("/metrics")).await.unwrap();
     assert_eq!(denied.status, 403);
     assert_eq!(
-        denied.json().unwrap()["type"],
+        denied.json::<serde_json::Value>().unwrap()["type"],
         "urn:attesta:problem:policy-denied"
     );
     let reply = pki

@@ -42,7 +42,7 @@ async fn valid_agency_certificate_gets_its_own_agency_id_from_whoami() {
     let reply = client.get(&node.url("/v1/whoami")).await.unwrap();
     assert_eq!(reply.status, 200);
     assert_eq!(reply.content_type(), Some("application/json"));
-    let body = reply.json().unwrap();
+    let body = reply.json::<serde_json::Value>().unwrap();
     assert_eq!(body["agency"], "inps-pesaro");
     assert_eq!(
         body["spiffe_id"],
@@ -174,7 +174,7 @@ async fn revoked_agency_is_refused_after_crl_reload_without_restart() {
         .await
         .unwrap();
     assert_eq!(r.status, 403);
-    let problem = r.json().unwrap();
+    let problem = r.json::<serde_json::Value>().unwrap();
     assert_eq!(problem["type"], "urn:attesta:problem:certificate-revoked");
     // ...while the other agency's connection was not dropped by the reload.
     let r = asl_conn
@@ -182,7 +182,7 @@ async fn revoked_agency_is_refused_after_crl_reload_without_restart() {
         .await
         .unwrap();
     assert_eq!(r.status, 200);
-    assert_eq!(r.json().unwrap()["agency"], "asl-1");
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["agency"], "asl-1");
 }
 
 #[tokio::test]

@@ -23,7 +23,7 @@ async fn post_json(client: &Client, url: &str, body: Value) -> Reply {
 }
 
 fn problem_type(r: &Reply) -> String {
-    r.json().unwrap()["type"]
+    r.json::<serde_json::Value>().unwrap()["type"]
         .as_str()
         .unwrap_or_default()
         .to_owned()
@@ -32,7 +32,7 @@ fn problem_type(r: &Reply) -> String {
 /// The manifest version a node reports on /readyz.
 async fn manifest_version(client: &Client, node: &TestNode) -> Option<u64> {
     let r = client.get(&node.url("/readyz")).await.ok()?;
-    r.json().ok()?["manifest_version"].as_u64()
+    r.json::<serde_json::Value>().ok()?["manifest_version"].as_u64()
 }
 
 fn policy_cli(args: &[&str]) -> Output {
@@ -50,7 +50,7 @@ fn stderr(o: &Output) -> String {
 /// What a 403 says, without what differs by request and not by data: the query id, and the
 /// territory the request itself named (the denial repeats it).
 fn denial(r: &Reply) -> Value {
-    let mut p = r.json().unwrap();
+    let mut p = r.json::<serde_json::Value>().unwrap();
     p.as_object_mut().unwrap().remove("instance");
     if let Some(d) = p["detail"].as_str() {
         p["detail"] = Value::from(
@@ -341,7 +341,7 @@ async fn every_route_is_guarded() {
         );
         if *path == "/v1/witness/add-checkpoint" {
             assert!(
-                r.json().unwrap()["detail"]
+                r.json::<serde_json::Value>().unwrap()["detail"]
                     .as_str()
                     .unwrap()
                     .contains("asl-1 is not in the federation directory"),
@@ -358,7 +358,7 @@ async fn every_route_is_guarded() {
                 "urn:attesta:problem:policy-denied",
                 "{method} {path}"
             );
-            let p = r.json().unwrap();
+            let p = r.json::<serde_json::Value>().unwrap();
             assert!(
                 p["detail"].as_str().unwrap().starts_with("no rule grants"),
                 "{p}"
@@ -409,7 +409,7 @@ async fn a_node_without_a_manifest_denies_everything_but_the_open_routes() {
     )
     .await;
     assert_eq!(r.status, 403);
-    assert!(r.json().unwrap()["detail"]
+    assert!(r.json::<serde_json::Value>().unwrap()["detail"]
         .as_str()
         .unwrap()
         .contains("no policy manifest"));
@@ -507,7 +507,7 @@ async fn a_grant_published_by_the_prefettura_reaches_every_node_and_a_revoke_tak
     )
     .await;
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let answer = r.json().unwrap();
+    let answer = r.json::<serde_json::Value>().unwrap();
     assert_eq!(answer["version"], 1);
     for n in answer["notified"].as_array().unwrap() {
         assert_eq!(n["ok"], true, "{n}");
@@ -703,7 +703,7 @@ async fn only_the_prefettura_role_publishes() {
     )
     .await;
     assert_eq!(r.status, 422);
-    assert!(r.json().unwrap()["detail"]
+    assert!(r.json::<serde_json::Value>().unwrap()["detail"]
         .as_str()
         .unwrap()
         .contains("line 1"));
@@ -740,10 +740,16 @@ async fn bad_manifests_are_refused_and_the_last_valid_one_is_kept() {
     // Version 3 goes in.
     let v3 = pki.manifest(3, &test_policy());
     let r = push(v3.clone()).await;
-    assert_eq!(r.json().unwrap(), json!({"version": 3, "installed": true}));
+    assert_eq!(
+        r.json::<serde_json::Value>().unwrap(),
+        json!({"version": 3, "installed": true})
+    );
     // The same document again changes nothing.
     let r = push(v3.clone()).await;
-    assert_eq!(r.json().unwrap(), json!({"version": 3, "installed": false}));
+    assert_eq!(
+        r.json::<serde_json::Value>().unwrap(),
+        json!({"version": 3, "installed": false})
+    );
 
     let with_extra_field = {
         let mut v = serde_json::to_value(test_manifest(4, &test_policy())).unwrap();
@@ -801,7 +807,7 @@ async fn bad_manifests_are_refused_and_the_last_valid_one_is_kept() {
             "{what}: {}",
             String::from_utf8_lossy(&r.body)
         );
-        let p = r.json().unwrap();
+        let p = r.json::<serde_json::Value>().unwrap();
         assert_eq!(p["type"], "urn:attesta:problem:manifest-rejected", "{what}");
         assert_eq!(p["reason"], reason, "{what}: {p}");
         // The last valid manifest stays in force, on disk too.
@@ -865,7 +871,7 @@ async fn an_agency_revoked_in_the_manifest_is_refused() {
     let r = inps.get(&node.url("/v1/whoami")).await.unwrap();
     assert_eq!(r.status, 403);
     assert_eq!(problem_type(&r), "urn:attesta:problem:certificate-revoked");
-    assert!(r.json().unwrap()["detail"]
+    assert!(r.json::<serde_json::Value>().unwrap()["detail"]
         .as_str()
         .unwrap()
         .contains("manifest"));

@@ -149,7 +149,7 @@ async fn status(pki: &mut Pki, caller: &str, node: &TestNode, body: Value) -> (u
         )
         .await
         .unwrap();
-    (r.status.as_u16(), r.json().unwrap())
+    (r.status.as_u16(), r.json::<serde_json::Value>().unwrap())
 }
 
 fn question(s: &Value) -> Value {

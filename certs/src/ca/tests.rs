@@ -187,3 +187,35 @@ fn opening_a_damaged_ca_names_the_file() {
     let err = Ca::open(dir.path()).unwrap_err().to_string();
     assert!(err.contains("ca.crt") && err.contains("missing"), "{err}");
 }
+
+#[test]
+fn a_nodes_own_sign_certificate_passes_the_same_check_as_anyone_elses() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca = Ca::init(&dir.path().join("ca"), td()).unwrap();
+    let load = |name: &str, spec: &LeafSpec, ca: &mut Ca| {
+        let issued = ca.issue_leaf(spec).unwrap();
+        let (cert, key) = (
+            dir.path().join(format!("{name}.crt")),
+            dir.path().join(format!("{name}.key")),
+        );
+        std::fs::write(&cert, &issued.cert_pem).unwrap();
+        std::fs::write(&key, &issued.key_pem).unwrap();
+        crate::SigningIdentity::load(&td(), &cert, &key)
+    };
+    let inps = agency("inps-pesaro");
+    let good = LeafSpec::sign(&td(), &inps, 30);
+    assert!(load("good", &good, &mut ca).is_ok());
+
+    // A second URI SAN: refused as every other sign certificate is, naming the file.
+    let mut two = LeafSpec::sign(&td(), &inps, 30);
+    two.uris
+        .push("spiffe://pu.attesta.test/agency/questura-pu".into());
+    let e = load("two", &two, &mut ca).unwrap_err().to_string();
+    assert!(e.contains("two.crt") && e.contains("URI"), "{e}");
+
+    // Another trust domain's SPIFFE id.
+    let mut other = LeafSpec::sign(&td(), &inps, 30);
+    other.uris = vec!["spiffe://other.test/agency/inps-pesaro".into()];
+    let e = load("other", &other, &mut ca).unwrap_err().to_string();
+    assert!(e.contains("other.crt") && e.contains("other.test"), "{e}");
+}

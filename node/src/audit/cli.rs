@@ -238,7 +238,7 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
     let mut entries = Vec::with_capacity((to - from).min(1 << 24) as usize);
     let mut start = from;
     while start < to {
-        let end = to.min(start + crate::server::AUDIT_PAGE);
+        let end = to.min(start + crate::wire::AUDIT_PAGE);
         let body = get(format!("/v1/audit/entries?start={start}&end={end}")).await?;
         let page: serde_json::Value = serde_json::from_slice(&body)?;
         for e in page["entries"].as_array().into_iter().flatten() {

@@ -1,4 +1,4 @@
-//! The audit log (DESIGN.md §6): every request a node serves or makes is an entry in an
+//! The audit log (docs/AUDIT_LOG.md): every request a node serves or makes is an entry in an
 //! append-only RFC 9162 Merkle tree, with signed checkpoints and proofs for auditors.
 //!
 //! The formats and every check an auditor runs live in the pure crate `attesta-audit`

@@ -103,7 +103,7 @@ pub async fn run(a: SubjectReportArgs) -> anyhow::Result<()> {
                 conn.send_with(
                     http::Method::POST,
                     "/v1/audit/subject-report",
-                    &[(crate::server::QUERY_ID_HEADER, &query_id)],
+                    &[(crate::wire::QUERY_ID_HEADER, &query_id)],
                     Some(("application/json", body)),
                 )
                 .await

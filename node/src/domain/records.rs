@@ -1,4 +1,4 @@
-//! Registry and permit records, as the node stores them (DESIGN.md §3).
+//! Registry and permit records, as the node stores them (docs/DATA_FORMATS.md).
 //!
 //! Residence and permit validity are date intervals, so every question can be asked as of a
 //! date. Records are built only by the importer's validation; a record that exists is valid.

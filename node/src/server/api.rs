@@ -1,6 +1,6 @@
 //! Handlers of the data routes: local attestations and admin imports.
 //!
-//! Attestations answer from the node's own data, minimally (DESIGN.md §4): a boolean, a date,
+//! Attestations answer from the node's own data, minimally: a boolean, a date,
 //! the basis; never names, addresses or the permit type.
 //!
 //! Each route's request is parsed here (`parse_*`) so that the router can put the declared
@@ -22,13 +22,14 @@ use crate::attestation::{Envelope, PresenceAnswer, ResidenceAnswer};
 use crate::domain::cf::CodiceFiscale;
 use crate::domain::places::ComuneCode;
 use crate::domain::presence::{legal_presence_on, residence_on};
+use crate::domain::purpose::Purpose;
 use crate::domain::records::format_date;
 use crate::import::{self, ImportError, Mode};
 use crate::problem::{Problem, ProblemKind};
 use crate::store::{Dataset, DatasetInfo};
 
 pub(super) use crate::wire::{
-    bad_request, bounded_date, check_purpose, parse_question, query_params, today, Question,
+    bad_request, bounded_date, parse_purpose, parse_question, query_params, today, Question,
 };
 
 fn data_as_of(info: &DatasetInfo) -> Result<Option<String>, Problem> {
@@ -50,7 +51,7 @@ fn envelope(shared: &Shared, peer: &Peer, q: &Question, data_as_of: Option<Strin
         audience: peer.leaf.agency().to_string(),
         query_id: q.query_id.clone(),
         subject: q.subject.canonical().to_owned(),
-        purpose: q.purpose.clone(),
+        purpose: q.purpose.to_string(),
         as_of: format_date(q.as_of),
         data_as_of,
         iat: time::OffsetDateTime::now_utc().unix_timestamp(),
@@ -282,7 +283,7 @@ struct ExpiringAnswer<'a> {
 /// `GET /v1/monitor/expiring?days=N&purpose=P[&comune=C]`, parsed.
 pub(super) struct ExpiringQuery {
     days: u16,
-    pub purpose: String,
+    pub purpose: Purpose,
     pub comune: ComuneCode,
 }
 
@@ -303,12 +304,11 @@ pub(super) fn parse_expiring(
                 .ok_or_else(|| bad_request("days: 1 to 366"))
         })
         .transpose()?;
-    let purpose = params.remove("purpose").unwrap_or_default();
+    let purpose = parse_purpose(&params.remove("purpose").unwrap_or_default())?;
     let comune = params
         .get("comune")
         .map(|v| ComuneCode::parse(v).map_err(|e| bad_request(format!("comune: {e}"))))
         .transpose()?;
-    check_purpose(&purpose)?;
     let days = days.ok_or_else(|| bad_request("days: required, 1 to 366"))?;
     let comune = match comune {
         Some(c) => c,
@@ -400,14 +400,15 @@ struct FamilyAnswer<'a> {
 /// `GET /v1/family/{cf}?purpose=P`, parsed.
 pub(super) struct FamilyQuery {
     pub subject: CodiceFiscale,
-    pub purpose: String,
+    pub purpose: Purpose,
 }
 
 pub(super) fn parse_family(subject: &str, query: Option<&str>) -> Result<FamilyQuery, Problem> {
-    let purpose = query_params(query, &["purpose"])?
-        .remove("purpose")
-        .unwrap_or_default();
-    check_purpose(&purpose)?;
+    let purpose = parse_purpose(
+        &query_params(query, &["purpose"])?
+            .remove("purpose")
+            .unwrap_or_default(),
+    )?;
     let subject = CodiceFiscale::parse(subject)
         .map_err(|e| Problem::new(ProblemKind::InvalidSubject).with_detail(e.to_string()))?;
     Ok(FamilyQuery { subject, purpose })

@@ -31,7 +31,7 @@ use crate::problem::{Problem, ProblemKind};
 use crate::wire::{bad_request, parse_subject};
 
 /// The most entries one `entries` request returns.
-pub const MAX_ENTRIES: u64 = 1000;
+pub use crate::wire::AUDIT_PAGE as MAX_ENTRIES;
 
 fn failed(e: AuditError) -> Problem {
     tracing::error!(error = %crate::config::error_chain(&e), "audit read failed");

@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{header, HeaderValue, StatusCode};
 use http_body_util::Full;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tracing::{debug, info, warn};
 
 use super::respond::{json, Resp};
@@ -23,7 +23,7 @@ use crate::manifest::{self, Offer, Rejected};
 use crate::metrics::{Outcome, Reason};
 use crate::problem::{Problem, ProblemKind};
 use attesta_certs::AgencyId;
-use attesta_policy::{DirectoryEntry, Manifest};
+use attesta_policy::Manifest;
 
 use crate::audit::entry::{Decision, Direction, Entry};
 
@@ -271,34 +271,7 @@ fn rejected(e: &Rejected) -> Problem {
         .with_extension("reason", e.reason().into())
 }
 
-/// The body of `POST /v1/manifest`. Omitted parts are carried over from the manifest in force.
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct PublishRequest {
-    pub policy: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub directory: Option<Vec<DirectoryEntry>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revoked: Option<Vec<String>>,
-    /// Publish only if this is the version in force (the version the draft was made from).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expected_version: Option<u64>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Notified {
-    pub agency: String,
-    pub ok: bool,
-    pub detail: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct PublishAnswer {
-    pub version: u64,
-    pub issued_at: String,
-    pub policy_version: String,
-    pub notified: Vec<Notified>,
-}
+pub use crate::wire::{Notified, PublishAnswer, PublishRequest};
 
 /// `POST /v1/manifest` on the Prefettura's node. The caller has passed the policy guard
 /// (or, before the first manifest, is this node's own agency).
@@ -383,11 +356,7 @@ async fn push_to_peers(shared: &Shared, manifest: &Manifest, token: &str) -> Vec
                         Ok(Ok(reply)) => Err(format!(
                             "{}: {}",
                             reply.status,
-                            reply
-                                .json()
-                                .ok()
-                                .and_then(|v| v["detail"].as_str().map(str::to_owned))
-                                .unwrap_or_default()
+                            reply.problem().and_then(|p| p.detail).unwrap_or_default()
                         )),
                     }
                 }

@@ -44,7 +44,7 @@ use crate::audit::log::AuditLog;
 use crate::config::{self, Settings};
 use crate::metrics::Metrics;
 
-pub use audit_api::MAX_ENTRIES as AUDIT_PAGE;
+pub use crate::wire::AUDIT_PAGE;
 pub use manifest_api::{Notified, PublishAnswer, PublishRequest};
 pub use respond::{LOG_INDEX_HEADER, QUERY_ID_HEADER};
 pub use routes::{Route, ROUTES};

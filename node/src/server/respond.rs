@@ -11,10 +11,7 @@ use crate::problem::{Problem, ProblemKind};
 /// What every handler answers.
 pub(crate) type Resp = Response<Full<Bytes>>;
 
-/// The header carrying a query id from the coordinator to its peers, and back in answers.
-pub const QUERY_ID_HEADER: &str = "attesta-query-id";
-/// The header giving the index of the request's entry in the node's audit log.
-pub const LOG_INDEX_HEADER: &str = "attesta-log-index";
+pub use crate::wire::{LOG_INDEX_HEADER, QUERY_ID_HEADER};
 
 /// A JSON answer.
 pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> Resp {

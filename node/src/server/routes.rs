@@ -677,14 +677,6 @@ struct Status {
     status: &'static str,
 }
 
-#[derive(Serialize)]
-struct Ready {
-    status: &'static str,
-    /// The manifest in force (null: none yet, every policy-guarded route denies).
-    manifest_version: Option<u64>,
-    policy_version: Option<String>,
-}
-
 fn readyz(shared: &Shared) -> Result<Resp, Problem> {
     if shared.draining.load(Ordering::SeqCst) {
         return Err(Problem::new(ProblemKind::ShuttingDown));
@@ -692,8 +684,8 @@ fn readyz(shared: &Shared) -> Result<Resp, Problem> {
     let active = shared.manifest.current();
     Ok(json(
         StatusCode::OK,
-        &Ready {
-            status: "ready",
+        &crate::wire::Ready {
+            status: "ready".into(),
             manifest_version: active.as_ref().map(|a| a.manifest.version),
             policy_version: active.as_ref().map(|a| a.policy.version().to_owned()),
         },

@@ -28,7 +28,7 @@ use attesta_certs::{AgencyId, TrustStore};
 use attesta_policy::Service;
 use bytes::Bytes;
 use http::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -53,34 +53,7 @@ struct PeerQuestion<'a> {
     as_of: String,
 }
 
-/// A peer that gave no usable answer.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Unavailable {
-    /// The agency asked; null when no node in the directory could be asked.
-    pub agency: Option<String>,
-    /// timeout, unreachable, refused, denied, no-data, error, bad-attestation, no-node.
-    pub reason: String,
-    pub detail: String,
-}
-
-/// The coordinator's answer.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct StatusAnswer {
-    pub resident: Option<bool>,
-    pub comune: Option<String>,
-    pub since: Option<String>,
-    pub legally_present: Option<bool>,
-    /// permit, renewal_receipt, parent_permit (from the Questura) or registration.
-    pub basis: Option<String>,
-    pub valid_until: Option<String>,
-    pub as_of: String,
-    /// Both facts are known.
-    pub complete: bool,
-    /// The peers' signed answers this one rests on (compact JWS).
-    pub attestations: Vec<String>,
-    pub unavailable: Vec<Unavailable>,
-    pub query_id: String,
-}
+pub use crate::wire::{StatusAnswer, Unavailable};
 
 /// The route a service is asked on.
 fn path(service: Service) -> &'static str {
@@ -545,7 +518,7 @@ pub(super) async fn status(
             peer_agency: c.agency.to_string(),
             peer_cert: c.exchange.peer_cert,
             route: format!("POST {}", path(c.service)),
-            purpose: q.purpose.clone(),
+            purpose: q.purpose.to_string(),
             subject: Some(subject),
             decision: Decision::None,
             rule: c.outcome.to_owned(),

@@ -451,8 +451,7 @@ async fn submit_one(
                 old = known(Some(size));
             }
             status => {
-                let doc = reply.json().unwrap_or(serde_json::Value::Null);
-                let detail = doc["detail"].as_str().unwrap_or_default();
+                let detail = reply.problem().and_then(|p| p.detail).unwrap_or_default();
                 return Err(("refused", format!("{status}: {detail}")));
             }
         }
