@@ -29,13 +29,21 @@ pub enum JwsError {
     #[error("unexpected JWS header: {0}")]
     Header(String),
     #[error("signing certificate refused: {0}")]
-    Certificate(#[from] IdentityError),
+    Certificate(IdentityError),
     #[error("signature does not verify")]
     BadSignature,
     #[error("signing certificate was not valid at {0}")]
     NotValidAt(String),
     #[error("signing failed: {0}")]
     Sign(String),
+}
+
+// The identity error is part of the message, not a separate source: chains printed with
+// `{:#}` or `error_chain` would say it twice.
+impl From<IdentityError> for JwsError {
+    fn from(e: IdentityError) -> Self {
+        Self::Certificate(e)
+    }
 }
 
 impl JwsError {

@@ -143,16 +143,16 @@ impl Identity {
             });
         }
         // Our certificate serves both sides of TLS, so it must pass both checks.
-        check_leaf(first, Role::Client, trust_domain).map_err(|source| {
+        check_leaf(first, Role::Client, trust_domain).map_err(|why| {
             LoadError::NotAgencyCertificate {
                 path: cert_path.to_owned(),
-                source,
+                why,
             }
         })?;
-        let leaf = check_leaf(first, Role::Server, trust_domain).map_err(|source| {
+        let leaf = check_leaf(first, Role::Server, trust_domain).map_err(|why| {
             LoadError::NotAgencyCertificate {
                 path: cert_path.to_owned(),
-                source,
+                why,
             }
         })?;
         Ok(Self { chain, key, leaf })

@@ -27,12 +27,8 @@ pub enum LoadError {
     Invalid { path: PathBuf, what: String },
     #[error("{key} does not belong to the certificate in {cert}")]
     KeyMismatch { cert: PathBuf, key: PathBuf },
-    #[error("{path}: certificate is not an agency certificate of this federation: {source}")]
-    NotAgencyCertificate {
-        path: PathBuf,
-        #[source]
-        source: IdentityError,
-    },
+    #[error("{path}: certificate is not an agency certificate of this federation: {why}")]
+    NotAgencyCertificate { path: PathBuf, why: IdentityError },
     #[error("building TLS configuration: {0}")]
     Config(String),
 }

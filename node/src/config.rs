@@ -18,11 +18,10 @@ use serde::{Deserialize, Serialize};
 /// Errors reading a configuration file. Messages are one line, naming the file and key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{path}:{line}: {message}")]
     Syntax {
@@ -502,9 +501,9 @@ pub struct Settings {
 impl NodeConfig {
     /// Reads and parses `path`, rejecting unknown keys.
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         parse_toml(path, &text)
     }

@@ -56,7 +56,7 @@ impl Active {
 /// Why a manifest was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum Rejected {
-    #[error("{0}")]
+    #[error(transparent)]
     Signature(#[from] JwsError),
     #[error("signed by {found}, not by the Prefettura ({expected})")]
     WrongSigner { found: String, expected: String },
@@ -72,10 +72,10 @@ pub enum Rejected {
     SameVersion(u64),
     #[error("issued_at {got} is earlier than that of the manifest in force ({have}): backdated")]
     Backdated { got: String, have: String },
-    #[error("writing {path}: {source}")]
+    #[error("writing {path}: {error}")]
     Persist {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -313,9 +313,9 @@ impl ManifestState {
             active.token.as_bytes(),
             attesta_certs::fsutil::PUBLIC_MODE,
         )
-        .map_err(|source| Rejected::Persist {
+        .map_err(|error| Rejected::Persist {
             path: self.path.clone(),
-            source,
+            error,
         })?;
         self.current.store(Some(Arc::new(active)));
         Ok(Offer::Installed(version))

@@ -85,9 +85,9 @@ impl ClientSettings {
 
 impl ClientSettings {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         let raw: ClientFile = parse_toml(path, &text)?;
         let invalid = |key: &'static str, message: String| ConfigError::Invalid {

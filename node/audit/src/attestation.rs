@@ -26,7 +26,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Why an attestation does not verify.
 #[derive(Debug, thiserror::Error)]
 pub enum AttestationError {
-    #[error("{0}")]
+    #[error(transparent)]
     Jws(#[from] JwsError),
     #[error("payload is not an attestation: {0}")]
     Payload(String),

@@ -367,3 +367,11 @@ fn a_crl_not_signed_by_the_ca_is_refused() {
         "{msg}"
     );
 }
+
+#[test]
+fn an_error_chain_says_each_cause_once() {
+    let e = Settings::load(std::path::Path::new("/nonexistent/node.toml")).unwrap_err();
+    let chain = error_chain(&e);
+    assert_eq!(chain.matches("No such file").count(), 1, "{chain}");
+    assert!(chain.starts_with("/nonexistent/node.toml: "), "{chain}");
+}
