@@ -209,7 +209,7 @@ fn run_command(command: Command) -> anyhow::Result<()> {
             let settings = Settings::load(&config)?;
             let agency = attesta_certs::AgencyId::new(&log)
                 .map_err(|e| anyhow::anyhow!("--log {log}: {e}"))?;
-            let f = runtime()?.block_on(crate::server::witness::forget(&settings, &agency))?;
+            let f = runtime()?.block_on(crate::audit::witnessed::forget(&settings, &agency))?;
             println!(
                 "forgot {} at size {} (root {}); logged as entry {} of {}'s log",
                 f.origin, f.size, f.root, f.entry, settings.agency

@@ -16,7 +16,8 @@
 //! - [`subject`]: the key that blinds subjects in entries;
 //! - [`log`]: the node's log (durable group-committed appends, checkpoint signing);
 //! - [`cli`]: `attesta audit` (the offline commands, plus export, receipt, subject-report);
-//! - [`report`]: the citizen access report, gathered from every node.
+//! - [`report`]: the citizen access report, gathered from every node;
+//! - [`witnessed`]: the witness's state per peer log, and its reset (`forget`).
 
 pub use attesta_audit::{bundle, entry, merkle, names, note, receipt, reconcile, witness};
 
@@ -27,5 +28,7 @@ pub mod log;
 #[cfg(feature = "node")]
 pub mod report;
 pub mod subject;
+#[cfg(feature = "node")]
+pub mod witnessed;
 
 pub use names::origin;

@@ -4,6 +4,18 @@
 use std::fmt;
 use std::ops::Deref;
 
+/// Purposes fixed by a route rather than declared by the caller.
+pub mod fixed {
+    /// Imports into a node.
+    pub const DATA_LOAD: &str = "data-load";
+    /// Metrics scraping.
+    pub const OPERATIONS: &str = "operations";
+    /// Publishing the manifest, and the federation's own changes (witness resets).
+    pub const FEDERATION: &str = "federation";
+    /// Reading the audit log.
+    pub const AUDIT: &str = "audit";
+}
+
 /// A declared purpose: at most 64 characters of `a-z`, `0-9`, `-` and `_`. Empty when the
 /// request declared none (the parser accepts that; the policy denies it).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]

@@ -13,16 +13,7 @@ use crate::metrics::RouteDecision;
 use crate::problem::{Problem, ProblemKind};
 
 /// Purposes fixed by the route rather than declared by the caller.
-pub mod purpose {
-    /// Imports into a node.
-    pub const DATA_LOAD: &str = "data-load";
-    /// Metrics scraping.
-    pub const OPERATIONS: &str = "operations";
-    /// Publishing the manifest.
-    pub const FEDERATION: &str = "federation";
-    /// Reading the audit log.
-    pub const AUDIT: &str = "audit";
-}
+pub use crate::domain::purpose::fixed as purpose;
 
 /// The territory of a request that is not about one.
 pub const ANY_TERRITORY: &str = "*";

@@ -34,7 +34,6 @@ use base64::Engine as _;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
-use serde::{Deserialize, Serialize};
 
 use super::peers::Call;
 use super::respond::Resp;
@@ -44,6 +43,7 @@ use crate::audit::log::Signed;
 use crate::audit::merkle::{self, Hash};
 use crate::audit::note::{self, AddCheckpoint, Note, Signature};
 use crate::audit::witness::{self, Last, Verdict};
+use crate::audit::witnessed::Witnessed;
 use crate::metrics::Outcome;
 use crate::problem::{Problem, ProblemKind};
 
@@ -57,17 +57,6 @@ pub const WITNESS_CERT_HEADER: &str = "attesta-witness-certificate";
 const SIZE_TYPE: &str = "text/x.tlog.size";
 /// How long a partly cosigned checkpoint waits before the missing witnesses are asked again.
 const RETRY: Duration = Duration::from_secs(5);
-
-/// The witness's state for one log: the latest checkpoint it cosigned.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Witnessed {
-    size: u64,
-    /// Standard base64.
-    root: String,
-    /// The log's signing certificate, PEM.
-    signer: String,
-}
 
 /// The witness's and the submitter's state.
 #[derive(Default)]
@@ -541,73 +530,4 @@ mod tests {
             assert!(parse(bad.as_bytes()).is_err(), "{bad:?}");
         }
     }
-}
-
-/// What [`forget`] dropped, and where it logged doing so.
-#[derive(Debug)]
-pub struct Forgotten {
-    pub origin: String,
-    pub size: u64,
-    pub root: String,
-    /// This node's log entry that records the reset.
-    pub entry: u64,
-}
-
-/// Drops this witness's state for `agency`'s log, so that it cosigns that log again from
-/// scratch (after the peer lost its log and the federation accepted its new history). The node
-/// must be stopped: its database is opened here. The reset is first logged as a `change`
-/// entry (route `witness`, the forgotten size and root, the SHA-256 of the state), so auditors
-/// of this node see when and what it forgot.
-pub async fn forget(
-    settings: &crate::config::Settings,
-    agency: &AgencyId,
-) -> anyhow::Result<Forgotten> {
-    use anyhow::Context;
-    let db = settings.data_dir.join("db");
-    let store = Arc::new(
-        crate::store::Store::open(&db)
-            .with_context(|| format!("is the node running? stop it first ({})", db.display()))?,
-    );
-    let audit = crate::audit::log::AuditLog::open(
-        store.clone(),
-        crate::audit::log::load_or_create_key(&settings.data_dir.join("audit.key"))?,
-        crate::audit::log::origin(settings.trust_domain.as_str(), settings.agency.as_str()),
-        settings.signing.clone(),
-    )?;
-    let origin = crate::audit::log::origin(settings.trust_domain.as_str(), agency.as_str());
-    let Some(bytes) = store.audit_get(true, origin.as_bytes())? else {
-        anyhow::bail!("this node has cosigned nothing of {agency}'s log: nothing to forget");
-    };
-    let state: Witnessed = serde_json::from_slice(&bytes)
-        .with_context(|| format!("the witness state of {origin} is corrupt"))?;
-    let mut query_id = [0u8; 16];
-    attesta_certs::random_bytes(&mut query_id);
-    let entry = crate::audit::entry::Entry {
-        time_ms: super::respond::now_ms(),
-        query_id,
-        direction: crate::audit::entry::Direction::Change,
-        peer_agency: agency.to_string(),
-        peer_cert: None,
-        route: "witness".into(),
-        purpose: super::access::purpose::FEDERATION.into(),
-        subject: None,
-        decision: crate::audit::entry::Decision::None,
-        rule: format!(
-            "forgot {origin} at size {} (root {})",
-            state.size, state.root
-        ),
-        policy_version: String::new(),
-        status: 0,
-        request_sha256: crate::audit::entry::sha256(&bytes),
-        response_sha256: None,
-    };
-    let index = audit.append(&[entry]).await?;
-    store.audit_delete(true, origin.as_bytes())?;
-    audit.close();
-    Ok(Forgotten {
-        origin,
-        size: state.size,
-        root: state.root,
-        entry: index,
-    })
 }
