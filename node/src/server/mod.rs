@@ -13,17 +13,19 @@
 #![allow(clippy::result_large_err)]
 
 mod access;
-mod api;
+mod attest;
 mod audit_api;
 pub(crate) mod conn;
 mod h1_errors;
 mod manifest_api;
 mod peers;
+mod registry;
 mod reload;
 mod respond;
 mod routes;
 mod status;
 mod throttle;
+mod upload;
 pub mod witness;
 
 use std::future::Future;

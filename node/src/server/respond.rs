@@ -44,3 +44,18 @@ pub(crate) fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+/// When a node's dataset was last imported, for an answer's `data_as_of`; a node that never
+/// imported it has no data to answer from (503 `no-data`).
+pub(crate) fn data_as_of(info: &crate::store::DatasetInfo) -> Result<Option<String>, Problem> {
+    if info.generation == 0 {
+        return Err(Problem::new(ProblemKind::NoData));
+    }
+    Ok(info.as_of.map(crate::domain::records::format_date))
+}
+
+/// A store or file failure: logged (without the request's data), a bare 500 on the wire.
+pub(crate) fn store_failure(e: impl std::error::Error) -> Problem {
+    tracing::error!(error = %crate::config::error_chain(&e), "store read failed");
+    Problem::new(ProblemKind::Internal)
+}

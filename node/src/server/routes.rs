@@ -15,7 +15,7 @@ use serde::Serialize;
 use tracing::info;
 
 use super::access::{self, purpose, Ask, Decided, ANY_TERRITORY};
-use super::{api, audit_api, manifest_api, status, witness, Peer, Shared};
+use super::{attest, audit_api, manifest_api, registry, status, upload, witness, Peer, Shared};
 use crate::audit::entry::{self, Direction, Entry};
 use crate::domain::cf::CodiceFiscale;
 use crate::metrics::{RouteLabel, RouteStatus};
@@ -361,7 +361,7 @@ async fn dispatch(
         }
         // The upload is part of the import's own (long) time limit.
         trail.body_read = true;
-        return api::import(shared, ds, req, &mut trail.request_sha256)
+        return upload::import(shared, ds, req, &mut trail.request_sha256)
             .await
             .unwrap_or_else(Problem::into_response);
     }
@@ -381,7 +381,7 @@ async fn dispatch(
     trail.body_read = true;
     trail.request_sha256 = Some(crate::audit::entry::sha256(&body));
     if trail.bad_query_id {
-        return api::bad_request(format!(
+        return crate::wire::bad_request(format!(
             "{QUERY_ID_HEADER}: expected 32 lower-case hex digits"
         ))
         .into_response();
@@ -427,7 +427,7 @@ async fn serve(
             Ok(metrics(shared, &parts.headers))
         }
         Route::AttestResidence | Route::AttestLegalPresence => {
-            let mut q = api::parse_question(body)?;
+            let mut q = crate::wire::parse_question(body)?;
             trail.subject = Some(q.subject.clone());
             q.query_id = hex::encode(trail.query_id);
             let residence = route == Route::AttestResidence;
@@ -442,9 +442,9 @@ async fn serve(
                 territory: ANY_TERRITORY,
             })?;
             if residence {
-                api::attest_residence(shared, peer, &q)
+                attest::attest_residence(shared, peer, &q)
             } else {
-                api::attest_legal_presence(shared, peer, &q)
+                attest::attest_legal_presence(shared, peer, &q)
             }
         }
         Route::Status => {
@@ -461,17 +461,17 @@ async fn serve(
             Ok(resp)
         }
         Route::MonitorExpiring => {
-            let q = api::parse_expiring(shared, peer, query)?;
+            let q = registry::parse_expiring(shared, peer, query)?;
             guard(Ask {
                 resource: "expiring-permits",
                 action: "read",
                 purpose: &q.purpose,
                 territory: q.comune.as_str(),
             })?;
-            api::monitor_expiring(shared, peer, &q)
+            registry::monitor_expiring(shared, peer, &q)
         }
         Route::Family => {
-            let q = api::parse_family(last_segment, query)?;
+            let q = registry::parse_family(last_segment, query)?;
             trail.subject = Some(q.subject.clone());
             guard(Ask {
                 resource: "family",
@@ -479,7 +479,7 @@ async fn serve(
                 purpose: &q.purpose,
                 territory: ANY_TERRITORY,
             })?;
-            api::family(shared, peer, &q)
+            registry::family(shared, peer, &q)
         }
         Route::ManifestPublish => {
             if shared.settings.agency != shared.manifest.prefettura {
