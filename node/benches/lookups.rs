@@ -13,7 +13,7 @@ use attesta::store::{Dataset, Store};
 fn lookups(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("gen");
-    attesta::generate::run(&attesta::generate::GenerateArgs {
+    attesta::cli::generate::run(&attesta::cli::generate::GenerateArgs {
         out: out.clone(),
         residents: 100_000,
         seed: 1,

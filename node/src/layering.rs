@@ -299,3 +299,21 @@ fn the_node_crate_has_no_import_circles() {
         .collect();
     assert!(found.is_empty(), "import circles: {}", report.join(" "));
 }
+
+#[test]
+fn nothing_outside_the_cli_imports_it() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let edges = graph(&src);
+    let in_cli = |m: &str| m == "cli" || m.starts_with("cli::");
+    assert!(edges.contains_key("cli::audit::report"), "the CLI layer is read");
+    let wrong: Vec<String> = edges
+        .iter()
+        .filter(|(from, _)| !from.is_empty() && !in_cli(from))
+        .flat_map(|(from, to)| {
+            to.iter()
+                .filter(|t| in_cli(t))
+                .map(move |t| format!("{from} -> {t}"))
+        })
+        .collect();
+    assert!(wrong.is_empty(), "imports of the CLI layer: {wrong:?}");
+}

@@ -15,10 +15,10 @@
 //! - [`manifest`]: the Prefettura's signed manifest in force: verify, order, persist, swap.
 //! - [`import`]: CSV validation and import (snapshot or delta).
 //! - [`store`]: RocksDB (the only module that names it): residents, permits, indexes.
-//! - [`generate`]: synthetic province data and samples.
-//! - [`demo`]: `attesta demo up`.
-//! - [`cli`]: the `attesta` command line; [`policy_cli`]: `attesta policy ...`;
-//!   [`query`]: `attesta query status` and `client.toml`; [`bench`]: `attesta bench`.
+//! - [`cli`]: the client side, the `attesta` command line and its tools: `attesta policy`
+//!   ([`cli::policy`]), `attesta query` and `client.toml` ([`cli::query`]), `attesta audit`
+//!   ([`cli::audit`]), `attesta bench`, `attesta generate`, `attesta demo up`. Nothing outside
+//!   `cli` imports it.
 //!
 //! The node reads an agency's identity only from the verified client certificate.
 //!
@@ -28,26 +28,16 @@
 pub use attesta_audit::attestation;
 pub mod audit;
 #[cfg(feature = "node")]
-pub mod bench;
-#[cfg(feature = "node")]
 pub mod cli;
 pub mod client;
 pub mod config;
-#[cfg(feature = "node")]
-pub mod demo;
 pub mod domain;
-#[cfg(feature = "node")]
-pub mod generate;
 #[cfg(feature = "node")]
 pub mod import;
 pub mod manifest;
 #[cfg(feature = "node")]
 pub mod metrics;
-#[cfg(feature = "node")]
-pub mod policy_cli;
 pub mod problem;
-#[cfg(feature = "node")]
-pub mod query;
 #[cfg(feature = "node")]
 pub mod server;
 #[cfg(feature = "node")]

@@ -1523,7 +1523,7 @@ mod crash {
         let mut pki = Pki::new();
         pki.agency("questura-pu");
         let generated = pki.dir.path().join("generated");
-        attesta::generate::run(&attesta::generate::GenerateArgs {
+        attesta::cli::generate::run(&attesta::cli::generate::GenerateArgs {
             out: generated.clone(),
             residents: 2_000,
             seed: 2014,

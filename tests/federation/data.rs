@@ -15,7 +15,7 @@ const AS_OF: &str = "2026-11-23";
 
 fn generate(dir: &Path, residents: u32) -> PathBuf {
     let out = dir.join("generated");
-    attesta::generate::run(&attesta::generate::GenerateArgs {
+    attesta::cli::generate::run(&attesta::cli::generate::GenerateArgs {
         out: out.clone(),
         residents,
         seed: 2014,

@@ -32,7 +32,7 @@ fn free_ports() -> u16 {
 
 fn client_from_demo(dir: &std::path::Path, id: &str) -> Client {
     let a = dir.join("agencies").join(id);
-    let td = attesta_certs::TrustDomain::new(attesta::demo::TRUST_DOMAIN).unwrap();
+    let td = attesta_certs::TrustDomain::new(attesta::cli::demo::TRUST_DOMAIN).unwrap();
     let trust =
         attesta_certs::TrustStore::load(td, &dir.join("ca/ca.crt"), Some(&dir.join("ca/crl.pem")))
             .unwrap();
@@ -78,7 +78,7 @@ async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, Stri
     // Every node answers, over mTLS, with the identity of the caller.
     let inps = client_from_demo(dir, "inps-pesaro");
     let trust = attesta_certs::TrustStore::load(
-        attesta_certs::TrustDomain::new(attesta::demo::TRUST_DOMAIN).unwrap(),
+        attesta_certs::TrustDomain::new(attesta::cli::demo::TRUST_DOMAIN).unwrap(),
         &dir.join("ca/ca.crt"),
         Some(&dir.join("ca/crl.pem")),
     )
@@ -201,7 +201,7 @@ async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, Stri
         "comune-urbino",
         "inps-pesaro",
     ] {
-        let (export, verify) = attesta::demo::audit_commands(dir, id);
+        let (export, verify) = attesta::cli::demo::audit_commands(dir, id);
         for cmd in [export, verify] {
             // The banner's program: this test binary is not `attesta`.
             let args = cmd.split_once(' ').unwrap().1;

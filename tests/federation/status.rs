@@ -40,7 +40,7 @@ impl Federation {
     pub async fn start(tweak_inps: impl FnOnce(&mut attesta::config::NodeConfig)) -> Self {
         let mut pki = Pki::new();
         let generated = pki.dir.path().join("generated");
-        attesta::generate::run(&attesta::generate::GenerateArgs {
+        attesta::cli::generate::run(&attesta::cli::generate::GenerateArgs {
             out: generated.clone(),
             residents: 20_000,
             seed: 2014,

@@ -15,18 +15,12 @@
 //! Node-side, here:
 //! - [`subject`]: the key that blinds subjects in entries;
 //! - [`log`]: the node's log (durable group-committed appends, checkpoint signing);
-//! - [`cli`]: `attesta audit` (the offline commands, plus export, receipt, subject-report);
-//! - [`report`]: the citizen access report, gathered from every node;
 //! - [`witnessed`]: the witness's state per peer log, and its reset (`forget`).
 
 pub use attesta_audit::{bundle, entry, merkle, names, note, receipt, reconcile, witness};
 
 #[cfg(feature = "node")]
-pub mod cli;
-#[cfg(feature = "node")]
 pub mod log;
-#[cfg(feature = "node")]
-pub mod report;
 pub mod subject;
 #[cfg(feature = "node")]
 pub mod witnessed;

@@ -159,7 +159,7 @@ retention_days = 90
 fn the_example_client_config_parses() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/client.toml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let raw: crate::query::ClientFile = parse_toml(&path, &text).unwrap();
+    let raw: crate::cli::query::ClientFile = parse_toml(&path, &text).unwrap();
     assert_eq!(raw.node, "https://127.0.0.1:8445");
     assert_eq!(raw.node_agency.as_deref(), Some("inps-pesaro"));
 }

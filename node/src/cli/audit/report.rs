@@ -11,8 +11,8 @@ use attesta_certs::AgencyId;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 
+use crate::cli::query::ClientSettings;
 use crate::domain::cf::CodiceFiscale;
-use crate::query::ClientSettings;
 
 #[derive(Debug, Args)]
 pub struct SubjectReportArgs {
@@ -112,7 +112,7 @@ pub async fn run(a: SubjectReportArgs) -> anyhow::Result<()> {
             let result = match asked {
                 Err(_) => Err(format!("no answer within {}s", NODE_DEADLINE.as_secs())),
                 Ok(Err(e)) => Err(format!("{base}: {}", crate::config::error_chain(&e))),
-                Ok(Ok(r)) if !r.status.is_success() => Err(crate::query::refusal(&r)),
+                Ok(Ok(r)) if !r.status.is_success() => Err(crate::cli::query::refusal(&r)),
                 Ok(Ok(r)) => serde_json::from_slice::<NodeReport>(&r.body)
                     .map_err(|e| format!("not a subject report: {e}")),
             };

@@ -15,7 +15,7 @@ use hdrhistogram::Histogram;
 use http::Method;
 use serde::Serialize;
 
-use crate::query::ClientSettings;
+use crate::cli::query::ClientSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BenchRoute {

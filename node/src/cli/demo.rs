@@ -361,7 +361,7 @@ const DEMO_RESIDENTS: u32 = 20_000;
 async fn load_data(dir: &Path, nodes: &[(Settings, String)]) -> anyhow::Result<()> {
     let data = dir.join("data");
     if !data.join("samples.json").exists() {
-        crate::generate::run(&crate::generate::GenerateArgs {
+        crate::cli::generate::run(&crate::cli::generate::GenerateArgs {
             out: data.clone(),
             residents: DEMO_RESIDENTS,
             seed: 2014,
@@ -525,7 +525,7 @@ fn write_client_toml(
             ),
         )
     };
-    let client = crate::query::ClientFile {
+    let client = crate::cli::query::ClientFile {
         ca: "../../ca/ca.crt".into(),
         crl: Some("../../ca/crl.pem".into()),
         cert: "auth.crt".into(),

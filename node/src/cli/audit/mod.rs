@@ -2,6 +2,8 @@
 //! bundle, fetching a receipt, the citizen access report), plus the offline ones of
 //! [`attesta_audit::cli`] (proofs by hand, verify, reconcile, check-receipt).
 
+pub mod report;
+
 use anyhow::Context;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -22,7 +24,7 @@ pub enum AuditCommand {
     Receipt(FetchReceiptArgs),
     /// The citizen access report (GDPR art. 15): every node's log entries about one person,
     /// merged by time. Exit 0 iff every node answered.
-    SubjectReport(super::report::SubjectReportArgs),
+    SubjectReport(report::SubjectReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -94,7 +96,7 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<()> {
     match cmd {
         AuditCommand::Offline(c) => attesta_audit::cli::run(c),
         AuditCommand::Export(a) => runtime()?.block_on(export(a)),
-        AuditCommand::SubjectReport(a) => runtime()?.block_on(super::report::run(a)),
+        AuditCommand::SubjectReport(a) => runtime()?.block_on(report::run(a)),
         AuditCommand::Receipt(a) => runtime()?.block_on(fetch_receipt(a)),
     }
 }
@@ -106,8 +108,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 async fn export(a: ExportArgs) -> anyhow::Result<()> {
-    use super::bundle::{Bundle, Header};
-    let settings = crate::query::ClientSettings::load(&a.config)?;
+    use crate::audit::bundle::{Bundle, Header};
+    let settings = crate::cli::query::ClientSettings::load(&a.config)?;
     let agency =
         attesta_certs::AgencyId::new(&a.node).map_err(|e| anyhow::anyhow!("--node: {e}"))?;
     let base = match &a.url {
@@ -128,15 +130,15 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("{base}{path}"))?;
             if !reply.status.is_success() {
-                anyhow::bail!("{base}{path}: {}", crate::query::refusal(&reply));
+                anyhow::bail!("{base}{path}: {}", crate::cli::query::refusal(&reply));
             }
             anyhow::Ok(reply.body)
         }
     };
     let note = String::from_utf8(get("/v1/audit/checkpoint".into()).await?.to_vec())
         .context("the checkpoint is not text")?;
-    let checkpoint = super::note::Note::parse(&note)
-        .and_then(|n| super::note::Checkpoint::parse(&n.body))
+    let checkpoint = crate::audit::note::Note::parse(&note)
+        .and_then(|n| crate::audit::note::Checkpoint::parse(&n.body))
         .map_err(|e| anyhow::anyhow!("{base}: bad checkpoint: {e}"))?;
     // The node's signing certificate, then those of the witnesses that cosigned.
     let pems = String::from_utf8(get("/v1/audit/certificates".into()).await?.to_vec())
@@ -146,7 +148,7 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
         .next()
         .ok_or_else(|| anyhow::anyhow!("{base}: no signing certificate"))?;
     let mut witnesses: Vec<String> = pems.collect();
-    let cosignatures = super::note::Note::parse(&note).map_or(0, |n| n.signatures.len() - 1);
+    let cosignatures = crate::audit::note::Note::parse(&note).map_or(0, |n| n.signatures.len() - 1);
     if witnesses.len() < cosignatures {
         // Ask the witnesses' own nodes for the ones the node did not have.
         witnesses.extend(witness_certificates(&settings, &note, &agency).await);
@@ -158,10 +160,10 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
         Some(p) => {
             let file =
                 std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?;
-            let h = super::bundle::Bundle::read_header(std::io::BufReader::new(file))
+            let h = crate::audit::bundle::Bundle::read_header(std::io::BufReader::new(file))
                 .with_context(|| format!("{}", p.display()))?;
-            let then = super::note::Note::parse(&h.checkpoint)
-                .and_then(|n| super::note::Checkpoint::parse(&n.body))
+            let then = crate::audit::note::Note::parse(&h.checkpoint)
+                .and_then(|n| crate::audit::note::Checkpoint::parse(&n.body))
                 .map_err(|e| anyhow::anyhow!("{}: bad checkpoint: {e}", p.display()))?;
             if then.origin != checkpoint.origin {
                 anyhow::bail!(
@@ -227,7 +229,7 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
                 .map(|h| STANDARD.encode(h))
                 .collect()
         };
-        Some(super::bundle::Range {
+        Some(crate::audit::bundle::Range {
             start: from,
             left,
             consistency,
@@ -302,12 +304,14 @@ fn pem_blocks(text: &str) -> Vec<String> {
 /// nodes (best effort: a witness that cannot be reached is left out, and verify counts it
 /// as missing).
 async fn witness_certificates(
-    settings: &crate::query::ClientSettings,
+    settings: &crate::cli::query::ClientSettings,
     note: &str,
     node: &attesta_certs::AgencyId,
 ) -> Vec<String> {
-    let (Ok(parsed), Ok(manifest)) = (super::note::Note::parse(note), settings.directory().await)
-    else {
+    let (Ok(parsed), Ok(manifest)) = (
+        crate::audit::note::Note::parse(note),
+        settings.directory().await,
+    ) else {
         return Vec::new();
     };
     let mut out = Vec::new();
@@ -336,7 +340,7 @@ async fn witness_certificates(
 }
 
 async fn fetch_receipt(a: FetchReceiptArgs) -> anyhow::Result<()> {
-    let settings = crate::query::ClientSettings::load(&a.config)?;
+    let settings = crate::cli::query::ClientSettings::load(&a.config)?;
     let (agency, base) = match &a.node {
         None => (settings.node_agency.clone(), settings.node.clone()),
         Some(n) => {
@@ -365,7 +369,7 @@ async fn fetch_receipt(a: FetchReceiptArgs) -> anyhow::Result<()> {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     };
     if !reply.status.is_success() {
-        anyhow::bail!("{url}: {}", crate::query::refusal(&reply));
+        anyhow::bail!("{url}: {}", crate::cli::query::refusal(&reply));
     }
     let text = String::from_utf8(reply.body.to_vec()).context("the receipt is not text")?;
     let said = checked_receipt(&text, &settings.trust, a.witnesses)

@@ -1,6 +1,13 @@
 //! The `attesta` command line. Argument parsing and glue only: every command calls into the
 //! library. Errors are printed on one line, naming the file or key at fault.
 
+pub mod audit;
+pub mod bench;
+pub mod demo;
+pub mod generate;
+pub mod policy;
+pub mod query;
+
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,20 +44,20 @@ enum Command {
     /// Import a CSV file of residents or permits into a running node (as its operator).
     Import(ImportArgs),
     /// Write synthetic residents.csv, permits.csv and samples.json for the province.
-    Generate(crate::generate::GenerateArgs),
+    Generate(crate::cli::generate::GenerateArgs),
     /// Verify a signed attestation offline and print its payload.
     VerifyAttestation(attesta_audit::cli::AttestationArgs),
     /// The access policy: show, grant, revoke, explain, diff, publish (the Prefettura).
     #[command(subcommand)]
-    Policy(crate::policy_cli::PolicyCommand),
+    Policy(crate::cli::policy::PolicyCommand),
     /// Ask the federation, as a clerk (client.toml).
     #[command(subcommand)]
-    Query(crate::query::QueryCommand),
+    Query(crate::cli::query::QueryCommand),
     /// Load a node's status, residence or whoami route and report throughput and latency.
-    Bench(crate::bench::BenchArgs),
+    Bench(crate::cli::bench::BenchArgs),
     /// The auditor's tools: check Merkle proofs by hand.
     #[command(subcommand)]
-    Audit(crate::audit::cli::AuditCommand),
+    Audit(crate::cli::audit::AuditCommand),
 }
 
 #[derive(Debug, Args)]
@@ -149,7 +156,7 @@ enum NodeCommand {
 #[derive(Debug, Subcommand)]
 enum DemoCommand {
     /// Create (or reuse) a demo federation in DIR and run all its nodes until Ctrl-C.
-    Up(crate::demo::DemoArgs),
+    Up(crate::cli::demo::DemoArgs),
 }
 
 /// Entry point of the binary.
@@ -185,10 +192,10 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Policy(cmd) = cli.command {
-        return runtime()?.block_on(crate::policy_cli::run(cmd));
+        return runtime()?.block_on(crate::cli::policy::run(cmd));
     }
     if let Command::Query(cmd) = cli.command {
-        return runtime()?.block_on(crate::query::run(cmd));
+        return runtime()?.block_on(crate::cli::query::run(cmd));
     }
     run_command(cli.command).map(|()| ExitCode::SUCCESS)
 }
@@ -216,11 +223,11 @@ fn run_command(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Demo(DemoCommand::Up(args)) => runtime()?.block_on(crate::demo::up(args)),
+        Command::Demo(DemoCommand::Up(args)) => runtime()?.block_on(crate::cli::demo::up(args)),
         Command::Import(args) => runtime()?.block_on(import(args)),
-        Command::Generate(args) => crate::generate::run(&args),
-        Command::Bench(args) => runtime()?.block_on(crate::bench::run(args)),
-        Command::Audit(cmd) => crate::audit::cli::run(cmd),
+        Command::Generate(args) => crate::cli::generate::run(&args),
+        Command::Bench(args) => runtime()?.block_on(crate::cli::bench::run(args)),
+        Command::Audit(cmd) => crate::cli::audit::run(cmd),
         Command::VerifyAttestation(args) => attesta_audit::cli::verify_attestation(&args),
         Command::Policy(_) | Command::Query(_) => unreachable!("handled by run"),
     }
