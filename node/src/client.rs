@@ -122,6 +122,17 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
+    /// The one way a pinned client is built: presenting `identity`, trusting the federation
+    /// of `trust`, and, when `expected` is given, accepting only that agency's node.
+    pub fn pinned(
+        trust: &attesta_certs::TrustStore,
+        identity: &attesta_certs::Identity,
+        expected: Option<&attesta_certs::AgencyId>,
+    ) -> Result<Self, attesta_certs::LoadError> {
+        let config = attesta_certs::tls::client_config(trust, identity, expected.cloned())?;
+        Ok(Self::new(Arc::new(config)))
+    }
+
     pub fn new(config: Arc<ClientConfig>) -> Self {
         let mut h1 = (*config).clone();
         h1.alpn_protocols = vec![b"http/1.1".to_vec()];

@@ -540,9 +540,7 @@ impl Settings {
         &self,
         expected: &AgencyId,
     ) -> Result<crate::client::Client, attesta_certs::LoadError> {
-        let config =
-            attesta_certs::tls::client_config(&self.trust, &self.identity, Some(expected.clone()))?;
-        Ok(crate::client::Client::new(Arc::new(config)))
+        crate::client::Client::pinned(&self.trust, &self.identity, Some(expected))
     }
 
     /// A client presenting this node's identity that accepts only this node: the operator's.

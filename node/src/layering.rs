@@ -305,7 +305,10 @@ fn nothing_outside_the_cli_imports_it() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let edges = graph(&src);
     let in_cli = |m: &str| m == "cli" || m.starts_with("cli::");
-    assert!(edges.contains_key("cli::audit::report"), "the CLI layer is read");
+    assert!(
+        edges.contains_key("cli::audit::report"),
+        "the CLI layer is read"
+    );
     let wrong: Vec<String> = edges
         .iter()
         .filter(|(from, _)| !from.is_empty() && !in_cli(from))

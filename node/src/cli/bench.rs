@@ -231,19 +231,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Some(url) => {
             crate::client::check_base_url(url)
                 .map_err(|_| anyhow::anyhow!("--url {url:?} is not https://host:port"))?;
-            let config = attesta_certs::tls::client_config(
+            let expected = args
+                .node_agency
+                .as_deref()
+                .map(AgencyId::new)
+                .transpose()
+                .context("--node-agency")?;
+            let client = crate::client::Client::pinned(
                 &settings.trust,
                 &settings.identity,
-                args.node_agency
-                    .as_deref()
-                    .map(AgencyId::new)
-                    .transpose()
-                    .context("--node-agency")?,
+                expected.as_ref(),
             )?;
-            (
-                url.trim_end_matches('/').to_owned(),
-                crate::client::Client::new(std::sync::Arc::new(config)),
-            )
+            (url.trim_end_matches('/').to_owned(), client)
         }
         None => (settings.node.clone(), settings.client()?),
     };

@@ -12,7 +12,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 use attesta_certs::{AgencyId, Identity, TrustStore};
@@ -125,9 +124,7 @@ impl ClientSettings {
 
     /// A client presenting the configured certificate that accepts only `expected`.
     pub fn client_for(&self, expected: &AgencyId) -> anyhow::Result<Client> {
-        let config =
-            attesta_certs::tls::client_config(&self.trust, &self.identity, Some(expected.clone()))?;
-        Ok(Client::new(Arc::new(config)))
+        Ok(Client::pinned(&self.trust, &self.identity, Some(expected))?)
     }
 
     /// A client for the configured node.

@@ -101,12 +101,10 @@ pub(super) async fn load_persisted(shared: &Shared) {
 /// A client presenting this node's certificate that accepts only `expected` as the server.
 pub(super) fn peer_client(shared: &Shared, expected: &AgencyId) -> Result<Client, Problem> {
     let tls = shared.tls.load();
-    attesta_certs::tls::client_config(&tls.trust, &tls.identity, Some(expected.clone()))
-        .map(|c| Client::new(Arc::new(c)))
-        .map_err(|e| {
-            warn!(error = %e, "cannot build a client configuration");
-            Problem::new(ProblemKind::Internal)
-        })
+    Client::pinned(&tls.trust, &tls.identity, Some(expected)).map_err(|e| {
+        warn!(error = %e, "cannot build a client configuration");
+        Problem::new(ProblemKind::Internal)
+    })
 }
 
 /// Fetches the manifest from the Prefettura at start-up, every `refresh`, and when notified,

@@ -119,16 +119,14 @@ impl Peers {
                 return Ok(e.clone());
             }
         }
-        let config =
-            attesta_certs::tls::client_config(&tls.trust, &tls.identity, Some(agency.clone()))
-                .map_err(|e| {
-                    tracing::warn!(error = %e, "cannot build a peer client configuration");
-                    PeerFailure::Local
-                })?;
+        let client = Client::pinned(&tls.trust, &tls.identity, Some(agency)).map_err(|e| {
+            tracing::warn!(error = %e, "cannot build a peer client configuration");
+            PeerFailure::Local
+        })?;
         let entry = Arc::new(Entry {
             url: url.to_owned(),
             tls,
-            client: Client::new(Arc::new(config)),
+            client,
             conn: tokio::sync::Mutex::new(None),
         });
         entries.insert(agency.clone(), entry.clone());
