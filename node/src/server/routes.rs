@@ -395,7 +395,216 @@ async fn dispatch(
         .unwrap_or_else(Problem::into_response)
 }
 
-/// Runs a route: parse its request, put it to its guard, then answer.
+/// A route's request, parsed from its query string, path and body: what its guard and its
+/// handler need, before either runs (mini-redis's `Command::from_frame`). Parsing reads no
+/// data; a malformed request is refused for its form alone.
+enum Parsed {
+    /// Open to every federation member: no personal data.
+    Healthz,
+    Readyz,
+    Whoami,
+    ManifestGet,
+    /// The Prefettura named in node.toml (checked by the handler).
+    ManifestNotify,
+    /// Peers of the directory (checked by the witness).
+    Witness,
+    Metrics,
+    Attest(attesta_policy::Service, crate::wire::Question),
+    Status(status::StatusQuestion),
+    Expiring(registry::ExpiringQuery),
+    Family(registry::FamilyQuery),
+    /// The Prefettura's node only; the first manifest by the Prefettura itself.
+    ManifestPublish,
+    /// The auditor's read routes (the subject report names its subject).
+    Audit(Route, Option<CodiceFiscale>),
+    /// An auditor, or the agency the entry names.
+    Receipt(u64),
+}
+
+impl Parsed {
+    fn parse(
+        shared: &Shared,
+        peer: &Peer,
+        route: Route,
+        parts: &http::request::Parts,
+        body: &Bytes,
+        query_id: [u8; 16],
+    ) -> Result<Self, Problem> {
+        let last_segment = parts.uri.path().rsplit('/').next().unwrap_or_default();
+        let query = parts.uri.query();
+        Ok(match route {
+            Route::Healthz => Self::Healthz,
+            Route::Readyz => Self::Readyz,
+            Route::Whoami => Self::Whoami,
+            Route::ManifestGet => Self::ManifestGet,
+            Route::ManifestNotify => Self::ManifestNotify,
+            Route::WitnessAddCheckpoint => Self::Witness,
+            Route::Metrics => Self::Metrics,
+            Route::AttestResidence | Route::AttestLegalPresence => {
+                let mut q = crate::wire::parse_question(body)?;
+                q.query_id = hex::encode(query_id);
+                let service = if route == Route::AttestResidence {
+                    attesta_policy::Service::Residence
+                } else {
+                    attesta_policy::Service::LegalPresence
+                };
+                Self::Attest(service, q)
+            }
+            Route::Status => Self::Status(status::parse(body)?),
+            Route::MonitorExpiring => {
+                Self::Expiring(registry::parse_expiring(shared, peer, query)?)
+            }
+            Route::Family => Self::Family(registry::parse_family(last_segment, query)?),
+            Route::ManifestPublish => Self::ManifestPublish,
+            Route::AuditSubjectReport => {
+                Self::Audit(route, Some(audit_api::parse_subject_report(body)?))
+            }
+            Route::AuditCheckpoint
+            | Route::AuditCertificates
+            | Route::AuditEntries
+            | Route::AuditInclusion
+            | Route::AuditConsistency => Self::Audit(route, None),
+            Route::AuditReceipt => Self::Receipt(audit_api::receipt_index(query)?),
+            // Handled by `dispatch`, before the body is read.
+            Route::ImportResidents | Route::ImportPermits => {
+                return Err(Problem::new(ProblemKind::Internal))
+            }
+        })
+    }
+
+    /// The person the request is about, for its audit entry (blinded there).
+    fn subject(&self) -> Option<&CodiceFiscale> {
+        match self {
+            Self::Attest(_, q) => Some(&q.subject),
+            Self::Status(q) => Some(&q.subject),
+            Self::Family(q) => Some(&q.subject),
+            Self::Audit(_, subject) => subject.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// What the policy is asked, for the routes it decides alone. `None`: open, checked by
+    /// the handler itself (notify, witness), or decided in [`Parsed::apply`] (publish,
+    /// receipt).
+    fn ask<'a>(&'a self, node: &'a str) -> Option<Ask<'a>> {
+        let read = |resource, purpose, territory| Ask {
+            resource,
+            action: "read",
+            purpose,
+            territory,
+        };
+        Some(match self {
+            Self::Metrics => read("metrics", purpose::OPERATIONS, node),
+            Self::Attest(service, q) => read(service.as_str(), &q.purpose, ANY_TERRITORY),
+            Self::Status(q) => read(
+                "status",
+                &q.purpose,
+                q.comune.as_ref().map_or(ANY_TERRITORY, |c| c.as_str()),
+            ),
+            Self::Expiring(q) => read("expiring-permits", &q.purpose, q.comune.as_str()),
+            Self::Family(q) => read("family", &q.purpose, ANY_TERRITORY),
+            Self::Audit(..) => access::AUDIT_READ,
+            _ => return None,
+        })
+    }
+
+    /// Answers a request whose guard (if [`Parsed::ask`] gave one) has allowed it.
+    async fn apply(
+        self,
+        shared: &Arc<Shared>,
+        peer: &Peer,
+        route: Route,
+        parts: &http::request::Parts,
+        body: &Bytes,
+        trail: &mut Trail,
+    ) -> Result<Resp, Problem> {
+        let query = parts.uri.query();
+        let node = shared.settings.agency.as_str();
+        let mut guard =
+            |ask: Ask<'_>| access::authorize(shared, peer, route.name(), ask, &mut trail.decided);
+        match self {
+            Self::Healthz => Ok(json(StatusCode::OK, &Status { status: "ok" })),
+            Self::Readyz => readyz(shared),
+            Self::Whoami => Ok(whoami(shared, peer)),
+            Self::ManifestGet => manifest_api::get(shared),
+            Self::ManifestNotify => manifest_api::notify(shared, peer, body).await,
+            Self::Witness => witness::add_checkpoint(shared, peer, &parts.headers, body),
+            Self::Metrics => Ok(metrics(shared, &parts.headers)),
+            Self::Attest(attesta_policy::Service::Residence, q) => {
+                attest::attest_residence(shared, peer, &q)
+            }
+            Self::Attest(attesta_policy::Service::LegalPresence, q) => {
+                attest::attest_legal_presence(shared, peer, &q)
+            }
+            Self::Status(q) => {
+                let (resp, outgoing) = status::status(shared, &q, trail.query_id).await?;
+                trail.outgoing = outgoing;
+                Ok(resp)
+            }
+            Self::Expiring(q) => registry::monitor_expiring(shared, peer, &q),
+            Self::Family(q) => registry::family(shared, peer, &q),
+            Self::ManifestPublish => {
+                if shared.settings.agency != shared.manifest.prefettura {
+                    return Err(Problem::new(ProblemKind::NotServed)
+                        .with_detail("manifests are published on the Prefettura's node"));
+                }
+                if shared.manifest.current().is_some() {
+                    guard(Ask {
+                        resource: "manifest",
+                        action: "publish",
+                        purpose: purpose::FEDERATION,
+                        territory: ANY_TERRITORY,
+                    })?;
+                } else if peer.leaf.agency() != &shared.settings.agency {
+                    // Before the first manifest there is no policy: only the Prefettura itself.
+                    return Err(Problem::new(ProblemKind::Forbidden)
+                        .with_detail("the first manifest is published by the Prefettura itself"));
+                }
+                manifest_api::publish(shared, body).await
+            }
+            Self::Audit(route, subject) => match (route, subject) {
+                (Route::AuditCheckpoint, _) => audit_api::checkpoint(shared),
+                (Route::AuditCertificates, _) => Ok(audit_api::certificates(shared)),
+                (Route::AuditEntries, _) => audit_api::entries(shared, query),
+                (Route::AuditInclusion, _) => audit_api::inclusion(shared, query),
+                (Route::AuditConsistency, _) => audit_api::consistency(shared, query),
+                (_, Some(cf)) => audit_api::subject_report(shared, &cf),
+                _ => Err(Problem::new(ProblemKind::Internal)),
+            },
+            Self::Receipt(index) => {
+                let caller = peer.leaf.agency().as_str();
+                // The policy first: an auditor may see any entry, and learns what is missing
+                // or pruned.
+                let active = shared.manifest.current();
+                let in_force = active.as_ref().map(|a| (&a.policy, a.manifest.version));
+                let auditor =
+                    access::check(in_force, peer.leaf.agency(), &access::AUDIT_READ).is_ok();
+                let as_auditor =
+                    |guard: &mut dyn FnMut(Ask<'_>) -> Result<access::Permit, Problem>| {
+                        guard(access::AUDIT_READ)?;
+                        let (entry, _) = audit_api::receipt_entry(shared, index)?;
+                        audit_api::receipt(shared, index, entry)
+                    };
+                if auditor {
+                    return as_auditor(&mut guard);
+                }
+                // Anyone else learns only about entries that name it (and the node's own
+                // agency what is missing or pruned): a missing, pruned or foreign entry is the
+                // same policy denial, so the answer tells neither the log's size nor what was
+                // pruned.
+                match audit_api::receipt_entry(shared, index) {
+                    Ok((entry, named)) if named == caller => {
+                        audit_api::receipt(shared, index, entry)
+                    }
+                    Err(problem) if caller == node => Err(problem),
+                    _ => as_auditor(&mut guard),
+                }
+            }
+        }
+    }
+}
+
+/// Runs a route, one way for all: parse its request, put it to its guard, then answer.
 async fn serve(
     shared: &Arc<Shared>,
     peer: &Peer,
@@ -404,155 +613,12 @@ async fn serve(
     body: &Bytes,
     trail: &mut Trail,
 ) -> Result<Resp, Problem> {
-    let last_segment = parts.uri.path().rsplit('/').next().unwrap_or_default();
-    let query = parts.uri.query();
-    let mut guard =
-        |ask: Ask<'_>| access::authorize(shared, peer, route.name(), ask, &mut trail.decided);
-    let node = shared.settings.agency.as_str();
-    match route {
-        // Open to every federation member: no personal data.
-        Route::Healthz => Ok(json(StatusCode::OK, &Status { status: "ok" })),
-        Route::Readyz => readyz(shared),
-        Route::Whoami => Ok(whoami(shared, peer)),
-        Route::ManifestGet => manifest_api::get(shared),
-        // The Prefettura named in node.toml (the manifest's trust anchor).
-        Route::ManifestNotify => manifest_api::notify(shared, peer, body).await,
-        Route::Metrics => {
-            guard(Ask {
-                resource: "metrics",
-                action: "read",
-                purpose: purpose::OPERATIONS,
-                territory: node,
-            })?;
-            Ok(metrics(shared, &parts.headers))
-        }
-        Route::AttestResidence | Route::AttestLegalPresence => {
-            let mut q = crate::wire::parse_question(body)?;
-            trail.subject = Some(q.subject.clone());
-            q.query_id = hex::encode(trail.query_id);
-            let residence = route == Route::AttestResidence;
-            guard(Ask {
-                resource: if residence {
-                    "residence"
-                } else {
-                    "legal-presence"
-                },
-                action: "read",
-                purpose: &q.purpose,
-                territory: ANY_TERRITORY,
-            })?;
-            if residence {
-                attest::attest_residence(shared, peer, &q)
-            } else {
-                attest::attest_legal_presence(shared, peer, &q)
-            }
-        }
-        Route::Status => {
-            let q = status::parse(body)?;
-            trail.subject = Some(q.subject.clone());
-            guard(Ask {
-                resource: "status",
-                action: "read",
-                purpose: &q.purpose,
-                territory: q.comune.as_ref().map_or(ANY_TERRITORY, |c| c.as_str()),
-            })?;
-            let (resp, outgoing) = status::status(shared, &q, trail.query_id).await?;
-            trail.outgoing = outgoing;
-            Ok(resp)
-        }
-        Route::MonitorExpiring => {
-            let q = registry::parse_expiring(shared, peer, query)?;
-            guard(Ask {
-                resource: "expiring-permits",
-                action: "read",
-                purpose: &q.purpose,
-                territory: q.comune.as_str(),
-            })?;
-            registry::monitor_expiring(shared, peer, &q)
-        }
-        Route::Family => {
-            let q = registry::parse_family(last_segment, query)?;
-            trail.subject = Some(q.subject.clone());
-            guard(Ask {
-                resource: "family",
-                action: "read",
-                purpose: &q.purpose,
-                territory: ANY_TERRITORY,
-            })?;
-            registry::family(shared, peer, &q)
-        }
-        Route::ManifestPublish => {
-            if shared.settings.agency != shared.manifest.prefettura {
-                return Err(Problem::new(ProblemKind::NotServed)
-                    .with_detail("manifests are published on the Prefettura's node"));
-            }
-            if shared.manifest.current().is_some() {
-                guard(Ask {
-                    resource: "manifest",
-                    action: "publish",
-                    purpose: purpose::FEDERATION,
-                    territory: ANY_TERRITORY,
-                })?;
-            } else if peer.leaf.agency() != &shared.settings.agency {
-                // Before the first manifest there is no policy: only the Prefettura itself.
-                return Err(Problem::new(ProblemKind::Forbidden)
-                    .with_detail("the first manifest is published by the Prefettura itself"));
-            }
-            manifest_api::publish(shared, body).await
-        }
-        Route::AuditCheckpoint
-        | Route::AuditCertificates
-        | Route::AuditEntries
-        | Route::AuditInclusion
-        | Route::AuditConsistency
-        | Route::AuditSubjectReport => {
-            let subject = match route {
-                Route::AuditSubjectReport => Some(audit_api::parse_subject_report(body)?),
-                _ => None,
-            };
-            trail.subject.clone_from(&subject);
-            guard(access::AUDIT_READ)?;
-            match (route, subject) {
-                (Route::AuditCheckpoint, _) => audit_api::checkpoint(shared),
-                (Route::AuditCertificates, _) => Ok(audit_api::certificates(shared)),
-                (Route::AuditEntries, _) => audit_api::entries(shared, query),
-                (Route::AuditInclusion, _) => audit_api::inclusion(shared, query),
-                (Route::AuditConsistency, _) => audit_api::consistency(shared, query),
-                (_, Some(cf)) => audit_api::subject_report(shared, &cf),
-                _ => Err(Problem::new(ProblemKind::Internal)),
-            }
-        }
-        // An auditor, or the agency the entry names.
-        Route::AuditReceipt => {
-            let index = audit_api::receipt_index(query)?;
-            let caller = peer.leaf.agency().as_str();
-            // The policy first: an auditor may see any entry, and learns what is missing or
-            // pruned.
-            let active = shared.manifest.current();
-            let in_force = active.as_ref().map(|a| (&a.policy, a.manifest.version));
-            let auditor = access::check(in_force, peer.leaf.agency(), &access::AUDIT_READ).is_ok();
-            let as_auditor = |guard: &mut dyn FnMut(Ask<'_>) -> Result<access::Permit, Problem>| {
-                guard(access::AUDIT_READ)?;
-                let (entry, _) = audit_api::receipt_entry(shared, index)?;
-                audit_api::receipt(shared, index, entry)
-            };
-            if auditor {
-                return as_auditor(&mut guard);
-            }
-            // Anyone else learns only about entries that name it (and the node's own agency
-            // what is missing or pruned): a missing, pruned or foreign entry is the same
-            // policy denial, so the answer tells neither the log's size nor what was pruned.
-            match audit_api::receipt_entry(shared, index) {
-                Ok((entry, named)) if named == caller => audit_api::receipt(shared, index, entry),
-                Err(problem) if caller == node => Err(problem),
-                _ => as_auditor(&mut guard),
-            }
-        }
-        // Peers of the directory (checked by the witness).
-        Route::WitnessAddCheckpoint => witness::add_checkpoint(shared, peer, &parts.headers, body),
-        // Handled by `dispatch`, before the body is read.
-        Route::ImportResidents | Route::ImportPermits => Err(Problem::new(ProblemKind::Internal)),
+    let parsed = Parsed::parse(shared, peer, route, parts, body, trail.query_id)?;
+    trail.subject = parsed.subject().cloned();
+    if let Some(ask) = parsed.ask(shared.settings.agency.as_str()) {
+        access::authorize(shared, peer, route.name(), ask, &mut trail.decided)?;
     }
+    parsed.apply(shared, peer, route, parts, body, trail).await
 }
 
 /// Appends the request's audit entry (after the entries of the calls it made) and waits until
