@@ -331,14 +331,18 @@ pub async fn fetch_published(
 ) -> anyhow::Result<Option<Manifest>> {
     use anyhow::Context as _;
     let reply = client
-        .get(&format!("{base}/v1/manifest"))
+        .get(&format!("{base}{}", crate::wire::path::MANIFEST))
         .await
         .with_context(|| format!("fetching the manifest from {base}"))?;
     if reply.status == http::StatusCode::NOT_FOUND {
         return Ok(None);
     }
     if !reply.status.is_success() {
-        anyhow::bail!("{base}/v1/manifest: {}", reply.problem_line());
+        anyhow::bail!(
+            "{base}{}: {}",
+            crate::wire::path::MANIFEST,
+            reply.problem_line()
+        );
     }
     let token = String::from_utf8_lossy(&reply.body);
     let active = verify(

@@ -26,6 +26,31 @@ use crate::problem::{Problem, ProblemKind};
 pub const QUERY_ID_HEADER: &str = "attesta-query-id";
 /// The header giving the index of the request's entry in the node's audit log.
 pub const LOG_INDEX_HEADER: &str = "attesta-log-index";
+/// Every path the node serves (`server::ROUTES` is made of these; the OpenAPI lists the same).
+pub mod path {
+    pub const HEALTHZ: &str = "/healthz";
+    pub const READYZ: &str = "/readyz";
+    pub const METRICS: &str = "/metrics";
+    pub const WHOAMI: &str = "/v1/whoami";
+    pub const ATTEST_RESIDENCE: &str = "/v1/attest/residence";
+    pub const ATTEST_LEGAL_PRESENCE: &str = "/v1/attest/legal-presence";
+    pub const IMPORT_RESIDENTS: &str = "/v1/admin/import/residents";
+    pub const IMPORT_PERMITS: &str = "/v1/admin/import/permits";
+    pub const MONITOR_EXPIRING: &str = "/v1/monitor/expiring";
+    pub const FAMILY: &str = "/v1/family/{cf}";
+    pub const MANIFEST: &str = "/v1/manifest";
+    pub const MANIFEST_NOTIFY: &str = "/v1/manifest/notify";
+    pub const STATUS: &str = "/v1/status";
+    pub const AUDIT_CHECKPOINT: &str = "/v1/audit/checkpoint";
+    pub const AUDIT_CERTIFICATES: &str = "/v1/audit/certificates";
+    pub const AUDIT_ENTRIES: &str = "/v1/audit/entries";
+    pub const AUDIT_INCLUSION: &str = "/v1/audit/proof/inclusion";
+    pub const AUDIT_CONSISTENCY: &str = "/v1/audit/proof/consistency";
+    pub const AUDIT_SUBJECT_REPORT: &str = "/v1/audit/subject-report";
+    pub const AUDIT_RECEIPT: &str = "/v1/audit/receipt";
+    pub const WITNESS_ADD_CHECKPOINT: &str = "/v1/witness/add-checkpoint";
+}
+
 /// The most entries one `GET /v1/audit/entries` answers: exporters page by it.
 pub const AUDIT_PAGE: u64 = 1000;
 

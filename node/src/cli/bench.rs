@@ -38,9 +38,9 @@ impl BenchRoute {
 
     fn path(self) -> &'static str {
         match self {
-            Self::Status => "/v1/status",
-            Self::Residence => "/v1/attest/residence",
-            Self::Whoami => "/v1/whoami",
+            Self::Status => crate::wire::path::STATUS,
+            Self::Residence => crate::wire::path::ATTEST_RESIDENCE,
+            Self::Whoami => crate::wire::path::WHOAMI,
         }
     }
 }

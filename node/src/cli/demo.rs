@@ -307,7 +307,7 @@ async fn publish_default_policy(nodes: &[(Settings, String)]) -> anyhow::Result<
             })?;
             let reply = client
                 .post(
-                    &format!("{url}/v1/manifest"),
+                    &format!("{url}{}", crate::wire::path::MANIFEST),
                     "application/json",
                     bytes::Bytes::from(body),
                 )
@@ -333,7 +333,7 @@ async fn publish_default_policy(nodes: &[(Settings, String)]) -> anyhow::Result<
         let mut have = None;
         for _ in 0..READY_ATTEMPTS {
             have = client
-                .get(&format!("{url}/readyz"))
+                .get(&format!("{url}{}", crate::wire::path::READYZ))
                 .await
                 .ok()
                 .and_then(|r| r.json::<crate::wire::Ready>().ok())
@@ -447,7 +447,7 @@ fn rows_of_comune(residents: &str, comune: &str) -> anyhow::Result<Vec<u8>> {
 /// Polls `/readyz` with the node's own identity, with bounded retries.
 pub async fn wait_ready(settings: &Settings, url: &str) -> anyhow::Result<()> {
     let client = settings.own_client()?;
-    let ready = format!("{url}/readyz");
+    let ready = format!("{url}{}", crate::wire::path::READYZ);
     let mut last = String::new();
     for _ in 0..READY_ATTEMPTS {
         match client.get(&ready).await {

@@ -249,7 +249,14 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     if args.skip_invalid {
         query.push_str("&skip_invalid=true");
     }
-    let url = format!("{}/v1/admin/import/{dataset}?{query}", settings.local_url());
+    let url = format!(
+        "{}{}?{query}",
+        settings.local_url(),
+        match args.dataset {
+            ImportDataset::Residents => crate::wire::path::IMPORT_RESIDENTS,
+            ImportDataset::Permits => crate::wire::path::IMPORT_PERMITS,
+        }
+    );
     let client = settings.own_client()?;
     let reply = if std::io::stderr().is_terminal() {
         let name = args.file.display().to_string();

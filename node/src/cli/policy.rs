@@ -384,7 +384,7 @@ async fn publish(config: &Path, url: Option<String>, draft: &Path) -> anyhow::Re
     })?;
     let reply = client
         .post(
-            &format!("{base}/v1/manifest"),
+            &format!("{base}{}", crate::wire::path::MANIFEST),
             "application/json",
             body.into(),
         )

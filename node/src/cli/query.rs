@@ -65,7 +65,7 @@ impl ClientSettings {
     /// pinned to the agency it is meant for. (`crate::manifest::fetch_published` verifies.)
     pub async fn directory(&self) -> anyhow::Result<attesta_policy::Manifest> {
         use anyhow::Context as _;
-        let url = format!("{}/v1/manifest", self.node);
+        let url = format!("{}{}", self.node, crate::wire::path::MANIFEST);
         let reply = self
             .client()?
             .get(&url)
@@ -180,7 +180,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
     if let Some(d) = &args.as_of {
         body["as_of"] = d.as_str().into();
     }
-    let url = format!("{}/v1/status", settings.node);
+    let url = format!("{}{}", settings.node, crate::wire::path::STATUS);
     let reply = client
         .post(&url, "application/json", serde_json::to_vec(&body)?.into())
         .await

@@ -141,7 +141,10 @@ async fn fetch_once(shared: &Shared, base: &str) {
             .get_or_create(&Outcome { result })
             .inc();
     };
-    match client.get(&format!("{base}/v1/manifest")).await {
+    match client
+        .get(&format!("{base}{}", crate::wire::path::MANIFEST))
+        .await
+    {
         Ok(reply) if reply.status == StatusCode::OK => match std::str::from_utf8(&reply.body) {
             Ok(token) => {
                 let _ = offer(shared, token, "fetch").await;
@@ -340,7 +343,7 @@ async fn push_to_peers(shared: &Shared, manifest: &Manifest, token: &str) -> Vec
         let client = AgencyId::new(&agency)
             .map_err(|e| e.to_string())
             .and_then(|id| peer_client(shared, &id).map_err(|_| "no client".to_owned()));
-        let url = format!("{}/v1/manifest/notify", entry.url);
+        let url = format!("{}{}", entry.url, crate::wire::path::MANIFEST_NOTIFY);
         let body = Bytes::from(token.to_owned());
         tasks.spawn(async move {
             let result = match client {

@@ -20,6 +20,7 @@ use crate::audit::entry::{self, Direction, Entry};
 use crate::domain::cf::CodiceFiscale;
 use crate::metrics::{RouteLabel, RouteStatus};
 use crate::problem::{Problem, ProblemKind};
+use crate::wire::path;
 
 pub(super) use super::respond::{json, now_ms, Resp};
 pub use super::respond::{LOG_INDEX_HEADER, QUERY_ID_HEADER};
@@ -56,56 +57,48 @@ pub enum Route {
 /// Every route the server registers: method, path, route. The OpenAPI document must list the
 /// same set.
 pub const ROUTES: &[(Method, &str, Route)] = &[
-    (Method::GET, "/healthz", Route::Healthz),
-    (Method::GET, "/readyz", Route::Readyz),
-    (Method::GET, "/metrics", Route::Metrics),
-    (Method::GET, "/v1/whoami", Route::Whoami),
-    (Method::POST, "/v1/attest/residence", Route::AttestResidence),
+    (Method::GET, path::HEALTHZ, Route::Healthz),
+    (Method::GET, path::READYZ, Route::Readyz),
+    (Method::GET, path::METRICS, Route::Metrics),
+    (Method::GET, path::WHOAMI, Route::Whoami),
+    (Method::POST, path::ATTEST_RESIDENCE, Route::AttestResidence),
     (
         Method::POST,
-        "/v1/attest/legal-presence",
+        path::ATTEST_LEGAL_PRESENCE,
         Route::AttestLegalPresence,
     ),
-    (
-        Method::POST,
-        "/v1/admin/import/residents",
-        Route::ImportResidents,
-    ),
-    (
-        Method::POST,
-        "/v1/admin/import/permits",
-        Route::ImportPermits,
-    ),
-    (Method::GET, "/v1/monitor/expiring", Route::MonitorExpiring),
-    (Method::GET, "/v1/family/{cf}", Route::Family),
-    (Method::GET, "/v1/manifest", Route::ManifestGet),
-    (Method::POST, "/v1/manifest", Route::ManifestPublish),
-    (Method::POST, "/v1/manifest/notify", Route::ManifestNotify),
-    (Method::POST, "/v1/status", Route::Status),
-    (Method::GET, "/v1/audit/checkpoint", Route::AuditCheckpoint),
+    (Method::POST, path::IMPORT_RESIDENTS, Route::ImportResidents),
+    (Method::POST, path::IMPORT_PERMITS, Route::ImportPermits),
+    (Method::GET, path::MONITOR_EXPIRING, Route::MonitorExpiring),
+    (Method::GET, path::FAMILY, Route::Family),
+    (Method::GET, path::MANIFEST, Route::ManifestGet),
+    (Method::POST, path::MANIFEST, Route::ManifestPublish),
+    (Method::POST, path::MANIFEST_NOTIFY, Route::ManifestNotify),
+    (Method::POST, path::STATUS, Route::Status),
+    (Method::GET, path::AUDIT_CHECKPOINT, Route::AuditCheckpoint),
     (
         Method::GET,
-        "/v1/audit/certificates",
+        path::AUDIT_CERTIFICATES,
         Route::AuditCertificates,
     ),
-    (Method::GET, "/v1/audit/entries", Route::AuditEntries),
+    (Method::GET, path::AUDIT_ENTRIES, Route::AuditEntries),
+    (Method::GET, path::AUDIT_INCLUSION, Route::AuditInclusion),
     (
         Method::GET,
-        "/v1/audit/proof/inclusion",
-        Route::AuditInclusion,
-    ),
-    (
-        Method::GET,
-        "/v1/audit/proof/consistency",
+        path::AUDIT_CONSISTENCY,
         Route::AuditConsistency,
     ),
     (
         Method::POST,
-        "/v1/audit/subject-report",
+        path::AUDIT_SUBJECT_REPORT,
         Route::AuditSubjectReport,
     ),
-    (Method::GET, "/v1/audit/receipt", Route::AuditReceipt),
-    (Method::POST, witness::PATH, Route::WitnessAddCheckpoint),
+    (Method::GET, path::AUDIT_RECEIPT, Route::AuditReceipt),
+    (
+        Method::POST,
+        path::WITNESS_ADD_CHECKPOINT,
+        Route::WitnessAddCheckpoint,
+    ),
 ];
 
 /// Whether `path` matches the route template (`{name}` matches one non-empty segment).

@@ -58,8 +58,8 @@ pub use crate::wire::{StatusAnswer, Unavailable};
 /// The route a service is asked on.
 fn path(service: Service) -> &'static str {
     match service {
-        Service::Residence => "/v1/attest/residence",
-        Service::LegalPresence => "/v1/attest/legal-presence",
+        Service::Residence => crate::wire::path::ATTEST_RESIDENCE,
+        Service::LegalPresence => crate::wire::path::ATTEST_LEGAL_PRESENCE,
     }
 }
 

@@ -48,7 +48,7 @@ use crate::metrics::Outcome;
 use crate::problem::{Problem, ProblemKind};
 
 /// The route.
-pub const PATH: &str = "/v1/witness/add-checkpoint";
+pub const PATH: &str = crate::wire::path::WITNESS_ADD_CHECKPOINT;
 /// The log's signing certificate, base64 DER, on a request.
 pub const LOG_CERT_HEADER: &str = "attesta-log-certificate";
 /// The witness's signing certificate, base64 DER, on a cosignature.

@@ -135,14 +135,22 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
             anyhow::Ok(reply.body)
         }
     };
-    let note = String::from_utf8(get("/v1/audit/checkpoint".into()).await?.to_vec())
-        .context("the checkpoint is not text")?;
+    let note = String::from_utf8(
+        get(crate::wire::path::AUDIT_CHECKPOINT.into())
+            .await?
+            .to_vec(),
+    )
+    .context("the checkpoint is not text")?;
     let checkpoint = crate::audit::note::Note::parse(&note)
         .and_then(|n| crate::audit::note::Checkpoint::parse(&n.body))
         .map_err(|e| anyhow::anyhow!("{base}: bad checkpoint: {e}"))?;
     // The node's signing certificate, then those of the witnesses that cosigned.
-    let pems = String::from_utf8(get("/v1/audit/certificates".into()).await?.to_vec())
-        .context("the certificates are not text")?;
+    let pems = String::from_utf8(
+        get(crate::wire::path::AUDIT_CERTIFICATES.into())
+            .await?
+            .to_vec(),
+    )
+    .context("the certificates are not text")?;
     let mut pems = pem_blocks(&pems).into_iter();
     let signer = pems
         .next()
@@ -207,7 +215,8 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
             Vec::new()
         } else {
             let body = get(format!(
-                "/v1/audit/proof/inclusion?index={from}&size={size}"
+                "{}?index={from}&size={size}",
+                crate::wire::path::AUDIT_INCLUSION
             ))
             .await?;
             let path = answer_proof(
@@ -223,7 +232,11 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
         let consistency = if to == size {
             Vec::new()
         } else {
-            let body = get(format!("/v1/audit/proof/consistency?from={to}&to={size}")).await?;
+            let body = get(format!(
+                "{}?from={to}&to={size}",
+                crate::wire::path::AUDIT_CONSISTENCY
+            ))
+            .await?;
             answer_proof(&format!("{base}: the consistency proof from {to}"), &body)?
                 .iter()
                 .map(|h| STANDARD.encode(h))
@@ -241,7 +254,11 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
     let mut start = from;
     while start < to {
         let end = to.min(start + crate::wire::AUDIT_PAGE);
-        let body = get(format!("/v1/audit/entries?start={start}&end={end}")).await?;
+        let body = get(format!(
+            "{}?start={start}&end={end}",
+            crate::wire::path::AUDIT_ENTRIES
+        ))
+        .await?;
         let page: serde_json::Value = serde_json::from_slice(&body)?;
         for e in page["entries"].as_array().into_iter().flatten() {
             let leaf = e["leaf"].as_str().unwrap_or_default();
@@ -330,7 +347,10 @@ async fn witness_certificates(
         let Ok(client) = settings.client_for(&agency) else {
             continue;
         };
-        if let Ok(r) = client.get(&format!("{url}/v1/audit/certificates")).await {
+        if let Ok(r) = client
+            .get(&format!("{url}{}", crate::wire::path::AUDIT_CERTIFICATES))
+            .await
+        {
             if r.status.is_success() {
                 out.push(String::from_utf8_lossy(&r.body).into_owned());
             }
@@ -350,7 +370,11 @@ async fn fetch_receipt(a: FetchReceiptArgs) -> anyhow::Result<()> {
             (agency, url)
         }
     };
-    let url = format!("{base}/v1/audit/receipt?index={}", a.index);
+    let url = format!(
+        "{base}{}?index={}",
+        crate::wire::path::AUDIT_RECEIPT,
+        a.index
+    );
     let client = settings.client_for(&agency)?;
     // A fresh entry is under a signed checkpoint within a second or two.
     let mut tries = 0;

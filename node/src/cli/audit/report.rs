@@ -102,7 +102,7 @@ pub async fn run(a: SubjectReportArgs) -> anyhow::Result<()> {
                 let conn = client.connect_h2(&base).await?;
                 conn.send_with(
                     http::Method::POST,
-                    "/v1/audit/subject-report",
+                    crate::wire::path::AUDIT_SUBJECT_REPORT,
                     &[(crate::wire::QUERY_ID_HEADER, &query_id)],
                     Some(("application/json", body)),
                 )
