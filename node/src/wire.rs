@@ -83,6 +83,47 @@ pub struct StatusAnswer {
     pub query_id: String,
 }
 
+/// `GET /v1/audit/entries`: entries `start..end` of a log of `size`; the server sends each
+/// entry's canonical bytes (`leaf`, base64) with its decoded view, an exporter reads `leaf`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EntriesPage<E> {
+    pub start: u64,
+    pub end: u64,
+    /// The log's durable size when read.
+    pub size: u64,
+    pub entries: Vec<E>,
+}
+
+/// What an exporter keeps of an entry of [`EntriesPage`]: its canonical bytes, base64.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PageEntry {
+    pub leaf: String,
+}
+
+/// `GET /v1/audit/proof/inclusion`: leaf `index`'s proof in the tree of `size` (hashes in
+/// standard base64).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionProof {
+    pub index: u64,
+    pub size: u64,
+    pub leaf_hash: String,
+    pub root: String,
+    pub proof: Vec<String>,
+}
+
+/// `GET /v1/audit/proof/consistency`: the proof that the tree of `from` is a prefix of the
+/// tree of `to` (hashes in standard base64).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyProof {
+    pub from: u64,
+    pub to: u64,
+    pub from_root: String,
+    pub to_root: String,
+    pub proof: Vec<String>,
+}
+
 /// `GET /readyz`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ready {

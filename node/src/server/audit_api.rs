@@ -28,7 +28,7 @@ use crate::audit::note::Note;
 use crate::audit::receipt::Receipt;
 use crate::domain::cf::CodiceFiscale;
 use crate::problem::{Problem, ProblemKind};
-use crate::wire::{bad_request, parse_subject};
+use crate::wire::{bad_request, parse_subject, ConsistencyProof, EntriesPage, InclusionProof};
 
 /// The most entries one `entries` request returns.
 pub use crate::wire::AUDIT_PAGE as MAX_ENTRIES;
@@ -149,15 +149,6 @@ pub(super) fn receipt(shared: &Shared, index: u64, entry: Vec<u8>) -> Result<Res
 }
 
 #[derive(Serialize)]
-struct Entries<'a> {
-    start: u64,
-    end: u64,
-    /// The log's durable size when read.
-    size: u64,
-    entries: Vec<EntryItem<'a>>,
-}
-
-#[derive(Serialize)]
 struct EntryItem<'a> {
     /// The canonical bytes (the Merkle leaf), standard base64.
     leaf: String,
@@ -215,22 +206,13 @@ pub(super) fn entries(shared: &Shared, query: Option<&str>) -> Result<Resp, Prob
         .collect();
     Ok(json(
         StatusCode::OK,
-        &Entries {
+        &EntriesPage {
             start,
             end,
             size,
             entries,
         },
     ))
-}
-
-#[derive(Serialize)]
-struct InclusionProof {
-    index: u64,
-    size: u64,
-    leaf_hash: String,
-    root: String,
-    proof: Vec<String>,
 }
 
 pub(super) fn inclusion(shared: &Shared, query: Option<&str>) -> Result<Resp, Problem> {
@@ -256,15 +238,6 @@ pub(super) fn inclusion(shared: &Shared, query: Option<&str>) -> Result<Resp, Pr
             proof: proof.iter().map(b64).collect(),
         },
     ))
-}
-
-#[derive(Serialize)]
-struct ConsistencyProof {
-    from: u64,
-    to: u64,
-    from_root: String,
-    to_root: String,
-    proof: Vec<String>,
 }
 
 pub(super) fn consistency(shared: &Shared, query: Option<&str>) -> Result<Resp, Problem> {

@@ -155,6 +155,8 @@ pub(crate) struct Inputs {
     /// The body sent to every peer.
     pub body: Bytes,
     pub query_id: String,
+    /// The day the question is about, YYYY-MM-DD (echoed in the answer).
+    pub as_of: String,
     /// This node's agency: the audience every attestation must name.
     pub me: AgencyId,
     pub trust: TrustStore,
@@ -164,24 +166,11 @@ pub(crate) struct Inputs {
     pub deadline: Instant,
 }
 
-/// What the coordinator found, before it becomes a [`StatusAnswer`].
+/// What the coordinator found: the answer, and every call it made, in the order each ended
+/// (abandoned and timed-out calls last), for the route to count and log.
 pub(crate) struct Found {
-    pub resident: Option<bool>,
-    pub comune: Option<String>,
-    pub since: Option<String>,
-    pub legally_present: Option<bool>,
-    pub basis: Option<String>,
-    pub valid_until: Option<String>,
-    pub attestations: Vec<String>,
-    pub unavailable: Vec<Unavailable>,
-    /// Every call, in the order it ended; abandoned and timed-out calls last.
+    pub answer: StatusAnswer,
     pub calls: Vec<OutgoingCall>,
-}
-
-impl Found {
-    pub fn complete(&self) -> bool {
-        self.resident.is_some() && self.legally_present.is_some()
-    }
 }
 
 /// Verifies a peer's answer: a signed attestation by that agency, for this node, about this
@@ -435,14 +424,19 @@ pub(crate) async fn coordinate<P: AskPeer>(peers: Arc<P>, input: Inputs) -> Foun
     let (legally_present, basis, valid_until) = g.presence();
     let place = g.resident.as_ref();
     Found {
-        resident,
-        comune: place.and_then(|r| r.comune.clone()),
-        since: place.and_then(|r| r.since.clone()),
-        legally_present,
-        basis,
-        valid_until,
-        attestations: g.attestations,
-        unavailable: g.unavailable,
+        answer: StatusAnswer {
+            resident,
+            comune: place.and_then(|r| r.comune.clone()),
+            since: place.and_then(|r| r.since.clone()),
+            legally_present,
+            basis,
+            valid_until,
+            as_of: input.as_of,
+            complete: resident.is_some() && legally_present.is_some(),
+            attestations: g.attestations,
+            unavailable: g.unavailable,
+            query_id: input.query_id,
+        },
         calls: done,
     }
 }
@@ -486,6 +480,7 @@ pub(super) async fn status(
     let input = Inputs {
         body: Bytes::from(body),
         query_id: hex::encode(query_id),
+        as_of: format_date(q.as_of),
         me: shared.settings.agency.clone(),
         trust: shared.tls.load().trust.clone(),
         registries: targets(shared, Service::Residence, q.comune.as_ref()),
@@ -529,7 +524,7 @@ pub(super) async fn status(
         })
         .collect();
 
-    let complete = found.complete();
+    let complete = found.answer.complete;
     shared
         .metrics
         .status_answers
@@ -537,22 +532,7 @@ pub(super) async fn status(
             result: if complete { "complete" } else { "incomplete" },
         })
         .inc();
-    let answer = json(
-        StatusCode::OK,
-        &StatusAnswer {
-            resident: found.resident,
-            comune: found.comune,
-            since: found.since,
-            legally_present: found.legally_present,
-            basis: found.basis,
-            valid_until: found.valid_until,
-            as_of: format_date(q.as_of),
-            complete,
-            attestations: found.attestations,
-            unavailable: found.unavailable,
-            query_id: hex::encode(query_id),
-        },
-    );
+    let answer = json(StatusCode::OK, &found.answer);
     Ok((answer, outgoing))
 }
 

@@ -73,23 +73,18 @@ pub struct ExportArgs {
     to: Option<u64>,
 }
 
-/// The `proof` of an auditor route's answer: an array of hashes, nothing else.
-fn answer_proof(what: &str, body: &[u8]) -> anyhow::Result<Vec<Hash>> {
-    let v: serde_json::Value =
-        serde_json::from_slice(body).with_context(|| format!("{what}: not JSON"))?;
-    let items = v["proof"]
-        .as_array()
-        .with_context(|| format!("{what}: no proof array"))?;
+/// A proof's hashes, as an auditor route answers them: each exactly a hash.
+fn proof_hashes(what: &str, items: &[String]) -> anyhow::Result<Vec<Hash>> {
     items
         .iter()
         .enumerate()
-        .map(|(i, h)| {
-            let s = h
-                .as_str()
-                .with_context(|| format!("{what}: proof element {i} is not a string"))?;
-            hash(&format!("{what}: proof element {i}"), s)
-        })
+        .map(|(i, s)| hash(&format!("{what}: proof element {i}"), s))
         .collect()
+}
+
+/// An auditor route's answer of type `T`.
+fn answer<T: serde::de::DeserializeOwned>(what: &str, body: &[u8]) -> anyhow::Result<T> {
+    serde_json::from_slice(body).with_context(|| format!("{what}: not the expected answer"))
 }
 
 pub fn run(cmd: AuditCommand) -> anyhow::Result<()> {
@@ -219,10 +214,9 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
                 crate::wire::path::AUDIT_INCLUSION
             ))
             .await?;
-            let path = answer_proof(
-                &format!("{base}: the inclusion proof of entry {from}"),
-                &body,
-            )?;
+            let what = format!("{base}: the inclusion proof of entry {from}");
+            let proof: crate::wire::InclusionProof = answer(&what, &body)?;
+            let path = proof_hashes(&what, &proof.proof)?;
             merkle::left_subtrees(from, size, &path)
                 .with_context(|| format!("{base}: the inclusion proof of entry {from}"))?
                 .iter()
@@ -237,7 +231,9 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
                 crate::wire::path::AUDIT_CONSISTENCY
             ))
             .await?;
-            answer_proof(&format!("{base}: the consistency proof from {to}"), &body)?
+            let what = format!("{base}: the consistency proof from {to}");
+            let proof: crate::wire::ConsistencyProof = answer(&what, &body)?;
+            proof_hashes(&what, &proof.proof)?
                 .iter()
                 .map(|h| STANDARD.encode(h))
                 .collect()
@@ -259,10 +255,10 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
             crate::wire::path::AUDIT_ENTRIES
         ))
         .await?;
-        let page: serde_json::Value = serde_json::from_slice(&body)?;
-        for e in page["entries"].as_array().into_iter().flatten() {
-            let leaf = e["leaf"].as_str().unwrap_or_default();
-            entries.push(STANDARD.decode(leaf).context("an entry is not base64")?);
+        let page: crate::wire::EntriesPage<crate::wire::PageEntry> =
+            answer(&format!("{base}: entries {start}..{end}"), &body)?;
+        for e in page.entries {
+            entries.push(STANDARD.decode(e.leaf).context("an entry is not base64")?);
         }
         if entries.len() as u64 != end - from {
             anyhow::bail!("{base}: entries {start}..{end} came back incomplete");
@@ -426,16 +422,26 @@ mod tests {
     fn a_proof_in_an_answer_is_an_array_of_hashes_and_nothing_else() {
         use base64::Engine;
         let a = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
-        let ok = format!(r#"{{"proof":["{a}","{a}"]}}"#);
-        assert_eq!(super::answer_proof("x", ok.as_bytes()).unwrap().len(), 2);
+        let answer = |proof: &str| {
+            format!(r#"{{"index":1,"size":4,"leaf_hash":"{a}","root":"{a}","proof":{proof}}}"#)
+        };
+        let read = |body: &str| -> anyhow::Result<Vec<super::Hash>> {
+            let p: crate::wire::InclusionProof = super::answer("x", body.as_bytes())?;
+            super::proof_hashes("x", &p.proof)
+        };
+        assert_eq!(
+            read(&answer(&format!(r#"["{a}","{a}"]"#))).unwrap().len(),
+            2
+        );
         for bad in [
-            format!(r#"{{"proof":["{a}",1]}}"#),
-            format!(r#"{{"proof":["{a}",""]}}"#),
-            format!(r#"{{"proof":"{a}"}}"#),
+            answer(&format!(r#"["{a}",1]"#)),
+            answer(&format!(r#"["{a}",""]"#)),
+            answer(&format!(r#""{a}""#)),
             r#"{"nope":[]}"#.to_owned(),
+            answer("[]").replace(r#""index":1,"#, r#""index":1,"extra":0,"#),
             "not json".to_owned(),
         ] {
-            assert!(super::answer_proof("x", bad.as_bytes()).is_err(), "{bad}");
+            assert!(read(&bad).is_err(), "{bad}");
         }
     }
 }

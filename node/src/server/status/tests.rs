@@ -207,6 +207,7 @@ async fn run(w: &World, script: &[(&str, u64, Does)]) -> (Found, Duration) {
         Inputs {
             body: Bytes::from_static(br#"{"subject":"RSSMRA85T10A562S"}"#),
             query_id: "00".repeat(16),
+            as_of: "2026-12-01".into(),
             me: agency(ME),
             trust: w.trust.clone(),
             registries: pick(false),
@@ -227,7 +228,8 @@ fn outcome<'a>(f: &'a Found, agency: &str) -> &'a str {
 }
 
 fn reason<'a>(f: &'a Found, agency: Option<&str>) -> Option<&'a str> {
-    f.unavailable
+    f.answer
+        .unavailable
         .iter()
         .find(|u| u.agency.as_deref() == agency)
         .map(|u| u.reason.as_str())
@@ -254,16 +256,16 @@ async fn the_first_positive_registry_wins_without_waiting_for_the_others() {
         ],
     )
     .await;
-    assert_eq!(f.resident, Some(true));
-    assert_eq!(f.comune.as_deref(), Some("041044"));
-    assert_eq!(f.legally_present, Some(true));
-    assert_eq!(f.basis.as_deref(), Some("permit"));
-    assert!(f.complete());
+    assert_eq!(f.answer.resident, Some(true));
+    assert_eq!(f.answer.comune.as_deref(), Some("041044"));
+    assert_eq!(f.answer.legally_present, Some(true));
+    assert_eq!(f.answer.basis.as_deref(), Some("permit"));
+    assert!(f.answer.complete);
     assert_eq!(took, ms(100), "settled by the positive answer");
     assert_eq!(outcome(&f, "comune-fano"), "abandoned");
     assert_eq!(outcome(&f, "comune-pesaro"), "ok");
-    assert_eq!(f.attestations.len(), 2);
-    assert!(f.unavailable.is_empty());
+    assert_eq!(f.answer.attestations.len(), 2);
+    assert!(f.answer.unavailable.is_empty());
 }
 
 #[tokio::test(start_paused = true)]
@@ -278,16 +280,16 @@ async fn not_resident_needs_a_no_from_every_registry_asked() {
         ],
     )
     .await;
-    assert_eq!(f.resident, Some(false));
+    assert_eq!(f.answer.resident, Some(false));
     assert_eq!(
-        f.legally_present,
+        f.answer.legally_present,
         Some(false),
         "all said no, residence known"
     );
-    assert!(f.complete());
+    assert!(f.answer.complete);
     assert_eq!(took, ms(300));
     assert_eq!(
-        f.attestations.len(),
+        f.answer.attestations.len(),
         3,
         "negative answers are kept as evidence too"
     );
@@ -306,7 +308,7 @@ async fn not_resident_needs_a_no_from_every_registry_asked() {
         ],
     )
     .await;
-    assert_eq!(f.resident, None);
+    assert_eq!(f.answer.resident, None);
     assert_eq!(reason(&f, Some("comune-fano")), Some("unreachable"));
 }
 
@@ -325,9 +327,9 @@ async fn a_person_who_needs_no_permit_is_present_by_registration() {
         ],
     )
     .await;
-    assert_eq!(f.legally_present, Some(true));
-    assert_eq!(f.basis.as_deref(), Some("registration"));
-    assert_eq!(f.valid_until, None);
+    assert_eq!(f.answer.legally_present, Some(true));
+    assert_eq!(f.answer.basis.as_deref(), Some("registration"));
+    assert_eq!(f.answer.valid_until, None);
     assert_eq!(took, ms(100), "the Questura is not waited for");
     assert_eq!(outcome(&f, "questura-pu"), "abandoned");
 }
@@ -343,12 +345,12 @@ async fn a_questura_no_with_residence_unknown_stays_unknown() {
         ],
     )
     .await;
-    assert_eq!(f.resident, None);
+    assert_eq!(f.answer.resident, None);
     assert_eq!(
-        f.legally_present, None,
+        f.answer.legally_present, None,
         "the person might be a citizen who needs no permit"
     );
-    assert!(!f.complete());
+    assert!(!f.answer.complete);
     assert_eq!(took, DEADLINE);
 }
 
@@ -364,12 +366,12 @@ async fn a_peer_that_does_not_answer_by_the_deadline_is_listed_as_timeout() {
     )
     .await;
     assert_eq!(took, DEADLINE, "exactly the deadline, on the paused clock");
-    assert_eq!(f.resident, None);
-    assert_eq!(f.legally_present, None);
+    assert_eq!(f.answer.resident, None);
+    assert_eq!(f.answer.legally_present, None);
     assert_eq!(reason(&f, Some("comune-pesaro")), Some("timeout"));
     assert_eq!(reason(&f, Some("questura-pu")), Some("timeout"));
     assert_eq!(outcome(&f, "questura-pu"), "timeout");
-    assert!(f.attestations.is_empty());
+    assert!(f.answer.attestations.is_empty());
 }
 
 #[tokio::test(start_paused = true)]
@@ -396,11 +398,16 @@ async fn refusals_and_failures_leave_the_fact_unknown_with_their_reason() {
         ],
     )
     .await;
-    assert_eq!((f.resident, f.legally_present), (None, None));
+    assert_eq!((f.answer.resident, f.answer.legally_present), (None, None));
     assert_eq!(reason(&f, Some("comune-pesaro")), Some("denied"));
     assert_eq!(reason(&f, Some("comune-fano")), Some("no-data"));
     assert_eq!(reason(&f, Some("questura-pu")), Some("refused"));
-    let denied = f.unavailable.iter().find(|u| u.reason == "denied").unwrap();
+    let denied = f
+        .answer
+        .unavailable
+        .iter()
+        .find(|u| u.reason == "denied")
+        .unwrap();
     assert!(denied.detail.contains("said no"), "{}", denied.detail);
     // The calls that got an answer record its status; the one refused at TLS has none.
     let status = |a: &str| {
@@ -431,17 +438,22 @@ async fn an_attestation_that_does_not_verify_is_not_believed() {
             ],
         )
         .await;
-        assert_eq!(f.resident, None, "{says}");
+        assert_eq!(f.answer.resident, None, "{says}");
         let u = f
+            .answer
             .unavailable
             .iter()
             .find(|u| u.agency.as_deref() == Some("comune-pesaro"))
             .unwrap();
         assert_eq!(u.reason, "bad-attestation");
         assert!(u.detail.contains(says), "{}", u.detail);
-        assert_eq!(f.attestations.len(), 1, "only the Questura's is kept");
         assert_eq!(
-            f.legally_present,
+            f.answer.attestations.len(),
+            1,
+            "only the Questura's is kept"
+        );
+        assert_eq!(
+            f.answer.legally_present,
             Some(true),
             "a valid permit, whatever the residence"
         );
@@ -452,10 +464,10 @@ async fn an_attestation_that_does_not_verify_is_not_believed() {
 async fn no_node_to_ask_is_said_and_nothing_is_called() {
     let w = world();
     let (f, took) = run(&w, &[("questura-pu", 10, Does::Present(true))]).await;
-    assert_eq!(f.resident, None);
+    assert_eq!(f.answer.resident, None);
     assert_eq!(reason(&f, None), Some("no-node"));
     assert_eq!(
-        f.legally_present,
+        f.answer.legally_present,
         Some(true),
         "a permit is enough, residence aside"
     );
