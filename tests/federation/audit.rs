@@ -1371,10 +1371,11 @@ mod witness {
         let proof = merkle::consistency_proof(&leaves[..], 8, 12).unwrap();
         let r = submit(&urbino, &questura, None, body(8, &proof, &note(12))).await;
         assert_eq!(r.status, 200, "{}", problem(&r).1);
-        // Another tree of the same size (a split view): refused; the same one again: cosigned.
+        // Another tree of the same size (a split view): 409 with the witness's size, as
+        // tlog-witness says; the same one again: cosigned.
         let split = checkpoint(&urbino_key, &origin, &forked, 12);
         let r = submit(&urbino, &questura, None, body(12, &[], &split)).await;
-        assert_eq!(r.status, 422);
+        assert_eq!((r.status.as_u16(), &r.body[..]), (409, &b"12\n"[..]));
         let r = submit(&urbino, &questura, None, body(12, &[], &note(12))).await;
         assert_eq!(r.status, 200, "{}", problem(&r).1);
 
@@ -1391,7 +1392,7 @@ mod witness {
             statuses,
             [
                 403, 400, 400, 400, 400, 404, 404, 404, 403, 403, 403, 403, 403, 403, 409, 422,
-                422, 400, 409, 409, 422
+                422, 400, 409, 409, 409
             ],
             "{page:?}"
         );

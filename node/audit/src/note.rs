@@ -46,6 +46,9 @@ pub fn decimal(s: &str) -> Option<u64> {
 
 /// The most hashes a proof may have (more than any proof in a 2^63-entry tree).
 pub const MAX_PROOF: usize = 64;
+/// The most consistency proof lines an add-checkpoint request may carry (tlog-witness: a
+/// client MUST NOT send more than 63).
+pub const MAX_WITNESS_PROOF: usize = 63;
 
 /// Proof hashes, one standard-base64 hash per line (tlog-witness, tlog-proof).
 pub fn proof_lines<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Vec<Hash>, NoteError> {
@@ -102,6 +105,10 @@ impl Checkpoint {
             .and_then(|s| STANDARD.decode(s).ok())
             .and_then(|b| Hash::try_from(b.as_slice()).ok())
             .ok_or_else(|| err("checkpoint root is not 32 bytes of base64"))?;
+        // tlog-checkpoint: extension lines, if any, MUST be non-empty.
+        if lines.any(str::is_empty) {
+            return Err(err("checkpoint has an empty extension line"));
+        }
         Ok(Self {
             origin: origin.to_owned(),
             size,
@@ -165,8 +172,9 @@ impl Note {
         if text.chars().any(|c| c.is_control() && c != '\n') {
             return Err(err("note contains control characters"));
         }
+        // The text may hold empty lines: the last one separates it from the signatures.
         let split = text
-            .find("\n\n")
+            .rfind("\n\n")
             .ok_or_else(|| err("note has no blank line before its signatures"))?;
         let body = &text[..split + 1];
         let sigs = &text[split + 2..];
@@ -284,6 +292,11 @@ impl AddCheckpoint {
             .and_then(decimal)
             .ok_or_else(|| err("the first line must be `old <size>` (decimal)"))?;
         let proof = proof_lines(lines)?;
+        if proof.len() > MAX_WITNESS_PROOF {
+            return Err(err(format!(
+                "at most {MAX_WITNESS_PROOF} consistency proof lines (tlog-witness)"
+            )));
+        }
         let note = Note::parse(note).map_err(|e| err(format!("checkpoint note: {}", e.0)))?;
         let checkpoint =
             Checkpoint::parse(&note.body).map_err(|e| err(format!("checkpoint: {}", e.0)))?;
@@ -331,7 +344,11 @@ pub fn cosigned_at(
         if s.data.len() != 8 + 64 {
             return None;
         }
+        // cosignature/v1: the timestamp MUST NOT exceed 2^63 - 1.
         let time = u64::from_be_bytes(s.data[..8].try_into().ok()?);
+        if time > i64::MAX as u64 {
+            return None;
+        }
         verify(cosigned_message(&note.body, time).as_bytes(), &s.data[8..]).then_some(time)
     };
     let mine = || {
@@ -346,6 +363,9 @@ pub fn cosigned_at(
     }
     mine().filter_map(time).max()
 }
+
+#[cfg(test)]
+mod musts;
 
 #[cfg(test)]
 mod tests {

@@ -30,7 +30,8 @@ impl Last {
 pub enum Verdict {
     /// The checkpoint extends the last one: cosign it and remember it.
     Cosign,
-    /// The log's idea of the witness's last size is wrong: answer 409 with this size.
+    /// The log's idea of the witness's last size is wrong, or it shows another root at that
+    /// size: answer 409 with this size.
     Conflict(u64),
     /// The request contradicts itself (its old size is beyond the checkpoint): answer 400.
     Malformed(String),
@@ -39,8 +40,9 @@ pub enum Verdict {
 }
 
 /// Whether `req` extends `last`, per tlog-witness: the old size must be the witness's (else
-/// [`Verdict::Conflict`]), and the proof must show the checkpoint's tree has the last one's as
-/// a prefix. From size 0 the proof is empty; an empty tree has the empty root.
+/// [`Verdict::Conflict`]); at the same size the root must be the same (else, a split view,
+/// [`Verdict::Conflict`] too); otherwise the proof must show the checkpoint's tree has the last
+/// one's as a prefix. From size 0 the proof is empty.
 pub fn check(last: Last, req: &AddCheckpoint) -> Verdict {
     let c = &req.checkpoint;
     if req.old > c.size {
@@ -52,12 +54,19 @@ pub fn check(last: Last, req: &AddCheckpoint) -> Verdict {
     if req.old != last.size {
         return Verdict::Conflict(last.size);
     }
+    // tlog-witness: the same size with another root (a split view) is a conflict, 409.
+    if c.size == last.size {
+        return if c.root == last.root && req.proof.is_empty() {
+            Verdict::Cosign
+        } else if c.root != last.root {
+            Verdict::Conflict(last.size)
+        } else {
+            Verdict::Inconsistent("a proof between equal sizes must be empty".into())
+        };
+    }
     if last.size == 0 {
         if !req.proof.is_empty() {
             return Verdict::Inconsistent("a proof from size 0 must be empty".into());
-        }
-        if c.size == 0 && c.root != merkle::empty_root() {
-            return Verdict::Inconsistent("an empty tree must have the empty root".into());
         }
         return Verdict::Cosign;
     }
@@ -119,10 +128,11 @@ mod tests {
             check(Last::none(), &req(0, 5, root(5), vec![root(1)])),
             Verdict::Inconsistent(_)
         ));
-        assert!(matches!(
+        // An empty tree with another root than the empty one: another view of size 0.
+        assert_eq!(
             check(Last::none(), &req(0, 0, root(3), vec![])),
-            Verdict::Inconsistent(_)
-        ));
+            Verdict::Conflict(0)
+        );
     }
 
     #[test]
@@ -146,9 +156,14 @@ mod tests {
             matches!(&v, Verdict::Inconsistent(w) if w.contains("size 3")),
             "{v:?}"
         );
-        // The same size with another root is a fork too.
-        assert!(matches!(
+        // The same size with another root is a split view: 409, with the witness's size.
+        assert_eq!(
             check(last, &req(3, 3, root(4), vec![])),
+            Verdict::Conflict(3)
+        );
+        // The same size and root with a proof: there is nothing to prove.
+        assert!(matches!(
+            check(last, &req(3, 3, root(3), vec![root(1)])),
             Verdict::Inconsistent(_)
         ));
     }
