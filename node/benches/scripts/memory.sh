@@ -6,6 +6,9 @@
 # on it for DURATION in rounds, and after each round prints the process's RSS.
 # Usage: node/benches/scripts/memory.sh [rounds] [round duration] [concurrency] [MiB per node]
 #        defaults: 6 20s 16 64 (the demo's budget)
+# The nodes run with glibc's MALLOC_ARENA_MAX=2, the setting docs/OPERATIONS.md recommends
+# where memory is tight; `MALLOC_ARENA_MAX= node/benches/scripts/memory.sh …` measures glibc's
+# default (up to eight arenas a core, which keep freed memory: about 20 MiB more here).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 rounds=${1:-6}
@@ -20,6 +23,8 @@ bin="$CARGO_TARGET_DIR/debug/attesta"
 
 dir=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
+arenas=${MALLOC_ARENA_MAX-2}
+if [ -n "$arenas" ]; then export MALLOC_ARENA_MAX=$arenas; else unset MALLOC_ARENA_MAX; fi
 RUST_LOG=warn "$bin" demo up --dir "$dir" --base-port "$port" --memory-mb "$memory" >/dev/null 2>&1 &
 demo=$!
 trap 'kill $demo 2>/dev/null; wait $demo 2>/dev/null; rm -rf "$dir"' EXIT
@@ -32,7 +37,7 @@ client="$dir/agencies/inps-pesaro/client.toml"
 
 # The demo runs its five nodes in one process: its RSS is theirs.
 rss() { echo "$(( $(awk '/VmRSS/ { print $2 }' "/proc/$demo/status") / 1024 )) MiB"; }
-echo "RocksDB budget: $memory MiB per node, 5 nodes"
+echo "RocksDB budget: $memory MiB per node, 5 nodes; MALLOC_ARENA_MAX=${arenas:-glibc default}"
 echo "round 0 (idle): $(rss)"
 for r in $(seq 1 "$rounds"); do
   "$bin" bench --config "$client" --route status --duration "$duration" --concurrency "$c" \
