@@ -354,9 +354,9 @@ async fn dispatch(
         }
         // The upload is part of the import's own (long) time limit.
         trail.body_read = true;
-        return upload::import(shared, ds, req, &mut trail.request_sha256)
-            .await
-            .unwrap_or_else(Problem::into_response);
+        let uploaded = upload::import(shared, ds, req).await;
+        trail.request_sha256 = uploaded.request_sha256;
+        return uploaded.answer.unwrap_or_else(Problem::into_response);
     }
     // For everything else the body limit comes before routing, so that no path or method
     // escapes it.

@@ -56,9 +56,25 @@ fn import_options(query: Option<&str>) -> Result<ImportOptions, Problem> {
     Ok(opts)
 }
 
+/// What an import answers, and what its audit entry records of the request: the SHA-256 of
+/// the whole upload, when it was all received.
+pub(super) struct Uploaded {
+    pub answer: Result<Resp, Problem>,
+    pub request_sha256: Option<[u8; 32]>,
+}
+
 /// `POST /v1/admin/import/{residents,permits}`: the body is the CSV file. The router has
 /// checked the policy (resource `import`, territory this node) before the upload is read.
-pub(super) async fn import(
+pub(super) async fn import(shared: &Arc<Shared>, ds: Dataset, req: Request<Incoming>) -> Uploaded {
+    let mut digest = None;
+    let answer = receive_and_import(shared, ds, req, &mut digest).await;
+    Uploaded {
+        answer,
+        request_sha256: digest,
+    }
+}
+
+async fn receive_and_import(
     shared: &Arc<Shared>,
     ds: Dataset,
     req: Request<Incoming>,
