@@ -124,6 +124,8 @@ pub struct Metrics {
     pub audit_size: Gauge,
     /// The first audit entry whose content is kept (older ones were past retention).
     pub audit_first_kept: Gauge,
+    /// RocksDB's budget in use (block cache, memtables charged to it), set when scraped.
+    pub store_memory: Gauge,
     pub audit_checkpoints: Family<Outcome, Counter>,
     /// This node's checkpoints sent to witnesses, by result.
     pub witness_submissions: Family<Outcome, Counter>,
@@ -259,6 +261,13 @@ impl Metrics {
             "Index of the first audit entry whose content is kept; older entries were deleted after the retention period (their hashes stay)",
             audit_first_kept.clone(),
         );
+        let store_memory = Gauge::default();
+        registry.register_with_unit(
+            "store_memory_in_use",
+            "RocksDB memory in use: the block cache with the memtables charged to it (bounded by [store] memory_mb)",
+            prometheus_client::registry::Unit::Bytes,
+            store_memory.clone(),
+        );
         let audit_checkpoints = Family::<Outcome, Counter>::default();
         registry.register(
             "audit_checkpoints",
@@ -298,6 +307,7 @@ impl Metrics {
             audit_failures,
             audit_size,
             audit_first_kept,
+            store_memory,
             audit_checkpoints,
             witness_submissions,
             witness_requests,

@@ -165,6 +165,8 @@ async fn health_readiness_and_metrics_are_served() {
         "attesta_http_requests_total{route=\"unmatched\",status=\"404\"}",
         "attesta_http_request_duration_seconds_count{route=\"/readyz\"}",
         "attesta_tls_handshakes_total",
+        // RocksDB's budget in use, read when scraped (index and filter blocks at least).
+        "attesta_store_memory_in_use_bytes",
     ] {
         assert!(
             metric(&text, series).is_some_and(|v| v >= 1.0),

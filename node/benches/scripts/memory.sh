@@ -18,6 +18,7 @@ memory=${4:-64}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/attesta-target}"
 
 .ci/bootstrap.sh
+command -v curl >/dev/null || { echo "memory.sh reads the nodes' metrics with curl: apt-get install curl" >&2; exit 1; }
 cargo build --locked -q -p attesta --bin attesta
 bin="$CARGO_TARGET_DIR/debug/attesta"
 
@@ -37,10 +38,23 @@ client="$dir/agencies/inps-pesaro/client.toml"
 
 # The demo runs its five nodes in one process: its RSS is theirs.
 rss() { echo "$(( $(awk '/VmRSS/ { print $2 }' "/proc/$demo/status") / 1024 )) MiB"; }
+# RocksDB's share, summed over the nodes: each node's attesta_store_memory_in_use_bytes, read
+# with its own certificate (the node's agency may read its metrics).
+rocksdb() {
+  local total=0 agency url bytes
+  for agency in $(grep -o '"[a-z0-9-]*": "https://[^"]*"' "$dir/endpoints.json" | cut -d'"' -f2); do
+    url=$(grep -o "\"$agency\": \"https://[^\"]*" "$dir/endpoints.json" | grep -o 'https://.*')
+    bytes=$(curl -sS --max-time 5 --cacert "$dir/ca/ca.crt" \
+      --cert "$dir/agencies/$agency/auth.crt" --key "$dir/agencies/$agency/auth.key" \
+      "$url/metrics" | awk '/^attesta_store_memory_in_use_bytes / { print int($2) }')
+    total=$((total + ${bytes:-0}))
+  done
+  echo "$((total / 1048576)) MiB"
+}
 echo "RocksDB budget: $memory MiB per node, 5 nodes; MALLOC_ARENA_MAX=${arenas:-glibc default}"
-echo "round 0 (idle): $(rss)"
+echo "round 0 (idle): $(rss), RocksDB $(rocksdb)"
 for r in $(seq 1 "$rounds"); do
   "$bin" bench --config "$client" --route status --duration "$duration" --concurrency "$c" \
     --subjects "$subjects" >/dev/null
-  echo "round $r ($duration of status at $c connections): $(rss)"
+  echo "round $r ($duration of status at $c connections): $(rss), RocksDB $(rocksdb)"
 done

@@ -754,6 +754,10 @@ fn readyz(shared: &Shared) -> Result<Resp, Problem> {
 /// `/metrics`: OpenMetrics text to a client that accepts it (Prometheus asks for it), the
 /// Prometheus text format 0.0.4 otherwise; each served as what it is.
 fn metrics(shared: &Shared, headers: &http::HeaderMap) -> Resp {
+    shared
+        .metrics
+        .store_memory
+        .set(i64::try_from(shared.store.memory_in_use()).unwrap_or(i64::MAX));
     let text = shared.metrics.encode();
     let (body, content_type) = if crate::metrics::accepts_openmetrics(headers) {
         (text, crate::metrics::OPENMETRICS_TYPE)

@@ -121,6 +121,8 @@ pub struct DatasetInfo {
 pub struct Store {
     db: DB,
     path: PathBuf,
+    /// The block cache every column family shares, memtables charged to it.
+    cache: Cache,
 }
 
 impl std::fmt::Debug for Store {
@@ -214,11 +216,19 @@ impl Store {
         let store = Self {
             db,
             path: path.to_owned(),
+            cache,
         };
         for ds in [Dataset::Residents, Dataset::Permits] {
             store.drop_other_generations(ds)?;
         }
         Ok(store)
+    }
+
+    /// Bytes of the node's RocksDB budget in use: the block cache, with the memtables charged
+    /// to it. Bounded by `[store] memory_mb` (RocksDB may overshoot it briefly while a
+    /// memtable is flushed).
+    pub fn memory_in_use(&self) -> usize {
+        self.cache.get_usage()
     }
 
     fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {

@@ -213,3 +213,19 @@ fn permits_are_found_by_holder_and_minor_and_by_expiry() {
     assert_eq!(info.rows, 2);
     assert!(store.permits_of(&cf_n(2)).unwrap().0.is_empty());
 }
+
+#[test]
+fn the_memory_in_use_is_counted_and_stays_within_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let budget = 8 << 20;
+    let store = Store::open_with_memory(&dir.path().join("db"), budget).unwrap();
+    let rows: Vec<Resident> = (0..5000).map(|n| resident(n, "041044", "F1")).collect();
+    import_residents(&store, &rows, date!(2026 - 11 - 30));
+    for n in (0..5000).step_by(7) {
+        store.resident(&cf_n(n)).unwrap();
+    }
+    let used = store.memory_in_use();
+    assert!(used > 0, "the cache holds the data just read");
+    // RocksDB may overshoot its budget a little while a memtable is flushed.
+    assert!(used <= budget + budget / 4, "{used} of {budget}");
+}
