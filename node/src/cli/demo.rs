@@ -191,9 +191,14 @@ pub async fn up(args: DemoArgs) -> anyhow::Result<()> {
         nodes.push((node.settings().clone(), url.clone()));
         endpoints.insert(node.settings().agency.to_string(), url);
         let mut stop = stop_rx.clone();
-        tasks.push(tokio::spawn(node.run(listener, async move {
-            let _ = stop.changed().await;
-        })));
+        // Everything the node logs happens in its span: the demo writes it to its own file.
+        let span = tracing::info_span!("node", agency = %node.settings().agency);
+        tasks.push(tokio::spawn(tracing::Instrument::instrument(
+            node.run(listener, async move {
+                let _ = stop.changed().await;
+            }),
+            span,
+        )));
     }
 
     for (settings, url) in &nodes {
@@ -473,6 +478,10 @@ fn print_banner(dir: &Path, endpoints: &BTreeMap<String, String>, manifest_versi
     let a = dir.join("agencies").join("inps-pesaro");
     let target = endpoints.get("comune-pesaro").cloned().unwrap_or_default();
     println!("endpoints: {}", dir.join("endpoints.json").display());
+    println!(
+        "node logs: {} (this terminal shows warnings only)",
+        dir.join("logs").join("<agency>.log").display()
+    );
     println!(
         "purposes each agency may declare: {}",
         dir.join("purposes.json").display()

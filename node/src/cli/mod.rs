@@ -5,6 +5,7 @@ pub mod audit;
 pub mod bench;
 pub mod demo;
 pub mod generate;
+pub mod logs;
 pub mod policy;
 pub mod query;
 
@@ -162,7 +163,15 @@ enum DemoCommand {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    if let Command::Demo(DemoCommand::Up(args)) = &cli.command {
+        let logs = args.dir.join("logs");
+        if let Err(e) = logs::init(&logs) {
+            eprintln!("attesta: {}: {e}", logs.display());
+            return ExitCode::FAILURE;
+        }
+    } else {
+        init_tracing();
+    }
     attesta_certs::tls::install_default_provider();
     match run(cli) {
         Ok(code) => code,

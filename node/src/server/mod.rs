@@ -37,7 +37,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use attesta_certs::{LeafIdentity, Role, TrustStore};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn, Instrument};
@@ -189,14 +189,15 @@ impl Node {
         // Connections watch this to close gracefully when the node stops.
         let (stop_conns, conns_stopping) = tokio::sync::watch::channel(false);
         let (stop_reload, reload_stopped) = tokio::sync::watch::channel(false);
-        let reloader = tokio::spawn(reload::watch(shared.clone(), reload_stopped.clone()));
+        let reloader =
+            tokio::spawn(reload::watch(shared.clone(), reload_stopped.clone()).in_current_span());
         manifest_api::load_persisted(&shared).await;
-        let fetcher = tokio::spawn(manifest_api::fetcher(
-            shared.clone(),
-            reload_stopped.clone(),
-        ));
-        let pruner = tokio::spawn(prune(shared.clone(), reload_stopped.clone()));
-        let checkpointer = tokio::spawn(checkpoints(shared.clone(), reload_stopped));
+        let fetcher = tokio::spawn(
+            manifest_api::fetcher(shared.clone(), reload_stopped.clone()).in_current_span(),
+        );
+        let pruner = tokio::spawn(prune(shared.clone(), reload_stopped.clone()).in_current_span());
+        let checkpointer =
+            tokio::spawn(checkpoints(shared.clone(), reload_stopped).in_current_span());
 
         info!(
             agency = %shared.settings.agency,
@@ -438,7 +439,10 @@ async fn serve_connection(
     };
     if h2 {
         let io = TokioIo::new(stream);
-        let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        // Each HTTP/2 stream runs in a task of its own: in the connection's span, so that its
+        // log lines keep the caller and the node.
+        let mut builder =
+            hyper::server::conn::http2::Builder::new(InSpan(tracing::Span::current()));
         builder
             .timer(TokioTimer::new())
             .max_concurrent_streams(limits.max_concurrent_streams)
@@ -566,6 +570,20 @@ fn handshake_failure_reason(e: &std::io::Error) -> &'static str {
     match e.kind() {
         std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset => "client_closed",
         _ => "io",
+    }
+}
+
+/// Spawns hyper's tasks (HTTP/2 streams) in a span: the connection's.
+#[derive(Clone)]
+struct InSpan(tracing::Span);
+
+impl<F> hyper::rt::Executor<F> for InSpan
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, fut: F) {
+        tokio::spawn(fut.instrument(self.0.clone()));
     }
 }
 

@@ -313,10 +313,10 @@ pub(super) fn submit(shared: &Arc<Shared>, fresh: bool) {
         *last = Some(Instant::now());
     }
     let shared = shared.clone();
-    tokio::spawn(async move {
+    tokio::spawn(tracing::Instrument::in_current_span(async move {
         round(&shared).await;
         shared.witness.busy.store(false, Ordering::SeqCst);
-    });
+    }));
 }
 
 async fn round(shared: &Arc<Shared>) {
@@ -332,10 +332,10 @@ async fn round(shared: &Arc<Shared>) {
             continue;
         }
         let (shared, signed) = (shared.clone(), signed.clone());
-        calls.spawn(async move {
+        calls.spawn(tracing::Instrument::in_current_span(async move {
             let result = submit_one(&shared, &agency, &url, &signed).await;
             (agency, result)
-        });
+        }));
     }
     let mut cosignatures = Vec::new();
     while let Some(done) = calls.join_next().await {
