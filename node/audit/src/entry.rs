@@ -102,6 +102,14 @@ pub struct Entry {
 #[error("malformed audit entry: {0}")]
 pub struct Malformed(pub &'static str);
 
+/// Unix milliseconds now: the time an entry records.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// SHA-256 of `bytes`.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()

@@ -371,7 +371,9 @@ mod musts;
 mod tests {
     use super::*;
 
-    fn toy_sign(key: u8) -> impl Fn(&[u8]) -> Result<Vec<u8>, ()> {
+    /// A keyed hash standing in for a signature (the tests here and in `musts` are about
+    /// formats; Ed25519 key ids are checked against the spec's example).
+    pub(super) fn toy_sign(key: u8) -> impl Fn(&[u8]) -> Result<Vec<u8>, ()> {
         move |m: &[u8]| {
             let mut h = Sha256::new()
                 .chain_update([key])
@@ -383,7 +385,7 @@ mod tests {
         }
     }
 
-    fn toy_verify(key: u8) -> impl Fn(&[u8], &[u8]) -> bool {
+    pub(super) fn toy_verify(key: u8) -> impl Fn(&[u8], &[u8]) -> bool {
         move |m, s| toy_sign(key)(m).map(|x| x == s).unwrap_or(false)
     }
 

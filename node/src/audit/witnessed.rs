@@ -19,13 +19,6 @@ pub struct Witnessed {
     pub signer: String,
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// What [`forget`] dropped, and where it logged doing so.
 #[derive(Debug)]
 pub struct Forgotten {
@@ -66,7 +59,7 @@ pub async fn forget(
     let mut query_id = [0u8; 16];
     attesta_certs::random_bytes(&mut query_id);
     let entry = crate::audit::entry::Entry {
-        time_ms: now_ms(),
+        time_ms: crate::audit::entry::now_ms(),
         query_id,
         direction: crate::audit::entry::Direction::Change,
         peer_agency: agency.to_string(),

@@ -38,12 +38,7 @@ pub(crate) fn text(content_type: &'static str, body: String) -> Resp {
 }
 
 /// Unix milliseconds now (audit entry times).
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub(crate) use crate::audit::entry::now_ms;
 
 /// When a node's dataset was last imported, for an answer's `data_as_of`; a node that never
 /// imported it has no data to answer from (503 `no-data`).

@@ -6,23 +6,8 @@
 
 use sha2::{Digest, Sha256};
 
+use super::tests::{toy_sign, toy_verify};
 use super::*;
-
-fn toy_sign(key: u8) -> impl Fn(&[u8]) -> Result<Vec<u8>, ()> {
-    move |m: &[u8]| {
-        let mut h = Sha256::new()
-            .chain_update([key])
-            .chain_update(m)
-            .finalize()
-            .to_vec();
-        h.extend_from_slice(&[key; 32]);
-        Ok(h)
-    }
-}
-
-fn toy_verify(key: u8) -> impl Fn(&[u8], &[u8]) -> bool {
-    move |m, s| toy_sign(key)(m).map(|x| x == s).unwrap_or(false)
-}
 
 const NAME: &str = "pu.attesta.test/questura-pu/audit";
 const PK: [u8; 32] = [5; 32];
