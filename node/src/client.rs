@@ -142,8 +142,9 @@ impl Client {
         }
     }
 
-    /// Opens a TLS connection to the host and port of `base` (an `https://host:port` URL)
-    /// and speaks HTTP/1.1 on it (keep-alive).
+    /// Opens a TLS connection to the host and port of `base` (an `https://host:port` URL,
+    /// or one with a path: a tenant's base on its host, which then prefixes every request's
+    /// path) and speaks HTTP/1.1 on it (keep-alive).
     pub async fn connect(&self, base: &str) -> Result<Connection, ClientError> {
         let open = self.open(&self.h1, base).await?;
         let (sender, conn) = http1::handshake(TokioIo::new(open.tls))
@@ -157,6 +158,7 @@ impl Client {
         });
         Ok(Connection {
             sender,
+            prefix: open.prefix,
             authority: open.authority,
             handshake_kind: open.handshake_kind,
             server_certificate: open.server_certificate,
@@ -165,7 +167,8 @@ impl Client {
     }
 
     /// Opens a TLS connection to `base` and speaks HTTP/2 on it: one connection carries
-    /// concurrent requests, and clones of the [`H2Connection`] share it.
+    /// concurrent requests, and clones of the [`H2Connection`] share it. A path in `base`
+    /// prefixes every request's path, as in [`Client::connect`].
     pub async fn connect_h2(&self, base: &str) -> Result<H2Connection, ClientError> {
         let open = self.open(&self.connector, base).await?;
         if open.tls.get_ref().1.alpn_protocol() != Some(b"h2") {
@@ -189,6 +192,7 @@ impl Client {
             .map(|c| sha2::Sha256::digest(c.as_ref()).into());
         Ok(H2Connection {
             sender,
+            prefix: open.prefix.into(),
             authority: open.authority.into(),
             server_fingerprint,
         })
@@ -211,6 +215,11 @@ impl Client {
             .to_owned();
         let port = uri.port_u16().unwrap_or(443);
         let authority = format!("{host}:{port}");
+        let prefix = match uri.path_and_query() {
+            Some(p) if p.query().is_some() => return Err(ClientError::Url(base.to_owned())),
+            Some(p) => p.path().trim_end_matches('/').to_owned(),
+            None => String::new(),
+        };
         let server_name =
             ServerName::try_from(host.clone()).map_err(|_| ClientError::Url(base.to_owned()))?;
 
@@ -239,6 +248,7 @@ impl Client {
             .map(|der| der.clone().into_owned());
         Ok(Opened {
             tls,
+            prefix,
             authority,
             handshake_kind,
             server_certificate,
@@ -326,6 +336,8 @@ fn split_url(url: &str) -> Result<(String, String), ClientError> {
 /// A TLS connection just opened, before HTTP.
 struct Opened {
     tls: tokio_rustls::client::TlsStream<TcpStream>,
+    /// The path of the base URL, without a trailing `/`.
+    prefix: String,
     authority: String,
     handshake_kind: Option<rustls::HandshakeKind>,
     server_certificate: Option<CertificateDer<'static>>,
@@ -335,6 +347,8 @@ struct Opened {
 #[derive(Debug, Clone)]
 pub struct H2Connection {
     sender: http2::SendRequest<Full<Bytes>>,
+    /// Put before every path (a tenant's base on its host); empty for a node.
+    prefix: Arc<str>,
     authority: Arc<str>,
     server_fingerprint: Option<[u8; 32]>,
 }
@@ -375,7 +389,7 @@ impl H2Connection {
         };
         let mut sender = self.sender.clone();
         sender.ready().await.map_err(http_err)?;
-        let uri = format!("https://{}{path}", self.authority);
+        let uri = format!("https://{}{}{path}", self.authority, self.prefix);
         let mut req = Request::builder().method(method).uri(uri);
         for (name, value) in headers {
             req = req.header(*name, *value);
@@ -399,6 +413,8 @@ impl H2Connection {
 #[derive(Debug)]
 pub struct Connection {
     sender: http1::SendRequest<BoxBody<Bytes, std::convert::Infallible>>,
+    /// Put before every path, as in [`H2Connection`].
+    prefix: String,
     authority: String,
     handshake_kind: Option<rustls::HandshakeKind>,
     server_certificate: Option<CertificateDer<'static>>,
@@ -469,9 +485,10 @@ impl Connection {
             source,
         };
         self.sender.ready().await.map_err(http_err)?;
+        let target = format!("{}{path}", self.prefix);
         let mut req = Request::builder()
             .method(method)
-            .uri(path)
+            .uri(target)
             .header(header::HOST, &self.authority);
         if let Some(content_type) = content_type {
             req = req.header(header::CONTENT_TYPE, content_type);

@@ -192,12 +192,40 @@ fn check_names(m: &Manifest) -> Result<(), Rejected> {
                 e.agency
             )));
         }
-        crate::client::check_base_url(&e.url).map_err(|_| {
-            Rejected::Invalid(format!(
-                "directory: {}: url {:?} is not https://host:port",
-                e.agency, e.url
-            ))
-        })?;
+        match (&e.url, &e.hosted_by) {
+            (Some(url), None) => crate::client::check_base_url(url).map_err(|_| {
+                Rejected::Invalid(format!(
+                    "directory: {}: url {url:?} is not https://host:port",
+                    e.agency
+                ))
+            })?,
+            (None, Some(host)) => {
+                let hosting = m.entry(host).ok_or_else(|| {
+                    Rejected::Invalid(format!(
+                        "directory: {}: hosted_by {host}, which is not in the directory",
+                        e.agency
+                    ))
+                })?;
+                if hosting.url.is_none() {
+                    return Err(Rejected::Invalid(format!(
+                        "directory: {}: hosted_by {host}, which is hosted itself",
+                        e.agency
+                    )));
+                }
+            }
+            (Some(_), Some(_)) => {
+                return Err(Rejected::Invalid(format!(
+                    "directory: {}: has both url and hosted_by (a hosted agency is reached at its host's url)",
+                    e.agency
+                )))
+            }
+            (None, None) => {
+                return Err(Rejected::Invalid(format!(
+                    "directory: {}: needs url (its own node) or hosted_by (the node hosting it)",
+                    e.agency
+                )))
+            }
+        }
         for c in &e.comuni {
             ComuneCode::parse(c)
                 .map_err(|err| Rejected::Invalid(format!("directory: {}: {err}", e.agency)))?;

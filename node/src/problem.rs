@@ -35,6 +35,7 @@ pub enum ProblemKind {
     AuditUnavailable,
     /// A witness does not follow the log a checkpoint is for.
     UnknownLog,
+    UnknownTenant,
     /// A checkpoint that does not extend the one a witness cosigned last.
     InconsistentCheckpoint,
     /// Audit entries whose content was deleted after the retention period.
@@ -73,6 +74,7 @@ impl ProblemKind {
             Self::ShuttingDown => "shutting-down",
             Self::AuditUnavailable => "audit-unavailable",
             Self::UnknownLog => "unknown-log",
+            Self::UnknownTenant => "unknown-tenant",
             Self::InconsistentCheckpoint => "inconsistent-checkpoint",
             Self::Pruned => "pruned",
             Self::NotCheckpointed => "not-checkpointed",
@@ -102,6 +104,7 @@ impl ProblemKind {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::UnknownLog => StatusCode::NOT_FOUND,
+            Self::UnknownTenant => StatusCode::NOT_FOUND,
             Self::InconsistentCheckpoint => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Pruned => StatusCode::GONE,
             Self::NotCheckpointed => StatusCode::NOT_FOUND,
@@ -133,6 +136,7 @@ impl ProblemKind {
             Self::ShuttingDown => "Node is shutting down",
             Self::AuditUnavailable => "The request could not be logged, so it was not answered",
             Self::UnknownLog => "This witness does not follow that log",
+            Self::UnknownTenant => "This node does not serve that agency",
             Self::InconsistentCheckpoint => {
                 "The checkpoint does not extend the one this witness cosigned last"
             }

@@ -36,6 +36,8 @@ pub mod path {
     pub const ATTEST_LEGAL_PRESENCE: &str = "/v1/attest/legal-presence";
     pub const IMPORT_RESIDENTS: &str = "/v1/admin/import/residents";
     pub const IMPORT_PERMITS: &str = "/v1/admin/import/permits";
+    pub const TENANTS: &str = "/v1/admin/tenants";
+    pub const TENANT: &str = "/v1/admin/tenants/{agency}";
     pub const MONITOR_EXPIRING: &str = "/v1/monitor/expiring";
     pub const FAMILY: &str = "/v1/family/{cf}";
     pub const MANIFEST: &str = "/v1/manifest";

@@ -16,7 +16,9 @@ use std::sync::Mutex;
 pub mod manifest;
 pub mod rules;
 
-pub use manifest::{DirectoryEntry, Manifest, Service, MANIFEST_TYP};
+pub use manifest::{
+    tenant_prefix, DirectoryEntry, Endpoint, Manifest, Service, MANIFEST_TYP, TENANTS_PATH,
+};
 pub use rules::{Diff, Line, Rule};
 
 use casbin::{CoreApi, DefaultModel, Enforcer, StringAdapter};

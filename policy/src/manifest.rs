@@ -28,13 +28,20 @@ pub struct Manifest {
     pub revoked: Vec<String>,
 }
 
-/// A node of the federation, as the manifest lists it.
+/// An agency of the federation, as the manifest lists it: one that runs its own node (`url`),
+/// or one hosted by another agency's node (`hosted_by`), never both.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DirectoryEntry {
     pub agency: String,
-    /// `https://host:port`, no path.
-    pub url: String,
+    /// `https://host:port`, no path: the agency's own node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The agency whose node serves this one (a service centre hosting it as a tenant). The
+    /// host answers at its own URL under `/tenants/<agency>`, presenting its own TLS
+    /// certificate; what it answers for this agency is signed with this agency's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosted_by: Option<String>,
     /// What the node answers: `residence`, `legal-presence`.
     #[serde(default)]
     pub serves: Vec<Service>,
@@ -42,6 +49,31 @@ pub struct DirectoryEntry {
     #[serde(default)]
     pub comuni: Vec<String>,
 }
+
+/// Where an agency is reached (see [`Manifest::endpoint`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint<'a> {
+    /// The agency whose node it is (the host, for a hosted agency).
+    pub node: &'a str,
+    pub url: &'a str,
+    /// `/tenants/<agency>` for a hosted agency, empty otherwise.
+    pub prefix: String,
+}
+
+impl Endpoint<'_> {
+    /// The agency's base URL: what its routes' paths are appended to.
+    pub fn base(&self) -> String {
+        format!("{}{}", self.url, self.prefix)
+    }
+}
+
+/// The path prefix under which a host serves its tenant `agency`.
+pub fn tenant_prefix(agency: &str) -> String {
+    format!("{TENANTS_PATH}/{agency}")
+}
+
+/// The first segment of every tenant-addressed path.
+pub const TENANTS_PATH: &str = "/tenants";
 
 /// A question a node answers for its peers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +133,40 @@ impl Manifest {
             }
         }
         text
+    }
+
+    /// Where `agency` is served: the node to connect to (whose TLS certificate it must
+    /// present), its URL, and the path prefix of the agency on that node (empty for an agency
+    /// that runs its own node). `None` for an agency not in the directory, or hosted by an
+    /// agency that is not a node of the directory.
+    pub fn endpoint(&self, agency: &str) -> Option<Endpoint<'_>> {
+        let entry = self.entry(agency)?;
+        match (&entry.url, &entry.hosted_by) {
+            (Some(url), None) => Some(Endpoint {
+                node: &entry.agency,
+                url,
+                prefix: String::new(),
+            }),
+            (None, Some(host)) => {
+                let host = self.entry(host)?;
+                match (&host.url, &host.hosted_by) {
+                    (Some(url), None) => Some(Endpoint {
+                        node: &host.agency,
+                        url,
+                        prefix: tenant_prefix(agency),
+                    }),
+                    _ => None,
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// The agencies the directory says `host` serves as tenants.
+    pub fn tenants_of<'a>(&'a self, host: &'a str) -> impl Iterator<Item = &'a DirectoryEntry> {
+        self.directory
+            .iter()
+            .filter(move |e| e.hosted_by.as_deref() == Some(host))
     }
 
     /// Whether `agency` is listed as revoked.

@@ -279,7 +279,8 @@ fn manifests_refuse_unknown_fields() {
         policy: DEFAULT_POLICY.into(),
         directory: vec![DirectoryEntry {
             agency: "comune-pesaro".into(),
-            url: "https://127.0.0.1:8443".into(),
+            url: Some("https://127.0.0.1:8443".into()),
+            hosted_by: None,
             serves: vec![Service::Residence],
             comuni: vec!["041044".into()],
         }],
@@ -381,7 +382,8 @@ fn the_directory_gives_territories_to_own_rules() {
         policy: policy.into(),
         directory: vec![DirectoryEntry {
             agency: "comune-fano".into(),
-            url: "https://127.0.0.1:8446".into(),
+            url: Some("https://127.0.0.1:8446".into()),
+            hosted_by: None,
             serves: vec![Service::Residence],
             comuni: vec!["041013".into()],
         }],
@@ -411,4 +413,55 @@ fn the_directory_gives_territories_to_own_rules() {
     let mut with_line = m.clone();
     with_line.policy = format!("{policy}g2, comune-fano, 041013\n");
     assert_eq!(with_line.effective_policy(), with_line.policy);
+}
+
+#[test]
+fn a_hosted_agency_is_reached_at_its_hosts_url_under_its_prefix() {
+    let entry = |agency: &str, url: Option<&str>, host: Option<&str>| DirectoryEntry {
+        agency: agency.into(),
+        url: url.map(Into::into),
+        hosted_by: host.map(Into::into),
+        serves: vec![Service::Residence],
+        comuni: vec![],
+    };
+    let m = Manifest {
+        version: 1,
+        issued_at: "2026-11-23T10:00:00Z".into(),
+        issuer: "prefettura-pu".into(),
+        policy: String::new(),
+        directory: vec![
+            entry("comune-pesaro", Some("https://127.0.0.1:8443"), None),
+            entry("cst-pu", Some("https://127.0.0.1:8450"), None),
+            entry("comune-fano", None, Some("cst-pu")),
+            entry("comune-cagli", None, Some("cst-pu")),
+            // Hosted by an agency that is itself hosted, or not in the directory: unreachable.
+            entry("comune-acqualagna", None, Some("comune-fano")),
+            entry("comune-apecchio", None, Some("cst-nowhere")),
+        ],
+        revoked: vec![],
+    };
+    let own = m.endpoint("comune-pesaro").unwrap();
+    assert_eq!(
+        (own.node, own.url, own.base().as_str()),
+        (
+            "comune-pesaro",
+            "https://127.0.0.1:8443",
+            "https://127.0.0.1:8443"
+        )
+    );
+    let fano = m.endpoint("comune-fano").unwrap();
+    assert_eq!(fano.node, "cst-pu");
+    assert_eq!(fano.base(), "https://127.0.0.1:8450/tenants/comune-fano");
+    assert!(m.endpoint("comune-acqualagna").is_none());
+    assert!(m.endpoint("comune-apecchio").is_none());
+    assert!(m.endpoint("comune-nowhere").is_none());
+    let tenants: Vec<_> = m.tenants_of("cst-pu").map(|e| e.agency.as_str()).collect();
+    assert_eq!(tenants, ["comune-fano", "comune-cagli"]);
+    // Neither field is written when absent, so a manifest without hosting reads as before.
+    let json = String::from_utf8(m.to_json()).unwrap();
+    assert!(
+        json.contains(r#"{"agency":"comune-fano","hosted_by":"cst-pu","serves""#),
+        "{json}"
+    );
+    assert!(!json.contains("null"), "{json}");
 }

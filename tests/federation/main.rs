@@ -16,3 +16,4 @@ mod http;
 mod mtls;
 mod policy;
 mod status;
+mod tenants;

@@ -30,7 +30,8 @@ pub(crate) struct Federation {
 fn entry(node: &TestNode, serves: Vec<Service>, comuni: &[&str]) -> DirectoryEntry {
     DirectoryEntry {
         agency: node.agency.clone(),
-        url: node.url.clone(),
+        url: Some(node.url.clone()),
+        hosted_by: None,
         serves,
         comuni: comuni.iter().map(|c| c.to_string()).collect(),
     }
@@ -380,7 +381,7 @@ async fn a_peer_presenting_another_agencys_certificate_is_refused() {
     // The directory sends the Questura's questions to Urbino's node, which presents a valid
     // certificate, of the wrong agency.
     let mut directory = f.directory();
-    directory[2].url = f.urbino.url.clone();
+    directory[2].url = Some(f.urbino.url.clone());
     f.publish(3, &test_policy(), directory).await;
 
     let q = question(f.sample("resident with valid permit"));

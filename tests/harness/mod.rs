@@ -42,7 +42,8 @@ pub fn test_policy() -> String {
 pub fn test_manifest(version: u64, policy: &str) -> Manifest {
     let entry = |agency: &str, serves: Vec<Service>, comuni: &[&str]| DirectoryEntry {
         agency: agency.into(),
-        url: "https://127.0.0.1:9".into(),
+        url: Some("https://127.0.0.1:9".into()),
+        hosted_by: None,
         serves,
         comuni: comuni.iter().map(|c| c.to_string()).collect(),
     };

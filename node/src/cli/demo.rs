@@ -266,7 +266,8 @@ pub fn directory(nodes: &[(Settings, String)]) -> Vec<attesta_policy::DirectoryE
             let demo = AGENCIES.iter().find(|a| a.id == settings.agency.as_str());
             attesta_policy::DirectoryEntry {
                 agency: settings.agency.to_string(),
-                url: url.clone(),
+                url: Some(url.clone()),
+                hosted_by: None,
                 serves: demo
                     .map(|d| {
                         d.serves

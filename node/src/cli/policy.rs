@@ -303,10 +303,15 @@ fn print_manifest(p: &Published) {
     println!("directory:");
     for e in &m.directory {
         let serves: Vec<&str> = e.serves.iter().map(|s| s.as_str()).collect();
+        let at = match (&e.url, &e.hosted_by) {
+            (Some(url), _) => url.clone(),
+            (None, Some(host)) => format!("hosted by {host}"),
+            (None, None) => "-".to_owned(),
+        };
         println!(
             "  {:<16} {:<28} serves [{}] comuni [{}]",
             e.agency,
-            e.url,
+            at,
             serves.join(", "),
             e.comuni.join(", ")
         );

@@ -47,17 +47,18 @@ pub struct ClientSettings {
 }
 
 impl ClientSettings {
-    /// The URL of `agency`'s node, from the directory of the manifest the configured node
-    /// serves. The connection to it is pinned to `agency` anyway, so a wrong URL cannot lead
-    /// to an impostor.
-    pub async fn node_url(&self, agency: &str) -> anyhow::Result<String> {
-        self.directory()
-            .await?
-            .entry(agency)
-            .map(|e| e.url.clone())
-            .ok_or_else(|| {
-                anyhow::anyhow!("agency {agency} has no node in the manifest's directory")
-            })
+    /// Where `agency` answers, from the directory of the manifest the configured node
+    /// serves: the node to connect to (the agency's own, or its host's) and the agency's base
+    /// URL there. Connections are pinned to that node anyway, so a wrong URL cannot lead to an
+    /// impostor.
+    pub async fn endpoint(&self, agency: &str) -> anyhow::Result<(AgencyId, String)> {
+        let manifest = self.directory().await?;
+        let e = manifest.endpoint(agency).ok_or_else(|| {
+            anyhow::anyhow!("agency {agency} has no node in the manifest's directory")
+        })?;
+        let node = AgencyId::new(e.node)
+            .map_err(|err| anyhow::anyhow!("directory agency {:?}: {err}", e.node))?;
+        Ok((node, e.base()))
     }
 
     /// The manifest the configured node serves (its directory lists every node). Its

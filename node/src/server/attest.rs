@@ -7,7 +7,8 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::respond::{data_as_of, store_failure, Resp};
-use super::{Peer, Shared};
+use super::served::Served;
+use super::Peer;
 use crate::attestation::{Envelope, PresenceAnswer, ResidenceAnswer};
 use crate::domain::presence::{legal_presence_on, residence_on};
 use crate::domain::records::format_date;
@@ -15,9 +16,9 @@ use crate::problem::{Problem, ProblemKind};
 use crate::wire::Question;
 
 /// The fields every attestation carries, for `q` asked by `peer`.
-fn envelope(shared: &Shared, peer: &Peer, q: &Question, data_as_of: Option<String>) -> Envelope {
+fn envelope(served: &Served, peer: &Peer, q: &Question, data_as_of: Option<String>) -> Envelope {
     Envelope {
-        issuer: shared.settings.agency.to_string(),
+        issuer: served.agency.to_string(),
         audience: peer.leaf.agency().to_string(),
         query_id: q.query_id.clone(),
         subject: q.subject.canonical().to_owned(),
@@ -29,11 +30,12 @@ fn envelope(shared: &Shared, peer: &Peer, q: &Question, data_as_of: Option<Strin
     }
 }
 
-/// Signs an answer as a compact JWS with the node's sign key (`application/jose`).
-fn signed<T: Serialize>(shared: &Shared, answer: &T) -> Result<Resp, Problem> {
+/// Signs an answer as a compact JWS with the sign key of the agency it is for (a tenant's
+/// own, never the host's) (`application/jose`).
+fn signed<T: Serialize>(served: &Served, answer: &T) -> Result<Resp, Problem> {
     let payload = serde_json::to_vec(answer).map_err(|_| Problem::new(ProblemKind::Internal))?;
     let token = attesta_certs::jws::sign(
-        &shared.settings.signing,
+        &served.signing,
         crate::attestation::ATTESTATION_TYP,
         &payload,
     )
@@ -50,20 +52,20 @@ fn signed<T: Serialize>(shared: &Shared, answer: &T) -> Result<Resp, Problem> {
 }
 
 pub(super) fn attest_residence(
-    shared: &Shared,
+    served: &Served,
     peer: &Peer,
     q: &Question,
 ) -> Result<Resp, Problem> {
-    if !shared.settings.serves_residence {
+    if !served.serves(attesta_policy::Service::Residence) {
         return Err(Problem::new(ProblemKind::NotServed));
     }
-    let (resident, info) = shared.store.resident(&q.subject).map_err(store_failure)?;
+    let (resident, info) = served.store.resident(&q.subject).map_err(store_failure)?;
     let data_as_of = data_as_of(&info)?;
     let fact = residence_on(resident.as_ref(), q.as_of);
     signed(
-        shared,
+        served,
         &ResidenceAnswer {
-            envelope: envelope(shared, peer, q, data_as_of),
+            envelope: envelope(served, peer, q, data_as_of),
             resident: fact.resident,
             comune: fact.comune.map(|c| c.to_string()),
             since: fact.since.map(format_date),
@@ -73,20 +75,20 @@ pub(super) fn attest_residence(
 }
 
 pub(super) fn attest_legal_presence(
-    shared: &Shared,
+    served: &Served,
     peer: &Peer,
     q: &Question,
 ) -> Result<Resp, Problem> {
-    if !shared.settings.serves_legal_presence {
+    if !served.serves(attesta_policy::Service::LegalPresence) {
         return Err(Problem::new(ProblemKind::NotServed));
     }
-    let (permits, info) = shared.store.permits_of(&q.subject).map_err(store_failure)?;
+    let (permits, info) = served.store.permits_of(&q.subject).map_err(store_failure)?;
     let data_as_of = data_as_of(&info)?;
     let fact = legal_presence_on(&q.subject, &permits, q.as_of);
     signed(
-        shared,
+        served,
         &PresenceAnswer {
-            envelope: envelope(shared, peer, q, data_as_of),
+            envelope: envelope(served, peer, q, data_as_of),
             legally_present: fact.legally_present,
             basis: fact.basis.map(|b| b.as_str().to_owned()),
             valid_until: fact.valid_until.map(format_date),

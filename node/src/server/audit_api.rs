@@ -20,6 +20,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use super::respond::{json, text, Resp};
+use super::served::Served;
 use super::Shared;
 use crate::audit::entry::{Entry, EntryView};
 use crate::audit::log::AuditError;
@@ -64,33 +65,33 @@ fn numbers<const N: usize>(query: Option<&str>, names: [&str; N]) -> Result<[u64
 }
 
 /// The durable size, for checking requested ranges.
-fn size(shared: &Shared) -> u64 {
-    shared.audit.head().size
+fn size(served: &Served) -> u64 {
+    served.audit.head().size
 }
 
 fn b64(h: &Hash) -> String {
     STANDARD.encode(h)
 }
 
-pub(super) fn checkpoint(shared: &Shared) -> Result<Resp, Problem> {
-    let latest = shared.audit.published().ok_or_else(|| {
+pub(super) fn checkpoint(served: &Served) -> Result<Resp, Problem> {
+    let latest = served.audit.published().ok_or_else(|| {
         Problem::new(ProblemKind::NotFound).with_detail("no checkpoint has been signed yet")
     })?;
     Ok(text("text/plain; charset=utf-8", latest.note.render()))
 }
 
 /// The node's signing certificate, then those of the witnesses that cosigned `note`.
-fn certificate_list(shared: &Shared, note: Option<&Note>) -> Vec<String> {
-    let mut pems = vec![shared.settings.signing.cert_pem()];
+fn certificate_list(shared: &Shared, served: &Served, note: Option<&Note>) -> Vec<String> {
+    let mut pems = vec![served.signing.cert_pem()];
     if let Some(note) = note {
         pems.extend(shared.witness.certificates_for(note));
     }
     pems
 }
 
-pub(super) fn certificates(shared: &Shared) -> Resp {
-    let latest = shared.audit.published();
-    let pems = certificate_list(shared, latest.as_ref().map(|l| &l.note));
+pub(super) fn certificates(shared: &Shared, served: &Served) -> Resp {
+    let latest = served.audit.published();
+    let pems = certificate_list(shared, served, latest.as_ref().map(|l| &l.note));
     text("application/x-pem-file", pems.concat())
 }
 
@@ -103,14 +104,18 @@ pub(super) fn receipt_index(query: Option<&str>) -> Result<u64, Problem> {
 }
 
 /// Entry `index`'s bytes and the agency it names (404 past the log, 410 pruned).
-pub(super) fn receipt_entry(shared: &Shared, index: u64) -> Result<(Vec<u8>, String), Problem> {
-    let size = size(shared);
+pub(super) fn receipt_entry(
+    shared: &Shared,
+    served: &Served,
+    index: u64,
+) -> Result<(Vec<u8>, String), Problem> {
+    let size = size(served);
     if index >= size {
         return Err(Problem::new(ProblemKind::NotFound)
             .with_detail(format!("no entry {index}: the log has {size}")));
     }
-    kept(shared, index)?;
-    let bytes = shared
+    kept(shared, served, index)?;
+    let bytes = served
         .audit
         .store()
         .audit_entries(index, index + 1)
@@ -126,8 +131,13 @@ pub(super) fn receipt_entry(shared: &Shared, index: u64) -> Result<(Vec<u8>, Str
 }
 
 /// The receipt (C2SP tlog-proof) of entry `index`, against the served checkpoint.
-pub(super) fn receipt(shared: &Shared, index: u64, entry: Vec<u8>) -> Result<Resp, Problem> {
-    let latest = shared
+pub(super) fn receipt(
+    shared: &Shared,
+    served: &Served,
+    index: u64,
+    entry: Vec<u8>,
+) -> Result<Resp, Problem> {
+    let latest = served
         .audit
         .published()
         .filter(|l| l.checkpoint.size > index)
@@ -136,14 +146,14 @@ pub(super) fn receipt(shared: &Shared, index: u64, entry: Vec<u8>) -> Result<Res
                 "entry {index} is not under a signed checkpoint yet: ask again in a moment"
             ))
         })?;
-    let proof = merkle::inclusion_proof(&shared.audit.tree(), index, latest.checkpoint.size)
+    let proof = merkle::inclusion_proof(&served.audit.tree(), index, latest.checkpoint.size)
         .map_err(failed)?;
     let receipt = Receipt {
         index,
         proof,
         checkpoint: latest.note.render(),
         entry,
-        certificates: certificate_list(shared, Some(&latest.note)),
+        certificates: certificate_list(shared, served, Some(&latest.note)),
     };
     Ok(text("text/plain; charset=utf-8", receipt.render()))
 }
@@ -157,8 +167,8 @@ struct EntryItem<'a> {
 }
 
 /// Refuses `index` if its content was deleted after the retention period.
-fn kept(shared: &Shared, index: u64) -> Result<(), Problem> {
-    let first = shared.audit.first_kept().map_err(failed)?;
+fn kept(shared: &Shared, served: &Served, index: u64) -> Result<(), Problem> {
+    let first = served.audit.first_kept().map_err(failed)?;
     if index < first {
         let days = shared
             .settings
@@ -172,16 +182,20 @@ fn kept(shared: &Shared, index: u64) -> Result<(), Problem> {
     Ok(())
 }
 
-pub(super) fn entries(shared: &Shared, query: Option<&str>) -> Result<Resp, Problem> {
+pub(super) fn entries(
+    shared: &Shared,
+    served: &Served,
+    query: Option<&str>,
+) -> Result<Resp, Problem> {
     let [start, end] = numbers(query, ["start", "end"])?;
-    let size = size(shared);
+    let size = size(served);
     if start >= end || end > size || end - start > MAX_ENTRIES {
         return Err(bad_request(format!(
             "need start < end <= {size} (the log's size) and at most {MAX_ENTRIES} entries"
         )));
     }
-    kept(shared, start)?;
-    let raw = shared
+    kept(shared, served, start)?;
+    let raw = served
         .audit
         .store()
         .audit_entries(start, end)
@@ -215,15 +229,15 @@ pub(super) fn entries(shared: &Shared, query: Option<&str>) -> Result<Resp, Prob
     ))
 }
 
-pub(super) fn inclusion(shared: &Shared, query: Option<&str>) -> Result<Resp, Problem> {
+pub(super) fn inclusion(served: &Served, query: Option<&str>) -> Result<Resp, Problem> {
     let [index, size] = numbers(query, ["index", "size"])?;
-    let durable = self::size(shared);
+    let durable = self::size(served);
     if index >= size || size > durable {
         return Err(bad_request(format!(
             "need index < size <= {durable} (the log's size)"
         )));
     }
-    let audit = &shared.audit;
+    let audit = &served.audit;
     let tree = audit.tree();
     let proof = merkle::inclusion_proof(&tree, index, size).map_err(failed)?;
     let leaf_hash = audit.store().audit_node(0, index).ok().flatten();
@@ -240,15 +254,15 @@ pub(super) fn inclusion(shared: &Shared, query: Option<&str>) -> Result<Resp, Pr
     ))
 }
 
-pub(super) fn consistency(shared: &Shared, query: Option<&str>) -> Result<Resp, Problem> {
+pub(super) fn consistency(served: &Served, query: Option<&str>) -> Result<Resp, Problem> {
     let [from, to] = numbers(query, ["from", "to"])?;
-    let durable = size(shared);
+    let durable = size(served);
     if from == 0 || from > to || to > durable {
         return Err(bad_request(format!(
             "need 0 < from <= to <= {durable} (the log's size)"
         )));
     }
-    let audit = &shared.audit;
+    let audit = &served.audit;
     let proof = merkle::consistency_proof(&audit.tree(), from, to).map_err(failed)?;
     Ok(json(
         StatusCode::OK,
@@ -299,10 +313,10 @@ struct SubjectReport<'a> {
 }
 
 /// `POST /v1/audit/subject-report`: every entry about the person, oldest first (GDPR art. 15).
-pub(super) fn subject_report(shared: &Shared, cf: &CodiceFiscale) -> Result<Resp, Problem> {
-    let audit = &shared.audit;
+pub(super) fn subject_report(served: &Served, cf: &CodiceFiscale) -> Result<Resp, Problem> {
+    let audit = &served.audit;
     let blinded = audit.subject_key().blind(cf);
-    let size = size(shared);
+    let size = size(served);
     let indexes = audit
         .store()
         .audit_by_subject(&blinded)
@@ -343,7 +357,7 @@ pub(super) fn subject_report(shared: &Shared, cf: &CodiceFiscale) -> Result<Resp
         StatusCode::OK,
         &SubjectReport {
             subject: cf.canonical(),
-            node: shared.settings.agency.as_str(),
+            node: served.agency.as_str(),
             size,
             entries: reported,
         },

@@ -255,7 +255,7 @@ async fn log_change(shared: &Shared, token: &str, version: u64, policy: &str, so
         request_sha256: crate::audit::entry::sha256(token.as_bytes()),
         response_sha256: None,
     };
-    match shared.audit.append(&[entry]).await {
+    match shared.own.audit.append(&[entry]).await {
         Ok(_) => {
             shared.metrics.audit_entries.inc();
         }
@@ -336,6 +336,8 @@ pub(super) async fn publish(shared: &Shared, body: &Bytes) -> Result<Resp, Probl
 async fn push_to_peers(shared: &Shared, manifest: &Manifest, token: &str) -> Vec<Notified> {
     let mut tasks = tokio::task::JoinSet::new();
     for entry in &manifest.directory {
+        // Hosted agencies have no node of their own: their host is notified.
+        let Some(base) = &entry.url else { continue };
         if entry.agency == shared.settings.agency.as_str() {
             continue;
         }
@@ -343,7 +345,7 @@ async fn push_to_peers(shared: &Shared, manifest: &Manifest, token: &str) -> Vec
         let client = AgencyId::new(&agency)
             .map_err(|e| e.to_string())
             .and_then(|id| peer_client(shared, &id).map_err(|_| "no client".to_owned()));
-        let url = format!("{}{}", entry.url, crate::wire::path::MANIFEST_NOTIFY);
+        let url = format!("{base}{}", crate::wire::path::MANIFEST_NOTIFY);
         let body = Bytes::from(token.to_owned());
         tasks.spawn(async move {
             let result = match client {

@@ -23,7 +23,9 @@ mod registry;
 mod reload;
 mod respond;
 mod routes;
+pub(crate) mod served;
 mod status;
+mod tenant_api;
 mod throttle;
 mod upload;
 pub mod witness;
@@ -61,6 +63,8 @@ pub enum ServeError {
     Store(#[from] crate::store::StoreError),
     #[error("opening the audit log")]
     Audit(#[from] crate::audit::log::AuditError),
+    #[error("loading the tenants")]
+    Tenants(#[from] served::TenantError),
     #[error("binding {addr}")]
     Bind {
         addr: SocketAddr,
@@ -96,14 +100,16 @@ impl TlsState {
 /// State shared by every connection of a node.
 pub(crate) struct Shared {
     settings: Settings,
-    store: Arc<crate::store::Store>,
+    /// The node's own agency: its data, its log, its sign key.
+    own: Arc<served::Served>,
+    /// The agencies this node hosts.
+    tenants: served::Tenants,
     tls: ArcSwap<TlsState>,
     metrics: Metrics,
     manifest: crate::manifest::ManifestState,
     /// Connections to peer nodes (the status coordinator's calls).
     peers: peers::Peers,
-    audit: Arc<AuditLog>,
-    /// Cosigning peers' checkpoints, and getting this node's cosigned.
+    /// Cosigning peers' checkpoints.
     witness: witness::Witnessing,
     /// Lasting conditions are warned about once a minute, not on every occurrence.
     warnings: throttle::Throttle,
@@ -146,6 +152,24 @@ impl Node {
             crate::audit::log::origin(settings.trust_domain.as_str(), settings.agency.as_str()),
             settings.signing.clone(),
         )?;
+        let tenants = served::Tenants::load(&settings, &store)?;
+        let mut serves = Vec::new();
+        if settings.serves_residence {
+            serves.push(attesta_policy::Service::Residence);
+        }
+        if settings.serves_legal_presence {
+            serves.push(attesta_policy::Service::LegalPresence);
+        }
+        let own = Arc::new(served::Served {
+            agency: settings.agency.clone(),
+            store,
+            audit: Arc::new(audit),
+            signing: settings.signing.clone(),
+            identity: None,
+            serves,
+            dir: None,
+            submitting: Default::default(),
+        });
         // Uploads of imports a crash interrupted: the store already ignores their rows.
         let _ = std::fs::remove_dir_all(settings.data_dir.join("imports"));
         let manifest = crate::manifest::ManifestState::new(
@@ -155,12 +179,12 @@ impl Node {
         Ok(Self {
             shared: Arc::new(Shared {
                 settings,
-                store,
+                own,
+                tenants,
                 tls: ArcSwap::from_pointee(tls),
                 metrics,
                 manifest,
                 peers: peers::Peers::default(),
-                audit: Arc::new(audit),
                 witness: witness::Witnessing::default(),
                 warnings: throttle::Throttle::new(Duration::from_secs(60)),
                 draining: AtomicBool::new(false),
@@ -258,9 +282,20 @@ impl Node {
         let _ = fetcher.await;
         let _ = checkpointer.await;
         let _ = pruner.await;
-        // The last checkpoint covers every answer given.
-        let _ = sign_checkpoint(&shared).await;
-        shared.audit.close();
+        // The last checkpoints cover every answer given.
+        for served in shared.served_all() {
+            let _ = sign_checkpoint(&shared, &served).await;
+            served.audit.close();
+        }
+    }
+}
+
+impl Shared {
+    /// The node's own agency and every tenant it has loaded.
+    fn served_all(&self) -> Vec<Arc<served::Served>> {
+        let mut all = vec![self.own.clone()];
+        all.extend(self.tenants.all().values().cloned());
+        all
     }
 }
 
@@ -275,8 +310,10 @@ async fn checkpoints(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let fresh = sign_checkpoint(&shared).await;
-                witness::submit(&shared, fresh);
+                for served in shared.served_all() {
+                    let fresh = sign_checkpoint(&shared, &served).await;
+                    witness::submit(&shared, &served, fresh);
+                }
             }
             _ = stop.changed() => return,
         }
@@ -296,45 +333,57 @@ async fn prune(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        let audit = shared.audit.clone();
-        let retention = shared.settings.audit_retention;
-        let pruned = tokio::task::spawn_blocking(move || {
-            let was = audit.first_kept()?;
-            match retention {
-                Some(keep) => audit
-                    .prune(respond::now_ms().saturating_sub(keep.as_millis() as u64))
-                    .map(|now| (was, now)),
-                None => Ok((was, was)),
-            }
-        })
-        .await;
-        match pruned {
-            Ok(Ok((was, now))) => {
-                shared.metrics.audit_first_kept.set(now as i64);
-                if now > was {
-                    info!(
-                        deleted = now - was,
-                        first_kept = now,
-                        "audit entries past retention deleted"
-                    );
-                }
-            }
-            Ok(Err(e)) => {
-                tracing::error!(error = %crate::config::error_chain(&e), "audit retention: entries not deleted");
-            }
-            Err(_) => tracing::error!("audit retention task failed"),
+        for served in shared.served_all() {
+            prune_one(&shared, &served).await;
         }
     }
 }
 
-/// Signs a checkpoint of the durable head, if it moved; whether it did.
-async fn sign_checkpoint(shared: &Arc<Shared>) -> bool {
-    let audit = shared.audit.clone();
+/// Deletes the content of `served`'s audit entries older than the retention period.
+async fn prune_one(shared: &Shared, served: &served::Served) {
+    let audit = served.audit.clone();
+    let retention = shared.settings.audit_retention;
+    let pruned = tokio::task::spawn_blocking(move || {
+        let was = audit.first_kept()?;
+        match retention {
+            Some(keep) => audit
+                .prune(respond::now_ms().saturating_sub(keep.as_millis() as u64))
+                .map(|now| (was, now)),
+            None => Ok((was, was)),
+        }
+    })
+    .await;
+    match pruned {
+        Ok(Ok((was, now))) => {
+            if !served.is_tenant() {
+                shared.metrics.audit_first_kept.set(now as i64);
+            }
+            if now > was {
+                info!(
+                    log = %served.agency,
+                    deleted = now - was,
+                    first_kept = now,
+                    "audit entries past retention deleted"
+                );
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %crate::config::error_chain(&e), "audit retention: entries not deleted");
+        }
+        Err(_) => tracing::error!("audit retention task failed"),
+    }
+}
+
+/// Signs a checkpoint of `served`'s durable head, if it moved; whether it did.
+pub(super) async fn sign_checkpoint(shared: &Arc<Shared>, served: &served::Served) -> bool {
+    let audit = served.audit.clone();
     let signed = tokio::task::spawn_blocking(move || audit.sign_checkpoint()).await;
     let m = &shared.metrics;
     match signed {
         Ok(Ok(Some(s))) => {
-            m.audit_size.set(s.checkpoint.size as i64);
+            if !served.is_tenant() {
+                m.audit_size.set(s.checkpoint.size as i64);
+            }
             m.audit_checkpoints
                 .get_or_create(&crate::metrics::Outcome { result: "signed" })
                 .inc();
@@ -345,8 +394,11 @@ async fn sign_checkpoint(shared: &Arc<Shared>) -> bool {
             m.audit_checkpoints
                 .get_or_create(&crate::metrics::Outcome { result: "refused" })
                 .inc();
-            if let Some(repeats) = shared.warnings.allow("checkpoint") {
-                tracing::error!(error = %crate::config::error_chain(&e), repeats, "audit checkpoint not signed");
+            if let Some(repeats) = shared
+                .warnings
+                .allow(&format!("checkpoint {}", served.agency))
+            {
+                tracing::error!(log = %served.agency, error = %crate::config::error_chain(&e), repeats, "audit checkpoint not signed");
             }
             false
         }

@@ -1,5 +1,6 @@
-//! Calls to peer nodes: one HTTP/2 connection per peer, reused by every call, opened with the
-//! node's own certificate and accepting only the agency the directory names for that URL.
+//! Calls to peer nodes: one HTTP/2 connection per peer node and calling agency, reused by every
+//! call, opened with the calling agency's certificate (the node's own, or a tenant's when the
+//! call is made for it) and accepting only the agency the directory names for that URL.
 //!
 //! A connection is tied to the TLS state it was opened with: after a certificate or CRL reload
 //! the next call opens a new one, so a revoked peer is not reached over an old connection.
@@ -12,6 +13,7 @@ use attesta_certs::AgencyId;
 use bytes::Bytes;
 use http::Method;
 
+use super::served::Served;
 use super::{Shared, TlsState};
 use crate::client::{Client, ClientError, H2Connection, Reply};
 
@@ -62,21 +64,67 @@ fn failure(e: &ClientError) -> PeerFailure {
     }
 }
 
-/// The nodes of the manifest's directory that `keep` selects, agency and URL; agencies the
-/// manifest revokes are left out.
+/// An agency to ask, and where: the node it is served by (its own, or its host), whose TLS
+/// certificate the connection must present, and the path prefix of the agency there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Target {
+    /// The agency whose answer is asked for (the signer of what comes back).
+    pub agency: AgencyId,
+    /// The node that serves it.
+    pub node: AgencyId,
+    pub url: String,
+    /// `/tenants/<agency>` on a host, empty on the agency's own node.
+    pub prefix: String,
+}
+
+impl Target {
+    /// An agency on a node of its own.
+    #[cfg(test)]
+    pub fn own(agency: AgencyId, url: String) -> Self {
+        Self {
+            node: agency.clone(),
+            agency,
+            url,
+            prefix: String::new(),
+        }
+    }
+}
+
+/// The agencies of the manifest's directory that `keep` selects, with where they are served;
+/// agencies the manifest revokes, hosted by a revoked node, or not reachable are left out.
 pub(crate) fn directory(
     shared: &Shared,
     keep: impl Fn(&attesta_policy::DirectoryEntry) -> bool,
-) -> Vec<(AgencyId, String)> {
+) -> Vec<Target> {
     let Some(active) = shared.manifest.current() else {
         return Vec::new();
     };
-    active
-        .manifest
-        .directory
+    let m = &active.manifest;
+    m.directory
         .iter()
-        .filter(|e| keep(e) && !active.manifest.is_revoked(&e.agency))
-        .filter_map(|e| Some((AgencyId::new(&e.agency).ok()?, e.url.clone())))
+        .filter(|e| keep(e) && !m.is_revoked(&e.agency))
+        .filter_map(|e| {
+            let at = m.endpoint(&e.agency)?;
+            if m.is_revoked(at.node) {
+                return None;
+            }
+            Some(Target {
+                agency: AgencyId::new(&e.agency).ok()?,
+                node: AgencyId::new(at.node).ok()?,
+                url: at.url.to_owned(),
+                prefix: at.prefix,
+            })
+        })
+        .collect()
+}
+
+/// The other nodes of the directory (agencies with a URL of their own), not revoked: the
+/// witnesses of this node's logs.
+pub(crate) fn nodes(shared: &Shared) -> Vec<(AgencyId, String)> {
+    let me = shared.settings.agency.as_str();
+    directory(shared, |e| e.url.is_some() && e.agency != me)
+        .into_iter()
+        .map(|t| (t.node, t.url))
         .collect()
 }
 
@@ -90,7 +138,8 @@ pub(crate) struct Call<'a> {
     pub body: Bytes,
 }
 
-/// One peer: where it is, the client pinned to its agency, and the open connection.
+/// One peer node, for one calling agency: where it is, the client pinned to its agency, and
+/// the open connection.
 struct Entry {
     url: String,
     tls: Arc<TlsState>,
@@ -98,28 +147,32 @@ struct Entry {
     conn: tokio::sync::Mutex<Option<H2Connection>>,
 }
 
-/// The node's connections to its peers.
+/// The node's connections to its peers, by (calling agency, peer node).
 #[derive(Default)]
 pub(crate) struct Peers {
-    entries: Mutex<HashMap<AgencyId, Arc<Entry>>>,
+    entries: Mutex<HashMap<(AgencyId, AgencyId), Arc<Entry>>>,
 }
 
 impl Peers {
-    /// The entry for `agency` at `url`, made anew when the URL or the TLS state changed.
+    /// The entry for `from` calling `agency` at `url`, made anew when the URL or the TLS state
+    /// changed.
     fn entry(
         &self,
         shared: &Shared,
+        from: &Served,
         agency: &AgencyId,
         url: &str,
     ) -> Result<Arc<Entry>, PeerFailure> {
         let tls = shared.tls.load_full();
+        let key = (from.agency.clone(), agency.clone());
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(e) = entries.get(agency) {
+        if let Some(e) = entries.get(&key) {
             if e.url == url && Arc::ptr_eq(&e.tls, &tls) {
                 return Ok(e.clone());
             }
         }
-        let client = Client::pinned(&tls.trust, &tls.identity, Some(agency)).map_err(|e| {
+        let identity = from.identity.as_ref().unwrap_or(&tls.identity);
+        let client = Client::pinned(&tls.trust, identity, Some(agency)).map_err(|e| {
             tracing::warn!(error = %e, "cannot build a peer client configuration");
             PeerFailure::Local
         })?;
@@ -129,7 +182,7 @@ impl Peers {
             client,
             conn: tokio::sync::Mutex::new(None),
         });
-        entries.insert(agency.clone(), entry.clone());
+        entries.insert(key, entry.clone());
         Ok(entry)
     }
 
@@ -152,19 +205,20 @@ impl Peers {
         Ok(conn)
     }
 
-    /// POSTs the call's body to its path on `agency`'s node at `url`, within the peer's
-    /// timeout. `peer_cert` receives the SHA-256 of the certificate the peer presented, once
-    /// connected.
+    /// POSTs the call's body to its path on `agency`'s node at `url`, as `from` (its
+    /// certificate on the connection), within the peer's timeout. `peer_cert` receives the
+    /// SHA-256 of the certificate the peer presented, once connected.
     pub(crate) async fn post(
         &self,
         shared: &Shared,
+        from: &Served,
         agency: &AgencyId,
         url: &str,
         call: &Call<'_>,
         peer_cert: &mut Option<[u8; 32]>,
     ) -> Result<Reply, PeerFailure> {
         let peers = &shared.settings.peers;
-        let entry = self.entry(shared, agency, url)?;
+        let entry = self.entry(shared, from, agency, url)?;
         let (path, headers) = (call.path, call.headers);
         let body = || Some((call.content_type, call.body.clone()));
         let attempt = async {

@@ -7,6 +7,7 @@ use http::StatusCode;
 use serde::Serialize;
 
 use super::respond::{data_as_of, json, store_failure, Resp};
+use super::served::Served;
 use super::{Peer, Shared};
 use crate::domain::cf::CodiceFiscale;
 use crate::domain::places::ComuneCode;
@@ -92,12 +93,12 @@ pub(super) fn parse_expiring(
 /// `GET /v1/monitor/expiring` on a Questura node: permits domiciled in the comune that expire
 /// within N days, soonest first. Never the permit type.
 pub(super) fn monitor_expiring(
-    shared: &Shared,
+    _shared: &Shared,
+    served: &Served,
     peer: &Peer,
     q: &ExpiringQuery,
 ) -> Result<Resp, Problem> {
-    let s = &shared.settings;
-    if !s.serves_legal_presence {
+    if !served.serves(attesta_policy::Service::LegalPresence) {
         return Err(Problem::new(ProblemKind::NotServed));
     }
     let (days, comune) = (q.days, &q.comune);
@@ -105,7 +106,7 @@ pub(super) fn monitor_expiring(
     let to = from
         .checked_add(time::Duration::days(i64::from(days)))
         .unwrap_or(from);
-    let (permits, info) = shared
+    let (permits, info) = served
         .store
         .expiring(comune, from, to)
         .map_err(store_failure)?;
@@ -123,7 +124,7 @@ pub(super) fn monitor_expiring(
     Ok(json(
         StatusCode::OK,
         &ExpiringAnswer {
-            issuer: s.agency.as_str(),
+            issuer: served.agency.as_str(),
             audience: peer.leaf.agency().as_str(),
             comune: comune.to_string(),
             from: format_date(from),
@@ -170,23 +171,27 @@ pub(super) fn parse_family(subject: &str, query: Option<&str>) -> Result<FamilyQ
 
 /// `GET /v1/family/{cf}` on a registry node: the members of the subject's famiglia
 /// anagrafica (the subject included).
-pub(super) fn family(shared: &Shared, peer: &Peer, q: &FamilyQuery) -> Result<Resp, Problem> {
-    let s = &shared.settings;
-    if !s.serves_residence {
+pub(super) fn family(
+    _shared: &Shared,
+    served: &Served,
+    peer: &Peer,
+    q: &FamilyQuery,
+) -> Result<Resp, Problem> {
+    if !served.serves(attesta_policy::Service::Residence) {
         return Err(Problem::new(ProblemKind::NotServed));
     }
     let subject = &q.subject;
-    let (resident, info) = shared.store.resident(subject).map_err(store_failure)?;
+    let (resident, info) = served.store.resident(subject).map_err(store_failure)?;
     let data_as_of = data_as_of(&info)?;
     let members = match resident {
-        Some(r) => shared.store.family(&r.family_id).map_err(store_failure)?.0,
+        Some(r) => served.store.family(&r.family_id).map_err(store_failure)?.0,
         None => Vec::new(),
     };
     let now = today();
     Ok(json(
         StatusCode::OK,
         &FamilyAnswer {
-            issuer: s.agency.as_str(),
+            issuer: served.agency.as_str(),
             audience: peer.leaf.agency().as_str(),
             subject: subject.canonical().to_owned(),
             data_as_of,

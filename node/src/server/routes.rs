@@ -15,7 +15,10 @@ use serde::Serialize;
 use tracing::info;
 
 use super::access::{self, purpose, Ask, Decided, ANY_TERRITORY};
-use super::{attest, audit_api, manifest_api, registry, status, upload, witness, Peer, Shared};
+use super::served::{self, Served};
+use super::{
+    attest, audit_api, manifest_api, registry, status, tenant_api, upload, witness, Peer, Shared,
+};
 use crate::audit::entry::{self, Direction, Entry};
 use crate::domain::cf::CodiceFiscale;
 use crate::metrics::{RouteLabel, RouteStatus};
@@ -38,6 +41,9 @@ pub enum Route {
     AttestLegalPresence,
     ImportResidents,
     ImportPermits,
+    TenantList,
+    TenantAdd,
+    TenantRemove,
     MonitorExpiring,
     Family,
     ManifestGet,
@@ -69,6 +75,9 @@ pub const ROUTES: &[(Method, &str, Route)] = &[
     ),
     (Method::POST, path::IMPORT_RESIDENTS, Route::ImportResidents),
     (Method::POST, path::IMPORT_PERMITS, Route::ImportPermits),
+    (Method::GET, path::TENANTS, Route::TenantList),
+    (Method::POST, path::TENANT, Route::TenantAdd),
+    (Method::DELETE, path::TENANT, Route::TenantRemove),
     (Method::GET, path::MONITOR_EXPIRING, Route::MonitorExpiring),
     (Method::GET, path::FAMILY, Route::Family),
     (Method::GET, path::MANIFEST, Route::ManifestGet),
@@ -116,6 +125,29 @@ fn path_matches(template: &str, path: &str) -> bool {
 }
 
 impl Route {
+    /// Whether the route is served for a tenant, under `/tenants/{agency}`: the agency's data,
+    /// its questions and its log; not the node's health, metrics, manifest or witness.
+    pub fn for_tenants(self) -> bool {
+        matches!(
+            self,
+            Route::Whoami
+                | Route::AttestResidence
+                | Route::AttestLegalPresence
+                | Route::ImportResidents
+                | Route::ImportPermits
+                | Route::MonitorExpiring
+                | Route::Family
+                | Route::Status
+                | Route::AuditCheckpoint
+                | Route::AuditCertificates
+                | Route::AuditEntries
+                | Route::AuditInclusion
+                | Route::AuditConsistency
+                | Route::AuditSubjectReport
+                | Route::AuditReceipt
+        )
+    }
+
     /// The route's path template, used as the metrics label.
     pub fn name(self) -> &'static str {
         ROUTES
@@ -150,6 +182,49 @@ impl Miss {
             }
         }
     }
+}
+
+/// `/tenants/{agency}/rest` → (`Some(agency)`, `/rest`); any other path → (`None`, path).
+/// `/tenants/{agency}` alone, or with an empty agency, is a tenant with no route.
+fn split_tenant(path: &str) -> (Option<&str>, &str) {
+    let Some(rest) = path
+        .strip_prefix(attesta_policy::TENANTS_PATH)
+        .and_then(|r| r.strip_prefix('/'))
+    else {
+        return (None, path);
+    };
+    match rest.find('/') {
+        Some(i) => (Some(&rest[..i]), &rest[i..]),
+        None => (Some(rest), ""),
+    }
+}
+
+/// The agency a request is for: the node's own, or the tenant its path names, if this node
+/// hosts it now (loaded here, and given to this node by the manifest in force).
+fn served_for(
+    shared: &Shared,
+    tenant: Option<&str>,
+    routed: &Result<Route, Miss>,
+) -> Result<Arc<Served>, Problem> {
+    let Some(tenant) = tenant else {
+        return Ok(shared.own.clone());
+    };
+    if matches!(routed, Ok(r) if !r.for_tenants()) || matches!(routed, Err(Miss::NotFound)) {
+        return Err(Problem::new(ProblemKind::NotFound));
+    }
+    let active = shared.manifest.current();
+    let refused = |detail: String| Problem::new(ProblemKind::UnknownTenant).with_detail(detail);
+    if let Some(why) = served::not_hosted(
+        active.as_ref().map(|a| &a.manifest),
+        &shared.settings.agency,
+        tenant,
+    ) {
+        return Err(refused(why));
+    }
+    shared
+        .tenants
+        .loaded(tenant)
+        .ok_or_else(|| refused(format!("{tenant} is not a tenant of this node")))
 }
 
 /// Finds the route for a request.
@@ -224,7 +299,15 @@ pub(super) async fn handle(shared: &Arc<Shared>, peer: &Peer, req: Request<Incom
     let started = Instant::now();
     let time_ms = now_ms();
     let method = req.method().clone();
-    let routed = route(&method, req.uri().path());
+    let (tenant, path) = split_tenant(req.uri().path());
+    let routed = route(&method, path);
+    let tenant = tenant.map(str::to_owned);
+    let tenant = tenant.as_deref();
+    // A request for an agency this node does not serve is answered, and logged, by the node.
+    let (served, not_served) = match served_for(shared, tenant, &routed) {
+        Ok(s) => (s, None),
+        Err(p) => (shared.own.clone(), Some(p)),
+    };
     let cosigning = matches!(routed, Ok(Route::WitnessAddCheckpoint));
     let label = routed.as_ref().map(|r| r.name()).unwrap_or("unmatched");
     let timeout = match routed {
@@ -233,12 +316,13 @@ pub(super) async fn handle(shared: &Arc<Shared>, peer: &Peer, req: Request<Incom
     };
 
     let mut trail = Trail::new(req.headers());
-    let mut resp = match tokio::time::timeout(
-        timeout,
-        dispatch(shared, peer, routed, req, &mut trail),
-    )
-    .await
-    {
+    let work = async {
+        match not_served {
+            Some(problem) => problem.into_response(),
+            None => dispatch(shared, &served, peer, routed, req, &mut trail).await,
+        }
+    };
+    let mut resp = match tokio::time::timeout(timeout, work).await {
         Ok(resp) => resp,
         // A client too slow to send its body is told so; a slow answer is the node's fault.
         Err(_) if !trail.body_read => Problem::new(ProblemKind::RequestTimeout)
@@ -271,7 +355,10 @@ pub(super) async fn handle(shared: &Arc<Shared>, peer: &Peer, req: Request<Incom
         resp
     } else {
         let route = format!("{method} {label}");
-        record(shared, peer, route, time_ms, &trail, outgoing, resp).await
+        record(
+            shared, &served, peer, route, time_ms, &trail, outgoing, resp,
+        )
+        .await
     };
 
     let status = resp.status().as_u16();
@@ -287,6 +374,7 @@ pub(super) async fn handle(shared: &Arc<Shared>, peer: &Peer, req: Request<Incom
         .observe(started.elapsed().as_secs_f64());
     info!(
         client.id = %peer.leaf.agency(),
+        tenant = tenant.unwrap_or(""),
         method = %method,
         route = label,
         status,
@@ -301,6 +389,7 @@ pub(super) async fn handle(shared: &Arc<Shared>, peer: &Peer, req: Request<Incom
 
 async fn dispatch(
     shared: &Arc<Shared>,
+    served: &Arc<Served>,
     peer: &Peer,
     routed: Result<Route, Miss>,
     req: Request<Incoming>,
@@ -346,7 +435,8 @@ async fn dispatch(
             resource: "import",
             action: "write",
             purpose: purpose::DATA_LOAD,
-            territory: shared.settings.agency.as_str(),
+            // A tenant's data is its own: its operator loads it, not the host's.
+            territory: served.agency.as_str(),
         };
         if let Err(problem) = access::authorize(shared, peer, route.name(), ask, &mut trail.decided)
         {
@@ -354,7 +444,7 @@ async fn dispatch(
         }
         // The upload is part of the import's own (long) time limit.
         trail.body_read = true;
-        let uploaded = upload::import(shared, ds, req).await;
+        let uploaded = upload::import(shared, served, ds, req).await;
         trail.request_sha256 = uploaded.request_sha256;
         return uploaded.answer.unwrap_or_else(Problem::into_response);
     }
@@ -383,7 +473,7 @@ async fn dispatch(
         Ok(r) => r,
         Err(miss) => return miss.into_response(parts.uri.path()),
     };
-    serve(shared, peer, route, &parts, &body, trail)
+    serve(shared, served, peer, route, &parts, &body, trail)
         .await
         .unwrap_or_else(Problem::into_response)
 }
@@ -412,6 +502,8 @@ enum Parsed {
     Audit(Route, Option<CodiceFiscale>),
     /// An auditor, or the agency the entry names.
     Receipt(u64),
+    /// The host's operator: list (no agency), add or remove a tenant.
+    Tenants(Route, Option<attesta_certs::AgencyId>),
 }
 
 impl Parsed {
@@ -458,6 +550,10 @@ impl Parsed {
             | Route::AuditInclusion
             | Route::AuditConsistency => Self::Audit(route, None),
             Route::AuditReceipt => Self::Receipt(audit_api::receipt_index(query)?),
+            Route::TenantList => Self::Tenants(route, None),
+            Route::TenantAdd | Route::TenantRemove => {
+                Self::Tenants(route, Some(tenant_api::parse_agency(last_segment)?))
+            }
             // Handled by `dispatch`, before the body is read.
             Route::ImportResidents | Route::ImportPermits => {
                 return Err(Problem::new(ProblemKind::Internal))
@@ -497,14 +593,26 @@ impl Parsed {
             Self::Expiring(q) => read("expiring-permits", &q.purpose, q.comune.as_str()),
             Self::Family(q) => read("family", &q.purpose, ANY_TERRITORY),
             Self::Audit(..) => access::AUDIT_READ,
+            Self::Tenants(route, _) => Ask {
+                resource: "tenants",
+                action: if *route == Route::TenantList {
+                    "read"
+                } else {
+                    "write"
+                },
+                purpose: purpose::OPERATIONS,
+                territory: node,
+            },
             _ => return None,
         })
     }
 
     /// Answers a request whose guard (if [`Parsed::ask`] gave one) has allowed it.
+    #[allow(clippy::too_many_arguments)]
     async fn apply(
         self,
         shared: &Arc<Shared>,
+        served: &Arc<Served>,
         peer: &Peer,
         route: Route,
         parts: &http::request::Parts,
@@ -512,30 +620,30 @@ impl Parsed {
         trail: &mut Trail,
     ) -> Result<Resp, Problem> {
         let query = parts.uri.query();
-        let node = shared.settings.agency.as_str();
+        let node = served.agency.as_str();
         let mut guard =
             |ask: Ask<'_>| access::authorize(shared, peer, route.name(), ask, &mut trail.decided);
         match self {
             Self::Healthz => Ok(json(StatusCode::OK, &Status { status: "ok" })),
             Self::Readyz => readyz(shared),
-            Self::Whoami => Ok(whoami(shared, peer)),
+            Self::Whoami => Ok(whoami(shared, served, peer)),
             Self::ManifestGet => manifest_api::get(shared),
             Self::ManifestNotify => manifest_api::notify(shared, peer, body).await,
             Self::Witness => witness::add_checkpoint(shared, peer, &parts.headers, body),
             Self::Metrics => Ok(metrics(shared, &parts.headers)),
             Self::Attest(attesta_policy::Service::Residence, q) => {
-                attest::attest_residence(shared, peer, &q)
+                attest::attest_residence(served, peer, &q)
             }
             Self::Attest(attesta_policy::Service::LegalPresence, q) => {
-                attest::attest_legal_presence(shared, peer, &q)
+                attest::attest_legal_presence(served, peer, &q)
             }
             Self::Status(q) => {
-                let (resp, outgoing) = status::status(shared, &q, trail.query_id).await?;
+                let (resp, outgoing) = status::status(shared, served, &q, trail.query_id).await?;
                 trail.outgoing = outgoing;
                 Ok(resp)
             }
-            Self::Expiring(q) => registry::monitor_expiring(shared, peer, &q),
-            Self::Family(q) => registry::family(shared, peer, &q),
+            Self::Expiring(q) => registry::monitor_expiring(shared, served, peer, &q),
+            Self::Family(q) => registry::family(shared, served, peer, &q),
             Self::ManifestPublish => {
                 if shared.settings.agency != shared.manifest.prefettura {
                     return Err(Problem::new(ProblemKind::NotServed)
@@ -556,14 +664,18 @@ impl Parsed {
                 manifest_api::publish(shared, body).await
             }
             Self::Audit(route, subject) => match (route, subject) {
-                (Route::AuditCheckpoint, _) => audit_api::checkpoint(shared),
-                (Route::AuditCertificates, _) => Ok(audit_api::certificates(shared)),
-                (Route::AuditEntries, _) => audit_api::entries(shared, query),
-                (Route::AuditInclusion, _) => audit_api::inclusion(shared, query),
-                (Route::AuditConsistency, _) => audit_api::consistency(shared, query),
-                (_, Some(cf)) => audit_api::subject_report(shared, &cf),
+                (Route::AuditCheckpoint, _) => audit_api::checkpoint(served),
+                (Route::AuditCertificates, _) => Ok(audit_api::certificates(shared, served)),
+                (Route::AuditEntries, _) => audit_api::entries(shared, served, query),
+                (Route::AuditInclusion, _) => audit_api::inclusion(served, query),
+                (Route::AuditConsistency, _) => audit_api::consistency(served, query),
+                (_, Some(cf)) => audit_api::subject_report(served, &cf),
                 _ => Err(Problem::new(ProblemKind::Internal)),
             },
+            Self::Tenants(Route::TenantList, _) => Ok(tenant_api::list(shared)),
+            Self::Tenants(Route::TenantAdd, Some(agency)) => tenant_api::add(shared, agency).await,
+            Self::Tenants(_, Some(agency)) => tenant_api::remove(shared, agency).await,
+            Self::Tenants(..) => Err(Problem::new(ProblemKind::Internal)),
             Self::Receipt(index) => {
                 let caller = peer.leaf.agency().as_str();
                 // The policy first: an auditor may see any entry, and learns what is missing
@@ -575,8 +687,8 @@ impl Parsed {
                 let as_auditor =
                     |guard: &mut dyn FnMut(Ask<'_>) -> Result<access::Permit, Problem>| {
                         guard(access::AUDIT_READ)?;
-                        let (entry, _) = audit_api::receipt_entry(shared, index)?;
-                        audit_api::receipt(shared, index, entry)
+                        let (entry, _) = audit_api::receipt_entry(shared, served, index)?;
+                        audit_api::receipt(shared, served, index, entry)
                     };
                 if auditor {
                     return as_auditor(&mut guard);
@@ -585,9 +697,9 @@ impl Parsed {
                 // agency what is missing or pruned): a missing, pruned or foreign entry is the
                 // same policy denial, so the answer tells neither the log's size nor what was
                 // pruned.
-                match audit_api::receipt_entry(shared, index) {
+                match audit_api::receipt_entry(shared, served, index) {
                     Ok((entry, named)) if named == caller => {
-                        audit_api::receipt(shared, index, entry)
+                        audit_api::receipt(shared, served, index, entry)
                     }
                     Err(problem) if caller == node => Err(problem),
                     _ => as_auditor(&mut guard),
@@ -600,6 +712,7 @@ impl Parsed {
 /// Runs a route, one way for all: parse its request, put it to its guard, then answer.
 async fn serve(
     shared: &Arc<Shared>,
+    served: &Arc<Served>,
     peer: &Peer,
     route: Route,
     parts: &http::request::Parts,
@@ -608,17 +721,22 @@ async fn serve(
 ) -> Result<Resp, Problem> {
     let parsed = Parsed::parse(shared, peer, route, parts, body, trail.query_id)?;
     trail.subject = parsed.subject().cloned();
-    if let Some(ask) = parsed.ask(shared.settings.agency.as_str()) {
+    if let Some(ask) = parsed.ask(served.agency.as_str()) {
         access::authorize(shared, peer, route.name(), ask, &mut trail.decided)?;
     }
-    parsed.apply(shared, peer, route, parts, body, trail).await
+    parsed
+        .apply(shared, served, peer, route, parts, body, trail)
+        .await
 }
 
 /// Appends the request's audit entry (after the entries of the calls it made) and waits until
 /// it is durable; then the answer may leave, carrying the entry's index. If the log cannot
-/// take it, the caller gets 503 `audit-unavailable` instead of the answer.
+/// take it, the caller gets 503 `audit-unavailable` instead of the answer. The entry goes to
+/// the log of the agency the request was for.
+#[allow(clippy::too_many_arguments)]
 async fn record(
     shared: &Shared,
+    served: &Served,
     peer: &Peer,
     route: String,
     time_ms: u64,
@@ -633,7 +751,7 @@ async fn record(
         .await
         .map(|c| c.to_bytes())
         .unwrap_or_default();
-    let audit = &shared.audit;
+    let audit = &served.audit;
     let d = trail.decided.as_ref();
     let incoming = Entry {
         time_ms,
@@ -757,7 +875,7 @@ fn metrics(shared: &Shared, headers: &http::HeaderMap) -> Resp {
     shared
         .metrics
         .store_memory
-        .set(i64::try_from(shared.store.memory_in_use()).unwrap_or(i64::MAX));
+        .set(i64::try_from(shared.own.store.memory_in_use()).unwrap_or(i64::MAX));
     let text = shared.metrics.encode();
     let (body, content_type) = if crate::metrics::accepts_openmetrics(headers) {
         (text, crate::metrics::OPENMETRICS_TYPE)
@@ -782,9 +900,12 @@ struct WhoAmI<'a> {
     spiffe_id: String,
     certificate_sha256: String,
     node: &'a str,
+    /// The tenant the request addressed (`/tenants/{agency}/v1/whoami`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant: Option<&'a str>,
 }
 
-fn whoami(shared: &Shared, peer: &Peer) -> Resp {
+fn whoami(shared: &Shared, served: &Served, peer: &Peer) -> Resp {
     json(
         StatusCode::OK,
         &WhoAmI {
@@ -792,6 +913,7 @@ fn whoami(shared: &Shared, peer: &Peer) -> Resp {
             spiffe_id: peer.leaf.id.to_string(),
             certificate_sha256: peer.leaf.fingerprint_hex(),
             node: shared.settings.agency.as_str(),
+            tenant: served.is_tenant().then_some(served.agency.as_str()),
         },
     )
 }

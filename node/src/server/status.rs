@@ -32,8 +32,9 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::peers::{Call, PeerFailure};
+use super::peers::{Call, PeerFailure, Target};
 use super::respond::{json, now_ms, Resp, QUERY_ID_HEADER};
+use super::served::Served;
 use super::Shared;
 use crate::attestation::{PresenceAnswer, ResidenceAnswer};
 use crate::audit::entry::{Decision, Direction, Entry};
@@ -108,35 +109,35 @@ pub(crate) struct OutgoingCall {
     pub time_ms: u64,
 }
 
-/// How the coordinator reaches a peer: POST `body` to `path` on `agency`'s node at `url`,
-/// sending the query id along. The reply, or why none came, and the SHA-256 of the
-/// certificate the peer presented, if it got that far.
+/// How the coordinator reaches a peer: POST `body` to `path` for the target agency, on the
+/// node that serves it, sending the query id along. The reply, or why none came, and the
+/// SHA-256 of the certificate the peer presented, if it got that far.
 pub(crate) trait AskPeer: Send + Sync + 'static {
     fn ask(
         &self,
-        agency: AgencyId,
-        url: String,
+        target: Target,
         path: &'static str,
         body: Bytes,
         query_id: Arc<str>,
     ) -> impl Future<Output = (Option<[u8; 32]>, Result<Reply, PeerFailure>)> + Send;
 }
 
-/// The node's peers, as the coordinator asks them.
-pub(crate) struct NodePeers(pub Arc<Shared>);
+/// The node's peers, as the coordinator asks them for one agency it serves (its own, or a
+/// tenant's: the call then carries the tenant's certificate).
+pub(crate) struct NodePeers(pub Arc<Shared>, pub Arc<Served>);
 
 impl AskPeer for NodePeers {
     async fn ask(
         &self,
-        agency: AgencyId,
-        url: String,
+        target: Target,
         path: &'static str,
         body: Bytes,
         query_id: Arc<str>,
     ) -> (Option<[u8; 32]>, Result<Reply, PeerFailure>) {
-        let shared = &self.0;
+        let (shared, from) = (&self.0, &self.1);
+        let path = format!("{}{path}", target.prefix);
         let call = Call {
-            path,
+            path: &path,
             content_type: "application/json",
             headers: &[(QUERY_ID_HEADER, &query_id)],
             body,
@@ -144,7 +145,7 @@ impl AskPeer for NodePeers {
         let mut cert = None;
         let reply = shared
             .peers
-            .post(shared, &agency, &url, &call, &mut cert)
+            .post(shared, from, &target.node, &target.url, &call, &mut cert)
             .await;
         (cert, reply)
     }
@@ -160,9 +161,10 @@ pub(crate) struct Inputs {
     /// This node's agency: the audience every attestation must name.
     pub me: AgencyId,
     pub trust: TrustStore,
-    /// The nodes to ask for residence, and for legal presence; `Err` says why there are none.
-    pub registries: Result<Vec<(AgencyId, String)>, String>,
-    pub questure: Result<Vec<(AgencyId, String)>, String>,
+    /// The agencies to ask for residence, and for legal presence; `Err` says why there are
+    /// none.
+    pub registries: Result<Vec<Target>, String>,
+    pub questure: Result<Vec<Target>, String>,
     pub deadline: Instant,
 }
 
@@ -342,15 +344,14 @@ pub(crate) async fn coordinate<P: AskPeer>(peers: Arc<P>, input: Inputs) -> Foun
                 continue;
             }
         };
-        for (agency, url) in nodes {
+        for target in nodes {
             *g.pending(service) += 1;
+            let agency = target.agency.clone();
             let (peers, trust, me, digest) =
                 (peers.clone(), trust.clone(), me.clone(), digest.clone());
             let (body, query_id, who) = (input.body.clone(), query_id.clone(), agency.clone());
             let task = async move {
-                let (peer_cert, reply) = peers
-                    .ask(who.clone(), url, path(service), body, query_id)
-                    .await;
+                let (peer_cert, reply) = peers.ask(target, path(service), body, query_id).await;
                 let mut exchange = Exchange {
                     peer_cert,
                     ..Exchange::default()
@@ -447,7 +448,7 @@ fn targets(
     shared: &Shared,
     service: Service,
     comune: Option<&ComuneCode>,
-) -> Result<Vec<(AgencyId, String)>, String> {
+) -> Result<Vec<Target>, String> {
     let nodes = super::peers::directory(shared, |e| {
         e.serves.contains(&service)
             && comune.is_none_or(|c| e.comuni.iter().any(|k| k == c.as_str()))
@@ -467,6 +468,7 @@ fn targets(
 /// Returns the answer and the outgoing audit entries of its calls (query id `query_id`).
 pub(super) async fn status(
     shared: &Arc<Shared>,
+    served: &Arc<Served>,
     q: &StatusQuestion,
     query_id: [u8; 16],
 ) -> Result<(Resp, Vec<Entry>), Problem> {
@@ -481,16 +483,16 @@ pub(super) async fn status(
         body: Bytes::from(body),
         query_id: hex::encode(query_id),
         as_of: format_date(q.as_of),
-        me: shared.settings.agency.clone(),
+        me: served.agency.clone(),
         trust: shared.tls.load().trust.clone(),
         registries: targets(shared, Service::Residence, q.comune.as_ref()),
         questure: targets(shared, Service::LegalPresence, None),
         deadline: Instant::now() + shared.settings.peers.status_deadline,
     };
-    let found = coordinate(Arc::new(NodePeers(shared.clone())), input).await;
+    let found = coordinate(Arc::new(NodePeers(shared.clone(), served.clone())), input).await;
 
     // One outgoing audit entry per call, written with the request's own entry.
-    let subject = shared.audit.subject_key().blind(&q.subject);
+    let subject = served.audit.subject_key().blind(&q.subject);
     for call in &found.calls {
         if call.outcome != "abandoned" {
             shared

@@ -11,6 +11,7 @@ use time::Date;
 use tokio::io::AsyncWriteExt;
 
 use super::respond::{json, store_failure, Resp};
+use super::served::Served;
 use super::Shared;
 use crate::import::{self, ImportError, Mode};
 use crate::problem::{Problem, ProblemKind};
@@ -65,9 +66,14 @@ pub(super) struct Uploaded {
 
 /// `POST /v1/admin/import/{residents,permits}`: the body is the CSV file. The router has
 /// checked the policy (resource `import`, territory this node) before the upload is read.
-pub(super) async fn import(shared: &Arc<Shared>, ds: Dataset, req: Request<Incoming>) -> Uploaded {
+pub(super) async fn import(
+    shared: &Arc<Shared>,
+    served: &Arc<Served>,
+    ds: Dataset,
+    req: Request<Incoming>,
+) -> Uploaded {
     let mut digest = None;
-    let answer = receive_and_import(shared, ds, req, &mut digest).await;
+    let answer = receive_and_import(shared, served, ds, req, &mut digest).await;
     Uploaded {
         answer,
         request_sha256: digest,
@@ -76,17 +82,18 @@ pub(super) async fn import(shared: &Arc<Shared>, ds: Dataset, req: Request<Incom
 
 async fn receive_and_import(
     shared: &Arc<Shared>,
+    served: &Arc<Served>,
     ds: Dataset,
     req: Request<Incoming>,
     digest: &mut Option<[u8; 32]>,
 ) -> Result<Resp, Problem> {
     use sha2::Digest as _;
     let s = &shared.settings;
-    let served = match ds {
-        Dataset::Residents => s.serves_residence,
-        Dataset::Permits => s.serves_legal_presence,
+    let service = match ds {
+        Dataset::Residents => attesta_policy::Service::Residence,
+        Dataset::Permits => attesta_policy::Service::LegalPresence,
     };
-    if !served {
+    if !served.serves(service) {
         return Err(Problem::new(ProblemKind::NotServed));
     }
     let opts = import_options(req.uri().query())?;
@@ -122,22 +129,16 @@ async fn receive_and_import(
     file.flush().await.map_err(store_failure)?;
     drop(file);
 
-    let shared2 = shared.clone();
+    let store = served.store.clone();
     let result = tokio::task::spawn_blocking(move || {
-        import::run(
-            &shared2.store,
-            &path,
-            ds,
-            opts.mode,
-            opts.as_of,
-            opts.skip_invalid,
-        )
+        import::run(&store, &path, ds, opts.mode, opts.as_of, opts.skip_invalid)
     })
     .await
     .map_err(|_| Problem::new(ProblemKind::Internal))?;
     match result {
         Ok(summary) => {
             tracing::info!(
+                agency = %served.agency,
                 dataset = summary.dataset,
                 mode = summary.mode,
                 applied = summary.applied,

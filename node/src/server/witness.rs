@@ -37,6 +37,7 @@ use http_body_util::Full;
 
 use super::peers::Call;
 use super::respond::Resp;
+use super::served::Served;
 use super::{Peer, Shared};
 use crate::audit::bundle::witness_name;
 use crate::audit::log::Signed;
@@ -58,20 +59,25 @@ const SIZE_TYPE: &str = "text/x.tlog.size";
 /// How long a partly cosigned checkpoint waits before the missing witnesses are asked again.
 const RETRY: Duration = Duration::from_secs(5);
 
-/// The witness's and the submitter's state.
+/// The witness's state, and what the node learnt of the witnesses of its logs.
 #[derive(Default)]
 pub(crate) struct Witnessing {
     /// Serialises cosigning (read state, check, write state).
     cosigning: Mutex<()>,
+    /// The signing certificates (PEM) of the witnesses whose cosignatures this node checked,
+    /// by cosignature key name: served with its own, so that auditors get them from here.
+    certificates: Mutex<HashMap<String, String>>,
+}
+
+/// One log's submissions to the witnesses (the node's own log, and each tenant's).
+#[derive(Default)]
+pub(crate) struct Submitting {
     /// A round of submissions is under way.
     busy: AtomicBool,
     /// The size each peer's witness last cosigned for this log, as it said.
     known: Mutex<HashMap<String, u64>>,
     /// When the last round started.
     last_round: Mutex<Option<Instant>>,
-    /// The signing certificates (PEM) of the witnesses whose cosignatures this node checked,
-    /// by cosignature key name: served with its own, so that auditors get them from here.
-    certificates: Mutex<HashMap<String, String>>,
 }
 
 impl Witnessing {
@@ -109,9 +115,12 @@ fn request_body(old: u64, proof: &[Hash], note: &Note) -> String {
 fn log_agency(shared: &Shared, origin: &str) -> Option<AgencyId> {
     let agency = crate::audit::names::log_agency(shared.settings.trust_domain.as_str(), origin)?;
     let active = shared.manifest.current()?;
-    let peer = active.manifest.entry(agency.as_str()).is_some()
-        && !active.manifest.is_revoked(agency.as_str());
-    (peer && agency != shared.settings.agency).then_some(agency)
+    let entry = active.manifest.entry(agency.as_str())?;
+    let peer = !active.manifest.is_revoked(agency.as_str());
+    // Not this node's own log, nor a tenant's it hosts: a witness vouches for others.
+    let own = agency == shared.settings.agency
+        || entry.hosted_by.as_deref() == Some(shared.settings.agency.as_str());
+    (peer && !own).then_some(agency)
 }
 
 /// Counts a cosigning request by its result.
@@ -173,7 +182,7 @@ pub(super) fn add_checkpoint(
                 .with_detail(format!("{origin} is not the log of a peer of this node")),
         )
     })?;
-    let store = shared.audit.store();
+    let store = shared.own.audit.store();
     let key = origin.as_bytes();
 
     let _guard = shared
@@ -298,10 +307,11 @@ pub(super) fn add_checkpoint(
     Ok(resp)
 }
 
-/// Sends the latest checkpoint to the peers that have not cosigned it: right away when
-/// `fresh` (a new checkpoint), otherwise at most every [`RETRY`]. One round at a time.
-pub(super) fn submit(shared: &Arc<Shared>, fresh: bool) {
-    let w = &shared.witness;
+/// Sends the latest checkpoint of `served`'s log to the peers that have not cosigned it: right
+/// away when `fresh` (a new checkpoint), otherwise at most every [`RETRY`]. One round at a time
+/// per log.
+pub(super) fn submit(shared: &Arc<Shared>, served: &Arc<Served>, fresh: bool) {
+    let w = &served.submitting;
     {
         let mut last = w.last_round.lock().unwrap_or_else(|p| p.into_inner());
         if !fresh && last.is_some_and(|t| t.elapsed() < RETRY) {
@@ -312,28 +322,29 @@ pub(super) fn submit(shared: &Arc<Shared>, fresh: bool) {
         }
         *last = Some(Instant::now());
     }
-    let shared = shared.clone();
+    let (shared, served) = (shared.clone(), served.clone());
     tokio::spawn(tracing::Instrument::in_current_span(async move {
-        round(&shared).await;
-        shared.witness.busy.store(false, Ordering::SeqCst);
+        round(&shared, &served).await;
+        served.submitting.busy.store(false, Ordering::SeqCst);
     }));
 }
 
-async fn round(shared: &Arc<Shared>) {
-    let Some(signed) = shared.audit.latest() else {
+/// One round: the latest checkpoint of `served`'s log to every witness that has not cosigned
+/// it; the cosignatures that come back are published with it.
+pub(super) async fn round(shared: &Arc<Shared>, served: &Arc<Served>) {
+    let Some(signed) = served.audit.latest() else {
         return;
     };
     let td = shared.settings.trust_domain.as_str();
     let mut calls = tokio::task::JoinSet::new();
-    let me = shared.settings.agency.as_str();
-    for (agency, url) in super::peers::directory(shared, |e| e.agency != me) {
+    for (agency, url) in super::peers::nodes(shared) {
         let name = witness_name(td, agency.as_str());
         if signed.note.signatures.iter().any(|s| s.name == name) {
             continue;
         }
-        let (shared, signed) = (shared.clone(), signed.clone());
+        let (shared, served, signed) = (shared.clone(), served.clone(), signed.clone());
         calls.spawn(tracing::Instrument::in_current_span(async move {
-            let result = submit_one(&shared, &agency, &url, &signed).await;
+            let result = submit_one(&shared, &served, &agency, &url, &signed).await;
             (agency, result)
         }));
     }
@@ -346,9 +357,9 @@ async fn round(shared: &Arc<Shared>) {
                 "cosigned"
             }
             Err((outcome, why)) => {
-                let key = format!("witness {agency} {outcome}");
+                let key = format!("witness {agency} {outcome} {}", served.agency);
                 if let Some(repeats) = shared.warnings.allow(&key) {
-                    tracing::warn!(witness = %agency, size = signed.checkpoint.size, reason = %why, repeats, "checkpoint not cosigned");
+                    tracing::warn!(log = %served.agency, witness = %agency, size = signed.checkpoint.size, reason = %why, repeats, "checkpoint not cosigned");
                 }
                 outcome
             }
@@ -364,7 +375,7 @@ async fn round(shared: &Arc<Shared>) {
     for sig in cosignatures {
         note.add(sig);
     }
-    shared.audit.publish(Signed {
+    served.audit.publish(Signed {
         checkpoint: signed.checkpoint.clone(),
         note,
     });
@@ -375,16 +386,17 @@ type Refusal = (&'static str, String);
 /// Asks one witness to cosign; on a 409 once more from the size it says it has.
 async fn submit_one(
     shared: &Shared,
+    served: &Served,
     agency: &AgencyId,
     url: &str,
     signed: &Signed,
 ) -> Result<Signature, Refusal> {
     let c = &signed.checkpoint;
-    let cert = STANDARD.encode(shared.settings.signing.cert_der());
+    let cert = STANDARD.encode(served.signing.cert_der());
     let headers = [(LOG_CERT_HEADER, cert.as_str())];
     let known = |size: Option<u64>| {
-        let mut k = shared
-            .witness
+        let mut k = served
+            .submitting
             .known
             .lock()
             .unwrap_or_else(|p| p.into_inner());
@@ -410,7 +422,7 @@ async fn submit_one(
         let proof = if old == 0 {
             Vec::new()
         } else {
-            merkle::consistency_proof(&shared.audit.tree(), old, c.size)
+            merkle::consistency_proof(&served.audit.tree(), old, c.size)
                 .map_err(|e| ("error", format!("consistency proof: {e}")))?
         };
         let call = Call {
@@ -419,9 +431,11 @@ async fn submit_one(
             headers: &headers,
             body: Bytes::from(request_body(old, &proof, &signed.note)),
         };
+        // Submitted by the node itself, for each log it keeps: a witness takes checkpoints
+        // from any agency of the directory, and checks the log's own signature.
         let reply = shared
             .peers
-            .post(shared, agency, url, &call, &mut None)
+            .post(shared, &shared.own, agency, url, &call, &mut None)
             .await
             .map_err(|f| ("unreachable", f.detail(agency.as_str())))?;
         match reply.status {

@@ -38,11 +38,18 @@ pub struct NewEntry {
     pub subject: Option<[u8; 32]>,
 }
 
-fn node_key(level: u8, index: u64) -> [u8; 9] {
-    let mut k = [0u8; 9];
-    k[0] = level;
-    k[1..].copy_from_slice(&index.to_be_bytes());
-    k
+impl Store {
+    fn node_key(&self, level: u8, index: u64) -> Vec<u8> {
+        self.k(&[&[level], &index.to_be_bytes()])
+    }
+
+    fn subject_index_key(&self, subject: &[u8; 32], index: u64) -> Vec<u8> {
+        self.k(&[subject, &index.to_be_bytes()])
+    }
+
+    fn entry_key(&self, index: u64) -> Vec<u8> {
+        self.k(&[&index.to_be_bytes()])
+    }
 }
 
 impl Store {
@@ -58,7 +65,7 @@ impl Store {
 
     /// A u64 BE counter in `meta`; 0 when absent.
     fn meta_u64(&self, key: &[u8]) -> Result<u64, StoreError> {
-        match self.db.get_cf(self.cf(super::META), key)? {
+        match self.db.get_cf(self.cf(super::META), self.k(&[key]))? {
             None => Ok(0),
             Some(v) => v
                 .as_slice()
@@ -78,14 +85,19 @@ impl Store {
         subjects: &[(u64, [u8; 32])],
     ) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(self.cf(AUDIT_ENTRIES), from.to_be_bytes(), to.to_be_bytes());
+        batch.delete_range_cf(
+            self.cf(AUDIT_ENTRIES),
+            self.entry_key(from),
+            self.entry_key(to),
+        );
         for (index, s) in subjects {
-            let mut k = [0u8; 40];
-            k[..32].copy_from_slice(s);
-            k[32..].copy_from_slice(&index.to_be_bytes());
-            batch.delete_cf(self.cf(AUDIT_SUBJECTS), k);
+            batch.delete_cf(self.cf(AUDIT_SUBJECTS), self.subject_index_key(s, *index));
         }
-        batch.put_cf(self.cf(super::META), PRUNED_KEY, to.to_be_bytes());
+        batch.put_cf(
+            self.cf(super::META),
+            self.k(&[PRUNED_KEY]),
+            to.to_be_bytes(),
+        );
         self.db.write_opt(batch, &sync_writes())?;
         Ok(())
     }
@@ -101,19 +113,24 @@ impl Store {
         let mut batch = WriteBatch::default();
         for (i, e) in entries.iter().enumerate() {
             let index = first + i as u64;
-            batch.put_cf(self.cf(AUDIT_ENTRIES), index.to_be_bytes(), &e.bytes);
+            batch.put_cf(self.cf(AUDIT_ENTRIES), self.entry_key(index), &e.bytes);
             if let Some(s) = &e.subject {
-                let mut k = [0u8; 40];
-                k[..32].copy_from_slice(s);
-                k[32..].copy_from_slice(&index.to_be_bytes());
-                batch.put_cf(self.cf(AUDIT_SUBJECTS), k, []);
+                batch.put_cf(
+                    self.cf(AUDIT_SUBJECTS),
+                    self.subject_index_key(s, index),
+                    [],
+                );
             }
         }
         for (level, index, hash) in nodes {
-            batch.put_cf(self.cf(AUDIT_NODES), node_key(*level, *index), hash);
+            batch.put_cf(self.cf(AUDIT_NODES), self.node_key(*level, *index), hash);
         }
         let size = first + entries.len() as u64;
-        batch.put_cf(self.cf(super::META), SIZE_KEY, size.to_be_bytes());
+        batch.put_cf(
+            self.cf(super::META),
+            self.k(&[SIZE_KEY]),
+            size.to_be_bytes(),
+        );
         self.db.write_opt(batch, &sync_writes())?;
         Ok(())
     }
@@ -122,7 +139,7 @@ impl Store {
     pub fn audit_node(&self, level: u8, index: u64) -> Result<Option<[u8; 32]>, StoreError> {
         match self
             .db
-            .get_pinned_cf(self.cf(AUDIT_NODES), node_key(level, index))?
+            .get_pinned_cf(self.cf(AUDIT_NODES), self.node_key(level, index))?
         {
             None => Ok(None),
             Some(v) => v.as_ref().try_into().map(Some).map_err(|_| {
@@ -134,16 +151,16 @@ impl Store {
     /// Entries `start..end`, in order.
     pub fn audit_entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut opts = ReadOptions::default();
-        opts.set_iterate_upper_bound(end.to_be_bytes().to_vec());
+        opts.set_iterate_upper_bound(self.entry_key(end));
         let mut out = Vec::with_capacity(end.saturating_sub(start).min(1 << 16) as usize);
-        let from = start.to_be_bytes();
+        let from = self.entry_key(start);
         for (expected, item) in (start..).zip(self.db.iterator_cf_opt(
             self.cf(AUDIT_ENTRIES),
             opts,
             IteratorMode::From(&from, Direction::Forward),
         )) {
             let (k, v) = item?;
-            if k.as_ref() != expected.to_be_bytes() {
+            if k.as_ref() != self.entry_key(expected) {
                 return Err(StoreError::Corrupt(format!(
                     "audit entry {expected} is missing"
                 )));
@@ -161,27 +178,30 @@ impl Store {
     /// The indexes of the entries about `subject`, ascending.
     pub fn audit_by_subject(&self, subject: &[u8; 32]) -> Result<Vec<u64>, StoreError> {
         let mut opts = ReadOptions::default();
+        let prefix = self.k(&[subject]);
         let mut upper = subject.to_vec();
-        // Increment as a big-endian number; an all-0xff subject has no upper bound.
+        // Increment as a big-endian number; an all-0xff subject is bounded by the scope's end.
         let bounded = upper.iter_mut().rev().any(|b| {
             let (v, carry) = b.overflowing_add(1);
             *b = v;
             !carry
         });
-        if bounded {
-            opts.set_iterate_upper_bound(upper);
-        }
+        opts.set_iterate_upper_bound(if bounded {
+            self.k(&[&upper])
+        } else {
+            self.end()
+        });
         let mut out = Vec::new();
         for item in self.db.iterator_cf_opt(
             self.cf(AUDIT_SUBJECTS),
             opts,
-            IteratorMode::From(subject, Direction::Forward),
+            IteratorMode::From(&prefix, Direction::Forward),
         ) {
             let (k, _) = item?;
-            if !k.starts_with(subject) {
+            if !k.starts_with(&prefix) {
                 break;
             }
-            let index: [u8; 8] = k[32..]
+            let index: [u8; 8] = k[prefix.len()..]
                 .try_into()
                 .map_err(|_| StoreError::Corrupt("audit subject index key".into()))?;
             out.push(u64::from_be_bytes(index));
@@ -192,14 +212,14 @@ impl Store {
     /// A small value of the audit log or the witness (`meta` or `witness` column family).
     pub fn audit_get(&self, witness: bool, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let cf = if witness { WITNESS } else { super::META };
-        Ok(self.db.get_cf(self.cf(cf), key)?)
+        Ok(self.db.get_cf(self.cf(cf), self.k(&[key]))?)
     }
 
     /// Writes one small value, synced.
     pub fn audit_put(&self, witness: bool, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         let cf = if witness { WITNESS } else { super::META };
         let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(cf), key, value);
+        batch.put_cf(self.cf(cf), self.k(&[key]), value);
         self.db.write_opt(batch, &sync_writes())?;
         Ok(())
     }
@@ -208,7 +228,7 @@ impl Store {
     pub fn audit_delete(&self, witness: bool, key: &[u8]) -> Result<(), StoreError> {
         let cf = if witness { WITNESS } else { super::META };
         let mut batch = WriteBatch::default();
-        batch.delete_cf(self.cf(cf), key);
+        batch.delete_cf(self.cf(cf), self.k(&[key]));
         self.db.write_opt(batch, &sync_writes())?;
         Ok(())
     }

@@ -13,6 +13,13 @@
 //! | `permit_by_expiry` | gen · comune · expiry (YYYYMMDD) · number  | –                |
 //! | `audit_*`, `witness` | the audit log and the witness state: see [`audit`](self::audit) |  |
 //!
+//! **Scopes** keep the agencies of one node apart in one database (a service centre hosting
+//! its tenants, DESIGN §7): every key of a tenant starts with `0xff · agency · 0x00`
+//! ([`Store::scoped`]); the node's own keys have no prefix and never start with `0xff`
+//! (generations, indexes and levels start with a small number, meta keys with a letter; a
+//! blinded subject may, but is 32 random bytes that no tenant's prefix and subject can
+//! reproduce). A tenant adds keys, not column families, so memory does not grow with tenants.
+//!
 //! **Generations** make snapshot imports atomic: a snapshot is written under a new generation
 //! number, invisible to readers, then one synced write to `meta` makes it current, and the old
 //! generation is deleted. Readers read `meta` and the data through one RocksDB snapshot, so
@@ -23,6 +30,7 @@ mod audit;
 mod codec;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rocksdb::{
     BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Direction, IteratorMode,
@@ -117,17 +125,22 @@ pub struct DatasetInfo {
     pub imported_at: Option<i64>,
 }
 
-/// The node's database.
+/// The node's database, or one agency's part of it ([`Store::scoped`]).
 pub struct Store {
-    db: DB,
+    db: Arc<DB>,
     path: PathBuf,
     /// The block cache every column family shares, memtables charged to it.
     cache: Cache,
+    /// The prefix of every key of this view: empty for the node's own agency.
+    scope: Vec<u8>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).finish()
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .field("scope", &String::from_utf8_lossy(&self.scope))
+            .finish()
     }
 }
 
@@ -137,18 +150,8 @@ fn sync_writes() -> WriteOptions {
     w
 }
 
-fn gen_prefix(generation: u64) -> [u8; 8] {
-    generation.to_be_bytes()
-}
-
-fn key(generation: u64, parts: &[&[u8]]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + parts.iter().map(|p| p.len()).sum::<usize>());
-    k.extend_from_slice(&gen_prefix(generation));
-    for p in parts {
-        k.extend_from_slice(p);
-    }
-    k
-}
+/// The first byte of every tenant's keys; the node's own keys never start with it.
+const TENANT_MARK: u8 = 0xff;
 
 fn ymd(d: Date) -> [u8; 8] {
     let s = format!("{:04}{:02}{:02}", d.year(), u8::from(d.month()), d.day());
@@ -157,8 +160,8 @@ fn ymd(d: Date) -> [u8; 8] {
     out
 }
 
-fn meta_key(ds: Dataset) -> Vec<u8> {
-    format!("{}/info", ds.name()).into_bytes()
+fn meta_key(ds: Dataset) -> String {
+    format!("{}/info", ds.name())
 }
 
 /// The memory budget of [`Store::open`]: 256 MiB.
@@ -214,14 +217,89 @@ impl Store {
             source,
         })?;
         let store = Self {
-            db,
+            db: Arc::new(db),
             path: path.to_owned(),
             cache,
+            scope: Vec::new(),
         };
         for ds in [Dataset::Residents, Dataset::Permits] {
             store.drop_other_generations(ds)?;
         }
         Ok(store)
+    }
+
+    /// The part of the database that belongs to tenant `agency` (an agency id: letters,
+    /// digits, `-`, `_`, `.`, never a 0x00 byte), sharing the database, its cache and its
+    /// memory budget; deletes what killed imports of that tenant left.
+    pub fn scoped(&self, agency: &str) -> Result<Store, StoreError> {
+        let mut scope = Vec::with_capacity(agency.len() + 2);
+        scope.push(TENANT_MARK);
+        scope.extend_from_slice(agency.as_bytes());
+        scope.push(0);
+        let store = Store {
+            db: self.db.clone(),
+            path: self.path.clone(),
+            cache: self.cache.clone(),
+            scope,
+        };
+        for ds in [Dataset::Residents, Dataset::Permits] {
+            store.drop_other_generations(ds)?;
+        }
+        Ok(store)
+    }
+
+    /// Deletes every key of this scope, in every column family (a tenant removed), in one
+    /// synced write. Refused on the node's own scope.
+    pub fn delete_scope(&self) -> Result<(), StoreError> {
+        if self.scope.is_empty() {
+            return Err(StoreError::Corrupt(
+                "the node's own data cannot be deleted as a scope".into(),
+            ));
+        }
+        let mut batch = WriteBatch::default();
+        for name in ALL_CFS {
+            batch.delete_range_cf(self.cf(name), self.scope.clone(), self.end());
+        }
+        self.db.write_opt(batch, &sync_writes())?;
+        Ok(())
+    }
+
+    /// `parts`, concatenated after this view's prefix.
+    fn k(&self, parts: &[&[u8]]) -> Vec<u8> {
+        let mut k =
+            Vec::with_capacity(self.scope.len() + parts.iter().map(|p| p.len()).sum::<usize>());
+        k.extend_from_slice(&self.scope);
+        for p in parts {
+            k.extend_from_slice(p);
+        }
+        k
+    }
+
+    /// A data key: generation, then `parts`.
+    fn key(&self, generation: u64, parts: &[&[u8]]) -> Vec<u8> {
+        let mut k = self.k(&[&generation.to_be_bytes()]);
+        for p in parts {
+            k.extend_from_slice(p);
+        }
+        k
+    }
+
+    /// The start of a generation's keys.
+    fn gen_prefix(&self, generation: u64) -> Vec<u8> {
+        self.k(&[&generation.to_be_bytes()])
+    }
+
+    /// Above every key of this view: the tenants' space for the node's own view, the
+    /// prefix's separator plus one for a tenant's.
+    fn end(&self) -> Vec<u8> {
+        match self.scope.split_last() {
+            None => vec![TENANT_MARK],
+            Some((_, rest)) => {
+                let mut e = rest.to_vec();
+                e.push(1);
+                e
+            }
+        }
     }
 
     /// Bytes of the node's RocksDB budget in use: the block cache, with the memtables charged
@@ -244,9 +322,8 @@ impl Store {
         let mut batch = WriteBatch::default();
         for name in ds.cfs() {
             let cf = self.cf(name);
-            batch.delete_range_cf(cf, gen_prefix(0), gen_prefix(current));
-            // Every key is a generation (8 bytes) and more, so 9 × 0xff bounds them all.
-            batch.delete_range_cf(cf, gen_prefix(current + 1).to_vec(), vec![0xff; 9]);
+            batch.delete_range_cf(cf, self.gen_prefix(0), self.gen_prefix(current));
+            batch.delete_range_cf(cf, self.gen_prefix(current + 1), self.end());
         }
         self.db.write(batch)?;
         Ok(())
@@ -259,7 +336,7 @@ impl Store {
         ds: Dataset,
     ) -> Result<DatasetInfo, StoreError> {
         let meta = self.cf(META);
-        let key = meta_key(ds);
+        let key = self.k(&[meta_key(ds).as_bytes()]);
         let v = match snap {
             Some(s) => s.get_cf(meta, &key)?,
             None => self.db.get_cf(meta, &key)?,
@@ -305,7 +382,10 @@ impl Store {
     ) -> Result<(Option<Resident>, DatasetInfo), StoreError> {
         let snap = self.db.snapshot();
         let info = self.info_at(Some(&snap), Dataset::Residents)?;
-        let v = snap.get_cf(self.cf(RESIDENTS), key(info.generation, &[cf.as_bytes()]))?;
+        let v = snap.get_cf(
+            self.cf(RESIDENTS),
+            self.key(info.generation, &[cf.as_bytes()]),
+        )?;
         let resident = match v {
             Some(v) => Some(codec::decode_resident(cf.clone(), &v)?),
             None => None,
@@ -317,7 +397,7 @@ impl Store {
     pub fn permits_of(&self, cf: &CodiceFiscale) -> Result<(Vec<Permit>, DatasetInfo), StoreError> {
         let snap = self.db.snapshot();
         let info = self.info_at(Some(&snap), Dataset::Permits)?;
-        let prefix = key(info.generation, &[cf.as_bytes()]);
+        let prefix = self.key(info.generation, &[cf.as_bytes()]);
         let numbers = self.keys_with_prefix(&snap, PERMIT_BY_PERSON, &prefix)?;
         let mut permits = Vec::with_capacity(numbers.len());
         for k in numbers {
@@ -325,7 +405,10 @@ impl Store {
                 PermitNumber::parse(std::str::from_utf8(&k[prefix.len()..]).unwrap_or_default())
                     .map_err(StoreError::Corrupt)?;
             let v = snap
-                .get_cf(self.cf(PERMITS), key(info.generation, &[number.as_bytes()]))?
+                .get_cf(
+                    self.cf(PERMITS),
+                    self.key(info.generation, &[number.as_bytes()]),
+                )?
                 .ok_or_else(|| StoreError::Corrupt("permit index points to nothing".into()))?;
             permits.push(codec::decode_permit(number, &v)?);
         }
@@ -336,13 +419,14 @@ impl Store {
     pub fn family(&self, family_id: &str) -> Result<(Vec<Resident>, DatasetInfo), StoreError> {
         let snap = self.db.snapshot();
         let info = self.info_at(Some(&snap), Dataset::Residents)?;
-        let prefix = key(info.generation, &[family_id.as_bytes(), &[0]]);
+        let prefix = self.key(info.generation, &[family_id.as_bytes(), &[0]]);
         let mut out = Vec::new();
         for k in self.keys_with_prefix(&snap, RES_BY_FAMILY, &prefix)? {
             let cf = codec::cf_from_key(&k[prefix.len()..])?;
-            if let Some(v) =
-                snap.get_cf(self.cf(RESIDENTS), key(info.generation, &[cf.as_bytes()]))?
-            {
+            if let Some(v) = snap.get_cf(
+                self.cf(RESIDENTS),
+                self.key(info.generation, &[cf.as_bytes()]),
+            )? {
                 out.push(codec::decode_resident(cf, &v)?);
             }
         }
@@ -358,8 +442,8 @@ impl Store {
     ) -> Result<(Vec<Permit>, DatasetInfo), StoreError> {
         let snap = self.db.snapshot();
         let info = self.info_at(Some(&snap), Dataset::Permits)?;
-        let start = key(info.generation, &[comune.as_str().as_bytes(), &ymd(from)]);
-        let prefix = key(info.generation, &[comune.as_str().as_bytes()]);
+        let start = self.key(info.generation, &[comune.as_str().as_bytes(), &ymd(from)]);
+        let prefix = self.key(info.generation, &[comune.as_str().as_bytes()]);
         let last = ymd(to);
         let mut out = Vec::new();
         let cf = self.cf(PERMIT_BY_EXPIRY);
@@ -376,9 +460,10 @@ impl Store {
                 std::str::from_utf8(&k[prefix.len() + 8..]).unwrap_or_default(),
             )
             .map_err(StoreError::Corrupt)?;
-            if let Some(v) =
-                snap.get_cf(self.cf(PERMITS), key(info.generation, &[number.as_bytes()]))?
-            {
+            if let Some(v) = snap.get_cf(
+                self.cf(PERMITS),
+                self.key(info.generation, &[number.as_bytes()]),
+            )? {
                 out.push(codec::decode_permit(number, &v)?);
             }
         }
@@ -430,53 +515,53 @@ impl Store {
         let cf = r.cf.as_bytes();
         batch.put_cf(
             self.cf(RESIDENTS),
-            key(generation, &[cf]),
+            self.key(generation, &[cf]),
             codec::encode_resident(r),
         );
         batch.put_cf(
             self.cf(RES_BY_COMUNE),
-            key(generation, &[r.comune.as_str().as_bytes(), cf]),
+            self.key(generation, &[r.comune.as_str().as_bytes(), cf]),
             [],
         );
         batch.put_cf(
             self.cf(RES_BY_FAMILY),
-            key(generation, &[r.family_id.as_bytes(), &[0], cf]),
+            self.key(generation, &[r.family_id.as_bytes(), &[0], cf]),
             [],
         );
     }
 
     fn delete_resident(&self, batch: &mut WriteBatch, generation: u64, r: &Resident) {
         let cf = r.cf.as_bytes();
-        batch.delete_cf(self.cf(RESIDENTS), key(generation, &[cf]));
+        batch.delete_cf(self.cf(RESIDENTS), self.key(generation, &[cf]));
         batch.delete_cf(
             self.cf(RES_BY_COMUNE),
-            key(generation, &[r.comune.as_str().as_bytes(), cf]),
+            self.key(generation, &[r.comune.as_str().as_bytes(), cf]),
         );
         batch.delete_cf(
             self.cf(RES_BY_FAMILY),
-            key(generation, &[r.family_id.as_bytes(), &[0], cf]),
+            self.key(generation, &[r.family_id.as_bytes(), &[0], cf]),
         );
     }
 
-    fn permit_index_keys(generation: u64, p: &Permit) -> (Vec<Vec<u8>>, Option<Vec<u8>>) {
+    fn permit_index_keys(&self, generation: u64, p: &Permit) -> (Vec<Vec<u8>>, Option<Vec<u8>>) {
         let n = p.number.as_bytes();
         let people = std::iter::once(&p.holder)
             .chain(p.minors.iter())
-            .map(|cf| key(generation, &[cf.as_bytes(), n]))
+            .map(|cf| self.key(generation, &[cf.as_bytes(), n]))
             .collect();
         let expiry = p
             .expires
-            .map(|d| key(generation, &[p.comune.as_str().as_bytes(), &ymd(d), n]));
+            .map(|d| self.key(generation, &[p.comune.as_str().as_bytes(), &ymd(d), n]));
         (people, expiry)
     }
 
     fn put_permit(&self, batch: &mut WriteBatch, generation: u64, p: &Permit) {
         batch.put_cf(
             self.cf(PERMITS),
-            key(generation, &[p.number.as_bytes()]),
+            self.key(generation, &[p.number.as_bytes()]),
             codec::encode_permit(p),
         );
-        let (people, expiry) = Self::permit_index_keys(generation, p);
+        let (people, expiry) = self.permit_index_keys(generation, p);
         for k in people {
             batch.put_cf(self.cf(PERMIT_BY_PERSON), k, []);
         }
@@ -486,8 +571,11 @@ impl Store {
     }
 
     fn delete_permit(&self, batch: &mut WriteBatch, generation: u64, p: &Permit) {
-        batch.delete_cf(self.cf(PERMITS), key(generation, &[p.number.as_bytes()]));
-        let (people, expiry) = Self::permit_index_keys(generation, p);
+        batch.delete_cf(
+            self.cf(PERMITS),
+            self.key(generation, &[p.number.as_bytes()]),
+        );
+        let (people, expiry) = self.permit_index_keys(generation, p);
         for k in people {
             batch.delete_cf(self.cf(PERMIT_BY_PERSON), k);
         }
@@ -503,7 +591,7 @@ impl Store {
     ) -> Result<Option<Permit>, StoreError> {
         match self
             .db
-            .get_cf(self.cf(PERMITS), key(generation, &[number.as_bytes()]))?
+            .get_cf(self.cf(PERMITS), self.key(generation, &[number.as_bytes()]))?
         {
             Some(v) => Ok(Some(codec::decode_permit(number.clone(), &v)?)),
             None => Ok(None),
@@ -517,7 +605,7 @@ impl Store {
     ) -> Result<Option<Resident>, StoreError> {
         match self
             .db
-            .get_cf(self.cf(RESIDENTS), key(generation, &[cf.as_bytes()]))?
+            .get_cf(self.cf(RESIDENTS), self.key(generation, &[cf.as_bytes()]))?
         {
             Some(v) => Ok(Some(codec::decode_resident(cf.clone(), &v)?)),
             None => Ok(None),
@@ -532,7 +620,7 @@ impl Store {
         v.extend_from_slice(&as_of.to_be_bytes());
         let imported_at = info.imported_at.map_or(ABSENT, |t| t as u64);
         v.extend_from_slice(&imported_at.to_be_bytes());
-        batch.put_cf(self.cf(META), meta_key(ds), v);
+        batch.put_cf(self.cf(META), self.k(&[meta_key(ds).as_bytes()]), v);
     }
 
     /// Applies a delta to the current generation of `ds` in one synced, atomic write.
@@ -682,8 +770,8 @@ impl SnapshotWriter<'_> {
         for name in self.ds.cfs() {
             drop_old.delete_range_cf(
                 self.store.cf(name),
-                gen_prefix(old.generation),
-                gen_prefix(old.generation + 1),
+                self.store.gen_prefix(old.generation),
+                self.store.gen_prefix(old.generation + 1),
             );
         }
         self.store.db.write(drop_old)?;

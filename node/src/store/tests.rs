@@ -229,3 +229,79 @@ fn the_memory_in_use_is_counted_and_stays_within_the_budget() {
     // RocksDB may overshoot its budget a little while a memtable is flushed.
     assert!(used <= budget + budget / 4, "{used} of {budget}");
 }
+
+#[test]
+fn scopes_keep_tenants_apart_and_a_removed_tenant_leaves_the_others_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let own = Store::open(&dir.path().join("db")).unwrap();
+    let fano = own.scoped("comune-fano").unwrap();
+    // A prefix of another tenant's id must not reach into its keys.
+    let fan = own.scoped("comune-fan").unwrap();
+
+    import_residents(&own, &[resident(1, "041044", "F1")], date!(2026 - 11 - 01));
+    import_residents(&fano, &[resident(2, "041013", "F2")], date!(2026 - 11 - 02));
+    import_residents(
+        &fan,
+        &[resident(3, "041013", "F3"), resident(4, "041013", "F3")],
+        date!(2026 - 11 - 03),
+    );
+    for (store, mine, others) in [(&own, 1, [2, 3]), (&fano, 2, [1, 3]), (&fan, 3, [1, 2])] {
+        assert!(store.resident(&cf_n(mine)).unwrap().0.is_some());
+        for o in others {
+            assert!(
+                store.resident(&cf_n(o)).unwrap().0.is_none(),
+                "{store:?} sees {o}"
+            );
+        }
+    }
+    assert_eq!(fano.info(Dataset::Residents).unwrap().rows, 1);
+    assert_eq!(fan.family("F3").unwrap().0.len(), 2);
+    assert!(fano.family("F3").unwrap().0.is_empty());
+
+    // Audit logs too: sizes, entries, subjects.
+    let subject = [0xff; 32];
+    let entry = |b: u8| NewEntry {
+        bytes: vec![b; 4],
+        subject: Some(subject),
+    };
+    own.audit_append(0, &[entry(1)], &[(0, 0, [1; 32])])
+        .unwrap();
+    fano.audit_append(0, &[entry(2), entry(3)], &[]).unwrap();
+    assert_eq!(
+        (own.audit_size().unwrap(), fano.audit_size().unwrap()),
+        (1, 2)
+    );
+    assert_eq!(fan.audit_size().unwrap(), 0);
+    assert_eq!(own.audit_entries(0, 1).unwrap(), vec![vec![1; 4]]);
+    assert_eq!(
+        fano.audit_entries(0, 2).unwrap(),
+        vec![vec![2; 4], vec![3; 4]]
+    );
+    // The all-0xff subject, the one with no upper bound of its own.
+    assert_eq!(own.audit_by_subject(&subject).unwrap(), vec![0]);
+    assert_eq!(fano.audit_by_subject(&subject).unwrap(), vec![0, 1]);
+    assert_eq!(fano.audit_node(0, 0).unwrap(), None);
+
+    // A new snapshot for one tenant drops only its old generation.
+    import_residents(&fano, &[resident(5, "041013", "F5")], date!(2026 - 11 - 04));
+    assert!(own.resident(&cf_n(1)).unwrap().0.is_some());
+    assert!(fan.resident(&cf_n(3)).unwrap().0.is_some());
+
+    // Removing a tenant deletes its keys and nobody else's, and survives reopening.
+    fano.delete_scope().unwrap();
+    assert!(own.delete_scope().is_err());
+    drop((own, fano, fan));
+    let own = Store::open(&dir.path().join("db")).unwrap();
+    let fano = own.scoped("comune-fano").unwrap();
+    let fan = own.scoped("comune-fan").unwrap();
+    assert!(fano.resident(&cf_n(5)).unwrap().0.is_none());
+    assert_eq!(
+        fano.info(Dataset::Residents).unwrap(),
+        DatasetInfo::default()
+    );
+    assert_eq!(fano.audit_size().unwrap(), 0);
+    assert!(fano.audit_by_subject(&subject).unwrap().is_empty());
+    assert!(own.resident(&cf_n(1)).unwrap().0.is_some());
+    assert_eq!(own.audit_size().unwrap(), 1);
+    assert_eq!(fan.info(Dataset::Residents).unwrap().rows, 2);
+}

@@ -107,12 +107,12 @@ async fn export(a: ExportArgs) -> anyhow::Result<()> {
     let settings = crate::cli::query::ClientSettings::load(&a.config)?;
     let agency =
         attesta_certs::AgencyId::new(&a.node).map_err(|e| anyhow::anyhow!("--node: {e}"))?;
-    let base = match &a.url {
-        Some(u) => u.trim_end_matches('/').to_owned(),
-        None => settings.node_url(agency.as_str()).await?,
+    let (node, base) = match &a.url {
+        Some(u) => (agency.clone(), u.trim_end_matches('/').to_owned()),
+        None => settings.endpoint(agency.as_str()).await?,
     };
     let conn = settings
-        .client_for(&agency)?
+        .client_for(&node)?
         .connect_h2(&base)
         .await
         .with_context(|| format!("connecting to {agency} at {base}"))?;
@@ -337,7 +337,7 @@ async fn witness_certificates(
         if &agency == node {
             continue;
         }
-        let Some(url) = manifest.entry(agency.as_str()).map(|e| &e.url) else {
+        let Some(url) = manifest.entry(agency.as_str()).and_then(|e| e.url.as_ref()) else {
             continue;
         };
         let Ok(client) = settings.client_for(&agency) else {
@@ -362,8 +362,7 @@ async fn fetch_receipt(a: FetchReceiptArgs) -> anyhow::Result<()> {
         Some(n) => {
             let agency =
                 attesta_certs::AgencyId::new(n).map_err(|e| anyhow::anyhow!("--node: {e}"))?;
-            let url = settings.node_url(agency.as_str()).await?;
-            (agency, url)
+            settings.endpoint(agency.as_str()).await?
         }
     };
     let url = format!(

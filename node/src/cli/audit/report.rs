@@ -91,10 +91,13 @@ pub async fn run(a: SubjectReportArgs) -> anyhow::Result<()> {
     let query_id: std::sync::Arc<str> = hex::encode(id).into();
     let mut asks = tokio::task::JoinSet::new();
     for (i, entry) in nodes.iter().enumerate() {
-        let agency = AgencyId::new(&entry.agency)
-            .map_err(|e| anyhow::anyhow!("directory agency {:?}: {e}", entry.agency))?;
-        let client = settings.client_for(&agency)?;
-        let base = entry.url.clone();
+        let Some(at) = manifest.endpoint(&entry.agency) else {
+            continue;
+        };
+        let node = AgencyId::new(at.node)
+            .map_err(|e| anyhow::anyhow!("directory agency {:?}: {e}", at.node))?;
+        let client = settings.client_for(&node)?;
+        let base = at.base();
         let body = body.clone();
         let query_id = query_id.clone();
         asks.spawn(async move {

@@ -85,13 +85,12 @@ fn residence(envelope: Envelope, resident: bool, permit_required: Option<bool>) 
 impl AskPeer for Fake {
     async fn ask(
         &self,
-        agency: AgencyId,
-        _url: String,
+        target: Target,
         path: &'static str,
         body: Bytes,
         _query_id: Arc<str>,
     ) -> (Option<[u8; 32]>, Result<Reply, PeerFailure>) {
-        let name = agency.as_str();
+        let name = target.agency.as_str();
         let (delay, does) = self.script[name].clone();
         tokio::time::sleep(delay).await;
         let cert = Some([7; 32]);
@@ -182,11 +181,11 @@ fn ms(n: u64) -> Duration {
 /// Runs the coordinator against `script`: registries and Questure are the agencies named in
 /// it (comuni first); returns what it found and how long it took on the paused clock.
 async fn run(w: &World, script: &[(&str, u64, Does)]) -> (Found, Duration) {
-    let pick = |questura: bool| -> Result<Vec<(AgencyId, String)>, String> {
+    let pick = |questura: bool| -> Result<Vec<Target>, String> {
         let nodes: Vec<_> = script
             .iter()
             .filter(|(a, _, _)| a.starts_with("questura") == questura)
-            .map(|(a, _, _)| (agency(a), format!("https://{a}.test")))
+            .map(|(a, _, _)| Target::own(agency(a), format!("https://{a}.test")))
             .collect();
         if nodes.is_empty() {
             Err("no node in the directory answers this".into())

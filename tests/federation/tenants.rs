@@ -1,0 +1,537 @@
+//! A service centre (`cst-pu`) hosting comuni as tenants, over real nodes: hosted comuni
+//! answer through a consumer's coordinator with attestations they sign themselves, and each
+//! tenant is kept apart from the others and from the host (data, imports, logs, revocation,
+//! grants), each in its own test. Tenants are added and removed on a running host.
+
+use std::path::{Path, PathBuf};
+
+use attesta_policy::{DirectoryEntry, Manifest, Service};
+use bytes::Bytes;
+use serde_json::{json, Value};
+
+use attesta::client::Reply;
+
+use crate::harness::*;
+
+const AS_OF: &str = "2026-11-23";
+const HOST: &str = "cst-pu";
+const FANO: &str = "comune-fano";
+const CAGLI: &str = "comune-cagli";
+/// In the directory as hosted by cst-pu, but not loaded on it until a test adds it.
+const ACQUALAGNA: &str = "comune-acqualagna";
+
+/// The grants of the hosted comuni: comuni like any other, each operating its own data.
+fn policy() -> String {
+    let mut p = test_policy();
+    for c in [FANO, CAGLI, ACQUALAGNA] {
+        p.push_str(&format!("g, {c}, comune\ng, {c}, operator\n"));
+    }
+    p.push_str(&format!("g, {HOST}, operator\n"));
+    p
+}
+
+struct Province {
+    pki: Pki,
+    host: TestNode,
+    questura: TestNode,
+    inps: TestNode,
+    /// comune code → the generated residents CSV rows of that comune (with the header).
+    generated: PathBuf,
+}
+
+/// Installs tenant `id` in the host's data directory, as `attesta tenant add` does.
+fn install_tenant(pki: &mut Pki, host_data: &Path, id: &str) {
+    let files = pki.agency(id);
+    let dir = host_data.join("tenants").join(id);
+    std::fs::create_dir_all(&dir).unwrap();
+    for f in files.all() {
+        std::fs::copy(f, dir.join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(dir.join("tenant.toml"), "serves = [\"residence\"]\n").unwrap();
+}
+
+fn entry(agency: &str, url: Option<&str>, serves: Vec<Service>, comuni: &[&str]) -> DirectoryEntry {
+    DirectoryEntry {
+        agency: agency.into(),
+        url: url.map(Into::into),
+        hosted_by: url.is_none().then(|| HOST.to_owned()),
+        serves,
+        comuni: comuni.iter().map(|c| c.to_string()).collect(),
+    }
+}
+
+impl Province {
+    async fn start() -> Self {
+        let mut pki = Pki::new();
+        let generated = pki.dir.path().join("generated");
+        attesta::cli::generate::run(&attesta::cli::generate::GenerateArgs {
+            out: generated.clone(),
+            residents: 20_000,
+            seed: 2014,
+            as_of: Some(AS_OF.into()),
+        })
+        .unwrap();
+        let host_data = pki.agency_dir(HOST).join("data");
+        for t in [FANO, CAGLI] {
+            install_tenant(&mut pki, &host_data, t);
+        }
+        let host = start_node(&mut pki, HOST, |_| {}).await;
+        let questura = start_node(&mut pki, "questura-pu", |c| {
+            c.serves = vec!["legal-presence".into()]
+        })
+        .await;
+        let inps = start_node(&mut pki, "inps-pesaro", |_| {}).await;
+        let mut p = Self {
+            pki,
+            host,
+            questura,
+            inps,
+            generated,
+        };
+        p.publish(2, &[]).await;
+        let permits = std::fs::read(p.generated.join("permits.csv")).unwrap();
+        let questura = p.questura.url.clone();
+        let r = p.import("questura-pu", &questura, "permits", permits).await;
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        for (t, comune) in [(FANO, "041013"), (CAGLI, "041007")] {
+            let body = p.residents_of(comune);
+            let base = p.base(t);
+            let r = p.import(t, &base, "residents", body).await;
+            assert_eq!(r.status, 200, "{t}: {}", String::from_utf8_lossy(&r.body));
+        }
+        p
+    }
+
+    fn directory(&self) -> Vec<DirectoryEntry> {
+        vec![
+            entry(PREFETTURA, Some("https://127.0.0.1:9"), vec![], &[]),
+            entry(HOST, Some(&self.host.url), vec![], &[]),
+            entry(FANO, None, vec![Service::Residence], &["041013"]),
+            entry(CAGLI, None, vec![Service::Residence], &["041007"]),
+            entry(ACQUALAGNA, None, vec![Service::Residence], &["041001"]),
+            entry(
+                "questura-pu",
+                Some(&self.questura.url),
+                vec![Service::LegalPresence],
+                &[],
+            ),
+            entry("inps-pesaro", Some(&self.inps.url), vec![], &[]),
+        ]
+    }
+
+    /// Signs a manifest (the province's directory, `revoked`) and pushes it to every node.
+    async fn publish(&mut self, version: u64, revoked: &[&str]) {
+        let manifest = Manifest {
+            directory: self.directory(),
+            revoked: revoked.iter().map(|r| r.to_string()).collect(),
+            ..test_manifest(version, &policy())
+        };
+        let token = self.pki.sign_manifest(PREFETTURA, &manifest);
+        let prefettura = self.pki.client(PREFETTURA);
+        for node in [&self.host, &self.questura, &self.inps] {
+            let r = notify(&prefettura, node, token.clone()).await;
+            assert!(
+                r.status.is_success(),
+                "{}: {}",
+                node.agency,
+                r.problem_line()
+            );
+        }
+    }
+
+    /// A tenant's base URL on the host.
+    fn base(&self, tenant: &str) -> String {
+        format!("{}/tenants/{tenant}", self.host.url)
+    }
+
+    /// The generated residents of `comune`, as a CSV with its header.
+    fn residents_of(&self, comune: &str) -> Vec<u8> {
+        let all = std::fs::read_to_string(self.generated.join("residents.csv")).unwrap();
+        let mut lines = all.lines();
+        let mut body = format!("{}\n", lines.next().unwrap());
+        for l in lines.filter(|l| l.split(',').nth(7) == Some(comune)) {
+            body.push_str(l);
+            body.push('\n');
+        }
+        body.into_bytes()
+    }
+
+    /// A current resident of `comune` who is an Italian citizen: resident and legally present
+    /// by registration.
+    fn citizen_of(&self, comune: &str) -> String {
+        let body = String::from_utf8(self.residents_of(comune)).unwrap();
+        body.lines()
+            .skip(1)
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .find(|f| f[6] == "100" && f[11].is_empty())
+            .map(|f| f[0].to_owned())
+            .unwrap_or_else(|| panic!("no Italian resident of {comune}"))
+    }
+
+    async fn import(&mut self, as_: &str, base: &str, dataset: &str, body: Vec<u8>) -> Reply {
+        self.pki
+            .client(as_)
+            .post(
+                &format!("{base}/v1/admin/import/{dataset}?mode=snapshot&as_of={AS_OF}"),
+                "text/csv",
+                Bytes::from(body),
+            )
+            .await
+            .unwrap()
+    }
+
+    async fn post(&mut self, as_: &str, url: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .pki
+            .client(as_)
+            .post(url, "application/json", Bytes::from(body.to_string()))
+            .await
+            .unwrap();
+        let v = if r.content_type() == Some(attesta::attestation::CONTENT_TYPE) {
+            let token = std::str::from_utf8(&r.body).unwrap();
+            let v = attesta::attestation::verify(&self.pki.trust(), token).unwrap();
+            json!({"signer": v.signer.agency().as_str(), "payload": v.payload})
+        } else {
+            r.json::<Value>().unwrap_or(Value::Null)
+        };
+        (r.status.as_u16(), v)
+    }
+
+    /// Asks a tenant's residence question directly, as the Questura would.
+    async fn residence(&mut self, tenant: &str, cf: &str) -> (u16, Value) {
+        let url = format!("{}/v1/attest/residence", self.base(tenant));
+        let q = json!({"subject": cf, "purpose": "permit-renewal", "as_of": AS_OF});
+        self.post("questura-pu", &url, q).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hosted_comuni_answer_through_a_consumers_coordinator_signed_by_themselves() {
+    let mut p = Province::start().await;
+    let trust = p.pki.trust();
+    let url = p.inps.url("/v1/status");
+    for (tenant, comune) in [(FANO, "041013"), (CAGLI, "041007")] {
+        let cf = p.citizen_of(comune);
+        for with_comune in [true, false] {
+            let mut q = json!({"subject": cf, "purpose": "benefit-eligibility", "as_of": AS_OF});
+            if with_comune {
+                q["comune"] = json!(comune);
+            }
+            let (code, a) = p.post("inps-pesaro", &url, q).await;
+            assert_eq!(code, 200, "{a}");
+            assert_eq!(a["resident"], true, "{tenant} {with_comune}: {a}");
+            assert_eq!(a["comune"], comune, "{a}");
+            assert_eq!(a["legally_present"], true, "{a}");
+            assert_eq!(a["complete"], true, "{a}");
+            // The positive answer is the comune's own, verified offline against the CA: signed
+            // by the comune, not by the host that served it.
+            let signers: Vec<String> = a["attestations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| {
+                    let v = attesta::attestation::verify(&trust, t.as_str().unwrap()).unwrap();
+                    assert_eq!(v.payload["audience"], "inps-pesaro");
+                    v.signer.agency().to_string()
+                })
+                .collect();
+            assert!(signers.iter().any(|s| s == tenant), "{signers:?}");
+            assert!(!signers.iter().any(|s| s == HOST), "{signers:?}");
+        }
+    }
+    // The host's own routes answer for nobody: it holds nothing of its own.
+    let cf = p.citizen_of("041013");
+    let url = p.host.url("/v1/attest/residence");
+    let (code, a) = p
+        .post(
+            "questura-pu",
+            &url,
+            json!({"subject": cf, "purpose": "permit-renewal"}),
+        )
+        .await;
+    assert_eq!(code, 404, "{a}");
+    assert_eq!(a["type"], "urn:attesta:problem:not-served");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_operator_imports_into_its_own_data_only() {
+    let mut p = Province::start().await;
+    let body = p.residents_of("041013");
+    // Fano's operator into Cagli, and the host's operator into Fano: both refused by policy.
+    for (as_, tenant) in [(FANO, CAGLI), (HOST, FANO)] {
+        let base = p.base(tenant);
+        let r = p.import(as_, &base, "residents", body.clone()).await;
+        assert_eq!(r.status, 403, "{as_} into {tenant}: {}", r.problem_line());
+    }
+    // Cagli's data is still Cagli's, and Fano's still Fano's.
+    let fano = p.citizen_of("041013");
+    let cagli = p.citizen_of("041007");
+    assert_eq!(
+        p.residence(CAGLI, &cagli).await.1["payload"]["resident"],
+        true
+    );
+    assert_eq!(
+        p.residence(FANO, &fano).await.1["payload"]["resident"],
+        true
+    );
+    // And reading another tenant's log is an auditor's grant, not a neighbour's.
+    let r = p
+        .pki
+        .client(FANO)
+        .get(&format!("{}/v1/audit/entries?start=0&end=1", p.base(CAGLI)))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403, "{}", r.problem_line());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_question_is_answered_from_the_addressed_tenants_data_only() {
+    let mut p = Province::start().await;
+    let fano = p.citizen_of("041013");
+    let (code, a) = p.residence(FANO, &fano).await;
+    assert_eq!(code, 200, "{a}");
+    assert_eq!(a["signer"], FANO);
+    assert_eq!(a["payload"]["issuer"], FANO);
+    assert_eq!(a["payload"]["resident"], true);
+    assert_eq!(a["payload"]["comune"], "041013");
+    // The same person asked of Cagli: not resident there, signed by Cagli.
+    let (code, a) = p.residence(CAGLI, &fano).await;
+    assert_eq!(code, 200, "{a}");
+    assert_eq!(a["signer"], CAGLI);
+    assert_eq!(a["payload"]["resident"], false);
+    // A tenant the node does not have, and a node route under a tenant's prefix.
+    let (code, a) = p.residence("comune-pesaro", &fano).await;
+    assert_eq!(code, 404, "{a}");
+    assert_eq!(a["type"], "urn:attesta:problem:unknown-tenant");
+    let r = p
+        .pki
+        .client(FANO)
+        .get(&format!("{}/metrics", p.base(FANO)))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "{}", r.problem_line());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tenants_log_holds_its_own_requests_and_verifies_on_its_own() {
+    let mut p = Province::start().await;
+    let fano = p.citizen_of("041013");
+    for _ in 0..3 {
+        p.residence(FANO, &fano).await;
+    }
+    p.residence(CAGLI, &fano).await;
+    let auditor = p.pki.client("garante-audit");
+    let td = p.pki.ca.trust_domain().to_string();
+    for (tenant, asked) in [(FANO, 3), (CAGLI, 1)] {
+        let base = p.base(tenant);
+        // A checkpoint of the tenant's own log, signed with the tenant's key, covering (at
+        // least) its import and the questions asked of it.
+        let (note, size) = eventually(|| async {
+            let r = auditor
+                .get(&format!("{base}/v1/audit/checkpoint"))
+                .await
+                .ok()?;
+            let text = String::from_utf8(r.body.to_vec()).ok()?;
+            let note = attesta::audit::note::Note::parse(&text).ok()?;
+            let c = attesta::audit::note::Checkpoint::parse(&note.body).ok()?;
+            // Its import, then the questions.
+            (c.size > asked).then_some((text, c.size))
+        })
+        .await;
+        assert!(
+            note.starts_with(&format!("{td}/{tenant}/audit\n")),
+            "{note}"
+        );
+        let pems = auditor
+            .get(&format!("{base}/v1/audit/certificates"))
+            .await
+            .unwrap();
+        let first = String::from_utf8(pems.body.to_vec()).unwrap();
+        let signer = attesta_certs::SignerCert::from_pem(first.as_bytes()).unwrap();
+        assert_eq!(
+            signer.check(&p.pki.trust()).unwrap().agency().as_str(),
+            tenant
+        );
+
+        let r = auditor
+            .get(&format!("{base}/v1/audit/entries?start=0&end={size}"))
+            .await
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.problem_line());
+        let page: attesta::wire::EntriesPage<attesta::wire::PageEntry> = r.json().unwrap();
+        let mut questions = 0;
+        for e in &page.entries {
+            use base64::Engine as _;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(&e.leaf)
+                .unwrap();
+            let entry = attesta::audit::entry::Entry::decode(&bytes).unwrap();
+            // Only this tenant's requests: its operator's import, the Questura's questions, the
+            // auditor's reads of this log.
+            assert!(
+                [tenant, "questura-pu", "garante-audit"].contains(&entry.peer_agency.as_str()),
+                "{tenant}'s log holds {entry:?}"
+            );
+            questions += u64::from(entry.route.ends_with("/v1/attest/residence"));
+        }
+        assert_eq!(questions, asked, "{tenant}");
+    }
+    // The host's own log has none of them.
+    let host_size = eventually(|| async {
+        let r = auditor
+            .get(&p.host.url("/v1/audit/checkpoint"))
+            .await
+            .ok()?;
+        let text = String::from_utf8(r.body.to_vec()).ok()?;
+        let note = attesta::audit::note::Note::parse(&text).ok()?;
+        attesta::audit::note::Checkpoint::parse(&note.body)
+            .ok()
+            .map(|c| c.size)
+    })
+    .await;
+    let r = auditor
+        .get(
+            &p.host
+                .url(&format!("/v1/audit/entries?start=0&end={host_size}")),
+        )
+        .await
+        .unwrap();
+    let page: attesta::wire::EntriesPage<attesta::wire::PageEntry> = r.json().unwrap();
+    for e in &page.entries {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&e.leaf)
+            .unwrap();
+        let entry = attesta::audit::entry::Entry::decode(&bytes).unwrap();
+        assert!(!entry.route.contains("/v1/attest/"), "{entry:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_tenant_stops_it_and_nobody_else() {
+    let mut p = Province::start().await;
+    let fano = p.citizen_of("041013");
+    let cagli = p.citizen_of("041007");
+    p.publish(3, &[FANO]).await;
+    let (code, a) = p.residence(FANO, &fano).await;
+    assert_eq!(code, 404, "{a}");
+    assert_eq!(a["type"], "urn:attesta:problem:unknown-tenant");
+    assert!(a["detail"].as_str().unwrap().contains("revoked"), "{a}");
+    let (code, a) = p.residence(CAGLI, &cagli).await;
+    assert_eq!(code, 200, "{a}");
+    assert_eq!(a["payload"]["resident"], true);
+    // A consumer's coordinator no longer asks Fano: its residence stays unknown.
+    let q = json!({"subject": fano, "purpose": "benefit-eligibility", "comune": "041013"});
+    let url = p.inps.url("/v1/status");
+    let (code, a) = p.post("inps-pesaro", &url, q).await;
+    assert_eq!(code, 200, "{a}");
+    assert_eq!(a["resident"], Value::Null, "{a}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_asks_peers_with_its_own_grants_and_the_host_with_its_own() {
+    let mut p = Province::start().await;
+    // A hosted comune checks a resident's legal presence through its coordinator on the host:
+    // the Questura learns it is Fano from Fano's certificate, and answers by Fano's grants.
+    let fano = p.citizen_of("041013");
+    let q = json!({"subject": fano, "purpose": "registry-update", "comune": "041013"});
+    let url = format!("{}/v1/status", p.base(FANO));
+    let (code, a) = p.post(FANO, &url, q.clone()).await;
+    assert_eq!(code, 200, "{a}");
+    assert_eq!(a["resident"], true, "{a}");
+    assert_eq!(a["legally_present"], true, "{a}");
+    for t in a["attestations"].as_array().unwrap() {
+        let v = attesta::attestation::verify(&p.pki.trust(), t.as_str().unwrap()).unwrap();
+        assert_eq!(
+            v.payload["audience"], FANO,
+            "addressed to the tenant: {v:?}"
+        );
+    }
+    // The host asking for itself has no comune's grants: refused at its own node, and by the
+    // Questura when it asks there directly.
+    let url = p.host.url("/v1/status");
+    let (code, a) = p.post(HOST, &url, q).await;
+    assert_eq!(code, 403, "{a}");
+    let url = p.questura.url("/v1/attest/legal-presence");
+    let (code, a) = p
+        .post(
+            HOST,
+            &url,
+            json!({"subject": fano, "purpose": "registry-update"}),
+        )
+        .await;
+    assert_eq!(code, 403, "{a}");
+    // Nor is a grant to Fano a grant to Cagli's prefix: Cagli's operator asking as Fano.
+    let url = format!("{}/v1/admin/import/residents", p.base(FANO));
+    let (code, a) = p.post(CAGLI, &url, json!({})).await;
+    assert_eq!(code, 403, "{a}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_is_added_to_a_running_host_and_removed_with_its_log_kept() {
+    let mut p = Province::start().await;
+    let cf = p.citizen_of("041001");
+    // Listed in the directory, not yet on the host.
+    let (code, a) = p.residence(ACQUALAGNA, &cf).await;
+    assert_eq!(code, 404, "{a}");
+    let host_data = p.pki.agency_dir(HOST).join("data");
+    install_tenant(&mut p.pki, &host_data, ACQUALAGNA);
+    let admin = p.pki.client(HOST);
+    let add = p.host.url(&format!("/v1/admin/tenants/{ACQUALAGNA}"));
+    // A neighbour cannot add tenants to the host.
+    let r = p
+        .pki
+        .client(FANO)
+        .post(&add, "application/json", Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403, "{}", r.problem_line());
+    let r = admin
+        .post(&add, "application/json", Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.problem_line());
+    let base = p.base(ACQUALAGNA);
+    let body = p.residents_of("041001");
+    let r = p.import(ACQUALAGNA, &base, "residents", body).await;
+    assert_eq!(r.status, 200, "{}", r.problem_line());
+    let (code, a) = p.residence(ACQUALAGNA, &cf).await;
+    assert_eq!(code, 200, "{a}");
+    assert_eq!(a["signer"], ACQUALAGNA);
+    assert_eq!(a["payload"]["resident"], true);
+
+    let r = admin.get(&p.host.url("/v1/admin/tenants")).await.unwrap();
+    let list: Value = r.json().unwrap();
+    let names: Vec<&str> = list["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["agency"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [ACQUALAGNA, CAGLI, FANO], "{list}");
+
+    // Removal writes the whole log out first; the bundle verifies offline.
+    let r = admin
+        .request(http::Method::DELETE, &add, None)
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.problem_line());
+    let removed: Value = r.json().unwrap();
+    let bundle_path = PathBuf::from(removed["bundle"].as_str().unwrap());
+    let bytes = std::fs::read(&bundle_path).unwrap();
+    let bundle = attesta::audit::bundle::Bundle::read(&bytes[..], |_, _| {}).unwrap();
+    let verified =
+        attesta::audit::bundle::verify(&bundle, &p.pki.trust(), 0, None, |_, _| {}).unwrap();
+    assert_eq!(verified.agency, ACQUALAGNA);
+    assert!(verified.entries.end >= 2, "{:?}", verified.entries);
+    assert_eq!(removed["entries"], verified.entries.end);
+    let (code, a) = p.residence(ACQUALAGNA, &cf).await;
+    assert_eq!(code, 404, "{a}");
+    assert!(!host_data.join("tenants").join(ACQUALAGNA).exists());
+    // The others are untouched.
+    let fano = p.citizen_of("041013");
+    assert_eq!(
+        p.residence(FANO, &fano).await.1["payload"]["resident"],
+        true
+    );
+}
