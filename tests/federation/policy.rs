@@ -281,6 +281,8 @@ async fn an_agency_without_grants_learns_nothing_about_the_data_from_any_route()
             "/v1/witness/add-checkpoint",
             "/v1/admin/import/residents",
             "/v1/admin/import/permits",
+            "/v1/admin/tenants",
+            "/v1/admin/tenants/{agency}",
         ];
         assert!(
             walked.contains(path) || elsewhere.contains(path),
@@ -311,9 +313,15 @@ async fn every_route_is_guarded() {
         let url = node.url(&format!(
             "{}{query}",
             path.replace("{cf}", "RSSMRA85T10A562S")
+                .replace("{agency}", "comune-fano")
         ));
         let r = if *method == http::Method::GET {
             stranger.get(&url).await.unwrap()
+        } else if *method == http::Method::DELETE {
+            stranger
+                .request(http::Method::DELETE, &url, None)
+                .await
+                .unwrap()
         } else if *path == "/v1/audit/subject-report" {
             // The purpose of audit routes is fixed: "audit".
             post_json(&stranger, &url, json!({"subject": "RSSMRA85T10A562S"})).await

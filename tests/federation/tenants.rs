@@ -535,3 +535,123 @@ async fn a_tenant_is_added_to_a_running_host_and_removed_with_its_log_kept() {
         true
     );
 }
+
+/// Runs `attesta ARGS` off the runtime's threads (the host runs in this process).
+async fn cli(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || crate::cli::attesta().args(&args).output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_centre_adds_imports_lists_and_removes_a_comune_from_the_command_line() {
+    let mut p = Province::start().await;
+    let config = p.host.config_path.display().to_string();
+    let ca = p.pki.dir.path().join("ca").display().to_string();
+    let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    let out = cli(s(&[
+        "tenant", "add", "--config", &config, "--agency", ACQUALAGNA, "--ca", &ca,
+    ]))
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.contains(&format!("{ACQUALAGNA} is served by {HOST}")),
+        "{said}"
+    );
+    let key = p
+        .pki
+        .agency_dir(HOST)
+        .join("data/tenants")
+        .join(ACQUALAGNA)
+        .join("sign.key");
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // Imported as the comune (its certificate, kept on the host), answered in its name.
+    let csv = p.pki.dir.path().join("acqualagna.csv");
+    std::fs::write(&csv, p.residents_of("041001")).unwrap();
+    let out = cli(s(&[
+        "import",
+        "residents",
+        "--config",
+        &config,
+        "--tenant",
+        ACQUALAGNA,
+        "--as-of",
+        AS_OF,
+        csv.to_str().unwrap(),
+    ]))
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cf = p.citizen_of("041001");
+    let (code, a) = p.residence(ACQUALAGNA, &cf).await;
+    assert_eq!(code, 200, "{a}");
+    assert_eq!(a["signer"], ACQUALAGNA);
+    assert_eq!(a["payload"]["resident"], true);
+
+    let out = cli(s(&["tenant", "list", "--config", &config])).await;
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(listed.lines().count(), 3, "{listed}");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(ACQUALAGNA) && l.contains("served")),
+        "{listed}"
+    );
+
+    // An agency the manifest does not give this host is refused, in one line, and nothing is
+    // served for it.
+    let out = cli(s(&[
+        "tenant",
+        "add",
+        "--config",
+        &config,
+        "--agency",
+        "comune-pesaro",
+        "--ca",
+        &ca,
+    ]))
+    .await;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("does not give comune-pesaro to this node"),
+        "{err}"
+    );
+
+    let out = cli(s(&[
+        "tenant", "remove", "--config", &config, "--agency", ACQUALAGNA,
+    ]))
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        said.starts_with(&format!("removed {ACQUALAGNA}: its log (")),
+        "{said}"
+    );
+    let (code, _) = p.residence(ACQUALAGNA, &cf).await;
+    assert_eq!(code, 404);
+}

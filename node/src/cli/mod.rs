@@ -8,6 +8,7 @@ pub mod generate;
 pub mod logs;
 pub mod policy;
 pub mod query;
+pub mod tenant;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -44,6 +45,9 @@ enum Command {
     Demo(DemoCommand),
     /// Import a CSV file of residents or permits into a running node (as its operator).
     Import(ImportArgs),
+    /// The agencies a service centre's node hosts: add, list, remove (the host's operator).
+    #[command(subcommand)]
+    Tenant(crate::cli::tenant::TenantCommand),
     /// Write synthetic residents.csv, permits.csv and samples.json for the province.
     Generate(crate::cli::generate::GenerateArgs),
     /// Verify a signed attestation offline and print its payload.
@@ -80,6 +84,10 @@ pub struct ImportArgs {
     /// Import the valid rows and report the invalid ones (default: any invalid row stops it).
     #[arg(long)]
     skip_invalid: bool,
+    /// On a host: import into this tenant's data, as the tenant (with its certificate, kept
+    /// in the host's tenant directory).
+    #[arg(long)]
+    tenant: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -234,6 +242,7 @@ fn run_command(command: Command) -> anyhow::Result<()> {
         }
         Command::Demo(DemoCommand::Up(args)) => runtime()?.block_on(crate::cli::demo::up(args)),
         Command::Import(args) => runtime()?.block_on(import(args)),
+        Command::Tenant(cmd) => crate::cli::tenant::run(cmd),
         Command::Generate(args) => crate::cli::generate::run(&args),
         Command::Bench(args) => runtime()?.block_on(crate::cli::bench::run(args)),
         Command::Audit(cmd) => crate::cli::audit::run(cmd),
@@ -258,15 +267,32 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
     if args.skip_invalid {
         query.push_str("&skip_invalid=true");
     }
+    let (prefix, client) = match &args.tenant {
+        None => (String::new(), settings.own_client()?),
+        Some(t) => {
+            let tenant = AgencyId::new(t).context("--tenant")?;
+            let files = attesta_certs::AgencyFiles::in_dir(&crate::cli::tenant::tenant_dir(
+                &settings, &tenant,
+            ));
+            let identity = attesta_certs::Identity::load(
+                &settings.trust_domain,
+                &files.auth_cert,
+                &files.auth_key,
+            )
+            .with_context(|| format!("--tenant {tenant}: its certificate on this host"))?;
+            let client =
+                crate::client::Client::pinned(&settings.trust, &identity, Some(&settings.agency))?;
+            (attesta_policy::tenant_prefix(tenant.as_str()), client)
+        }
+    };
     let url = format!(
-        "{}{}?{query}",
+        "{}{prefix}{}?{query}",
         settings.local_url(),
         match args.dataset {
             ImportDataset::Residents => crate::wire::path::IMPORT_RESIDENTS,
             ImportDataset::Permits => crate::wire::path::IMPORT_PERMITS,
         }
     );
-    let client = settings.own_client()?;
     let reply = if std::io::stderr().is_terminal() {
         let name = args.file.display().to_string();
         let reply = client

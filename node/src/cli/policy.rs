@@ -56,6 +56,36 @@ pub enum PolicyCommand {
         #[arg(long)]
         draft: PathBuf,
     },
+    /// Publish the next manifest version with `agency` hosted by `host` in the directory (a
+    /// comune moved to the service centre), the policy in force unchanged.
+    Host {
+        /// node.toml of the Prefettura's node (or of a node whose certificate may publish).
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        url: Option<String>,
+        /// The hosted agency, e.g. comune-fano.
+        #[arg(long)]
+        agency: String,
+        /// The node that serves it, e.g. cst-pu (an agency of the directory with a URL).
+        #[arg(long)]
+        host: String,
+        /// The comuni (ISTAT codes) whose registry it keeps.
+        #[arg(long = "comune")]
+        comuni: Vec<String>,
+        /// What it answers: residence, legal-presence.
+        #[arg(long = "serves", default_value = "residence")]
+        serves: Vec<String>,
+    },
+    /// Publish the next manifest version without the hosted agency `agency` in the directory.
+    Unhost {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long)]
+        agency: String,
+    },
     /// Sign the draft as the next manifest version on the Prefettura's node, which serves it
     /// and notifies every node.
     Publish {
@@ -206,6 +236,68 @@ pub async fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
         PolicyCommand::Publish { config, url, draft } => publish(&config, url, &draft)
             .await
             .map(|()| ExitCode::SUCCESS),
+        PolicyCommand::Host {
+            config,
+            url,
+            agency,
+            host,
+            comuni,
+            serves,
+        } => {
+            let mut services = Vec::new();
+            for s in &serves {
+                services.push(match s.as_str() {
+                    "residence" => attesta_policy::Service::Residence,
+                    "legal-presence" => attesta_policy::Service::LegalPresence,
+                    other => {
+                        anyhow::bail!("--serves: {other:?} is not residence or legal-presence")
+                    }
+                });
+            }
+            for c in &comuni {
+                crate::domain::places::ComuneCode::parse(c)
+                    .map_err(|e| anyhow::anyhow!("--comune {c}: {e}"))?;
+            }
+            let entry = attesta_policy::DirectoryEntry {
+                agency: agency.clone(),
+                url: None,
+                hosted_by: Some(host.clone()),
+                serves: services,
+                comuni,
+            };
+            edit_directory(&config, url, |m| {
+                match m.entry(&host) {
+                    Some(h) if h.url.is_some() => {}
+                    Some(_) => anyhow::bail!("--host {host}: it is hosted itself"),
+                    None => anyhow::bail!("--host {host}: not in the directory"),
+                }
+                if m.entry(&agency).is_some_and(|e| e.url.is_some()) {
+                    anyhow::bail!(
+                        "--agency {agency}: it runs a node of its own; remove that entry first"
+                    );
+                }
+                m.directory.retain(|e| e.agency != agency);
+                m.directory.push(entry);
+                Ok(format!("{agency} hosted by {host}"))
+            })
+            .await
+            .map(|()| ExitCode::SUCCESS)
+        }
+        PolicyCommand::Unhost {
+            config,
+            url,
+            agency,
+        } => edit_directory(&config, url, |m| {
+            match m.entry(&agency) {
+                Some(e) if e.hosted_by.is_some() => {}
+                Some(_) => anyhow::bail!("--agency {agency}: not a hosted agency"),
+                None => anyhow::bail!("--agency {agency}: not in the directory"),
+            }
+            m.directory.retain(|e| e.agency != agency);
+            Ok(format!("{agency} no longer hosted"))
+        })
+        .await
+        .map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -365,6 +457,48 @@ async fn edit_draft(edit: Edit, grant: bool) -> anyhow::Result<()> {
         if grant { "+" } else { "-" },
         edit.draft.display(),
         edit.draft.display()
+    );
+    Ok(())
+}
+
+/// Publishes the next version with the directory `edit` changes (the policy and revocations
+/// in force unchanged), over the version it was read from.
+async fn edit_directory(
+    config: &Path,
+    url: Option<String>,
+    edit: impl FnOnce(&mut Manifest) -> anyhow::Result<String>,
+) -> anyhow::Result<()> {
+    let settings = Settings::load(config)?;
+    let base = prefettura_url(&settings, url)?;
+    let client = settings.client_for(&settings.manifest.prefettura)?;
+    let mut m = crate::manifest::fetch_published(&settings, &client, &base)
+        .await?
+        .with_context(|| format!("{base}: no manifest has been published yet"))?;
+    let what = edit(&mut m)?;
+    let body = serde_json::to_vec(&crate::wire::PublishRequest {
+        policy: m.policy.clone(),
+        directory: Some(m.directory.clone()),
+        revoked: None,
+        expected_version: Some(m.version),
+    })?;
+    let reply = client
+        .post(
+            &format!("{base}{}", crate::wire::path::MANIFEST),
+            "application/json",
+            body.into(),
+        )
+        .await
+        .with_context(|| format!("publishing to {base}"))?;
+    if !reply.status.is_success() {
+        anyhow::bail!("{what}: publish refused: {}", reply.problem_line());
+    }
+    let answer: crate::wire::PublishAnswer =
+        serde_json::from_slice(&reply.body).context("reading the publish answer")?;
+    println!(
+        "published manifest version {}: {what}; {} of {} nodes notified",
+        answer.version,
+        answer.notified.iter().filter(|n| n.ok).count(),
+        answer.notified.len()
     );
     Ok(())
 }

@@ -375,3 +375,12 @@ fn an_error_chain_says_each_cause_once() {
     assert_eq!(chain.matches("No such file").count(), 1, "{chain}");
     assert!(chain.starts_with("/nonexistent/node.toml: "), "{chain}");
 }
+
+#[test]
+fn the_commented_service_centre_config_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/host.toml");
+    let raw = NodeConfig::read(&path).unwrap();
+    assert_eq!(raw.agency, "cst-pu");
+    assert!(raw.serves.is_empty());
+    assert_eq!(raw.store.memory_mb, 512);
+}

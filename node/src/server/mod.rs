@@ -52,6 +52,7 @@ pub use crate::wire::AUDIT_PAGE;
 pub use manifest_api::{Notified, PublishAnswer, PublishRequest};
 pub use respond::{LOG_INDEX_HEADER, QUERY_ID_HEADER};
 pub use routes::{Route, ROUTES};
+pub use served::{tenants_dir, TenantConfig, TENANT_FILE};
 pub use status::{StatusAnswer, Unavailable};
 
 /// Errors starting a node.

@@ -39,7 +39,18 @@ pub(crate) struct Served {
     /// The tenant's directory (`None` for the node's own agency).
     pub dir: Option<PathBuf>,
     /// Getting this log's checkpoints cosigned.
-    pub submitting: super::witness::Submitting,
+    pub submitting: Submitting,
+}
+
+/// One log's submissions to the witnesses (see `witness`).
+#[derive(Default)]
+pub(crate) struct Submitting {
+    /// A round of submissions is under way.
+    pub busy: std::sync::atomic::AtomicBool,
+    /// The size each peer's witness last cosigned for this log, as it said.
+    pub known: std::sync::Mutex<HashMap<String, u64>>,
+    /// When the last round started.
+    pub last_round: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Served {

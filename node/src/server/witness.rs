@@ -24,7 +24,7 @@
 //! the reset is a `change` entry of this node's own log first.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -67,17 +67,6 @@ pub(crate) struct Witnessing {
     /// The signing certificates (PEM) of the witnesses whose cosignatures this node checked,
     /// by cosignature key name: served with its own, so that auditors get them from here.
     certificates: Mutex<HashMap<String, String>>,
-}
-
-/// One log's submissions to the witnesses (the node's own log, and each tenant's).
-#[derive(Default)]
-pub(crate) struct Submitting {
-    /// A round of submissions is under way.
-    busy: AtomicBool,
-    /// The size each peer's witness last cosigned for this log, as it said.
-    known: Mutex<HashMap<String, u64>>,
-    /// When the last round started.
-    last_round: Mutex<Option<Instant>>,
 }
 
 impl Witnessing {

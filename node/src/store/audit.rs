@@ -186,11 +186,13 @@ impl Store {
             *b = v;
             !carry
         });
-        opts.set_iterate_upper_bound(if bounded {
-            self.k(&[&upper])
-        } else {
-            self.end()
-        });
+        // The node's own subjects may start with 0xff, like a tenant's prefix: an all-0xff
+        // one is bounded by the prefix check below, a tenant's by the end of its scope.
+        if bounded {
+            opts.set_iterate_upper_bound(self.k(&[&upper]));
+        } else if !self.scope.is_empty() {
+            opts.set_iterate_upper_bound(self.end());
+        }
         let mut out = Vec::new();
         for item in self.db.iterator_cf_opt(
             self.cf(AUDIT_SUBJECTS),
