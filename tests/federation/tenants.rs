@@ -239,18 +239,66 @@ async fn hosted_comuni_answer_through_a_consumers_coordinator_signed_by_themselv
             assert!(!signers.iter().any(|s| s == HOST), "{signers:?}");
         }
     }
-    // The host's own routes answer for nobody: it holds nothing of its own.
+    // Asked without a tenant, the host answers for every registry it hosts in one call: a
+    // resident gets the comune's own attestation.
     let cf = p.citizen_of("041013");
     let url = p.host.url("/v1/attest/residence");
-    let (code, a) = p
-        .post(
-            "questura-pu",
-            &url,
-            json!({"subject": cf, "purpose": "permit-renewal"}),
-        )
-        .await;
-    assert_eq!(code, 404, "{a}");
-    assert_eq!(a["type"], "urn:attesta:problem:not-served");
+    let q = json!({"subject": cf, "purpose": "permit-renewal"});
+    let (code, a) = p.post("questura-pu", &url, q).await;
+    assert_eq!(code, 200, "{a}");
+    assert_eq!(a["signer"], FANO, "{a}");
+    assert_eq!(a["payload"]["resident"], true);
+    // Someone resident nowhere: the host's own no, naming the registries it consulted.
+    let nobody = "XYZQWK77E15G479C";
+    let q = json!({"subject": nobody, "purpose": "permit-renewal"});
+    let (code, a) = p.post("questura-pu", &url, q).await;
+    assert_eq!(code, 200, "{a}");
+    assert_eq!(a["signer"], HOST, "{a}");
+    assert_eq!(a["payload"]["resident"], false);
+    assert_eq!(a["payload"]["covers"], json!([FANO, CAGLI]), "{a}");
+    // The directory says the host keeps Acqualagna too, which it does not serve yet: its no
+    // does not cover Acqualagna, so a coordinator cannot conclude "not resident".
+    let status = p.inps.url("/v1/status");
+    let q = json!({"subject": nobody, "purpose": "benefit-eligibility"});
+    let (code, a) = p.post("inps-pesaro", &status, q.clone()).await;
+    assert_eq!(code, 200, "{a}");
+    assert_eq!(a["resident"], Value::Null, "{a}");
+    let why = &a["unavailable"][0];
+    assert_eq!(why["agency"], HOST, "{a}");
+    assert_eq!(why["reason"], "incomplete", "{a}");
+    assert!(why["detail"].as_str().unwrap().contains(ACQUALAGNA), "{a}");
+    // Once it is served (with data), the same question is a complete "no", in one call.
+    let host_data = p.pki.agency_dir(HOST).join("data");
+    install_tenant(&mut p.pki, &host_data, ACQUALAGNA);
+    let add = p.host.url(&format!("/v1/admin/tenants/{ACQUALAGNA}"));
+    let r = p
+        .pki
+        .client(HOST)
+        .post(&add, "application/json", Bytes::new())
+        .await
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", r.problem_line());
+    let base = p.base(ACQUALAGNA);
+    let body = p.residents_of("041001");
+    let r = p.import(ACQUALAGNA, &base, "residents", body).await;
+    assert_eq!(r.status, 200, "{}", r.problem_line());
+    let (code, a) = p.post("inps-pesaro", &status, q).await;
+    assert_eq!(code, 200, "{a}");
+    assert_eq!(a["resident"], false, "{a}");
+    let signers: Vec<String> = a["attestations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let v = attesta::attestation::verify(&trust, t.as_str().unwrap()).unwrap();
+            v.signer.agency().to_string()
+        })
+        .collect();
+    assert_eq!(
+        signers.iter().filter(|s| *s == HOST).count(),
+        1,
+        "{signers:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -84,6 +84,10 @@ pub struct ResidenceAnswer {
     pub since: Option<String>,
     /// Whether the person needs a residence permit (false: Italian, EU, EEA or Swiss).
     pub permit_required: Option<bool>,
+    /// On a service centre's answer for all the agencies it hosts (signed by the host, always
+    /// negative): the hosted agencies whose registries were consulted. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub covers: Vec<String>,
 }
 
 /// A Questura's signed answer (`POST /v1/attest/legal-presence`).

@@ -7,8 +7,10 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use super::respond::{data_as_of, store_failure, Resp};
-use super::served::Served;
-use super::Peer;
+use std::sync::Arc;
+
+use super::served::{self, Served};
+use super::{Peer, Shared};
 use crate::attestation::{Envelope, PresenceAnswer, ResidenceAnswer};
 use crate::domain::presence::{legal_presence_on, residence_on};
 use crate::domain::records::format_date;
@@ -70,6 +72,93 @@ pub(super) fn attest_residence(
             comune: fact.comune.map(|c| c.to_string()),
             since: fact.since.map(format_date),
             permit_required: fact.permit_required,
+            covers: Vec::new(),
+        },
+    )
+}
+
+/// The tenants of this node that answer residence now: loaded, and given to this node by the
+/// manifest in force (not revoked), in the directory's order.
+fn residence_tenants(shared: &Shared) -> Vec<Arc<Served>> {
+    let Some(active) = shared.manifest.current() else {
+        return Vec::new();
+    };
+    let me = &shared.settings.agency;
+    active
+        .manifest
+        .tenants_of(me.as_str())
+        .filter(|e| served::not_hosted(Some(&active.manifest), me, &e.agency).is_none())
+        .filter_map(|e| shared.tenants.loaded(&e.agency))
+        .filter(|t| t.serves(attesta_policy::Service::Residence))
+        .collect()
+}
+
+/// `POST /v1/attest/residence` without a tenant on a service centre: one call answers for
+/// every registry it hosts (a question that names no comune must not cost the coordinator a
+/// call per hosted comune). A resident of one of them gets that comune's own attestation,
+/// logged in that comune's log (`answered_by`); anyone else gets the host's negative
+/// attestation, which names in `covers` the hosted registries it consulted (those with data),
+/// with the oldest of their `data_as_of`. The coordinator accepts the negative only if it
+/// covers every registry the directory says the host keeps. A node whose own agency keeps a
+/// registry answers from it, as always.
+pub(super) fn attest_residence_here(
+    shared: &Shared,
+    served: &Arc<Served>,
+    peer: &Peer,
+    q: &Question,
+    answered_by: &mut Option<Arc<Served>>,
+) -> Result<Resp, Problem> {
+    if served.is_tenant() || served.serves(attesta_policy::Service::Residence) {
+        return attest_residence(served, peer, q);
+    }
+    let tenants = residence_tenants(shared);
+    if tenants.is_empty() {
+        return Err(Problem::new(ProblemKind::NotServed));
+    }
+    let mut covers = Vec::new();
+    let mut oldest: Option<String> = None;
+    for t in &tenants {
+        let (resident, info) = t.store.resident(&q.subject).map_err(store_failure)?;
+        let Ok(as_of) = data_as_of(&info) else {
+            // No data yet: this registry cannot say no; the answer will not cover it.
+            continue;
+        };
+        let fact = residence_on(resident.as_ref(), q.as_of);
+        if fact.resident {
+            *answered_by = Some(t.clone());
+            return signed(
+                t,
+                &ResidenceAnswer {
+                    envelope: envelope(t, peer, q, as_of),
+                    resident: true,
+                    comune: fact.comune.map(|c| c.to_string()),
+                    since: fact.since.map(format_date),
+                    permit_required: fact.permit_required,
+                    covers: Vec::new(),
+                },
+            );
+        }
+        covers.push(t.agency.to_string());
+        if let Some(d) = as_of {
+            if oldest.as_ref().is_none_or(|o| d < *o) {
+                oldest = Some(d);
+            }
+        }
+    }
+    if covers.is_empty() {
+        return Err(
+            Problem::new(ProblemKind::NoData).with_detail("no registry hosted here has data yet")
+        );
+    }
+    signed(
+        served,
+        &ResidenceAnswer {
+            envelope: envelope(served, peer, q, oldest),
+            resident: false,
+            comune: None,
+            since: None,
+            permit_required: None,
+            covers,
         },
     )
 }

@@ -75,6 +75,9 @@ pub(crate) struct Target {
     pub url: String,
     /// `/tenants/<agency>` on a host, empty on the agency's own node.
     pub prefix: String,
+    /// When `agency` is a host asked for all the registries it hosts at once: those
+    /// registries (see `attest::attest_residence_here`). Empty otherwise.
+    pub hosted: Vec<AgencyId>,
 }
 
 impl Target {
@@ -86,6 +89,7 @@ impl Target {
             agency,
             url,
             prefix: String::new(),
+            hosted: Vec::new(),
         }
     }
 }
@@ -113,9 +117,36 @@ pub(crate) fn directory(
                 node: AgencyId::new(at.node).ok()?,
                 url: at.url.to_owned(),
                 prefix: at.prefix,
+                hosted: Vec::new(),
             })
         })
         .collect()
+}
+
+/// `targets` with every group of agencies hosted by one node replaced by one target: the
+/// host, asked for all of them at once.
+pub(crate) fn one_call_per_host(targets: Vec<Target>) -> Vec<Target> {
+    let mut out: Vec<Target> = Vec::new();
+    for t in targets {
+        if t.prefix.is_empty() {
+            out.push(t);
+            continue;
+        }
+        match out
+            .iter_mut()
+            .find(|o| !o.hosted.is_empty() && o.node == t.node)
+        {
+            Some(host) => host.hosted.push(t.agency),
+            None => out.push(Target {
+                agency: t.node.clone(),
+                node: t.node,
+                url: t.url,
+                prefix: String::new(),
+                hosted: vec![t.agency],
+            }),
+        }
+    }
+    out
 }
 
 /// The other nodes of the directory (agencies with a URL of their own), not revoked: the

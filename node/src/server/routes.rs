@@ -259,6 +259,9 @@ pub(super) struct Trail {
     pub outgoing: Vec<Entry>,
     /// The request's body has arrived (a request timed out before is answered 408).
     pub body_read: bool,
+    /// The tenant whose data answered a question asked of its host without a tenant (see
+    /// `attest::attest_residence_here`): its log takes the entry, not the host's.
+    pub answered_by: Option<Arc<Served>>,
 }
 
 impl Trail {
@@ -272,6 +275,7 @@ impl Trail {
             request_sha256: None,
             outgoing: Vec::new(),
             body_read: false,
+            answered_by: None,
         };
         match headers.get(QUERY_ID_HEADER).map(|v| v.to_str()) {
             None => attesta_certs::random_bytes(&mut trail.query_id),
@@ -632,7 +636,7 @@ impl Parsed {
             Self::Witness => witness::add_checkpoint(shared, peer, &parts.headers, body),
             Self::Metrics => Ok(metrics(shared, &parts.headers)),
             Self::Attest(attesta_policy::Service::Residence, q) => {
-                attest::attest_residence(served, peer, &q)
+                attest::attest_residence_here(shared, served, peer, &q, &mut trail.answered_by)
             }
             Self::Attest(attesta_policy::Service::LegalPresence, q) => {
                 attest::attest_legal_presence(served, peer, &q)

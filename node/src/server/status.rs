@@ -71,6 +71,14 @@ enum Attested {
 }
 
 impl Attested {
+    /// The agency that signed it.
+    fn issuer(&self) -> &str {
+        match self {
+            Self::Residence(_, a) => &a.envelope.issuer,
+            Self::Presence(_, p) => &p.envelope.issuer,
+        }
+    }
+
     fn token(&self) -> &str {
         match self {
             Self::Residence(t, _) | Self::Presence(t, _) => t,
@@ -176,11 +184,14 @@ pub(crate) struct Found {
 }
 
 /// Verifies a peer's answer: a signed attestation by that agency, for this node, about this
-/// question, carrying the fact asked for.
+/// question, carrying the fact asked for. A host asked for all the registries it hosts
+/// (`hosted`) answers with one of them's positive attestation, or with its own negative one
+/// that covers every one of them.
 fn check_answer(
     trust: &TrustStore,
     me: &AgencyId,
     agency: &AgencyId,
+    hosted: &[AgencyId],
     service: Service,
     digest: &str,
     reply: &Reply,
@@ -222,8 +233,39 @@ fn check_answer(
             (Attested::Presence(token, a), envelope)
         }
     };
-    if envelope.issuer != name {
-        return Err(bad("issued by another agency".into()));
+    if hosted.is_empty() {
+        if envelope.issuer != name {
+            return Err(bad("issued by another agency".into()));
+        }
+    } else {
+        let Attested::Residence(_, a) = &attested else {
+            return Err(bad(
+                "a host answers residence for its registries only".into()
+            ));
+        };
+        if envelope.issuer == name {
+            if a.resident {
+                return Err(bad("a host says no for its registries, never yes".into()));
+            }
+            if let Some(missing) = hosted
+                .iter()
+                .find(|h| !a.covers.iter().any(|c| c == h.as_str()))
+            {
+                return Err((
+                    "incomplete",
+                    format!("{name}: its answer does not cover {missing}, which it hosts"),
+                ));
+            }
+        } else if !hosted.iter().any(|h| h.as_str() == envelope.issuer) {
+            return Err(bad(format!(
+                "issued by {}, which {name} does not host",
+                envelope.issuer
+            )));
+        } else if !a.resident {
+            return Err(bad(
+                "a hosted registry's negative answers for itself only".into()
+            ));
+        }
     }
     if envelope.audience != me.as_str() {
         return Err(bad("addressed to another agency".into()));
@@ -347,6 +389,7 @@ pub(crate) async fn coordinate<P: AskPeer>(peers: Arc<P>, input: Inputs) -> Foun
         for target in nodes {
             *g.pending(service) += 1;
             let agency = target.agency.clone();
+            let hosted = target.hosted.clone();
             let (peers, trust, me, digest) =
                 (peers.clone(), trust.clone(), me.clone(), digest.clone());
             let (body, query_id, who) = (input.body.clone(), query_id.clone(), agency.clone());
@@ -360,7 +403,7 @@ pub(crate) async fn coordinate<P: AskPeer>(peers: Arc<P>, input: Inputs) -> Foun
                     Ok(reply) => {
                         exchange.status = reply.status.as_u16();
                         exchange.response_sha256 = Some(crate::audit::entry::sha256(&reply.body));
-                        check_answer(&trust, &me, &who, service, &digest, &reply)
+                        check_answer(&trust, &me, &who, &hosted, service, &digest, &reply)
                     }
                     Err(f) => Err((f.reason(), f.detail(who.as_str()))),
                 };
@@ -388,8 +431,15 @@ pub(crate) async fn coordinate<P: AskPeer>(peers: Arc<P>, input: Inputs) -> Foun
             continue;
         };
         *g.pending(service) -= 1;
+        // The call is logged against the agency that answered: a registry a host answered
+        // for logged it in its own log.
+        let answered = result
+            .as_ref()
+            .ok()
+            .and_then(|a| AgencyId::new(a.issuer()).ok())
+            .unwrap_or_else(|| agency.clone());
         done.push(OutgoingCall {
-            agency: agency.clone(),
+            agency: answered,
             service,
             exchange,
             outcome: result.as_ref().map_or_else(|(r, _)| *r, |_| "ok"),
@@ -449,10 +499,14 @@ fn targets(
     service: Service,
     comune: Option<&ComuneCode>,
 ) -> Result<Vec<Target>, String> {
-    let nodes = super::peers::directory(shared, |e| {
+    let mut nodes = super::peers::directory(shared, |e| {
         e.serves.contains(&service)
             && comune.is_none_or(|c| e.comuni.iter().any(|k| k == c.as_str()))
     });
+    // Every registry: one call per node, a host answering for all it hosts.
+    if service == Service::Residence && comune.is_none() {
+        nodes = super::peers::one_call_per_host(nodes);
+    }
     if !nodes.is_empty() {
         return Ok(nodes);
     }

@@ -35,6 +35,12 @@ enum Does {
     AddressesAnother,
     /// Its answer is signed by another agency's key.
     SignedByAnother(&'static str),
+    /// A host answering for the registries it hosts: a residence answer signed by `signer`.
+    Host {
+        signer: &'static str,
+        resident: bool,
+        covers: &'static [&'static str],
+    },
 }
 
 struct Fake {
@@ -79,6 +85,7 @@ fn residence(envelope: Envelope, resident: bool, permit_required: Option<bool>) 
         comune: resident.then(|| "041044".into()),
         since: resident.then(|| "2010-01-01".into()),
         permit_required,
+        covers: Vec::new(),
     }
 }
 
@@ -142,6 +149,16 @@ impl AskPeer for Fake {
             Does::SignedByAnother(key) => {
                 self.sign(key, &residence(envelope(name, ME, &body), true, None))
             }
+            Does::Host {
+                signer,
+                resident,
+                covers,
+            } => {
+                assert_eq!(path, "/v1/attest/residence");
+                let mut a = residence(envelope(signer, ME, &body), resident, Some(false));
+                a.covers = covers.iter().map(|c| c.to_string()).collect();
+                self.sign(signer, &a)
+            }
         };
         (cert, Ok(reply))
     }
@@ -159,7 +176,14 @@ fn world() -> World {
     let td = TrustDomain::new("pu.attesta.test").unwrap();
     let mut ca = Ca::init(&dir.path().join("ca"), td.clone()).unwrap();
     let mut signers = HashMap::new();
-    for a in ["comune-pesaro", "comune-fano", "questura-pu", ME] {
+    for a in [
+        "comune-pesaro",
+        "comune-fano",
+        "comune-cagli",
+        "cst-pu",
+        "questura-pu",
+        ME,
+    ] {
         let out = dir.path().join(a);
         ca.issue_agency(&agency(a), vec![], vec![], 30, &out)
             .unwrap();
@@ -472,4 +496,108 @@ async fn no_node_to_ask_is_said_and_nothing_is_called() {
     );
     assert_eq!(f.calls.len(), 1);
     assert_eq!(took, ms(10));
+}
+
+/// The coordinator asking a service centre (`cst-pu`, hosting Fano and Cagli) for both its
+/// registries in one call, and the Questura.
+async fn run_host(w: &World, host: Does) -> Found {
+    let fake = Fake {
+        signers: w.signers.clone(),
+        script: [
+            ("cst-pu".to_owned(), (ms(100), host)),
+            ("questura-pu".to_owned(), (ms(50), Does::Present(true))),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let host = Target {
+        agency: agency("cst-pu"),
+        node: agency("cst-pu"),
+        url: "https://cst-pu.test".into(),
+        prefix: String::new(),
+        hosted: vec![agency("comune-fano"), agency("comune-cagli")],
+    };
+    coordinate(
+        Arc::new(fake),
+        Inputs {
+            body: Bytes::from_static(br#"{"subject":"RSSMRA85T10A562S"}"#),
+            query_id: "00".repeat(16),
+            as_of: "2026-12-01".into(),
+            me: agency(ME),
+            trust: w.trust.clone(),
+            registries: Ok(vec![host]),
+            questure: Ok(vec![Target::own(
+                agency("questura-pu"),
+                "https://q.test".into(),
+            )]),
+            deadline: Instant::now() + DEADLINE,
+        },
+    )
+    .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_host_answers_for_all_its_registries_in_one_call() {
+    let w = world();
+    // A resident of a hosted comune: the comune's own attestation, logged against the comune.
+    let f = run_host(
+        &w,
+        Does::Host {
+            signer: "comune-cagli",
+            resident: true,
+            covers: &[],
+        },
+    )
+    .await;
+    assert_eq!(f.answer.resident, Some(true));
+    assert!(f.answer.complete);
+    assert_eq!(outcome(&f, "comune-cagli"), "ok");
+    // Nobody there: the host's own no, covering every registry it hosts.
+    let f = run_host(
+        &w,
+        Does::Host {
+            signer: "cst-pu",
+            resident: false,
+            covers: &["comune-fano", "comune-cagli"],
+        },
+    )
+    .await;
+    assert_eq!(f.answer.resident, Some(false));
+    assert_eq!(outcome(&f, "cst-pu"), "ok");
+
+    // A no that leaves out a hosted registry is no answer about it: residence unknown.
+    let f = run_host(
+        &w,
+        Does::Host {
+            signer: "cst-pu",
+            resident: false,
+            covers: &["comune-fano"],
+        },
+    )
+    .await;
+    assert_eq!(f.answer.resident, None);
+    assert_eq!(reason(&f, Some("cst-pu")), Some("incomplete"));
+    // The host may not say yes in its own name, a hosted registry may not say no for the
+    // others, and a registry the host does not host may say nothing.
+    for (signer, resident) in [
+        ("cst-pu", true),
+        ("comune-fano", false),
+        ("comune-pesaro", true),
+    ] {
+        let f = run_host(
+            &w,
+            Does::Host {
+                signer,
+                resident,
+                covers: &["comune-fano", "comune-cagli"],
+            },
+        )
+        .await;
+        assert_eq!(f.answer.resident, None, "{signer} {resident}");
+        assert_eq!(
+            reason(&f, Some("cst-pu")),
+            Some("bad-attestation"),
+            "{signer}"
+        );
+    }
 }
