@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::cli::{attesta, sigterm, wait_exit};
 use crate::harness::*;
 
-/// A base port with five free ports after it.
+/// A base port with six free ports after it.
 fn free_ports() -> u16 {
     for _ in 0..50 {
         let base = std::net::TcpListener::bind("127.0.0.1:0")
@@ -23,11 +23,11 @@ fn free_ports() -> u16 {
         if base > 65000 {
             continue;
         }
-        if (base..base + 5).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+        if (base..base + 6).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
             return base;
         }
     }
-    panic!("no five consecutive free ports");
+    panic!("no six consecutive free ports");
 }
 
 fn client_from_demo(dir: &std::path::Path, id: &str) -> Client {
@@ -113,38 +113,67 @@ async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, Stri
         serde_json::json!(["family-reunification"])
     );
     assert_eq!(purposes["inps-pesaro"]["family"], serde_json::json!([]));
-    let purpose = purposes["inps-pesaro"]["residence"][0].as_str().unwrap();
 
-    // The demo imported its data: every sample in DIR/samples.json gets its residence answer
-    // from its Comune's node.
+    // The demo imported its data: every sample in DIR/samples.json, in all 50 comuni (48 of
+    // them hosted by the service centre), gets its expected answer from INPS's coordinator,
+    // with its comune and without; a hosted comune's attestation is its own.
     let samples: Vec<serde_json::Value> =
         serde_json::from_slice(&std::fs::read(dir.join("samples.json")).unwrap()).unwrap();
-    assert!(samples.len() >= 9, "{samples:?}");
-    for s in samples.iter().filter(|s| s["comune"].is_string()) {
-        let registry = match s["comune"].as_str() {
-            Some("041067") => &endpoints["comune-urbino"],
-            _ => &endpoints["comune-pesaro"],
-        };
-        let q = serde_json::json!({"subject": s["cf"], "purpose": purpose, "as_of": s["as_of"]});
-        let reply = inps
-            .post(
-                &format!("{registry}/v1/attest/residence"),
-                "application/json",
-                bytes::Bytes::from(q.to_string()),
-            )
-            .await
-            .unwrap();
-        assert_eq!(reply.status, 200, "{}", s["label"]);
-        let answer =
-            attesta::attestation::verify(&trust, std::str::from_utf8(&reply.body).unwrap())
-                .unwrap()
-                .payload;
-        assert_eq!(
-            answer["resident"], s["expect"]["resident"],
-            "{}",
-            s["label"]
-        );
+    let comuni: std::collections::BTreeSet<&str> = samples
+        .iter()
+        .filter_map(|s| s["comune"].as_str())
+        .collect();
+    assert_eq!(comuni.len(), 50, "{comuni:?}");
+    let status_purpose = purposes["inps-pesaro"]["status"][0].as_str().unwrap();
+    let status_url = format!("{}/v1/status", endpoints["inps-pesaro"]);
+    for s in &samples {
+        let label = s["label"].as_str().unwrap();
+        for with_comune in [true, false] {
+            let mut q = serde_json::json!({"subject": s["cf"], "purpose": status_purpose, "as_of": s["as_of"]});
+            if let (true, Some(c)) = (with_comune, s["comune"].as_str()) {
+                q["comune"] = c.into();
+            }
+            let reply = inps
+                .post(
+                    &status_url,
+                    "application/json",
+                    bytes::Bytes::from(q.to_string()),
+                )
+                .await
+                .unwrap();
+            assert_eq!(reply.status, 200, "{label}");
+            let a = reply.json::<serde_json::Value>().unwrap();
+            assert_eq!(
+                a["resident"], s["expect"]["resident"],
+                "{label} {with_comune}: {a}"
+            );
+            assert_eq!(
+                a["legally_present"], s["expect"]["legally_present"],
+                "{label} {with_comune}: {a}"
+            );
+            assert_eq!(a["complete"], true, "{label} {with_comune}: {a}");
+            if label == "resident of Fano" {
+                let signers: Vec<String> = a["attestations"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| {
+                        attesta::attestation::verify(&trust, t.as_str().unwrap())
+                            .unwrap()
+                            .signer
+                            .agency()
+                            .to_string()
+                    })
+                    .collect();
+                assert!(signers.iter().any(|s| s == "comune-fano"), "{signers:?}");
+            }
+        }
     }
+    // The service centre's 48 comuni, each with its own certificates on the host.
+    let tenants = std::fs::read_dir(dir.join("agencies/cst-pu/data/tenants"))
+        .unwrap()
+        .count();
+    assert_eq!(tenants, 48);
 
     // The banner's example queries work as printed.
     let banner = eventually(|| async {
@@ -157,7 +186,7 @@ async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, Stri
         .filter(|l| l.contains(" query status "))
         .map(|l| l.split_whitespace().map(str::to_owned).collect())
         .collect();
-    assert_eq!(commands.len(), 3, "{banner}");
+    assert_eq!(commands.len(), 4, "{banner}");
     let outputs = tokio::task::spawn_blocking(move || {
         commands
             .iter()
@@ -171,7 +200,7 @@ async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, Stri
     })
     .await
     .unwrap();
-    for (out, present) in outputs.iter().zip(["yes", "yes", "no"]) {
+    for (out, present) in outputs.iter().zip(["yes", "yes", "no", "yes"]) {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
@@ -200,6 +229,8 @@ async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, Stri
         "comune-pesaro",
         "comune-urbino",
         "inps-pesaro",
+        "cst-pu",
+        "comune-fano",
     ] {
         let (export, verify) = attesta::cli::demo::audit_commands(dir, id);
         for cmd in [export, verify] {
@@ -274,7 +305,8 @@ async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, Stri
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains(": 5 of 5 node(s) answered"), "{text}");
+    // Every agency of the directory answers, the 48 hosted comuni included.
+    assert!(text.contains(": 54 of 54 node(s) answered"), "{text}");
     assert!(
         text.contains("inps-pesaro asked questura-pu: POST /v1/attest/legal-presence"),
         "{text}"
@@ -298,6 +330,7 @@ async fn demo_up_brings_up_every_node_and_reuses_its_directory() {
     let expected: Vec<&str> = vec![
         "comune-pesaro",
         "comune-urbino",
+        "cst-pu",
         "inps-pesaro",
         "prefettura-pu",
         "questura-pu",
@@ -315,6 +348,7 @@ async fn demo_up_brings_up_every_node_and_reuses_its_directory() {
         "comune-pesaro",
         "comune-urbino",
         "inps-pesaro",
+        "cst-pu",
         "garante-audit",
     ] {
         let a = dir.path().join("agencies").join(id);

@@ -304,8 +304,9 @@ async fn hosted_comuni_answer_through_a_consumers_coordinator_signed_by_themselv
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenants_operator_imports_into_its_own_data_only() {
     let mut p = Province::start().await;
-    let body = p.residents_of("041013");
-    // Fano's operator into Cagli, and the host's operator into Fano: both refused by policy.
+    // Fano's operator into Cagli, and the host's operator into Fano: both refused by policy,
+    // before the upload is read (a small one, so the refusal is not a broken pipe).
+    let body = p.residents_of("041013")[..200].to_vec();
     for (as_, tenant) in [(FANO, CAGLI), (HOST, FANO)] {
         let base = p.base(tenant);
         let r = p.import(as_, &base, "residents", body.clone()).await;
@@ -368,9 +369,14 @@ async fn each_tenants_log_holds_its_own_requests_and_verifies_on_its_own() {
         p.residence(FANO, &fano).await;
     }
     p.residence(CAGLI, &fano).await;
+    // Asked of the host for all its registries, answered from Fano's: Fano's log takes it.
+    let url = p.host.url("/v1/attest/residence");
+    let q = json!({"subject": fano, "purpose": "permit-renewal"});
+    let (code, a) = p.post("questura-pu", &url, q).await;
+    assert_eq!((code, &a["signer"]), (200, &json!(FANO)), "{a}");
     let auditor = p.pki.client("garante-audit");
     let td = p.pki.ca.trust_domain().to_string();
-    for (tenant, asked) in [(FANO, 3), (CAGLI, 1)] {
+    for (tenant, asked) in [(FANO, 4), (CAGLI, 1)] {
         let base = p.base(tenant);
         // A checkpoint of the tenant's own log, signed with the tenant's key, covering (at
         // least) its import and the questions asked of it.

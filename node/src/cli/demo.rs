@@ -6,6 +6,9 @@
 //! DIR/ca/                 ca.crt, ca.key, crl.pem, index.json
 //! DIR/agencies/<id>/      auth.crt, auth.key, sign.crt, sign.key, node.toml, data/,
 //!                         client.toml (for `attesta query` and `attesta bench` as that agency)
+//! DIR/agencies/cst-pu/data/tenants/<comune>/
+//!                         the 48 comuni the Provincia's service centre hosts: their
+//!                         certificates, issued by the demo CA (see `attesta tenant`)
 //! DIR/endpoints.json      {"agency-id": "https://127.0.0.1:PORT", ...}, once all nodes are ready
 //! DIR/purposes.json       per agency and resource, the purposes the policy in force grants
 //! DIR/samples.json        subjects to ask about, with the expected answers
@@ -74,12 +77,68 @@ pub const AGENCIES: &[DemoAgency] = &[
         comune: None,
     },
     DemoAgency {
+        id: HOST,
+        runs_node: true,
+        serves: &[],
+        comune: None,
+    },
+    DemoAgency {
         id: "garante-audit",
         runs_node: false,
         serves: &[],
         comune: None,
     },
 ];
+
+/// The Provincia's service centre: its node hosts every comune without a node of its own.
+pub const HOST: &str = "cst-pu";
+
+/// The agency id of a comune: `comune-` and its name in lower case, words joined by `-`
+/// ("SANT'ANGELO IN VADO" → `comune-sant-angelo-in-vado`).
+pub fn comune_agency(name: &str) -> String {
+    let mut id = String::from("comune");
+    for word in name
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        id.push('-');
+        id.push_str(&word.to_ascii_lowercase());
+    }
+    id
+}
+
+/// The comuni the service centre hosts: every comune of the province but those with a node
+/// of their own, as (agency id, ISTAT code).
+pub fn hosted_comuni() -> Vec<(String, &'static str)> {
+    crate::domain::places::comuni_pu()
+        .iter()
+        .filter(|c| !AGENCIES.iter().any(|a| a.comune == Some(c.istat.as_str())))
+        .map(|c| (comune_agency(&c.name), c.istat.as_str()))
+        .collect()
+}
+
+/// The demo's policy: the default policy, and the hosted comuni (comuni like any other, each
+/// operating its own data) and the service centre (operating its node).
+pub fn demo_policy() -> String {
+    let mut p = attesta_policy::DEFAULT_POLICY.to_owned();
+    p.push_str(
+        "#
+# The comuni the Provincia's service centre hosts, and the service centre.
+",
+    );
+    p.push_str(&format!(
+        "g, {HOST}, operator
+"
+    ));
+    for (id, _) in hosted_comuni() {
+        p.push_str(&format!(
+            "g, {id}, comune
+g, {id}, operator
+"
+        ));
+    }
+    p
+}
 
 /// How long to wait for every node to answer `/readyz`.
 const READY_ATTEMPTS: u32 = 200;
@@ -112,6 +171,31 @@ pub fn prepare(dir: &Path, base_port: u16, memory_mb: u32) -> anyhow::Result<Vec
         write_client_toml(&agency_dir, name, demo.runs_node, port, base_port)?;
         if !demo.runs_node {
             continue;
+        }
+        if name == HOST {
+            for (id, _) in hosted_comuni() {
+                let tenant = AgencyId::new(&id).context("demo comune id")?;
+                let tenant_dir = agency_dir.join("data").join("tenants").join(&id);
+                if !tenant_dir.join("auth.crt").exists() {
+                    ca.issue_agency(
+                        &tenant,
+                        vec!["localhost".into()],
+                        vec![[127, 0, 0, 1].into()],
+                        attesta_certs::ca::DEFAULT_LEAF_DAYS,
+                        &tenant_dir,
+                    )?;
+                }
+                let config = crate::server::TenantConfig {
+                    serves: vec![attesta_policy::Service::Residence],
+                };
+                let path = tenant_dir.join(crate::server::TENANT_FILE);
+                attesta_certs::fsutil::write_atomic(
+                    &path,
+                    toml::to_string(&config).context("tenant.toml")?.as_bytes(),
+                    attesta_certs::fsutil::PUBLIC_MODE,
+                )
+                .with_context(|| format!("writing {}", path.display()))?;
+            }
         }
         let config_path = agency_dir.join("node.toml");
         let config = NodeConfig {
@@ -205,7 +289,7 @@ pub async fn up(args: DemoArgs) -> anyhow::Result<()> {
         wait_ready(settings, url).await?;
     }
     let version = publish_default_policy(&nodes).await?;
-    write_purposes(dir, attesta_policy::DEFAULT_POLICY)?;
+    write_purposes(dir, &demo_policy())?;
     load_data(dir, &nodes).await?;
     let endpoints_path = dir.join("endpoints.json");
     let json = serde_json::to_vec_pretty(&endpoints)?;
@@ -258,8 +342,22 @@ fn write_purposes(dir: &Path, policy: &str) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// The demo's directory: every node, what it serves, which comune it keeps.
+/// The demo's directory: every node, what it serves, which comune it keeps; and the comuni
+/// the service centre hosts, if it runs.
 pub fn directory(nodes: &[(Settings, String)]) -> Vec<attesta_policy::DirectoryEntry> {
+    let hosted = nodes
+        .iter()
+        .any(|(s, _)| s.agency.as_str() == HOST)
+        .then(hosted_comuni)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(id, istat)| attesta_policy::DirectoryEntry {
+            agency: id,
+            url: None,
+            hosted_by: Some(HOST.to_owned()),
+            serves: vec![attesta_policy::Service::Residence],
+            comuni: vec![istat.to_owned()],
+        });
     nodes
         .iter()
         .map(|(settings, url)| {
@@ -286,6 +384,7 @@ pub fn directory(nodes: &[(Settings, String)]) -> Vec<attesta_policy::DirectoryE
                     .unwrap_or_default(),
             }
         })
+        .chain(hosted)
         .collect()
 }
 
@@ -299,14 +398,13 @@ async fn publish_default_policy(nodes: &[(Settings, String)]) -> anyhow::Result<
         .context("the demo has no Prefettura node")?;
     let client = prefettura.own_client()?;
     let directory = directory(nodes);
+    let policy = demo_policy();
     let in_force = crate::manifest::fetch_published(prefettura, &client, url).await?;
     let version = match in_force {
-        Some(m) if m.policy == attesta_policy::DEFAULT_POLICY && m.directory == directory => {
-            m.version
-        }
+        Some(m) if m.policy == policy && m.directory == directory => m.version,
         _ => {
             let body = serde_json::to_vec(&crate::wire::PublishRequest {
-                policy: attesta_policy::DEFAULT_POLICY.to_owned(),
+                policy,
                 directory: Some(directory),
                 revoked: Some(Vec::new()),
                 expected_version: None,
@@ -389,6 +487,10 @@ async fn load_data(dir: &Path, nodes: &[(Settings, String)]) -> anyhow::Result<(
         .with_context(|| format!("reading {}", data.join("permits.csv").display()))?;
 
     for (settings, url) in nodes {
+        if settings.agency.as_str() == HOST {
+            import_hosted(settings, url, &residents, &as_of).await?;
+            continue;
+        }
         let demo = AGENCIES.iter().find(|a| a.id == settings.agency.as_str());
         let (route, body) = match demo {
             Some(DemoAgency {
@@ -428,6 +530,58 @@ async fn load_data(dir: &Path, nodes: &[(Settings, String)]) -> anyhow::Result<(
             summary.applied, settings.agency
         );
     }
+    Ok(())
+}
+
+/// Imports each hosted comune's residents on the service centre, as that comune (its
+/// certificate, in the host's tenant directory), a few at a time.
+async fn import_hosted(
+    host: &Settings,
+    url: &str,
+    residents: &str,
+    as_of: &str,
+) -> anyhow::Result<()> {
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut rows = 0u64;
+    let hosted = hosted_comuni();
+    for chunk in hosted.chunks(8) {
+        for (id, istat) in chunk {
+            let agency = AgencyId::new(id).context("demo comune id")?;
+            let files = attesta_certs::AgencyFiles::in_dir(
+                &crate::server::tenants_dir(host).join(agency.as_str()),
+            );
+            let identity = attesta_certs::Identity::load(
+                &host.trust_domain,
+                &files.auth_cert,
+                &files.auth_key,
+            )?;
+            let client = crate::client::Client::pinned(&host.trust, &identity, Some(&host.agency))?;
+            let body = bytes::Bytes::from(rows_of_comune(residents, istat)?);
+            let target = format!(
+                "{url}{}{}?mode=snapshot&as_of={as_of}",
+                attesta_policy::tenant_prefix(agency.as_str()),
+                crate::wire::path::IMPORT_RESIDENTS
+            );
+            tasks.spawn(async move {
+                let reply = client.post(&target, "text/csv", body).await?;
+                if !reply.status.is_success() {
+                    anyhow::bail!(
+                        "importing residents into {agency}: {}",
+                        reply.problem_line()
+                    );
+                }
+                let summary: crate::wire::ImportSummary = reply.json()?;
+                anyhow::Ok(summary.applied)
+            });
+        }
+        while let Some(done) = tasks.join_next().await {
+            rows += done??;
+        }
+    }
+    println!(
+        "imported {rows} residents into the {} comuni {HOST} hosts",
+        hosted.len()
+    );
     Ok(())
 }
 
@@ -556,11 +710,13 @@ fn write_client_toml(
     .with_context(|| format!("writing {}", client_path.display()))
 }
 
-/// Samples the banner shows `attesta query status` for: three different answers.
+/// Samples the banner shows `attesta query status` for: three different answers, and a
+/// resident of a comune the service centre hosts.
 const SHOWN: &[&str] = &[
     "resident with valid permit",
     "EU citizen resident",
     "resident with expired permit",
+    "resident of Fano",
 ];
 
 /// The `attesta query status` commands for [`SHOWN`] samples, as INPS's clerk.

@@ -298,7 +298,7 @@ struct Sample {
     cf: String,
     comune: Option<String>,
     as_of: String,
-    label: &'static str,
+    label: String,
     expect: Expect,
 }
 
@@ -322,18 +322,33 @@ fn birth_state(citizenship: &str, birth: Date) -> Option<&'static str> {
 
 impl Sample {
     /// `p` as an example, with the answers expected about them on `as_of`.
-    fn of(p: &Person, as_of: Date, label: &'static str, resident: bool, present: bool) -> Self {
+    fn of(p: &Person, as_of: Date, label: &str, resident: bool, present: bool) -> Self {
         Sample {
             cf: p.cf.clone(),
             comune: Some(p.comune.to_owned()),
             as_of: format_date(as_of),
-            label,
+            label: label.to_owned(),
             expect: Expect {
                 resident,
                 legally_present: present,
             },
         }
     }
+}
+
+/// "ACQUALAGNA" → "Acqualagna", "SANT'ANGELO IN VADO" → "Sant'Angelo In Vado".
+fn title_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut start = true;
+    for c in name.chars() {
+        out.extend(if start {
+            c.to_uppercase().collect::<Vec<_>>()
+        } else {
+            c.to_lowercase().collect()
+        });
+        start = !c.is_alphanumeric();
+    }
+    out
 }
 
 fn date_minus_days(d: Date, days: i64) -> Date {
@@ -646,6 +661,20 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
             }
         }
     }
+    // A resident of every comune of the province that has no sample yet (most are hosted by
+    // the service centre in the demo): an Italian citizen, resident and so legally present.
+    for c in places::comuni_pu() {
+        if samples.iter().any(|s| s.comune.as_deref() == Some(c.istat.as_str())) {
+            continue;
+        }
+        let citizen = people
+            .iter()
+            .find(|p| p.comune == c.istat.as_str() && p.end.is_none() && p.citizenship == "100");
+        if let Some(p) = citizen {
+            let label = format!("resident of {}", title_case(&c.name));
+            samples.push(Sample::of(p, as_of, &label, true, true));
+        }
+    }
     // Someone nobody knows: a valid code that is not in the data.
     let mut n = 0u8;
     loop {
@@ -655,7 +684,7 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
                 cf: unknown,
                 comune: None,
                 as_of: format_date(as_of),
-                label: "unknown person",
+                label: "unknown person".into(),
                 expect: Expect {
                     resident: false,
                     legally_present: false,

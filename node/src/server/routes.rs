@@ -359,8 +359,9 @@ pub(super) async fn handle(shared: &Arc<Shared>, peer: &Peer, req: Request<Incom
         resp
     } else {
         let route = format!("{method} {label}");
+        let logged_in = trail.answered_by.clone().unwrap_or_else(|| served.clone());
         record(
-            shared, &served, peer, route, time_ms, &trail, outgoing, resp,
+            shared, &logged_in, peer, route, time_ms, &trail, outgoing, resp,
         )
         .await
     };
