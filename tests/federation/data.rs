@@ -134,7 +134,12 @@ async fn every_sample_gets_its_expected_answer_from_the_local_attestations() {
     }
 
     let inps = pki.client("inps-pesaro");
-    for s in &samples {
+    // The samples of the two registries started here (samples.json has one in every comune).
+    for s in samples.iter().filter(|s| {
+        s["comune"]
+            .as_str()
+            .is_none_or(|c| c == "041044" || c == "041067")
+    }) {
         let label = s["label"].as_str().unwrap();
         let q = json!({"subject": s["cf"], "purpose": "benefit-eligibility", "as_of": s["as_of"]});
         // The registry of the sample's comune, or every registry when it is not known.

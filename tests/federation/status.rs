@@ -69,9 +69,19 @@ impl Federation {
         let permits = std::fs::read(generated.join("permits.csv")).unwrap();
         import(&mut pki, &questura, "permits", permits).await;
 
-        let samples =
+        // The samples of the two registries this federation has (samples.json has one for
+        // every comune of the province; the hosted ones are tenants::).
+        let samples: Vec<Value> =
             serde_json::from_slice(&std::fs::read(generated.join("samples.json")).unwrap())
                 .unwrap();
+        let samples = samples
+            .into_iter()
+            .filter(|s| {
+                s["comune"]
+                    .as_str()
+                    .is_none_or(|c| c == "041044" || c == "041067")
+            })
+            .collect();
         let mut f = Self {
             pki,
             samples,

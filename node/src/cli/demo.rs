@@ -256,6 +256,10 @@ pub struct DemoArgs {
     /// MiB of RocksDB memory for each node (`[store] memory_mb`; written when DIR is new).
     #[arg(long, default_value_t = DEFAULT_MEMORY_MB, value_parser = clap::value_parser!(u32).range(16..=65_536))]
     pub memory_mb: u32,
+    /// Synthetic residents of the province (generated when DIR has no data yet; the
+    /// province has about 350,000).
+    #[arg(long, default_value_t = DEMO_RESIDENTS, value_parser = clap::value_parser!(u32).range(100..=10_000_000))]
+    pub residents: u32,
 }
 
 pub async fn up(args: DemoArgs) -> anyhow::Result<()> {
@@ -290,7 +294,7 @@ pub async fn up(args: DemoArgs) -> anyhow::Result<()> {
     }
     let version = publish_default_policy(&nodes).await?;
     write_purposes(dir, &demo_policy())?;
-    load_data(dir, &nodes).await?;
+    load_data(dir, &nodes, args.residents).await?;
     let endpoints_path = dir.join("endpoints.json");
     let json = serde_json::to_vec_pretty(&endpoints)?;
     attesta_certs::fsutil::write_atomic(&endpoints_path, &json, attesta_certs::fsutil::PUBLIC_MODE)
@@ -458,16 +462,16 @@ async fn publish_default_policy(nodes: &[(Settings, String)]) -> anyhow::Result<
 }
 
 /// Residents in the demo: enough to be realistic, small enough to import in a second.
-const DEMO_RESIDENTS: u32 = 20_000;
+pub const DEMO_RESIDENTS: u32 = 20_000;
 
 /// Generates the demo data (once) and imports it: each registry node gets its comune's
 /// residents, the Questura every permit. `DIR/samples.json` lists subjects to ask about.
-async fn load_data(dir: &Path, nodes: &[(Settings, String)]) -> anyhow::Result<()> {
+async fn load_data(dir: &Path, nodes: &[(Settings, String)], residents: u32) -> anyhow::Result<()> {
     let data = dir.join("data");
     if !data.join("samples.json").exists() {
         crate::cli::generate::run(&crate::cli::generate::GenerateArgs {
             out: data.clone(),
-            residents: DEMO_RESIDENTS,
+            residents,
             seed: 2014,
             as_of: None,
         })?;

@@ -664,7 +664,10 @@ pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
     // A resident of every comune of the province that has no sample yet (most are hosted by
     // the service centre in the demo): an Italian citizen, resident and so legally present.
     for c in places::comuni_pu() {
-        if samples.iter().any(|s| s.comune.as_deref() == Some(c.istat.as_str())) {
+        if samples
+            .iter()
+            .any(|s| s.comune.as_deref() == Some(c.istat.as_str()))
+        {
             continue;
         }
         let citizen = people
