@@ -320,6 +320,31 @@ pub fn check_base_url(url: &str) -> Result<(), ClientError> {
     }
 }
 
+/// Checks an agency's base URL: a node's (`https://host[:port]`), or a hosted agency's on its
+/// host (`https://host[:port]/tenants/<agency>`).
+pub fn check_agency_url(url: &str) -> Result<(), ClientError> {
+    let bad = || ClientError::Url(url.to_owned());
+    let uri: Uri = url.parse().map_err(|_| bad())?;
+    let base = format!(
+        "{}://{}",
+        uri.scheme_str().unwrap_or_default(),
+        uri.authority().ok_or_else(bad)?
+    );
+    check_base_url(&base)?;
+    match uri.path_and_query().map(|p| p.as_str()) {
+        None | Some("/") | Some("") => Ok(()),
+        Some(p) => {
+            let agency = p
+                .trim_end_matches('/')
+                .strip_prefix(attesta_policy::TENANTS_PATH)
+                .and_then(|r| r.strip_prefix('/'))
+                .ok_or_else(bad)?;
+            attesta_certs::AgencyId::new(agency).map_err(|_| bad())?;
+            Ok(())
+        }
+    }
+}
+
 /// `https://host:port/path?query` → (`https://host:port`, `/path?query`).
 fn split_url(url: &str) -> Result<(String, String), ClientError> {
     let bad = || ClientError::Url(url.to_owned());
@@ -554,5 +579,29 @@ impl<F: FnMut(u64, u64) + Send + Unpin + 'static> Body for Chunked<F> {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.data.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_agency_url_is_a_nodes_or_a_tenants_on_its_host() {
+        for ok in [
+            "https://127.0.0.1:8443",
+            "https://127.0.0.1:8443/",
+            "https://cst.example:8446/tenants/comune-fano",
+            "https://cst.example:8446/tenants/comune-fano/",
+        ] {
+            assert!(super::check_agency_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://127.0.0.1:8443",
+            "https://127.0.0.1:8443/v1",
+            "https://127.0.0.1:8443/tenants/",
+            "https://127.0.0.1:8443/tenants/comune-fano/v1",
+            "https://127.0.0.1:8443/tenants/comune-fano?x=1",
+        ] {
+            assert!(super::check_agency_url(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -709,3 +709,43 @@ async fn the_service_centre_adds_imports_lists_and_removes_a_comune_from_the_com
     let (code, _) = p.residence(ACQUALAGNA, &cf).await;
     assert_eq!(code, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_revoked_in_the_crl_is_served_no_more_and_nobody_else_is_affected() {
+    let mut p = Province::start().await;
+    let fano = p.citizen_of("041013");
+    let cagli = p.citizen_of("041007");
+    assert_eq!(p.residence(FANO, &fano).await.0, 200);
+    // The Provincia revokes Fano's certificates; the host reloads the CRL on its own.
+    p.pki.ca.revoke_agency(&agency(FANO)).unwrap();
+    let url = format!("{}/v1/attest/residence", p.base(FANO));
+    let questura = p.pki.client("questura-pu");
+    let q = json!({"subject": fano, "purpose": "permit-renewal"}).to_string();
+    let r = eventually(|| async {
+        let r = questura
+            .post(&url, "application/json", Bytes::from(q.clone()))
+            .await
+            .ok()?;
+        (r.status == 404).then_some(r)
+    })
+    .await;
+    assert!(
+        r.problem_line().contains("listed in the CRL"),
+        "{}",
+        r.problem_line()
+    );
+    let (code, a) = p.residence(CAGLI, &cagli).await;
+    assert_eq!(code, 200, "{a}");
+    assert_eq!(a["payload"]["resident"], true);
+    // The host's answer for all its registries leaves Fano out: not a "no" about Fano.
+    let url = p.host.url("/v1/attest/residence");
+    let (code, a) = p
+        .post(
+            "questura-pu",
+            &url,
+            json!({"subject": fano, "purpose": "permit-renewal"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{a}");
+    assert_eq!(a["payload"]["covers"], json!([CAGLI]), "{a}");
+}

@@ -29,7 +29,7 @@ bin="$CARGO_TARGET_DIR/debug/attesta"
 dir=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; rm -rf "$dir"' EXIT
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$dir"' EXIT
 ms() { date +%s%3N; }
 wait_file() { for _ in $(seq 1 3000); do [ -f "$1" ] && return 0; sleep 0.1; done; echo "$1 did not appear" >&2; exit 1; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -68,7 +68,7 @@ t=$(ms); "$bin" import residents --config "$dir/agencies/comune-pesaro/node.toml
 rows=$(( $(wc -l < "$dir/pesaro.csv") - 1 ))
 echo "import into a dedicated node (Pesaro, $rows rows): $(( $(ms) - t )) ms"
 
-bench() { "$bin" bench --config "$dir/agencies/inps-pesaro/client.toml" --duration "$duration" --concurrency "$c" "$@" | grep -E 'answers/s|p99|failed' | tr '\n' ' '; echo; }
+bench() { "$bin" bench --config "$dir/agencies/inps-pesaro/client.toml" --duration "$duration" --concurrency "$c" "$@" | grep -E 'throughput|p99|failed' | tr '\n' ' '; echo; }
 echo "residence, hosted (Fano via cst-pu): $(bench --route residence --subjects "$dir/fano.csv" --url "$host/tenants/comune-fano" --node-agency cst-pu)"
 echo "residence, dedicated (Pesaro):       $(bench --route residence --subjects "$dir/pesaro.csv" --url "$(url comune-pesaro)" --node-agency comune-pesaro)"
 s0=$(metric questura-pu 'attesta_witness_requests_total{result="cosigned"}'); t0=$(cpu_ticks "$demo")

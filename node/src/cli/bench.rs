@@ -68,7 +68,8 @@ pub struct BenchArgs {
     /// Declared purpose of status and residence requests.
     #[arg(long, default_value = "benefit-eligibility")]
     purpose: String,
-    /// Load this node instead of client.toml's (e.g. a registry for `--route residence`).
+    /// Load this node instead of client.toml's (e.g. a registry for `--route residence`), or
+    /// a hosted agency on its host (`https://host:port/tenants/AGENCY`).
     #[arg(long)]
     url: Option<String>,
     /// The agency the `--url` node must be; without it any node of the federation is accepted.
@@ -229,8 +230,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     let (url, client) = match &args.url {
         Some(url) => {
-            crate::client::check_base_url(url)
-                .map_err(|_| anyhow::anyhow!("--url {url:?} is not https://host:port"))?;
+            crate::client::check_agency_url(url).map_err(|_| {
+                anyhow::anyhow!("--url {url:?} is not https://host:port[/tenants/AGENCY]")
+            })?;
             let expected = args
                 .node_agency
                 .as_deref()

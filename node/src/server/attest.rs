@@ -84,12 +84,14 @@ fn residence_tenants(shared: &Shared) -> Vec<Arc<Served>> {
         return Vec::new();
     };
     let me = &shared.settings.agency;
+    let trust = shared.tls.load().trust.clone();
     active
         .manifest
         .tenants_of(me.as_str())
         .filter(|e| served::not_hosted(Some(&active.manifest), me, &e.agency).is_none())
         .filter_map(|e| shared.tenants.loaded(&e.agency))
         .filter(|t| t.serves(attesta_policy::Service::Residence))
+        .filter(|t| !t.revoked(&trust))
         .collect()
 }
 

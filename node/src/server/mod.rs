@@ -169,6 +169,7 @@ impl Node {
             identity: None,
             serves,
             dir: None,
+            serials: Vec::new(),
             submitting: Default::default(),
         });
         // Uploads of imports a crash interrupted: the store already ignores their rows.

@@ -221,10 +221,16 @@ fn served_for(
     ) {
         return Err(refused(why));
     }
-    shared
+    let served = shared
         .tenants
         .loaded(tenant)
-        .ok_or_else(|| refused(format!("{tenant} is not a tenant of this node")))
+        .ok_or_else(|| refused(format!("{tenant} is not a tenant of this node")))?;
+    if served.revoked(&shared.tls.load().trust) {
+        return Err(refused(format!(
+            "a certificate of {tenant} is listed in the CRL"
+        )));
+    }
+    Ok(served)
 }
 
 /// Finds the route for a request.

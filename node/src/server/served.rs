@@ -38,6 +38,9 @@ pub(crate) struct Served {
     pub serves: Vec<Service>,
     /// The tenant's directory (`None` for the node's own agency).
     pub dir: Option<PathBuf>,
+    /// The serials of the tenant's auth and sign certificates, checked against the CRL in
+    /// force on every request (empty for the node's own agency: its TLS reload does that).
+    pub serials: Vec<Vec<u8>>,
     /// Getting this log's checkpoints cosigned.
     pub submitting: Submitting,
 }
@@ -54,6 +57,11 @@ pub(crate) struct Submitting {
 }
 
 impl Served {
+    /// Whether the CRL in force revokes one of the tenant's certificates.
+    pub fn revoked(&self, trust: &attesta_certs::TrustStore) -> bool {
+        self.serials.iter().any(|s| trust.is_revoked(s))
+    }
+
     pub fn serves(&self, service: Service) -> bool {
         self.serves.contains(&service)
     }
@@ -151,6 +159,16 @@ pub(crate) fn load_tenant(
     );
     let key = crate::audit::log::load_or_create_key(&dir.join("audit.key"))
         .map_err(|e| TenantError::Audit(agency.to_string(), e))?;
+    let sign_serial = signing
+        .cert
+        .serial_number()
+        .to_bn()
+        .map(|b| b.to_vec())
+        .map_err(|e| TenantError::Invalid {
+            path: files.sign_cert.clone(),
+            what: format!("unreadable serial number ({e})"),
+        })?;
+    let serials = vec![identity.leaf.serial.clone(), sign_serial];
     let signing = Arc::new(signing);
     let audit = AuditLog::open(
         store.clone(),
@@ -167,6 +185,7 @@ pub(crate) fn load_tenant(
         identity: Some(identity),
         serves: config.serves,
         dir: Some(dir.to_owned()),
+        serials,
         submitting: Default::default(),
     })
 }
