@@ -383,3 +383,62 @@ pub async fn fetch_published(
     .with_context(|| format!("{base}: manifest refused"))?;
     Ok(Some(active.manifest))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use attesta_policy::{DirectoryEntry, Service};
+
+    fn entry(agency: &str, url: Option<&str>, host: Option<&str>) -> DirectoryEntry {
+        DirectoryEntry {
+            agency: agency.into(),
+            url: url.map(Into::into),
+            hosted_by: host.map(Into::into),
+            serves: vec![Service::Residence],
+            comuni: vec![],
+        }
+    }
+
+    fn with(directory: Vec<DirectoryEntry>) -> Result<(), String> {
+        check_names(&Manifest {
+            version: 1,
+            issued_at: "2026-12-01T00:00:00Z".into(),
+            issuer: "prefettura-pu".into(),
+            policy: String::new(),
+            directory,
+            revoked: vec![],
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_hosted_agency_names_a_host_with_a_node_and_has_no_url_of_its_own() {
+        let host = || entry("cst-pu", Some("https://127.0.0.1:8446"), None);
+        assert!(with(vec![host(), entry("comune-fano", None, Some("cst-pu"))]).is_ok());
+        for (bad, says) in [
+            (
+                vec![
+                    host(),
+                    entry("comune-fano", Some("https://127.0.0.1:1"), Some("cst-pu")),
+                ],
+                "has both url and hosted_by",
+            ),
+            (vec![entry("comune-fano", None, None)], "needs url"),
+            (
+                vec![entry("comune-fano", None, Some("cst-pu"))],
+                "hosted_by cst-pu, which is not in the directory",
+            ),
+            (
+                vec![
+                    host(),
+                    entry("comune-fano", None, Some("cst-pu")),
+                    entry("comune-cagli", None, Some("comune-fano")),
+                ],
+                "hosted_by comune-fano, which is hosted itself",
+            ),
+        ] {
+            let err = with(bad).unwrap_err();
+            assert!(err.contains(says), "{err}");
+        }
+    }
+}

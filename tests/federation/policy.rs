@@ -1029,3 +1029,130 @@ async fn policy_explain_prints_the_rule_or_the_reason() {
     )
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prefettura_hosts_and_unhosts_a_comune_with_the_cli() {
+    let mut pki = Pki::new();
+    let (prefettura, others) = federation(&mut pki, &[]).await;
+    let pref_client = pki.client(PREFETTURA);
+    let nodes: Vec<&TestNode> = others.iter().chain(std::iter::once(&prefettura)).collect();
+    let r = post_json(
+        &pref_client,
+        &prefettura.url("/v1/manifest"),
+        json!({"policy": attesta_policy::DEFAULT_POLICY, "directory": directory(&nodes)}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let config = prefettura.config_path.to_str().unwrap().to_owned();
+    let run = |args: Vec<&str>| {
+        let config = config.clone();
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            let mut a = vec![args[0].clone(), "--config".into(), config];
+            a.extend(args[1..].iter().cloned());
+            attesta().arg("policy").args(&a).output().unwrap()
+        })
+    };
+
+    // Comune di Fano moves to a node that hosts it (here Urbino's, for the test's sake).
+    let o = run(vec![
+        "host",
+        "--agency",
+        "comune-fano",
+        "--host",
+        "comune-urbino",
+        "--comune",
+        "041013",
+    ])
+    .await
+    .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("published manifest version 2: comune-fano hosted by comune-urbino"),
+        "{}",
+        stdout(&o)
+    );
+    let inps = pki.client("inps-pesaro");
+    let questura = others.iter().find(|n| n.agency == "questura-pu").unwrap();
+    eventually(|| async { (manifest_version(&inps, questura).await == Some(2)).then_some(()) })
+        .await;
+    let o = run(vec!["show", "--json"]).await.unwrap();
+    let m: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let fano = m["directory"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["agency"] == "comune-fano")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        fano,
+        json!({"agency": "comune-fano", "hosted_by": "comune-urbino", "serves": ["residence"], "comuni": ["041013"]})
+    );
+    assert_eq!(
+        m["policy"],
+        attesta_policy::DEFAULT_POLICY,
+        "the policy is unchanged"
+    );
+
+    // Refused, each in one line: a host not in the directory, an agency with a node of its
+    // own, a bad comune; and unhosting what is not hosted.
+    for (args, says) in [
+        (
+            vec!["host", "--agency", "comune-cagli", "--host", "cst-nowhere"],
+            "--host cst-nowhere: not in the directory",
+        ),
+        (
+            vec![
+                "host",
+                "--agency",
+                "comune-pesaro",
+                "--host",
+                "comune-urbino",
+            ],
+            "runs a node of its own",
+        ),
+        (
+            vec![
+                "host",
+                "--agency",
+                "comune-cagli",
+                "--host",
+                "comune-urbino",
+                "--comune",
+                "41007",
+            ],
+            "--comune 41007",
+        ),
+        (
+            vec!["unhost", "--agency", "comune-pesaro"],
+            "not a hosted agency",
+        ),
+    ] {
+        let o = run(args.clone()).await.unwrap();
+        assert!(!o.status.success(), "{args:?}");
+        let err = stderr(&o);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+
+    let o = run(vec!["unhost", "--agency", "comune-fano"])
+        .await
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("published manifest version 3"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(vec!["show", "--json"]).await.unwrap();
+    let m: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        !m["directory"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["agency"] == "comune-fano"),
+        "{m}"
+    );
+}
