@@ -379,19 +379,8 @@ async fn each_tenants_log_holds_its_own_requests_and_verifies_on_its_own() {
     for (tenant, asked) in [(FANO, 4), (CAGLI, 1)] {
         let base = p.base(tenant);
         // A checkpoint of the tenant's own log, signed with the tenant's key, covering (at
-        // least) its import and the questions asked of it.
-        let (note, size) = eventually(|| async {
-            let r = auditor
-                .get(&format!("{base}/v1/audit/checkpoint"))
-                .await
-                .ok()?;
-            let text = String::from_utf8(r.body.to_vec()).ok()?;
-            let note = attesta::audit::note::Note::parse(&text).ok()?;
-            let c = attesta::audit::note::Checkpoint::parse(&note.body).ok()?;
-            // Its import, then the questions.
-            (c.size > asked).then_some((text, c.size))
-        })
-        .await;
+        // least) its import, then the questions asked of it.
+        let (note, size) = checkpoint(&auditor, &base, asked + 1).await;
         assert!(
             note.starts_with(&format!("{td}/{tenant}/audit\n")),
             "{note}"
@@ -406,20 +395,8 @@ async fn each_tenants_log_holds_its_own_requests_and_verifies_on_its_own() {
             signer.check(&p.pki.trust()).unwrap().agency().as_str(),
             tenant
         );
-
-        let r = auditor
-            .get(&format!("{base}/v1/audit/entries?start=0&end={size}"))
-            .await
-            .unwrap();
-        assert_eq!(r.status, 200, "{}", r.problem_line());
-        let page: attesta::wire::EntriesPage<attesta::wire::PageEntry> = r.json().unwrap();
         let mut questions = 0;
-        for e in &page.entries {
-            use base64::Engine as _;
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(&e.leaf)
-                .unwrap();
-            let entry = attesta::audit::entry::Entry::decode(&bytes).unwrap();
+        for entry in entries(&auditor, &base, size).await {
             // Only this tenant's requests: its operator's import, the Questura's questions, the
             // auditor's reads of this log.
             assert!(
@@ -431,34 +408,50 @@ async fn each_tenants_log_holds_its_own_requests_and_verifies_on_its_own() {
         assert_eq!(questions, asked, "{tenant}");
     }
     // The host's own log has none of them.
-    let host_size = eventually(|| async {
+    let (_, host_size) = checkpoint(&auditor, &p.host.url, 1).await;
+    for entry in entries(&auditor, &p.host.url, host_size).await {
+        assert!(!entry.route.contains("/v1/attest/"), "{entry:?}");
+    }
+}
+
+/// The checkpoint of the log at `base` (a node's or a tenant's), once it has `at_least`
+/// entries: the note and its size.
+async fn checkpoint(auditor: &attesta::client::Client, base: &str, at_least: u64) -> (String, u64) {
+    eventually(|| async {
         let r = auditor
-            .get(&p.host.url("/v1/audit/checkpoint"))
+            .get(&format!("{base}/v1/audit/checkpoint"))
             .await
             .ok()?;
         let text = String::from_utf8(r.body.to_vec()).ok()?;
         let note = attesta::audit::note::Note::parse(&text).ok()?;
-        attesta::audit::note::Checkpoint::parse(&note.body)
-            .ok()
-            .map(|c| c.size)
+        let c = attesta::audit::note::Checkpoint::parse(&note.body).ok()?;
+        (c.size >= at_least).then_some((text, c.size))
     })
-    .await;
+    .await
+}
+
+/// The first `size` entries of the log at `base`, decoded.
+async fn entries(
+    auditor: &attesta::client::Client,
+    base: &str,
+    size: u64,
+) -> Vec<attesta::audit::entry::Entry> {
+    use base64::Engine as _;
     let r = auditor
-        .get(
-            &p.host
-                .url(&format!("/v1/audit/entries?start=0&end={host_size}")),
-        )
+        .get(&format!("{base}/v1/audit/entries?start=0&end={size}"))
         .await
         .unwrap();
+    assert_eq!(r.status, 200, "{}", r.problem_line());
     let page: attesta::wire::EntriesPage<attesta::wire::PageEntry> = r.json().unwrap();
-    for e in &page.entries {
-        use base64::Engine as _;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(&e.leaf)
-            .unwrap();
-        let entry = attesta::audit::entry::Entry::decode(&bytes).unwrap();
-        assert!(!entry.route.contains("/v1/attest/"), "{entry:?}");
-    }
+    page.entries
+        .iter()
+        .map(|e| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(&e.leaf)
+                .unwrap();
+            attesta::audit::entry::Entry::decode(&bytes).unwrap()
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

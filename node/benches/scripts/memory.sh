@@ -36,7 +36,7 @@ subjects="$dir/subjects.csv"
 awk -F, 'NR == 1 || $8 == "041044" || $8 == "041067"' "$dir/data/residents.csv" > "$subjects"
 client="$dir/agencies/inps-pesaro/client.toml"
 
-# The demo runs its five nodes in one process: its RSS is theirs.
+# The demo runs its nodes in one process: its RSS is theirs.
 rss() { echo "$(( $(awk '/VmRSS/ { print $2 }' "/proc/$demo/status") / 1024 )) MiB"; }
 # RocksDB's share, summed over the nodes: each node's attesta_store_memory_in_use_bytes, read
 # with its own certificate (the node's agency may read its metrics).
@@ -51,7 +51,7 @@ rocksdb() {
   done
   echo "$((total / 1048576)) MiB"
 }
-echo "RocksDB budget: $memory MiB per node, 5 nodes; MALLOC_ARENA_MAX=${arenas:-glibc default}"
+echo "RocksDB budget: $memory MiB per node, $(grep -c https "$dir/endpoints.json") nodes; MALLOC_ARENA_MAX=${arenas:-glibc default}"
 echo "round 0 (idle): $(rss), RocksDB $(rocksdb)"
 for r in $(seq 1 "$rounds"); do
   "$bin" bench --config "$client" --route status --duration "$duration" --concurrency "$c" \

@@ -475,25 +475,13 @@ async fn edit_directory(
         .await?
         .with_context(|| format!("{base}: no manifest has been published yet"))?;
     let what = edit(&mut m)?;
-    let body = serde_json::to_vec(&crate::wire::PublishRequest {
+    let request = crate::wire::PublishRequest {
         policy: m.policy.clone(),
         directory: Some(m.directory.clone()),
         revoked: None,
         expected_version: Some(m.version),
-    })?;
-    let reply = client
-        .post(
-            &format!("{base}{}", crate::wire::path::MANIFEST),
-            "application/json",
-            body.into(),
-        )
-        .await
-        .with_context(|| format!("publishing to {base}"))?;
-    if !reply.status.is_success() {
-        anyhow::bail!("{what}: publish refused: {}", reply.problem_line());
-    }
-    let answer: crate::wire::PublishAnswer =
-        serde_json::from_slice(&reply.body).context("reading the publish answer")?;
+    };
+    let answer = post_publish(&client, &base, &request, &what).await?;
     println!(
         "published manifest version {}: {what}; {} of {} nodes notified",
         answer.version,
@@ -501,6 +489,28 @@ async fn edit_directory(
         answer.notified.len()
     );
     Ok(())
+}
+
+/// `POST /v1/manifest` on the Prefettura's node at `base`; a refusal is one line naming
+/// `what` was published.
+async fn post_publish(
+    client: &crate::client::Client,
+    base: &str,
+    request: &crate::wire::PublishRequest,
+    what: &str,
+) -> anyhow::Result<crate::wire::PublishAnswer> {
+    let reply = client
+        .post(
+            &format!("{base}{}", crate::wire::path::MANIFEST),
+            "application/json",
+            serde_json::to_vec(request)?.into(),
+        )
+        .await
+        .with_context(|| format!("publishing to {base}"))?;
+    if !reply.status.is_success() {
+        anyhow::bail!("{what}: publish refused: {}", reply.problem_line());
+    }
+    serde_json::from_slice(&reply.body).context("reading the publish answer")
 }
 
 async fn publish(config: &Path, url: Option<String>, draft: &Path) -> anyhow::Result<()> {
@@ -515,29 +525,13 @@ async fn publish(config: &Path, url: Option<String>, draft: &Path) -> anyhow::Re
     let expected_version = crate::manifest::fetch_published(&settings, &client, &base)
         .await?
         .map(|m| m.version);
-    let body = serde_json::to_vec(&crate::wire::PublishRequest {
+    let request = crate::wire::PublishRequest {
         policy: text,
         directory: None,
         revoked: None,
         expected_version,
-    })?;
-    let reply = client
-        .post(
-            &format!("{base}{}", crate::wire::path::MANIFEST),
-            "application/json",
-            body.into(),
-        )
-        .await
-        .with_context(|| format!("publishing to {base}"))?;
-    if !reply.status.is_success() {
-        anyhow::bail!(
-            "{}: publish refused: {}",
-            draft.display(),
-            reply.problem_line()
-        );
-    }
-    let answer: crate::wire::PublishAnswer =
-        serde_json::from_slice(&reply.body).context("reading the publish answer")?;
+    };
+    let answer = post_publish(&client, &base, &request, &draft.display().to_string()).await?;
     println!(
         "published manifest version {} (policy {}) at {}",
         answer.version, answer.policy_version, answer.issued_at
