@@ -1,7 +1,7 @@
 //! Prometheus metrics, served as text at `/metrics`.
 //!
-//! Labels are bounded sets (route templates, status codes, failure reasons), never raw paths
-//! or identities, so cardinality stays small.
+//! Labels are bounded sets (route templates, status codes, failure reasons, the tenants the
+//! node's operator added), never raw paths or callers' identities, so cardinality stays small.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -43,6 +43,19 @@ pub struct PeerCall {
     pub service: &'static str,
     /// ok, or why there was no usable answer (timeout, unreachable, refused, denied, ...).
     pub result: &'static str,
+}
+
+/// One tenant of the node (a comune hosted by a service centre), and a class of answers.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantClass {
+    pub tenant: String,
+    /// 2xx, 4xx or 5xx.
+    pub class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Tenant {
+    pub tenant: String,
 }
 
 /// Media type of the OpenMetrics text format.
@@ -131,6 +144,10 @@ pub struct Metrics {
     pub witness_submissions: Family<Outcome, Counter>,
     /// Peers' checkpoints this node was asked to cosign, by result.
     pub witness_requests: Family<Outcome, Counter>,
+    /// Requests for each tenant this node hosts, by class of answer.
+    pub tenant_requests: Family<TenantClass, Counter>,
+    /// The size of each tenant's audit log at its last checkpoint.
+    pub tenant_audit_size: Family<Tenant, Gauge>,
 }
 
 impl Default for Metrics {
@@ -286,6 +303,18 @@ impl Metrics {
             "Peers' checkpoints this node was asked to cosign, by result (cosigned, conflict, inconsistent, refused)",
             witness_requests.clone(),
         );
+        let tenant_requests = Family::<TenantClass, Counter>::default();
+        registry.register(
+            "tenant_requests",
+            "Requests for each tenant this node hosts, by class of answer (2xx, 4xx, 5xx)",
+            tenant_requests.clone(),
+        );
+        let tenant_audit_size = Family::<Tenant, Gauge>::default();
+        registry.register(
+            "tenant_audit_size",
+            "Entries in each hosted tenant's audit log at its last checkpoint",
+            tenant_audit_size.clone(),
+        );
         Self {
             registry,
             requests,
@@ -311,6 +340,8 @@ impl Metrics {
             audit_checkpoints,
             witness_submissions,
             witness_requests,
+            tenant_requests,
+            tenant_audit_size,
         }
     }
 

@@ -598,7 +598,16 @@ async fn the_service_centre_adds_imports_lists_and_removes_a_comune_from_the_com
     let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
 
     let out = cli(s(&[
-        "tenant", "add", "--config", &config, "--agency", ACQUALAGNA, "--ca", &ca,
+        "tenant",
+        "add",
+        "--config",
+        &config,
+        "--agency",
+        ACQUALAGNA,
+        "--ca",
+        &ca,
+        "--retention-days",
+        "90",
     ]))
     .await;
     assert!(
@@ -648,6 +657,23 @@ async fn the_service_centre_adds_imports_lists_and_removes_a_comune_from_the_com
     assert_eq!(code, 200, "{a}");
     assert_eq!(a["signer"], ACQUALAGNA);
     assert_eq!(a["payload"]["resident"], true);
+    // Its requests and its log, under its own name in the host's metrics.
+    let host_metrics = p.host.url("/metrics");
+    let admin = p.pki.client(HOST);
+    let text = |r: Reply| String::from_utf8(r.body.to_vec()).unwrap();
+    let m = text(admin.get(&host_metrics).await.unwrap());
+    assert_metric_at_least(
+        &m,
+        &format!("attesta_tenant_requests_total{{tenant=\"{ACQUALAGNA}\",class=\"2xx\"}}"),
+        2.0,
+    );
+    wait_metric(
+        &admin,
+        &p.host,
+        &format!("attesta_tenant_audit_size{{tenant=\"{ACQUALAGNA}\"}}"),
+        2.0,
+    )
+    .await;
 
     let out = cli(s(&["tenant", "list", "--config", &config])).await;
     let listed = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -658,9 +684,16 @@ async fn the_service_centre_adds_imports_lists_and_removes_a_comune_from_the_com
     );
     assert_eq!(listed.lines().count(), 3, "{listed}");
     assert!(
+        listed.lines().any(|l| l.starts_with(ACQUALAGNA)
+            && l.contains("served")
+            && l.ends_with("(kept 90 days)")),
+        "{listed}"
+    );
+    // The others keep the host's retention.
+    assert!(
         listed
             .lines()
-            .any(|l| l.starts_with(ACQUALAGNA) && l.contains("served")),
+            .any(|l| l.starts_with(FANO) && l.ends_with("(kept 730 days)")),
         "{listed}"
     );
 

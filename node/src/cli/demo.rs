@@ -187,6 +187,7 @@ pub fn prepare(dir: &Path, base_port: u16, memory_mb: u32) -> anyhow::Result<Vec
                 }
                 let config = crate::server::TenantConfig {
                     serves: vec![attesta_policy::Service::Residence],
+                    retention_days: None,
                 };
                 let path = tenant_dir.join(crate::server::TENANT_FILE);
                 attesta_certs::fsutil::write_atomic(

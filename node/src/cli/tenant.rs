@@ -54,6 +54,10 @@ pub struct AddArgs {
     /// Validity of certificates issued with --ca, in days.
     #[arg(long, default_value_t = 825)]
     days: u32,
+    /// Days the comune's log entries are kept (0: forever); default: the host's
+    /// `[audit] retention_days`.
+    #[arg(long)]
+    retention_days: Option<u32>,
 }
 
 pub fn run(cmd: TenantCommand) -> anyhow::Result<()> {
@@ -82,6 +86,7 @@ pub fn install(
     ca: Option<&Path>,
     from: Option<&Path>,
     days: u32,
+    retention_days: Option<u32>,
 ) -> anyhow::Result<PathBuf> {
     if agency == &settings.agency {
         anyhow::bail!("--agency: {agency} is the host itself");
@@ -133,7 +138,10 @@ pub fn install(
             ),
         }
     }
-    let config = crate::server::TenantConfig { serves: services };
+    let config = crate::server::TenantConfig {
+        serves: services,
+        retention_days,
+    };
     let path = dir.join(crate::server::TENANT_FILE);
     let text = toml::to_string(&config).context("tenant.toml")?;
     attesta_certs::fsutil::write_atomic(&path, text.as_bytes(), attesta_certs::fsutil::PUBLIC_MODE)
@@ -151,6 +159,7 @@ async fn add(a: AddArgs) -> anyhow::Result<()> {
         a.ca.as_deref(),
         a.from.as_deref(),
         a.days,
+        a.retention_days,
     )?;
     let url = format!(
         "{}{}/{agency}",
@@ -197,8 +206,12 @@ async fn list(config: &Path) -> anyhow::Result<()> {
                 .map(|d| format!(" as of {d}"))
                 .unwrap_or_default()
         };
+        let kept = match t["retention_days"].as_u64() {
+            Some(d) => format!("kept {d} days"),
+            None => "kept forever".to_owned(),
+        };
         println!(
-            "{:<24} {:<8} residents {}{}, permits {}{}, log {} entries",
+            "{:<24} {:<8} residents {}{}, permits {}{}, log {} entries ({kept})",
             t["agency"].as_str().unwrap_or_default(),
             if t["served"] == true {
                 "served"

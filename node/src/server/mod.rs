@@ -170,6 +170,7 @@ impl Node {
             serves,
             dir: None,
             serials: Vec::new(),
+            retention: None,
             submitting: Default::default(),
         });
         // Uploads of imports a crash interrupted: the store already ignores their rows.
@@ -344,7 +345,7 @@ async fn prune(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>
 /// Deletes the content of `served`'s audit entries older than the retention period.
 async fn prune_one(shared: &Shared, served: &served::Served) {
     let audit = served.audit.clone();
-    let retention = shared.settings.audit_retention;
+    let retention = served.retention.unwrap_or(shared.settings.audit_retention);
     let pruned = tokio::task::spawn_blocking(move || {
         let was = audit.first_kept()?;
         match retention {
@@ -383,7 +384,13 @@ pub(super) async fn sign_checkpoint(shared: &Arc<Shared>, served: &served::Serve
     let m = &shared.metrics;
     match signed {
         Ok(Ok(Some(s))) => {
-            if !served.is_tenant() {
+            if served.is_tenant() {
+                m.tenant_audit_size
+                    .get_or_create(&crate::metrics::Tenant {
+                        tenant: served.agency.to_string(),
+                    })
+                    .set(s.checkpoint.size as i64);
+            } else {
                 m.audit_size.set(s.checkpoint.size as i64);
             }
             m.audit_checkpoints

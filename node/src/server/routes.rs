@@ -374,6 +374,24 @@ pub(super) async fn handle(shared: &Arc<Shared>, peer: &Peer, req: Request<Incom
 
     let status = resp.status().as_u16();
     let m = &shared.metrics;
+    // Per tenant: the one served, or the one whose data answered a question for them all.
+    if let Some(t) = trail
+        .answered_by
+        .as_ref()
+        .or(Some(&served))
+        .filter(|s| s.is_tenant())
+    {
+        m.tenant_requests
+            .get_or_create(&crate::metrics::TenantClass {
+                tenant: t.agency.to_string(),
+                class: match status {
+                    200..=299 => "2xx",
+                    500..=599 => "5xx",
+                    _ => "4xx",
+                },
+            })
+            .inc();
+    }
     m.requests
         .get_or_create(&RouteStatus {
             route: label,

@@ -43,6 +43,9 @@ pub(crate) struct Served {
     pub serials: Vec<Vec<u8>>,
     /// Getting this log's checkpoints cosigned.
     pub submitting: Submitting,
+    /// How long this tenant's log entries are kept, when it is not the node's
+    /// (`tenant.toml`'s `retention_days`; `Some(None)`: forever).
+    pub retention: Option<Option<std::time::Duration>>,
 }
 
 /// One log's submissions to the witnesses (see `witness`).
@@ -100,6 +103,10 @@ pub struct TenantConfig {
     /// `residence`, `legal-presence`.
     #[serde(default)]
     pub serves: Vec<Service>,
+    /// Days the tenant's log entries are kept (0: forever); absent: the node's
+    /// `[audit] retention_days`. The comune, as controller, decides its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_days: Option<u32>,
 }
 
 /// The file names of a tenant's directory.
@@ -187,6 +194,9 @@ pub(crate) fn load_tenant(
         dir: Some(dir.to_owned()),
         serials,
         submitting: Default::default(),
+        retention: config
+            .retention_days
+            .map(|d| (d > 0).then(|| std::time::Duration::from_secs(u64::from(d) * 86_400))),
     })
 }
 

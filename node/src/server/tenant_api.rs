@@ -49,6 +49,8 @@ pub struct TenantInfo {
     pub serves: Vec<&'static str>,
     pub origin: String,
     pub log_size: u64,
+    /// Days its log entries are kept (null: forever).
+    pub retention_days: Option<u64>,
     pub residents: u64,
     pub residents_as_of: Option<String>,
     pub permits: u64,
@@ -70,6 +72,10 @@ fn info(shared: &Shared, t: &Served) -> TenantInfo {
         serves: t.serves.iter().map(|s| s.as_str()).collect(),
         origin: t.audit.origin().to_owned(),
         log_size: t.audit.head().size,
+        retention_days: t
+            .retention
+            .unwrap_or(shared.settings.audit_retention)
+            .map(|d| d.as_secs() / 86_400),
         residents: r.rows,
         residents_as_of: r.as_of.map(crate::domain::records::format_date),
         permits: p.rows,
