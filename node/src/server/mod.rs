@@ -345,7 +345,7 @@ async fn prune(shared: Arc<Shared>, mut stop: tokio::sync::watch::Receiver<bool>
 /// Deletes the content of `served`'s audit entries older than the retention period.
 async fn prune_one(shared: &Shared, served: &served::Served) {
     let audit = served.audit.clone();
-    let retention = served.retention.unwrap_or(shared.settings.audit_retention);
+    let retention = served.retention_or(shared.settings.audit_retention);
     let pruned = tokio::task::spawn_blocking(move || {
         let was = audit.first_kept()?;
         match retention {

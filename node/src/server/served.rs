@@ -60,6 +60,12 @@ pub(crate) struct Submitting {
 }
 
 impl Served {
+    /// How long this agency's log entries are kept (`None`: forever): its own setting, else
+    /// the node's.
+    pub fn retention_or(&self, node: Option<std::time::Duration>) -> Option<std::time::Duration> {
+        self.retention.unwrap_or(node)
+    }
+
     /// Whether the CRL in force revokes one of the tenant's certificates.
     pub fn revoked(&self, trust: &attesta_certs::TrustStore) -> bool {
         self.serials.iter().any(|s| trust.is_revoked(s))
@@ -107,6 +113,14 @@ pub struct TenantConfig {
     /// `[audit] retention_days`. The comune, as controller, decides its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention_days: Option<u32>,
+}
+
+impl TenantConfig {
+    /// The tenant's own retention, if it sets one (`Some(None)`: forever).
+    pub fn retention(&self) -> Option<Option<std::time::Duration>> {
+        self.retention_days
+            .map(|d| (d > 0).then(|| std::time::Duration::from_secs(u64::from(d) * 86_400)))
+    }
 }
 
 /// The file names of a tenant's directory.
@@ -190,13 +204,11 @@ pub(crate) fn load_tenant(
         audit: Arc::new(audit),
         signing,
         identity: Some(identity),
-        serves: config.serves,
+        serves: config.serves.clone(),
         dir: Some(dir.to_owned()),
         serials,
         submitting: Default::default(),
-        retention: config
-            .retention_days
-            .map(|d| (d > 0).then(|| std::time::Duration::from_secs(u64::from(d) * 86_400))),
+        retention: config.retention(),
     })
 }
 
@@ -298,5 +310,34 @@ pub(crate) fn not_hosted(
         _ => Some(format!(
             "the federation manifest does not give {tenant} to this node ({me})"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_tenant_keeps_its_log_as_long_as_it_says_else_as_long_as_its_host() {
+        let parse = |text: &str| toml::from_str::<TenantConfig>(text).map(|c| c.retention());
+        assert_eq!(
+            parse("serves = [\"residence\"]").unwrap(),
+            None,
+            "the host's"
+        );
+        assert_eq!(parse("retention_days = 0").unwrap(), Some(None), "forever");
+        assert_eq!(
+            parse("retention_days = 90").unwrap(),
+            Some(Some(Duration::from_secs(90 * 86_400)))
+        );
+        assert!(parse("retention_days = -1").is_err());
+        assert!(parse("retention = 90").is_err(), "unknown keys are refused");
+        // Written back as read: no key when the host's applies.
+        let c = TenantConfig {
+            serves: vec![Service::Residence],
+            retention_days: None,
+        };
+        assert_eq!(toml::to_string(&c).unwrap(), "serves = [\"residence\"]\n");
     }
 }

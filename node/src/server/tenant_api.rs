@@ -73,8 +73,7 @@ fn info(shared: &Shared, t: &Served) -> TenantInfo {
         origin: t.audit.origin().to_owned(),
         log_size: t.audit.head().size,
         retention_days: t
-            .retention
-            .unwrap_or(shared.settings.audit_retention)
+            .retention_or(shared.settings.audit_retention)
             .map(|d| d.as_secs() / 86_400),
         residents: r.rows,
         residents_as_of: r.as_of.map(crate::domain::records::format_date),
