@@ -84,6 +84,15 @@ pub enum Service {
 }
 
 impl Service {
+    /// `residence` or `legal-presence`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "residence" => Some(Self::Residence),
+            "legal-presence" => Some(Self::LegalPresence),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Residence => "residence",

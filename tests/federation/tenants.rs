@@ -352,6 +352,23 @@ async fn a_question_is_answered_from_the_addressed_tenants_data_only() {
     let (code, a) = p.residence("comune-pesaro", &fano).await;
     assert_eq!(code, 404, "{a}");
     assert_eq!(a["type"], "urn:attesta:problem:unknown-tenant");
+    // Names nobody hosts leave nothing behind: no state, no metric label a caller could grow.
+    for bogus in ["comune-nowhere", "NOT-AN-ID", "..", "x%2Fy"] {
+        let url = format!("{}/tenants/{bogus}/v1/attest/residence", p.host.url);
+        let q = json!({"subject": fano, "purpose": "permit-renewal"});
+        let (code, a) = p.post("questura-pu", &url, q).await;
+        assert_eq!(code, 404, "{bogus}: {a}");
+    }
+    let admin = p.pki.client(HOST);
+    let m = admin.get(&p.host.url("/metrics")).await.unwrap();
+    let m = String::from_utf8(m.body.to_vec()).unwrap();
+    for label in ["comune-pesaro", "comune-nowhere", "NOT-AN-ID"] {
+        assert!(
+            !m.contains(&format!("tenant=\"{label}\"")),
+            "{label} in:\n{m}"
+        );
+    }
+    assert!(m.contains(&format!("tenant=\"{FANO}\"")), "{m}");
     let r = p
         .pki
         .client(FANO)

@@ -185,17 +185,13 @@ pub fn prepare(dir: &Path, base_port: u16, memory_mb: u32) -> anyhow::Result<Vec
                         &tenant_dir,
                     )?;
                 }
-                let config = crate::server::TenantConfig {
-                    serves: vec![attesta_policy::Service::Residence],
-                    retention_days: None,
-                };
-                let path = tenant_dir.join(crate::server::TENANT_FILE);
-                attesta_certs::fsutil::write_atomic(
-                    &path,
-                    toml::to_string(&config).context("tenant.toml")?.as_bytes(),
-                    attesta_certs::fsutil::PUBLIC_MODE,
-                )
-                .with_context(|| format!("writing {}", path.display()))?;
+                crate::cli::tenant::write_config(
+                    &tenant_dir,
+                    &crate::server::TenantConfig {
+                        serves: vec![attesta_policy::Service::Residence],
+                        retention_days: None,
+                    },
+                )?;
             }
         }
         let config_path = agency_dir.join("node.toml");
@@ -375,11 +371,7 @@ pub fn directory(nodes: &[(Settings, String)]) -> Vec<attesta_policy::DirectoryE
                     .map(|d| {
                         d.serves
                             .iter()
-                            .filter_map(|s| match *s {
-                                "residence" => Some(attesta_policy::Service::Residence),
-                                "legal-presence" => Some(attesta_policy::Service::LegalPresence),
-                                _ => None,
-                            })
+                            .filter_map(|s| attesta_policy::Service::parse(s))
                             .collect()
                     })
                     .unwrap_or_default(),
@@ -552,15 +544,7 @@ async fn import_hosted(
     for chunk in hosted.chunks(8) {
         for (id, istat) in chunk {
             let agency = AgencyId::new(id).context("demo comune id")?;
-            let files = attesta_certs::AgencyFiles::in_dir(
-                &crate::server::tenants_dir(host).join(agency.as_str()),
-            );
-            let identity = attesta_certs::Identity::load(
-                &host.trust_domain,
-                &files.auth_cert,
-                &files.auth_key,
-            )?;
-            let client = crate::client::Client::pinned(&host.trust, &identity, Some(&host.agency))?;
+            let client = crate::cli::tenant::client_as(host, &agency)?;
             let body = bytes::Bytes::from(rows_of_comune(residents, istat)?);
             let target = format!(
                 "{url}{}{}?mode=snapshot&as_of={as_of}",

@@ -271,17 +271,7 @@ async fn import(args: ImportArgs) -> anyhow::Result<()> {
         None => (String::new(), settings.own_client()?),
         Some(t) => {
             let tenant = AgencyId::new(t).context("--tenant")?;
-            let files = attesta_certs::AgencyFiles::in_dir(&crate::cli::tenant::tenant_dir(
-                &settings, &tenant,
-            ));
-            let identity = attesta_certs::Identity::load(
-                &settings.trust_domain,
-                &files.auth_cert,
-                &files.auth_key,
-            )
-            .with_context(|| format!("--tenant {tenant}: its certificate on this host"))?;
-            let client =
-                crate::client::Client::pinned(&settings.trust, &identity, Some(&settings.agency))?;
+            let client = crate::cli::tenant::client_as(&settings, &tenant)?;
             (attesta_policy::tenant_prefix(tenant.as_str()), client)
         }
     };

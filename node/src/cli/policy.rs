@@ -244,16 +244,7 @@ pub async fn run(cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
             comuni,
             serves,
         } => {
-            let mut services = Vec::new();
-            for s in &serves {
-                services.push(match s.as_str() {
-                    "residence" => attesta_policy::Service::Residence,
-                    "legal-presence" => attesta_policy::Service::LegalPresence,
-                    other => {
-                        anyhow::bail!("--serves: {other:?} is not residence or legal-presence")
-                    }
-                });
-            }
+            let services = crate::cli::tenant::parse_services(&serves)?;
             for c in &comuni {
                 crate::domain::places::ComuneCode::parse(c)
                     .map_err(|e| anyhow::anyhow!("--comune {c}: {e}"))?;

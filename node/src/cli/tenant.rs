@@ -71,6 +71,49 @@ pub fn run(cmd: TenantCommand) -> anyhow::Result<()> {
     }
 }
 
+/// `--serves` values: `residence`, `legal-presence`.
+pub fn parse_services(serves: &[String]) -> anyhow::Result<Vec<attesta_policy::Service>> {
+    serves
+        .iter()
+        .map(|s| {
+            attesta_policy::Service::parse(s).ok_or_else(|| {
+                anyhow::anyhow!("--serves: {s:?} is not residence or legal-presence")
+            })
+        })
+        .collect()
+}
+
+/// `/v1/admin/tenants/{agency}` on the host, from its own machine.
+fn admin_url(settings: &Settings, agency: &AgencyId) -> String {
+    format!(
+        "{}{}/{agency}",
+        settings.local_url(),
+        crate::wire::path::TENANTS
+    )
+}
+
+/// A client presenting tenant `tenant`'s certificate (kept in the host's tenant directory),
+/// pinned to the host: how the host's machine acts as the tenant (its imports).
+pub fn client_as(settings: &Settings, tenant: &AgencyId) -> anyhow::Result<crate::client::Client> {
+    let files = AgencyFiles::in_dir(&tenant_dir(settings, tenant));
+    let identity =
+        attesta_certs::Identity::load(&settings.trust_domain, &files.auth_cert, &files.auth_key)
+            .with_context(|| format!("{tenant}: its certificate on this host"))?;
+    Ok(crate::client::Client::pinned(
+        &settings.trust,
+        &identity,
+        Some(&settings.agency),
+    )?)
+}
+
+/// Writes `tenant.toml` into a tenant's directory.
+pub fn write_config(dir: &Path, config: &crate::server::TenantConfig) -> anyhow::Result<()> {
+    let path = dir.join(crate::server::TENANT_FILE);
+    let text = toml::to_string(config).context("tenant.toml")?;
+    attesta_certs::fsutil::write_atomic(&path, text.as_bytes(), attesta_certs::fsutil::PUBLIC_MODE)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 /// The tenant's directory on the host.
 pub fn tenant_dir(settings: &Settings, agency: &AgencyId) -> PathBuf {
     crate::server::tenants_dir(settings).join(agency.as_str())
@@ -91,14 +134,7 @@ pub fn install(
     if agency == &settings.agency {
         anyhow::bail!("--agency: {agency} is the host itself");
     }
-    let mut services = Vec::new();
-    for s in serves {
-        services.push(match s.as_str() {
-            "residence" => attesta_policy::Service::Residence,
-            "legal-presence" => attesta_policy::Service::LegalPresence,
-            other => anyhow::bail!("--serves: {other:?} is not residence or legal-presence"),
-        });
-    }
+    let services = parse_services(serves)?;
     let dir = tenant_dir(settings, agency);
     let files = AgencyFiles::in_dir(&dir);
     let complete = files.all().iter().all(|p| p.exists());
@@ -138,14 +174,13 @@ pub fn install(
             ),
         }
     }
-    let config = crate::server::TenantConfig {
-        serves: services,
-        retention_days,
-    };
-    let path = dir.join(crate::server::TENANT_FILE);
-    let text = toml::to_string(&config).context("tenant.toml")?;
-    attesta_certs::fsutil::write_atomic(&path, text.as_bytes(), attesta_certs::fsutil::PUBLIC_MODE)
-        .with_context(|| format!("writing {}", path.display()))?;
+    write_config(
+        &dir,
+        &crate::server::TenantConfig {
+            serves: services,
+            retention_days,
+        },
+    )?;
     Ok(dir)
 }
 
@@ -161,11 +196,7 @@ async fn add(a: AddArgs) -> anyhow::Result<()> {
         a.days,
         a.retention_days,
     )?;
-    let url = format!(
-        "{}{}/{agency}",
-        settings.local_url(),
-        crate::wire::path::TENANTS
-    );
+    let url = admin_url(&settings, &agency);
     let reply = settings
         .own_client()?
         .post(&url, "application/json", bytes::Bytes::new())
@@ -231,11 +262,7 @@ async fn list(config: &Path) -> anyhow::Result<()> {
 async fn remove(config: &Path, agency: &str) -> anyhow::Result<()> {
     let settings = Settings::load(config)?;
     let agency = AgencyId::new(agency).context("--agency")?;
-    let url = format!(
-        "{}{}/{agency}",
-        settings.local_url(),
-        crate::wire::path::TENANTS
-    );
+    let url = admin_url(&settings, &agency);
     let reply = settings
         .own_client()?
         .request(http::Method::DELETE, &url, None)

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::respond::{data_as_of, store_failure, Resp};
 use std::sync::Arc;
 
-use super::served::{self, Served};
+use super::served::Served;
 use super::{Peer, Shared};
 use crate::attestation::{Envelope, PresenceAnswer, ResidenceAnswer};
 use crate::domain::presence::{legal_presence_on, residence_on};
@@ -88,7 +88,7 @@ fn residence_tenants(shared: &Shared) -> Vec<Arc<Served>> {
     active
         .manifest
         .tenants_of(me.as_str())
-        .filter(|e| served::not_hosted(Some(&active.manifest), me, &e.agency).is_none())
+        .filter(|e| !active.manifest.is_revoked(&e.agency))
         .filter_map(|e| shared.tenants.loaded(&e.agency))
         .filter(|t| t.serves(attesta_policy::Service::Residence))
         .filter(|t| !t.revoked(&trust))

@@ -265,11 +265,8 @@ impl Tenants {
 
     /// The tenant `agency`, if loaded.
     pub fn loaded(&self, agency: &str) -> Option<Arc<Served>> {
-        self.map
-            .load()
-            .iter()
-            .find(|(a, _)| a.as_str() == agency)
-            .map(|(_, s)| s.clone())
+        let agency = AgencyId::new(agency).ok()?;
+        self.map.load().get(&agency).cloned()
     }
 
     /// Adds (or replaces) a tenant.

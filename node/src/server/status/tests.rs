@@ -225,7 +225,18 @@ async fn run(w: &World, script: &[(&str, u64, Does)]) -> (Found, Duration) {
             .collect(),
     };
     let start = Instant::now();
-    let found = coordinate(
+    let found = ask(w, fake, pick(false), pick(true)).await;
+    (found, start.elapsed())
+}
+
+/// The coordinator's one question to `fake`'s targets, within [`DEADLINE`].
+async fn ask(
+    w: &World,
+    fake: Fake,
+    registries: Result<Vec<Target>, String>,
+    questure: Result<Vec<Target>, String>,
+) -> Found {
+    coordinate(
         Arc::new(fake),
         Inputs {
             body: Bytes::from_static(br#"{"subject":"RSSMRA85T10A562S"}"#),
@@ -233,13 +244,12 @@ async fn run(w: &World, script: &[(&str, u64, Does)]) -> (Found, Duration) {
             as_of: "2026-12-01".into(),
             me: agency(ME),
             trust: w.trust.clone(),
-            registries: pick(false),
-            questure: pick(true),
-            deadline: start + DEADLINE,
+            registries,
+            questure,
+            deadline: Instant::now() + DEADLINE,
         },
     )
-    .await;
-    (found, start.elapsed())
+    .await
 }
 
 fn outcome<'a>(f: &'a Found, agency: &str) -> &'a str {
@@ -517,21 +527,14 @@ async fn run_host(w: &World, host: Does) -> Found {
         prefix: String::new(),
         hosted: vec![agency("comune-fano"), agency("comune-cagli")],
     };
-    coordinate(
-        Arc::new(fake),
-        Inputs {
-            body: Bytes::from_static(br#"{"subject":"RSSMRA85T10A562S"}"#),
-            query_id: "00".repeat(16),
-            as_of: "2026-12-01".into(),
-            me: agency(ME),
-            trust: w.trust.clone(),
-            registries: Ok(vec![host]),
-            questure: Ok(vec![Target::own(
-                agency("questura-pu"),
-                "https://q.test".into(),
-            )]),
-            deadline: Instant::now() + DEADLINE,
-        },
+    ask(
+        w,
+        fake,
+        Ok(vec![host]),
+        Ok(vec![Target::own(
+            agency("questura-pu"),
+            "https://q.test".into(),
+        )]),
     )
     .await
 }
