@@ -792,3 +792,122 @@ async fn a_tenant_revoked_in_the_crl_is_served_no_more_and_nobody_else_is_affect
     assert_eq!(code, 200, "{a}");
     assert_eq!(a["payload"]["covers"], json!([CAGLI]), "{a}");
 }
+
+/// Prunes tenant `tenant`'s log on the stopped host at `host_config`, as the host's retention
+/// task does with the tenant's `retention_days`: entries written before `before_ms` go. The
+/// first entry kept.
+fn prune_tenant_log(host_config: &Path, tenant: &str, before_ms: u64) -> u64 {
+    use attesta::audit::log::{load_or_create_key, origin, AuditLog};
+    use std::sync::Arc;
+    let settings = attesta::config::Settings::load(host_config).unwrap();
+    let dir = settings.data_dir.join("tenants").join(tenant);
+    let root = attesta::store::Store::open(&settings.data_dir.join("db")).unwrap();
+    let files = attesta_certs::AgencyFiles::in_dir(&dir);
+    let signing = attesta_certs::SigningIdentity::load(
+        &settings.trust_domain,
+        &files.sign_cert,
+        &files.sign_key,
+    )
+    .unwrap();
+    let log = AuditLog::open(
+        Arc::new(root.scoped(tenant).unwrap()),
+        load_or_create_key(&dir.join("audit.key")).unwrap(),
+        origin(settings.trust_domain.as_str(), tenant),
+        Arc::new(signing),
+    )
+    .unwrap();
+    let first = log.prune(before_ms).unwrap();
+    log.close();
+    first
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_log_is_pruned_on_its_own_and_still_proves_what_it_keeps() {
+    let mut p = Province::start().await;
+    let fano = p.citizen_of("041013");
+    let cagli = p.citizen_of("041007");
+    p.residence(FANO, &fano).await;
+    p.residence(CAGLI, &cagli).await;
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64
+    };
+    // The cut falls strictly between the questions before it and those after (milliseconds).
+    let later = |t: u64| eventually(move || async move { (now_ms() > t).then_some(()) });
+    later(now_ms()).await;
+    let cut = now_ms();
+    later(cut).await;
+    p.residence(FANO, &fano).await;
+
+    let Province {
+        mut pki,
+        host,
+        questura,
+        inps,
+        generated,
+    } = p;
+    let config = host.config_path.clone();
+    host.stop().await;
+    let first = tokio::task::block_in_place(|| prune_tenant_log(&config, FANO, cut));
+    assert!(
+        first > 0,
+        "Fano's import and first question are past the cut"
+    );
+    let host = start_node(&mut pki, HOST, |_| {}).await;
+    let mut p = Province {
+        pki,
+        host,
+        questura,
+        inps,
+        generated,
+    };
+
+    let auditor = p.pki.client("garante-audit");
+    let get = |url: String| {
+        let auditor = &auditor;
+        async move { auditor.get(&url).await.unwrap() }
+    };
+    // Fano's pruned entries are gone, and the 410 says where its export may start.
+    let r = get(format!("{}/v1/audit/entries?start=0&end=1", p.base(FANO))).await;
+    assert_eq!(r.status, 410, "{}", r.problem_line());
+    let problem: Value = r.json().unwrap();
+    assert_eq!(problem["type"], "urn:attesta:problem:pruned");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("--from {first}")),
+        "{problem}"
+    );
+    // Cagli's log and the host's are whole.
+    for base in [p.base(CAGLI), p.host.url.clone()] {
+        let r = get(format!("{base}/v1/audit/entries?start=0&end=1")).await;
+        assert_eq!(r.status, 200, "{base}: {}", r.problem_line());
+    }
+    // Fano's hashes still prove: an inclusion proof of entry 0, and the kept entries, the
+    // question after the cut among them.
+    let (_, size) = checkpoint(&auditor, &p.base(FANO), first + 1).await;
+    let r = get(format!(
+        "{}/v1/audit/proof/inclusion?index=0&size={size}",
+        p.base(FANO)
+    ))
+    .await;
+    assert_eq!(r.status, 200, "{}", r.problem_line());
+    let r = get(format!(
+        "{}/v1/audit/entries?start={first}&end={size}",
+        p.base(FANO)
+    ))
+    .await;
+    assert_eq!(r.status, 200, "{}", r.problem_line());
+    let page: attesta::wire::EntriesPage<attesta::wire::PageEntry> = r.json().unwrap();
+    assert!(page.entries.iter().any(|e| {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(&e.leaf)
+            .unwrap();
+        let entry = attesta::audit::entry::Entry::decode(&bytes).unwrap();
+        entry.route.ends_with("/v1/attest/residence") && entry.time_ms >= cut
+    }));
+}
