@@ -3,22 +3,26 @@
 #
 # Starts the demo federation with RESIDENTS synthetic residents (the province has ~350,000):
 # the Provincia's service centre (cst-pu) hosts 48 comuni as tenants, Pesaro and Urbino run
-# nodes of their own. Then prints:
+# nodes of their own. Up to TENANTS, it onboards more agencies on the running host the way an
+# operator does (`attesta policy host`, then `attesta tenant add`): unions of comuni, which
+# keep no registry and only ask (`--serves none`). Then prints:
 #   - the time the demo took to generate, start and import, and the service centre's RocksDB
 #     use and the demo's RSS (six nodes in one process);
-#   - the service centre's start-up time alone (48 tenants: their certificates, stores, logs);
+#   - the time to onboard each further tenant (publish, issue certificates, start serving);
+#   - the service centre's start-up time alone (all its tenants: certificates, stores, logs);
 #   - import throughput into a hosted comune (Fano, as the comune) and a dedicated node (Pesaro);
 #   - `attesta bench --route residence` on a hosted comune (Fano) and on a dedicated node
 #     (Pesaro), and `--route status` for residents of hosted comuni and of Pesaro;
 #   - the CPU the demo process spends idle, and witness traffic: 50 logs signing and
 #     getting cosigned.
-# Usage: node/benches/scripts/tenants.sh [residents] [duration] [concurrency]
-#        defaults: 350000 10s 16
+# Usage: node/benches/scripts/tenants.sh [residents] [duration] [concurrency] [tenants]
+#        defaults: 350000 10s 16 60
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 residents=${1:-350000}
 duration=${2:-10s}
 c=${3:-16}
+tenants=${4:-60}
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/attesta-target}"
 
 .ci/bootstrap.sh
@@ -47,6 +51,21 @@ metric() { # agency, series
     --key "$dir/agencies/$1/auth.key" "$(url "$1")/metrics" | awk -v s="$2" '$1 == s { print int($2) }'
 }
 host=$(url cst-pu)
+host_toml="$dir/agencies/cst-pu/node.toml"
+
+# Onboarding on the running host, up to $tenants tenants.
+hosted=$(curl -sS --max-time 5 --cacert "$dir/ca/ca.crt" --cert "$dir/agencies/cst-pu/auth.crt" \
+  --key "$dir/agencies/cst-pu/auth.key" "$host/v1/admin/tenants" | grep -o '"agency"' | wc -l)
+added=0; t=$(ms)
+for i in $(seq $((hosted + 1)) "$tenants"); do
+  id=$(printf 'unione-%02d' "$i")
+  "$bin" policy host --config "$dir/agencies/prefettura-pu/node.toml" --agency "$id" --host cst-pu --serves none >/dev/null
+  "$bin" tenant add --config "$host_toml" --agency "$id" --ca "$dir/ca" --serves none >/dev/null
+  added=$((added + 1))
+done
+if [ "$added" -gt 0 ]; then
+  echo "onboarded $added agencies on the running host (policy host + tenant add): $(( ($(ms) - t) / added )) ms each; cst-pu now hosts $tenants"
+fi
 echo "demo RSS (six nodes, one process): $(( $(awk '/VmRSS/ { print $2 }' "/proc/$demo/status") / 1024 )) MiB;" \
   "cst-pu RocksDB in use: $(( $(metric cst-pu attesta_store_memory_in_use_bytes) / 1048576 )) MiB"
 
@@ -60,7 +79,6 @@ awk -F, 'NR == 1 || $8 == "041013"' "$dir/data/residents.csv" > "$dir/fano.csv"
 awk -F, 'NR == 1 || $8 == "041044"' "$dir/data/residents.csv" > "$dir/pesaro.csv"
 awk -F, 'NR == 1 || ($8 != "041044" && $8 != "041067")' "$dir/data/residents.csv" > "$dir/hosted.csv"
 
-host_toml="$dir/agencies/cst-pu/node.toml"
 t=$(ms); "$bin" import residents --config "$host_toml" --tenant comune-fano "$dir/fano.csv" --as-of 2026-12-01 >/dev/null
 rows=$(( $(wc -l < "$dir/fano.csv") - 1 ))
 echo "import into a hosted comune (Fano, $rows rows): $(( $(ms) - t )) ms"
@@ -87,4 +105,4 @@ for _ in $(seq 1 600); do
     --key "$dir/agencies/cst-pu/auth.key" "$host/readyz" >/dev/null 2>&1 && break
   sleep 0.05
 done
-echo "cst-pu start-up alone (48 tenants): $(( $(ms) - t )) ms; RSS $(( $(awk '/VmRSS/ { print $2 }' "/proc/$node/status") / 1024 )) MiB"
+echo "cst-pu start-up alone ($tenants tenants): $(( $(ms) - t )) ms; RSS $(( $(awk '/VmRSS/ { print $2 }' "/proc/$node/status") / 1024 )) MiB"

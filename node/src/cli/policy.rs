@@ -73,7 +73,7 @@ pub enum PolicyCommand {
         /// The comuni (ISTAT codes) whose registry it keeps.
         #[arg(long = "comune")]
         comuni: Vec<String>,
-        /// What it answers: residence, legal-presence.
+        /// What it answers: residence, legal-presence, or none (it only asks).
         #[arg(long = "serves", default_value = "residence")]
         serves: Vec<String>,
     },

@@ -42,7 +42,7 @@ pub struct AddArgs {
     /// The agency to host (it must be listed as `hosted_by` this node in the manifest).
     #[arg(long)]
     agency: String,
-    /// What it answers: residence, legal-presence (repeat for both).
+    /// What it answers: residence, legal-presence (repeat for both), or none (it only asks).
     #[arg(long = "serves", default_value = "residence")]
     serves: Vec<String>,
     /// Issue its certificates from this CA directory (the Provincia's).
@@ -71,13 +71,21 @@ pub fn run(cmd: TenantCommand) -> anyhow::Result<()> {
     }
 }
 
-/// `--serves` values: `residence`, `legal-presence`.
+/// `--serves` values: `residence`, `legal-presence`, or `none` alone (an agency that only
+/// asks, such as a union of comuni's social services).
 pub fn parse_services(serves: &[String]) -> anyhow::Result<Vec<attesta_policy::Service>> {
+    if serves.iter().any(|s| s == "none") {
+        anyhow::ensure!(
+            serves.len() == 1,
+            "--serves none: an agency that serves nothing serves nothing else"
+        );
+        return Ok(Vec::new());
+    }
     serves
         .iter()
         .map(|s| {
             attesta_policy::Service::parse(s).ok_or_else(|| {
-                anyhow::anyhow!("--serves: {s:?} is not residence or legal-presence")
+                anyhow::anyhow!("--serves: {s:?} is not residence, legal-presence or none")
             })
         })
         .collect()
@@ -279,4 +287,23 @@ async fn remove(config: &Path, agency: &str) -> anyhow::Result<()> {
         None => println!("removed {agency} (its log had no entries)"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_services;
+    use attesta_policy::Service;
+
+    #[test]
+    fn serves_names_services_or_none_alone() {
+        let s = |v: &[&str]| parse_services(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            s(&["residence", "legal-presence"]).unwrap(),
+            vec![Service::Residence, Service::LegalPresence]
+        );
+        assert!(s(&["none"]).unwrap().is_empty());
+        assert!(s(&["none", "residence"]).is_err());
+        let e = s(&["residenza"]).unwrap_err().to_string();
+        assert!(e.contains("\"residenza\""), "{e}");
+    }
 }
