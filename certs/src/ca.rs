@@ -32,7 +32,7 @@ use openssl::x509::{
 use serde::{Deserialize, Serialize};
 
 use crate::fsutil::{self, PRIVATE_MODE, PUBLIC_MODE};
-use crate::id::{AgencyId, SpiffeId, TrustDomain};
+use crate::id::{AgencyId, OperatorId, OperatorName, SpiffeId, TrustDomain};
 
 /// How long a CA certificate is valid.
 const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 86_400);
@@ -68,6 +68,8 @@ pub enum CaError {
     WouldOverwrite { path: PathBuf },
     #[error("no unrevoked certificate was issued to agency {0}")]
     NothingToRevoke(AgencyId),
+    #[error("no unrevoked certificate was issued to operator {1} of agency {0}")]
+    NothingToRevokeOperator(AgencyId, OperatorName),
     #[error("invalid certificate request: {0}")]
     Request(String),
     #[error("openssl")]
@@ -83,6 +85,9 @@ pub enum LeafKind {
     /// Signatures on attestations, checkpoints and manifests: Ed25519, digitalSignature +
     /// nonRepudiation, no TLS EKU.
     Sign,
+    /// A person of an agency's staff signing in to its console: ECDSA P-256, EKU clientAuth
+    /// only, the operator's SPIFFE id. Opens no node's API port.
+    Operator,
 }
 
 /// Everything that goes into one leaf certificate. [`LeafSpec::auth`] and [`LeafSpec::sign`]
@@ -92,6 +97,8 @@ pub struct LeafSpec {
     pub kind: LeafKind,
     /// The agency the certificate is recorded under in the CA index (and revoked with).
     pub agency: AgencyId,
+    /// For an operator certificate, the person (recorded in the index, revoked by name).
+    pub operator: Option<OperatorName>,
     /// URI SANs. Standard profiles carry exactly one: the agency's SPIFFE id.
     pub uris: Vec<String>,
     pub dns: Vec<String>,
@@ -106,6 +113,7 @@ impl LeafSpec {
         Self {
             kind,
             agency: agency.clone(),
+            operator: None,
             uris: vec![SpiffeId::new(td.clone(), agency.clone()).to_string()],
             dns: Vec::new(),
             ips: Vec::new(),
@@ -134,6 +142,25 @@ impl LeafSpec {
     pub fn sign(td: &TrustDomain, agency: &AgencyId, days: u32) -> Self {
         Self::standard(LeafKind::Sign, td, agency, days)
     }
+
+    /// The operator certificate profile: `operator` of `agency`, valid for `days`.
+    pub fn operator(
+        td: &TrustDomain,
+        agency: &AgencyId,
+        operator: &OperatorName,
+        days: u32,
+    ) -> Self {
+        let id = OperatorId {
+            trust_domain: td.clone(),
+            agency: agency.clone(),
+            operator: operator.clone(),
+        };
+        Self {
+            operator: Some(operator.clone()),
+            uris: vec![id.to_string()],
+            ..Self::standard(LeafKind::Operator, td, agency, days)
+        }
+    }
 }
 
 /// A freshly issued certificate and its private key, both PEM.
@@ -161,6 +188,9 @@ pub struct IssuedRecord {
     pub serial: String,
     pub agency: String,
     pub kind: LeafKind,
+    /// The person, for an operator certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
     /// Seconds since the Unix epoch.
     pub not_after: i64,
     /// Seconds since the Unix epoch; absent while the certificate is good.
@@ -324,12 +354,18 @@ impl Ca {
             ));
         }
         let key = match spec.kind {
-            LeafKind::Auth => ec_key(Nid::X9_62_PRIME256V1)?,
+            LeafKind::Auth | LeafKind::Operator => ec_key(Nid::X9_62_PRIME256V1)?,
             LeafKind::Sign => PKey::generate_ed25519()?,
         };
         let mut name = X509NameBuilder::new()?;
         name.append_entry_by_nid(Nid::ORGANIZATIONNAME, self.trust_domain.as_str())?;
-        name.append_entry_by_nid(Nid::COMMONNAME, spec.agency.as_str())?;
+        if let Some(op) = &spec.operator {
+            // What a browser's certificate picker shows: the person, then the agency.
+            name.append_entry_by_nid(Nid::ORGANIZATIONALUNITNAME, spec.agency.as_str())?;
+            name.append_entry_by_nid(Nid::COMMONNAME, op.as_str())?;
+        } else {
+            name.append_entry_by_nid(Nid::COMMONNAME, spec.agency.as_str())?;
+        }
         let name = name.build();
 
         let serial = random_serial()?;
@@ -362,6 +398,10 @@ impl Ca {
                         .build()?,
                 )?;
             }
+            LeafKind::Operator => {
+                b.append_extension(KeyUsage::new().critical().digital_signature().build()?)?;
+                b.append_extension(ExtendedKeyUsage::new().client_auth().build()?)?;
+            }
         }
         if !(spec.uris.is_empty() && spec.dns.is_empty() && spec.ips.is_empty()) {
             let mut san = SubjectAlternativeName::new();
@@ -391,6 +431,7 @@ impl Ca {
             serial: serial_hex.clone(),
             agency: spec.agency.to_string(),
             kind: spec.kind,
+            operator: spec.operator.as_ref().map(|o| o.to_string()),
             not_after: unix(spec.not_after),
             revoked_at: None,
         });
@@ -434,23 +475,86 @@ impl Ca {
         Ok(files)
     }
 
-    /// Revokes every unrevoked certificate of `agency` and writes a fresh CRL. Returns the
-    /// serials revoked.
+    /// Issues operator `operator` of `agency` a certificate into `out` as `<operator>.crt`,
+    /// `<operator>.key` (0600) and `<operator>.p12` (0600: certificate, key and the CA
+    /// certificate, for a browser, encrypted with `password`). Refuses to overwrite.
+    pub fn issue_operator(
+        &mut self,
+        agency: &AgencyId,
+        operator: &OperatorName,
+        days: u32,
+        password: &str,
+        out: &Path,
+    ) -> Result<OperatorFiles, CaError> {
+        let files = OperatorFiles::in_dir(out, operator);
+        for path in [&files.cert, &files.key, &files.p12] {
+            if path.exists() {
+                return Err(CaError::WouldOverwrite { path: path.clone() });
+            }
+        }
+        fsutil::ensure_dir(out).map_err(|source| CaError::Write {
+            path: out.to_owned(),
+            source,
+        })?;
+        let td = self.trust_domain.clone();
+        let leaf = self.issue_leaf(&LeafSpec::operator(&td, agency, operator, days))?;
+        let cert = X509::from_pem(&leaf.cert_pem)?;
+        let key = PKey::private_key_from_pem(&leaf.key_pem)?;
+        let mut chain = openssl::stack::Stack::new()?;
+        chain.push(self.cert.clone())?;
+        // OpenSSL 3's defaults: AES-256-CBC with PBKDF2, an HMAC-SHA256 MAC.
+        let p12 = openssl::pkcs12::Pkcs12::builder()
+            .name(&format!("{operator} ({agency})"))
+            .pkey(&key)
+            .cert(&cert)
+            .ca(chain)
+            .build2(password)?;
+        write_file(&files.key, &leaf.key_pem, PRIVATE_MODE)?;
+        write_file(&files.cert, &leaf.cert_pem, PUBLIC_MODE)?;
+        write_file(&files.p12, &p12.to_der()?, PRIVATE_MODE)?;
+        Ok(files)
+    }
+
+    /// Revokes every unrevoked certificate of operator `operator` of `agency` and writes a
+    /// fresh CRL. Returns the serials revoked.
+    pub fn revoke_operator(
+        &mut self,
+        agency: &AgencyId,
+        operator: &OperatorName,
+    ) -> Result<Vec<String>, CaError> {
+        self.revoke_where(|r| {
+            r.agency == agency.as_str() && r.operator.as_deref() == Some(operator.as_str())
+        })?
+        .ok_or_else(|| CaError::NothingToRevokeOperator(agency.clone(), operator.clone()))
+    }
+
+    /// Revokes every unrevoked certificate of `agency` (its operators' too) and writes a fresh
+    /// CRL. Returns the serials revoked.
     pub fn revoke_agency(&mut self, agency: &AgencyId) -> Result<Vec<String>, CaError> {
+        self.revoke_where(|r| r.agency == agency.as_str())?
+            .ok_or_else(|| CaError::NothingToRevoke(agency.clone()))
+    }
+
+    /// Revokes the unrevoked certificates `which` picks and writes a fresh CRL; `None` when
+    /// there were none.
+    fn revoke_where(
+        &mut self,
+        which: impl Fn(&IssuedRecord) -> bool,
+    ) -> Result<Option<Vec<String>>, CaError> {
         let now = unix(SystemTime::now());
         let mut revoked = Vec::new();
         for rec in &mut self.index.certificates {
-            if rec.agency == agency.as_str() && rec.revoked_at.is_none() {
+            if which(rec) && rec.revoked_at.is_none() {
                 rec.revoked_at = Some(now);
                 revoked.push(rec.serial.clone());
             }
         }
         if revoked.is_empty() {
-            return Err(CaError::NothingToRevoke(agency.clone()));
+            return Ok(None);
         }
         self.write_index()?;
         self.write_crl()?;
-        Ok(revoked)
+        Ok(Some(revoked))
     }
 
     /// Signs and writes a new CRL (next CRL number) listing every revoked certificate, expired
@@ -497,6 +601,24 @@ impl Ca {
 
     fn write(&self, name: &str, bytes: &[u8], mode: u32) -> Result<(), CaError> {
         write_file(&self.dir.join(name), bytes, mode)
+    }
+}
+
+/// The files of an operator's identity: `<name>.crt`, `<name>.key`, `<name>.p12`.
+#[derive(Debug, Clone)]
+pub struct OperatorFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub p12: PathBuf,
+}
+
+impl OperatorFiles {
+    pub fn in_dir(dir: &Path, operator: &OperatorName) -> Self {
+        Self {
+            cert: dir.join(format!("{operator}.crt")),
+            key: dir.join(format!("{operator}.key")),
+            p12: dir.join(format!("{operator}.p12")),
+        }
     }
 }
 

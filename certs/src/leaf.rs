@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use openssl::x509::{X509ExtendedKeyUsage, X509};
 use sha2::{Digest, Sha256};
 
-use crate::id::{AgencyId, SpiffeId, TrustDomain};
+use crate::id::{AgencyId, OperatorId, SpiffeId, TrustDomain};
 
 /// Which side of a TLS connection the certificate was presented by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +41,8 @@ pub enum IdentityError {
     NotIssuedByCa,
     #[error("certificate is not an Ed25519 signing certificate (digitalSignature, no EKU)")]
     NotSigningCertificate,
+    #[error("certificate URI SAN {0:?} is not an operator's SPIFFE id")]
+    NotOperator(String),
 }
 
 impl IdentityError {
@@ -55,6 +57,7 @@ impl IdentityError {
             Self::Revoked => "revoked",
             Self::NotIssuedByCa => "unknown_ca",
             Self::NotSigningCertificate => "wrong_key_usage",
+            Self::NotOperator(_) => "not_an_operator",
         }
     }
 }
@@ -98,6 +101,46 @@ pub fn check_leaf(
         _ => return Err(IdentityError::NotTlsCertificate),
     }
     identity_of(&cert, der, trust_domain)
+}
+
+/// The person a verified operator certificate names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorIdentity {
+    pub id: OperatorId,
+    /// SHA-256 of the certificate's DER.
+    pub fingerprint: [u8; 32],
+}
+
+/// Checks an operator certificate that already chains to the CA (and is not revoked) and reads
+/// who it names: EKU clientAuth, exactly one URI SAN, an operator SPIFFE id in `trust_domain`.
+/// An agency's own certificate is refused ([`IdentityError::NotOperator`]): a node's key is
+/// not a person.
+pub fn check_operator(
+    der: &[u8],
+    trust_domain: &TrustDomain,
+) -> Result<OperatorIdentity, IdentityError> {
+    let cert = X509::from_der(der).map_err(|_| IdentityError::Malformed)?;
+    match cert.extended_key_usage() {
+        Some(eku) if eku.contains(X509ExtendedKeyUsage::SSL_CLIENT) => {}
+        _ => return Err(IdentityError::NotTlsCertificate),
+    }
+    let sans = cert.subject_alt_names();
+    let mut uris = sans.iter().flatten().filter_map(|n| n.uri());
+    let uri = uris.next().ok_or(IdentityError::NoSpiffeId)?;
+    if uris.next().is_some() {
+        return Err(IdentityError::ManyUris);
+    }
+    let id = OperatorId::parse(uri).map_err(|_| IdentityError::NotOperator(uri.to_owned()))?;
+    if &id.trust_domain != trust_domain {
+        return Err(IdentityError::WrongTrustDomain {
+            found: id.trust_domain.to_string(),
+            expected: trust_domain.to_string(),
+        });
+    }
+    Ok(OperatorIdentity {
+        id,
+        fingerprint: Sha256::digest(der).into(),
+    })
 }
 
 /// Checks the profile of a signing certificate (the chain is the caller's business): Ed25519,

@@ -27,9 +27,9 @@ pub mod sign;
 pub mod tls;
 pub mod trust;
 
-pub use ca::{AgencyFiles, Ca, CaError, IssuedLeaf, LeafKind, LeafSpec};
-pub use id::{AgencyId, NameError, SpiffeId, TrustDomain};
-pub use leaf::{check_leaf, IdentityError, LeafIdentity, Role};
+pub use ca::{AgencyFiles, Ca, CaError, IssuedLeaf, LeafKind, LeafSpec, OperatorFiles};
+pub use id::{AgencyId, NameError, OperatorId, OperatorName, SpiffeId, TrustDomain};
+pub use leaf::{check_leaf, check_operator, IdentityError, LeafIdentity, OperatorIdentity, Role};
 pub use sign::{SignerCert, SigningIdentity};
 #[cfg(feature = "tls")]
 pub use tls::Identity;

@@ -219,3 +219,80 @@ fn a_nodes_own_sign_certificate_passes_the_same_check_as_anyone_elses() {
     let e = load("other", &other, &mut ca).unwrap_err().to_string();
     assert!(e.contains("other.crt") && e.contains("other.test"), "{e}");
 }
+
+#[test]
+fn operator_certificates_name_a_person_open_no_api_port_and_are_revoked_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut ca = Ca::init(&dir.path().join("ca"), td()).unwrap();
+    let inps = agency("inps-pesaro");
+    let out = dir.path().join("operators");
+    let mario = OperatorName::new("mario.rossi").unwrap();
+    let files = ca
+        .issue_operator(&inps, &mario, 30, "s3greto", &out)
+        .unwrap();
+    assert_eq!(mode(&files.key), 0o600);
+    assert_eq!(mode(&files.p12), 0o600);
+    let cert = X509::from_pem(&std::fs::read(&files.cert).unwrap()).unwrap();
+    let der = cert.to_der().unwrap();
+    let op = crate::check_operator(&der, &td()).unwrap();
+    assert_eq!(
+        op.id.to_string(),
+        "spiffe://pu.attesta.test/agency/inps-pesaro/operator/mario.rossi"
+    );
+    let cn = cert.subject_name().entries_by_nid(Nid::COMMONNAME).next();
+    assert_eq!(cn.unwrap().data().as_slice(), b"mario.rossi");
+    // A client certificate only, and not an agency's: no node takes it on its API port.
+    let eku = cert.extended_key_usage().unwrap();
+    assert!(!eku.contains(openssl::x509::X509ExtendedKeyUsage::SSL_SERVER));
+    let err = crate::check_leaf(&der, crate::Role::Client, &td()).unwrap_err();
+    assert!(
+        matches!(err, crate::IdentityError::BadSpiffeId(_)),
+        "{err:?}"
+    );
+    // And an agency's certificate is not an operator's.
+    let node = ca
+        .issue_agency(&inps, vec![], vec![], 30, &dir.path().join("inps"))
+        .unwrap();
+    let auth = X509::from_pem(&std::fs::read(&node.auth_cert).unwrap()).unwrap();
+    let err = crate::check_operator(&auth.to_der().unwrap(), &td()).unwrap_err();
+    assert!(
+        matches!(err, crate::IdentityError::NotOperator(_)),
+        "{err:?}"
+    );
+
+    // The browser's file opens with its password and holds the key, the certificate and the
+    // CA; a wrong password opens nothing.
+    let p12 = openssl::pkcs12::Pkcs12::from_der(&std::fs::read(&files.p12).unwrap()).unwrap();
+    assert!(p12.parse2("wrong").is_err());
+    let parsed = p12.parse2("s3greto").unwrap();
+    assert_eq!(parsed.cert.unwrap().to_der().unwrap(), der);
+    assert!(parsed.pkey.is_some());
+    assert_eq!(parsed.ca.unwrap().len(), 1);
+    // Issuing again over the same files is refused.
+    assert!(matches!(
+        ca.issue_operator(&inps, &mario, 30, "x", &out),
+        Err(CaError::WouldOverwrite { .. })
+    ));
+
+    // Revoking Mario revokes Mario only; revoking the agency revokes the rest.
+    let anna = OperatorName::new("anna.bianchi").unwrap();
+    ca.issue_operator(&inps, &anna, 30, "x", &out).unwrap();
+    let record = |ca: &Ca, name: &str| {
+        ca.issued()
+            .iter()
+            .find(|r| r.operator.as_deref() == Some(name))
+            .unwrap()
+            .clone()
+    };
+    let revoked = ca.revoke_operator(&inps, &mario).unwrap();
+    assert_eq!(revoked, vec![record(&ca, "mario.rossi").serial]);
+    assert!(record(&ca, "anna.bianchi").revoked_at.is_none());
+    assert!(matches!(
+        ca.revoke_operator(&inps, &mario),
+        Err(CaError::NothingToRevokeOperator(..))
+    ));
+    let crl = X509Crl::from_pem(&std::fs::read(dir.path().join("ca").join(CRL)).unwrap()).unwrap();
+    assert_eq!(serials(&crl), vec![record(&ca, "mario.rossi").serial]);
+    ca.revoke_agency(&inps).unwrap();
+    assert!(record(&ca, "anna.bianchi").revoked_at.is_some());
+}

@@ -60,3 +60,32 @@ fn spiffe_ids_round_trip_and_reject_other_shapes() {
         assert!(SpiffeId::parse(bad).is_err(), "{bad} should be refused");
     }
 }
+
+#[test]
+fn operator_ids_name_a_person_of_an_agency_and_are_never_agency_ids() {
+    let uri = "spiffe://pu.attesta.it/agency/inps-pesaro/operator/mario.rossi";
+    let id = OperatorId::parse(uri).unwrap();
+    assert_eq!(
+        (id.agency.as_str(), id.operator.as_str()),
+        ("inps-pesaro", "mario.rossi")
+    );
+    assert_eq!(id.to_string(), uri);
+    assert!(
+        SpiffeId::parse(uri).is_err(),
+        "an operator is not the agency"
+    );
+    assert!(OperatorId::parse("spiffe://pu.attesta.it/agency/inps-pesaro").is_err());
+    for bad in [
+        "spiffe://pu.attesta.it/agency/inps-pesaro/operator/",
+        "spiffe://pu.attesta.it/agency/inps-pesaro/operator/Mario",
+        "spiffe://pu.attesta.it/agency/inps-pesaro/operator/.hidden",
+        "spiffe://pu.attesta.it/agency/inps-pesaro/operator/a/b",
+        "spiffe://pu.attesta.it/agency/inps/pesaro/operator/a",
+        "spiffe://pu.attesta.it/operator/a",
+    ] {
+        assert!(OperatorId::parse(bad).is_err(), "{bad} should be refused");
+    }
+    assert!(OperatorName::new(&"a".repeat(64)).is_ok());
+    assert!(OperatorName::new(&"a".repeat(65)).is_err());
+    assert!(OperatorName::new("anna_bianchi-2").is_ok());
+}
