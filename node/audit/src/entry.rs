@@ -5,7 +5,7 @@
 //! unknown tags, no invalid UTF-8, no field over its bound). docs/AUDIT_LOG.md has the layout.
 //!
 //! ```text
-//! u8      version (1)
+//! u8      version: 1, or 2 when a person at the agency's console caused the request
 //! u64     time, Unix milliseconds, big-endian
 //! [16]    query id
 //! u8      direction: 1 incoming, 2 outgoing, 3 change
@@ -20,6 +20,7 @@
 //! u16     HTTP status (0: no answer)
 //! [32]    request body SHA-256
 //! opt32   response body SHA-256
+//! str8    (version 2 only) the operator: their name at the peer agency, never empty
 //!
 //! str8  = u8 length, UTF-8 bytes       str16 = u16 length (big-endian), UTF-8 bytes
 //! opt32 = u8 0 (absent) | u8 1, 32 bytes
@@ -28,8 +29,11 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-/// The encoding version this code writes and reads.
+/// The encoding version of an entry no operator caused.
 pub const VERSION: u8 = 1;
+/// The encoding version of an entry with an operator (a console action): version 1's fields,
+/// then the operator's name.
+pub const VERSION_OPERATOR: u8 = 2;
 
 /// Longest matched rule or denial reason kept; longer ones are cut at a character boundary.
 pub const MAX_RULE: usize = 1024;
@@ -49,7 +53,8 @@ pub const MAX_ENCODED: usize = 1
     + (1 + 255)
     + 2
     + 32
-    + 33;
+    + 33
+    + (1 + 255);
 
 /// Who started the exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -95,6 +100,9 @@ pub struct Entry {
     pub status: u16,
     pub request_sha256: [u8; 32],
     pub response_sha256: Option<[u8; 32]>,
+    /// The person at the console of `peer_agency` whose action this was (their operator
+    /// certificate is `peer_cert`); `None` for agency-to-agency calls.
+    pub operator: Option<String>,
 }
 
 /// Why bytes are not an entry.
@@ -132,7 +140,16 @@ impl Entry {
     /// that every entry can be encoded; the bounds are far above what the node produces.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(256);
-        out.push(VERSION);
+        let operator = self
+            .operator
+            .as_deref()
+            .map(|o| bounded(o, 255))
+            .filter(|o| !o.is_empty());
+        out.push(if operator.is_some() {
+            VERSION_OPERATOR
+        } else {
+            VERSION
+        });
         out.extend_from_slice(&self.time_ms.to_be_bytes());
         out.extend_from_slice(&self.query_id);
         out.push(match self.direction {
@@ -157,13 +174,17 @@ impl Entry {
         out.extend_from_slice(&self.status.to_be_bytes());
         out.extend_from_slice(&self.request_sha256);
         opt32(&mut out, self.response_sha256.as_ref());
+        if let Some(o) = operator {
+            str8(&mut out, o);
+        }
         out
     }
 
     /// Reads canonical bytes; anything else is refused.
     pub fn decode(bytes: &[u8]) -> Result<Self, Malformed> {
         let mut r = Reader(bytes);
-        if r.u8("version")? != VERSION {
+        let version = r.u8("version")?;
+        if version != VERSION && version != VERSION_OPERATOR {
             return Err(Malformed("unknown version"));
         }
         let time_ms = u64::from_be_bytes(r.array("time")?);
@@ -194,6 +215,16 @@ impl Entry {
         let status = u16::from_be_bytes(r.array("status")?);
         let request_sha256 = r.array("request digest")?;
         let response_sha256 = r.opt32("response digest")?;
+        let operator = if version == VERSION_OPERATOR {
+            let o = r.str8("operator")?;
+            if o.is_empty() {
+                // Version 1 is the one encoding of an entry without an operator.
+                return Err(Malformed("empty operator"));
+            }
+            Some(o)
+        } else {
+            None
+        };
         if !r.0.is_empty() {
             return Err(Malformed("trailing bytes"));
         }
@@ -212,6 +243,7 @@ impl Entry {
             status,
             request_sha256,
             response_sha256,
+            operator,
         })
     }
 
@@ -233,6 +265,7 @@ impl Entry {
             status: self.status,
             request_sha256: hex::encode(self.request_sha256),
             response_sha256: self.response_sha256.as_ref().map(hex::encode),
+            operator: self.operator.as_deref(),
         }
     }
 }
@@ -255,6 +288,8 @@ pub struct EntryView<'a> {
     pub status: u16,
     pub request_sha256: String,
     pub response_sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator: Option<&'a str>,
 }
 
 /// Unix milliseconds as RFC 3339 (UTC, millisecond precision).
@@ -359,6 +394,7 @@ mod tests {
             status: 200,
             request_sha256: [3; 32],
             response_sha256: Some([4; 32]),
+            operator: None,
         }
     }
 
@@ -392,8 +428,13 @@ mod tests {
     fn unknown_tags_and_bad_utf8_are_refused() {
         let bytes = sample().encode();
         let mut v = bytes.clone();
-        v[0] = 2;
+        v[0] = 3;
         assert_eq!(Entry::decode(&v), Err(Malformed("unknown version")));
+        // Version 2 without its operator, or with an empty one, is not an entry.
+        v[0] = 2;
+        assert_eq!(Entry::decode(&v), Err(Malformed("operator")));
+        v.push(0);
+        assert_eq!(Entry::decode(&v), Err(Malformed("empty operator")));
         let mut d = bytes.clone();
         d[25] = 4;
         assert_eq!(Entry::decode(&d), Err(Malformed("unknown direction")));
@@ -402,6 +443,25 @@ mod tests {
         let mut u = bytes.clone();
         u[27] = 0xff; // first byte of the peer agency
         assert_eq!(Entry::decode(&u), Err(Malformed("peer agency")));
+    }
+
+    #[test]
+    fn an_operator_is_version_2_and_round_trips() {
+        let mut e = sample();
+        let v1 = e.encode();
+        e.operator = Some("mario.rossi".into());
+        let v2 = e.encode();
+        assert_eq!(v2[0], VERSION_OPERATOR);
+        assert_eq!(&v2[1..v1.len()], &v1[1..], "version 1's fields, unchanged");
+        assert_eq!(&v2[v1.len()..], b"\x0bmario.rossi");
+        assert_eq!(Entry::decode(&v2).unwrap(), e);
+        assert!(v2.len() <= MAX_ENCODED);
+        for n in 0..v2.len() {
+            assert!(Entry::decode(&v2[..n]).is_err(), "prefix of {n} bytes");
+        }
+        // An empty operator is no operator: version 1.
+        e.operator = Some(String::new());
+        assert_eq!(e.encode(), v1);
     }
 
     #[test]

@@ -169,6 +169,7 @@ mod tests {
             status: 200,
             request_sha256: [q; 32],
             response_sha256: None,
+            operator: None,
         }
     }
 

@@ -63,6 +63,7 @@ fn entry(i: u8) -> Entry {
         status: 200,
         request_sha256: [3; 32],
         response_sha256: Some([4; 32]),
+        operator: None,
     }
 }
 

@@ -76,6 +76,7 @@ pub async fn forget(
         status: 0,
         request_sha256: crate::audit::entry::sha256(&bytes),
         response_sha256: None,
+        operator: None,
     };
     let index = audit.append(&[entry]).await?;
     store.audit_delete(true, origin.as_bytes())?;

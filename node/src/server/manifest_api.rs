@@ -254,6 +254,7 @@ async fn log_change(shared: &Shared, token: &str, version: u64, policy: &str, so
         status: 0,
         request_sha256: crate::audit::entry::sha256(token.as_bytes()),
         response_sha256: None,
+        operator: None,
     };
     match shared.own.audit.append(&[entry]).await {
         Ok(_) => {

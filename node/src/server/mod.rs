@@ -122,6 +122,9 @@ pub(crate) struct Shared {
 pub struct Peer {
     pub leaf: LeafIdentity,
     pub addr: SocketAddr,
+    /// The person at this node's console on whose behalf the request is made (the console's
+    /// requests only: `leaf` is then this node's agency with the operator's certificate).
+    pub operator: Option<attesta_certs::OperatorName>,
 }
 
 /// A configured node, ready to serve.
@@ -475,7 +478,11 @@ async fn serve_connection(
     // HTTP/2 only when the client asked for it in ALPN; no sniffing, so a client that sends
     // nothing meets the first-request timeout like any other.
     let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
-    let peer = Arc::new(Peer { leaf, addr });
+    let peer = Arc::new(Peer {
+        leaf,
+        addr,
+        operator: None,
+    });
     let activity = conn::Activity::new(refusal.is_some());
 
     let service = {

@@ -804,6 +804,7 @@ async fn record(
         status: parts.status.as_u16(),
         request_sha256: trail.request_sha256.unwrap_or_else(|| entry::sha256(b"")),
         response_sha256: Some(entry::sha256(&body)),
+        operator: peer.operator.as_ref().map(|o| o.to_string()),
     };
     entries.push(incoming);
     let index = match audit.append(&entries).await {

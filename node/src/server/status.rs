@@ -577,6 +577,7 @@ pub(super) async fn status(
             status: c.exchange.status,
             request_sha256,
             response_sha256: c.exchange.response_sha256,
+            operator: None,
         })
         .collect();
 
