@@ -107,6 +107,8 @@ pub fn check_leaf(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperatorIdentity {
     pub id: OperatorId,
+    /// Serial number, big-endian bytes without leading zeros.
+    pub serial: Vec<u8>,
     /// SHA-256 of the certificate's DER.
     pub fingerprint: [u8; 32],
 }
@@ -137,8 +139,14 @@ pub fn check_operator(
             expected: trust_domain.to_string(),
         });
     }
+    let serial = cert
+        .serial_number()
+        .to_bn()
+        .map_err(|_| IdentityError::Malformed)?
+        .to_vec();
     Ok(OperatorIdentity {
         id,
+        serial,
         fingerprint: Sha256::digest(der).into(),
     })
 }

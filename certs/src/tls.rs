@@ -204,6 +204,28 @@ fn server_config_with(
     Ok(config)
 }
 
+/// The server config of a node's console: TLS 1.3, the node's certificate, a client
+/// certificate that chains to the CA, is in date and not revoked (whose it is, an operator of
+/// this agency or not, the console checks and explains on a page), no resumption, HTTP/1.1.
+pub fn console_config(trust: &TrustStore, identity: &Identity) -> Result<ServerConfig, LoadError> {
+    let verifier = WebPkiClientVerifier::builder_with_provider(trust.roots()?, provider())
+        .with_crls(trust.crls())
+        .only_check_end_entity_revocation()
+        .build()
+        .map_err(|e| LoadError::Config(e.to_string()))?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| LoadError::Config(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(identity.chain.clone(), identity.key.clone_key())
+        .map_err(|e| LoadError::Config(e.to_string()))?;
+    config.session_storage = Arc::new(NoServerSessionStorage {});
+    config.ticketer = Arc::new(UnredeemableTickets);
+    config.send_tls13_tickets = 1;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
 /// A client config presenting `identity`, verifying the node against the federation CA, and,
 /// when `expected` is given, that the node is that agency.
 pub fn client_config(

@@ -298,7 +298,7 @@ impl Client {
             total,
             progress,
         };
-        conn.send_body(Method::POST, &path, Some(content_type), body.boxed_unsync())
+        conn.send_body(Method::POST, &path, Some(content_type), &[], body.boxed_unsync())
             .await
     }
 
@@ -481,21 +481,29 @@ impl Connection {
         path: &str,
         body: Option<(&'static str, Bytes)>,
     ) -> Result<Reply, ClientError> {
-        match body {
-            Some((content_type, body)) => {
-                self.send_body(
-                    method,
-                    path,
-                    Some(content_type),
-                    Full::new(body).boxed_unsync(),
-                )
-                .await
-            }
-            None => {
-                self.send_body(method, path, None, Full::new(Bytes::new()).boxed_unsync())
-                    .await
-            }
-        }
+        self.send_with(method, path, &[], body).await
+    }
+
+    /// [`Connection::send`] with extra request headers.
+    pub async fn send_with(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&'static str, &str)],
+        body: Option<(&'static str, Bytes)>,
+    ) -> Result<Reply, ClientError> {
+        let (content_type, body) = match body {
+            Some((t, b)) => (Some(t), b),
+            None => (None, Bytes::new()),
+        };
+        self.send_body(
+            method,
+            path,
+            content_type,
+            headers,
+            Full::new(body).boxed_unsync(),
+        )
+        .await
     }
 
     async fn send_body(
@@ -503,6 +511,7 @@ impl Connection {
         method: Method,
         path: &str,
         content_type: Option<&'static str>,
+        headers: &[(&'static str, &str)],
         body: BoxBody<Bytes, std::convert::Infallible>,
     ) -> Result<Reply, ClientError> {
         let http_err = |source| ClientError::Http {
@@ -517,6 +526,9 @@ impl Connection {
             .header(header::HOST, &self.authority);
         if let Some(content_type) = content_type {
             req = req.header(header::CONTENT_TYPE, content_type);
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let req = req
             .body(body)

@@ -73,6 +73,17 @@ pub struct NodeConfig {
     /// The database's memory; every field has a default.
     #[serde(default)]
     pub store: StoreConfig,
+    /// The console for the agency's staff, on a port of its own; absent: no console.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console: Option<ConsoleConfig>,
+}
+
+/// `[console]`: where the agency's staff sign in with their operator certificates.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Address and port, e.g. `127.0.0.1:8446`: the browser's `https://` address.
+    pub listen: SocketAddr,
 }
 
 /// `[store]`: how much memory RocksDB may use, for the whole node.
@@ -492,6 +503,8 @@ pub struct Settings {
     pub audit_retention: Option<Duration>,
     /// RocksDB's memory budget, in bytes.
     pub store_memory: usize,
+    /// Where the console listens, if the node has one.
+    pub console: Option<SocketAddr>,
     /// The trust store and identity as loaded at start-up (the node reloads them later).
     pub trust: TrustStore,
     pub identity: Identity,
@@ -576,6 +589,14 @@ impl Settings {
         let agency = AgencyId::new(&raw.agency).map_err(|e| invalid("agency", e.to_string()))?;
         let trust_domain = TrustDomain::new(&raw.trust_domain)
             .map_err(|e| invalid("trust_domain", e.to_string()))?;
+        if let Some(c) = &raw.console {
+            if c.listen == raw.listen && c.listen.port() != 0 {
+                return Err(invalid(
+                    "console.listen",
+                    format!("{} is the node's own listen address; give the console a port of its own", c.listen),
+                ));
+            }
+        }
         let mut serves_residence = false;
         let mut serves_legal_presence = false;
         for s in &raw.serves {
@@ -717,6 +738,7 @@ impl Settings {
             limits,
             peers,
             store_memory,
+            console: raw.console.as_ref().map(|c| c.listen),
             audit_retention: match raw.audit.retention_days {
                 0 => None,
                 days => Some(Duration::from_secs(u64::from(days) * 86_400)),

@@ -292,6 +292,7 @@ pub fn node_config(pki: &Pki, id: &str, listen: SocketAddr) -> NodeConfig {
         peers: Default::default(),
         audit: Default::default(),
         store: Default::default(),
+        console: None,
     }
 }
 

@@ -221,6 +221,7 @@ pub fn prepare(dir: &Path, base_port: u16, memory_mb: u32) -> anyhow::Result<Vec
             peers: Default::default(),
             audit: Default::default(),
             store: crate::config::StoreConfig { memory_mb },
+            console: None,
         };
         let text = format!(
             "# Node of {name} in the attesta demo federation. See examples/node.toml for every key.\n{}",
@@ -270,7 +271,7 @@ pub async fn up(args: DemoArgs) -> anyhow::Result<()> {
     for path in &configs {
         let settings = Settings::load(path)?;
         let url = format!("https://{}", settings.listen);
-        let node =
+        let mut node =
             Node::new(settings).with_context(|| format!("starting node of {}", path.display()))?;
         let listener = node.bind().await?;
         nodes.push((node.settings().clone(), url.clone()));

@@ -127,12 +127,37 @@ enum CaCommand {
         #[arg(long, default_value_t = attesta_certs::ca::DEFAULT_LEAF_DAYS)]
         days: u32,
     },
-    /// Revoke every certificate of an agency and write a new CRL.
+    /// Issue a member of an agency's staff a personal operator certificate for its console:
+    /// NAME.crt, NAME.key (0600) and NAME.p12 (0600, for the browser) in OUT.
+    IssueOperator {
+        #[arg(long)]
+        dir: PathBuf,
+        /// The agency the operator works for.
+        #[arg(long)]
+        agency: String,
+        /// The operator's name: 1-64 characters of a-z, 0-9, '.', '-', '_' (e.g. mario.rossi).
+        #[arg(long)]
+        operator: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// The PKCS#12 file's password, from the first line of this file; default: a new
+        /// random one, printed once.
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        /// Validity in days.
+        #[arg(long, default_value_t = attesta_certs::ca::DEFAULT_LEAF_DAYS)]
+        days: u32,
+    },
+    /// Revoke every certificate of an agency (its operators' too), or of one of its
+    /// operators, and write a new CRL.
     Revoke {
         #[arg(long)]
         dir: PathBuf,
         #[arg(long)]
         agency: String,
+        /// Only this operator's certificates.
+        #[arg(long)]
+        operator: Option<String>,
     },
     /// Write a fresh CRL (new number and next update), e.g. from a daily timer.
     Crl {
@@ -223,7 +248,7 @@ fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Node(NodeCommand::Run { config }) => {
             let settings = Settings::load(&config)?;
             runtime()?.block_on(async {
-                let node = Node::new(settings).context("starting the node")?;
+                let mut node = Node::new(settings).context("starting the node")?;
                 let listener = node.bind().await?;
                 node.run(listener, crate::server::shutdown_signal()).await;
                 anyhow::Ok(())
@@ -359,6 +384,23 @@ fn print_row_errors(rows: &[crate::wire::RowError]) {
     }
 }
 
+/// A new PKCS#12 password: 20 random characters of an alphabet without look-alikes, in
+/// groups of five (about 100 bits).
+pub fn operator_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+    let mut bytes = [0u8; 20];
+    attesta_certs::random_bytes(&mut bytes);
+    let chars: Vec<char> = bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect();
+    chars
+        .chunks(5)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
 fn ca(cmd: CaCommand) -> anyhow::Result<()> {
     match cmd {
         CaCommand::Init { dir, trust_domain } => {
@@ -390,7 +432,66 @@ fn ca(cmd: CaCommand) -> anyhow::Result<()> {
                 files.sign_cert.display()
             );
         }
-        CaCommand::Revoke { dir, agency } => {
+        CaCommand::IssueOperator {
+            dir,
+            agency,
+            operator,
+            out,
+            password_file,
+            days,
+        } => {
+            let agency = AgencyId::new(&agency).context("--agency")?;
+            let operator = attesta_certs::OperatorName::new(&operator).context("--operator")?;
+            if days == 0 {
+                anyhow::bail!("--days: must be at least 1");
+            }
+            let (password, generated) = match &password_file {
+                Some(f) => {
+                    let text = std::fs::read_to_string(f)
+                        .with_context(|| format!("--password-file {}", f.display()))?;
+                    let line = text.lines().next().unwrap_or_default().to_owned();
+                    if line.len() < 8 {
+                        anyhow::bail!(
+                            "--password-file {}: the password must have at least 8 characters",
+                            f.display()
+                        );
+                    }
+                    (line, false)
+                }
+                None => (operator_password(), true),
+            };
+            let mut ca = Ca::open(&dir)?;
+            let files = ca.issue_operator(&agency, &operator, days, &password, &out)?;
+            println!(
+                "issued operator {operator} of {agency}: {} (for the browser), {}, {}",
+                files.p12.display(),
+                files.cert.display(),
+                files.key.display()
+            );
+            if generated {
+                println!("PKCS#12 password (shown once): {password}");
+            }
+        }
+        CaCommand::Revoke {
+            dir,
+            agency,
+            operator: Some(operator),
+        } => {
+            let agency = AgencyId::new(&agency).context("--agency")?;
+            let operator = attesta_certs::OperatorName::new(&operator).context("--operator")?;
+            let mut ca = Ca::open(&dir)?;
+            let serials = ca.revoke_operator(&agency, &operator)?;
+            println!(
+                "revoked {} certificate(s) of operator {operator} of {agency}; wrote {}",
+                serials.len(),
+                dir.join(attesta_certs::ca::CRL).display()
+            );
+        }
+        CaCommand::Revoke {
+            dir,
+            agency,
+            operator: None,
+        } => {
             let agency = AgencyId::new(&agency).context("--agency")?;
             let mut ca = Ca::open(&dir)?;
             let serials = ca.revoke_agency(&agency)?;

@@ -384,3 +384,23 @@ fn the_commented_service_centre_config_parses() {
     assert!(raw.serves.is_empty());
     assert_eq!(raw.store.memory_mb, 512);
 }
+
+#[test]
+fn the_console_has_a_port_of_its_own() {
+    let f = Fixture::new();
+    assert_eq!(f.load(VALID).unwrap().console, None);
+    let with = format!("{VALID}\n[console]\nlisten = \"127.0.0.1:8446\"\n");
+    assert_eq!(
+        f.load(&with).unwrap().console,
+        Some("127.0.0.1:8446".parse().unwrap())
+    );
+    let fixed = VALID.replace("127.0.0.1:0", "127.0.0.1:8443");
+    let same = format!("{fixed}\n[console]\nlisten = \"127.0.0.1:8443\"\n");
+    let e = f.load(&same).unwrap_err().to_string();
+    assert!(
+        e.contains("console.listen") && e.contains("port of its own"),
+        "{e}"
+    );
+    let unknown = format!("{VALID}\n[console]\nlisten = \"127.0.0.1:8446\"\nport = 1\n");
+    assert!(f.load(&unknown).unwrap_err().to_string().contains("port"));
+}

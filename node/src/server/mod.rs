@@ -16,6 +16,7 @@ mod access;
 mod attest;
 mod audit_api;
 pub(crate) mod conn;
+mod console;
 mod h1_errors;
 mod manifest_api;
 mod peers;
@@ -80,6 +81,8 @@ pub(crate) struct TlsState {
     config: Arc<rustls::ServerConfig>,
     /// For clients that offer X25519MLKEM768: only that group, whatever the client prefers.
     post_quantum: Arc<rustls::ServerConfig>,
+    /// The console's: any in-date, unrevoked certificate of the CA; the console reads whose.
+    console: Arc<rustls::ServerConfig>,
     trust: TrustStore,
     /// The node's own certificate, for its calls to peers.
     identity: attesta_certs::Identity,
@@ -89,9 +92,11 @@ impl TlsState {
     fn build(trust: TrustStore, identity: &attesta_certs::Identity) -> Result<Self, ServeError> {
         let config = attesta_certs::tls::server_config(&trust, identity)?;
         let post_quantum = attesta_certs::tls::server_config_post_quantum(&trust, identity)?;
+        let console = attesta_certs::tls::console_config(&trust, identity)?;
         Ok(Self {
             config: Arc::new(config),
             post_quantum: Arc::new(post_quantum),
+            console: Arc::new(console),
             trust,
             identity: identity.clone(),
         })
@@ -130,6 +135,9 @@ pub struct Peer {
 /// A configured node, ready to serve.
 pub struct Node {
     shared: Arc<Shared>,
+    /// The console's listener, when bound before [`Node::run`] (else `run` binds
+    /// `[console] listen` itself).
+    console: Option<TcpListener>,
 }
 
 impl std::fmt::Debug for Node {
@@ -195,19 +203,31 @@ impl Node {
                 warnings: throttle::Throttle::new(Duration::from_secs(60)),
                 draining: AtomicBool::new(false),
             }),
+            console: None,
         })
+    }
+
+    /// Serves the console on `listener` too (see `[console]`).
+    pub fn with_console(mut self, listener: TcpListener) -> Self {
+        self.console = Some(listener);
+        self
     }
 
     pub fn settings(&self) -> &Settings {
         &self.shared.settings
     }
 
-    /// Binds the configured address.
-    pub async fn bind(&self) -> Result<TcpListener, ServeError> {
-        let addr = self.shared.settings.listen;
-        TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeError::Bind { addr, source })
+    /// Binds the configured address, and the console's if there is one (served by `run`).
+    pub async fn bind(&mut self) -> Result<TcpListener, ServeError> {
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Bind { addr, source })
+        };
+        if let Some(addr) = self.shared.settings.console {
+            self.console = Some(bind(addr).await?);
+        }
+        bind(self.shared.settings.listen).await
     }
 
     /// Serves `listener` until `shutdown` completes, then stops accepting, lets in-flight
@@ -228,6 +248,9 @@ impl Node {
         let pruner = tokio::spawn(prune(shared.clone(), reload_stopped.clone()).in_current_span());
         let checkpointer =
             tokio::spawn(checkpoints(shared.clone(), reload_stopped).in_current_span());
+        let console = self.console.map(|l| {
+            tokio::spawn(console::serve(shared.clone(), l, conns_stopping.clone()).in_current_span())
+        });
 
         info!(
             agency = %shared.settings.agency,
@@ -288,6 +311,9 @@ impl Node {
         let _ = fetcher.await;
         let _ = checkpointer.await;
         let _ = pruner.await;
+        if let Some(c) = console {
+            let _ = c.await;
+        }
         // The last checkpoints cover every answer given.
         for served in shared.served_all() {
             let _ = sign_checkpoint(&shared, &served).await;

@@ -54,3 +54,21 @@ pub(crate) fn store_failure(e: impl std::error::Error) -> Problem {
     tracing::error!(error = %crate::config::error_chain(&e), "store read failed");
     Problem::new(ProblemKind::Internal)
 }
+
+/// A request body the node's routes read: hyper's for the API port, an in-memory one for the
+/// console's requests made on an operator's behalf.
+pub(crate) trait ReqBody:
+    hyper::body::Body<Data = bytes::Bytes, Error: std::error::Error + Send + Sync + 'static>
+    + Send
+    + Unpin
+    + 'static
+{
+}
+
+impl<T> ReqBody for T where
+    T: hyper::body::Body<Data = bytes::Bytes, Error: std::error::Error + Send + Sync + 'static>
+        + Send
+        + Unpin
+        + 'static
+{
+}

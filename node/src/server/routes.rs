@@ -10,7 +10,6 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
 use serde::Serialize;
 use tracing::info;
 
@@ -305,7 +304,11 @@ fn parse_query_id(s: &str) -> Option<[u8; 16]> {
     entry::parse_hex(s)
 }
 
-pub(super) async fn handle(shared: &Arc<Shared>, peer: &Peer, req: Request<Incoming>) -> Resp {
+pub(super) async fn handle(
+    shared: &Arc<Shared>,
+    peer: &Peer,
+    req: Request<impl super::respond::ReqBody>,
+) -> Resp {
     let started = Instant::now();
     let time_ms = now_ms();
     let method = req.method().clone();
@@ -421,7 +424,7 @@ async fn dispatch(
     served: &Arc<Served>,
     peer: &Peer,
     routed: Result<Route, Miss>,
-    req: Request<Incoming>,
+    req: Request<impl super::respond::ReqBody>,
     trail: &mut Trail,
 ) -> Resp {
     // Connections outlive CRL and manifest updates: check every request, not just the
@@ -854,7 +857,7 @@ fn oversized_head<B>(req: &Request<B>) -> Option<Problem> {
 /// and by counting while reading (chunked bodies, HTTP/2).
 async fn read_body(
     headers: &http::HeaderMap,
-    body: Incoming,
+    body: impl super::respond::ReqBody,
     limit: usize,
 ) -> Result<Bytes, Box<Problem>> {
     let too_large = || {

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use time::Date;
 use tokio::io::AsyncWriteExt;
 
@@ -70,7 +69,7 @@ pub(super) async fn import(
     shared: &Arc<Shared>,
     served: &Arc<Served>,
     ds: Dataset,
-    req: Request<Incoming>,
+    req: Request<impl super::respond::ReqBody>,
 ) -> Uploaded {
     let mut digest = None;
     let answer = receive_and_import(shared, served, ds, req, &mut digest).await;
@@ -84,7 +83,7 @@ async fn receive_and_import(
     shared: &Arc<Shared>,
     served: &Arc<Served>,
     ds: Dataset,
-    req: Request<Incoming>,
+    req: Request<impl super::respond::ReqBody>,
     digest: &mut Option<[u8; 32]>,
 ) -> Result<Resp, Problem> {
     use sha2::Digest as _;

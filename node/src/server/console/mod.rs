@@ -1,0 +1,462 @@
+//! The console: the agency's staff at a browser, on a port of its own (`[console] listen`).
+//!
+//! Who is at the keyboard is read from their **operator certificate** (TLS client
+//! authentication, as PA staff sign in with a CNS card): it must chain to the federation CA, be
+//! in date and not revoked (checked at the handshake and again on every request, as the CRL
+//! changes), and name an operator of this node's agency. Anyone else is answered a page that
+//! says why, and nothing more.
+//!
+//! The console has no powers of its own: each action is the request the agency's API would
+//! take (`POST /v1/status` for a clerk's check), built here and passed to the same router, as
+//! the agency, with the operator's certificate and name. The policy decides it as it decides
+//! the agency's calls, and its audit entry names the operator (docs/AUDIT_LOG.md).
+//!
+//! Browsers send client certificates on their own, so mTLS does not stop a hostile page
+//! from posting to the console: every form carries a token bound to the operator's
+//! certificate and this process, and a POST must come from the console's own origin. Pages
+//! allow no script, no inline style, no framing (see [`secure`]).
+
+mod pages;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use attesta_certs::OperatorIdentity;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{debug, info, warn, Instrument};
+
+use super::respond::{ReqBody, Resp};
+use super::{conn, routes, Peer, Shared};
+
+/// Longest form body the console reads.
+const MAX_FORM_BYTES: usize = 16 * 1024;
+
+/// What the console keeps for the life of the process.
+struct Console {
+    /// Keys the forms' anti-forgery tokens; new at every start, so a token outlives neither
+    /// the process nor the certificate it was made for.
+    csrf_key: [u8; 32],
+}
+
+/// Who is at the other end of a console connection.
+#[derive(Clone)]
+enum Who {
+    /// An operator of this node's agency.
+    Operator(Arc<OperatorIdentity>),
+    /// A certificate the console does not take, and why (in Italian, for the page).
+    Refused(String),
+}
+
+/// Accepts console connections until `stopping` changes.
+pub(super) async fn serve(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut csrf_key = [0u8; 32];
+    attesta_certs::random_bytes(&mut csrf_key);
+    let console = Arc::new(Console { csrf_key });
+    // Connections of its own: a busy API port does not lock the staff out, nor the reverse.
+    let table = conn::Table::new(shared.settings.limits.clone());
+    info!(
+        addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        "console listening"
+    );
+    loop {
+        let (tcp, addr) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!(error = %e, "console accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopping.changed() => return,
+        };
+        let Ok(handshaking) = table.accept(addr.ip()) else {
+            debug!(client.addr = %addr, "console connection refused: too many");
+            continue;
+        };
+        let shared = shared.clone();
+        let console = console.clone();
+        let stopping = stopping.clone();
+        let span = tracing::info_span!("console", client.addr = %addr);
+        tokio::spawn(
+            async move {
+                connection(&shared, &console, tcp, addr, handshaking, stopping).await;
+            }
+            .instrument(span),
+        );
+    }
+}
+
+async fn connection(
+    shared: &Arc<Shared>,
+    console: &Arc<Console>,
+    tcp: TcpStream,
+    addr: SocketAddr,
+    handshaking: conn::Handshaking,
+    stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    let limits = &shared.settings.limits;
+    let _ = tcp.set_nodelay(true);
+    let config = shared.tls.load().console.clone();
+    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+    let stream = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            debug!(error = %e, "console handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    let der = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec());
+    let Some(der) = der else { return };
+    let who = identify(shared, &der);
+    let agency = match &who {
+        Who::Operator(op) => op.id.agency.clone(),
+        Who::Refused(_) => shared.settings.agency.clone(),
+    };
+    // Operators of this agency are its own people: they keep the node's reserve.
+    let Ok(_established) = handshaking.establish(&agency, matches!(who, Who::Operator(_))) else {
+        return;
+    };
+    let activity = conn::Activity::new(false);
+    let service = {
+        let shared = shared.clone();
+        let console = console.clone();
+        let activity = activity.clone();
+        service_fn(move |req| {
+            let shared = shared.clone();
+            let console = console.clone();
+            let who = who.clone();
+            let handling = activity.begin();
+            async move {
+                let resp = handle(&shared, &console, &who, addr, req).await;
+                let (parts, body) = secure(resp).into_parts();
+                Ok::<_, std::convert::Infallible>(Response::from_parts(
+                    parts,
+                    handling.answer(body),
+                ))
+            }
+        })
+    };
+    let io = TokioIo::new(stream);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let conn = builder.serve_connection(io, service);
+    super::watch_connection(shared, conn, &activity, stopping).await;
+}
+
+/// Whose certificate `der` is, for this console.
+fn identify(shared: &Shared, der: &[u8]) -> Who {
+    let own = &shared.settings.agency;
+    match attesta_certs::check_operator(der, &shared.settings.trust_domain) {
+        Ok(op) if &op.id.agency == own => Who::Operator(Arc::new(op)),
+        Ok(op) => Who::Refused(format!(
+            "il certificato è di {}, operatore di {}: questa console è di {own}",
+            op.id.operator, op.id.agency
+        )),
+        Err(attesta_certs::IdentityError::NotOperator(_)) => Who::Refused(
+            "questo è il certificato di un nodo, non di una persona: \
+             accedete con il vostro certificato di operatore"
+                .to_owned(),
+        ),
+        Err(e) => Who::Refused(format!("certificato non valido per la console ({e})")),
+    }
+}
+
+/// What every console answer carries: no script, style only from the console itself, no
+/// framing, HTTPS only, no sniffing, no referrer, nothing cached (pages hold personal data).
+fn secure(mut resp: Resp) -> Resp {
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    resp
+}
+
+async fn handle(
+    shared: &Arc<Shared>,
+    console: &Console,
+    who: &Who,
+    addr: SocketAddr,
+    req: Request<hyper::body::Incoming>,
+) -> Resp {
+    let path = req.uri().path().to_owned();
+    if path == "/static/console.css" && req.method() == Method::GET {
+        let mut r = Response::new(Full::new(Bytes::from_static(pages::CSS.as_bytes())));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/css; charset=utf-8"),
+        );
+        r.headers_mut().insert(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("max-age=3600"),
+        );
+        return r;
+    }
+    let op = match who {
+        Who::Operator(op) => op.clone(),
+        Who::Refused(why) => return pages::refused(StatusCode::FORBIDDEN, why),
+    };
+    // The CRL may have changed since the handshake.
+    if shared.tls.load().trust.is_revoked(&op.serial) {
+        return pages::refused(
+            StatusCode::FORBIDDEN,
+            "il vostro certificato di operatore è stato revocato",
+        );
+    }
+    let ctx = pages::Ctx {
+        agency: shared.settings.agency.to_string(),
+        operator: op.id.operator.to_string(),
+        csrf: csrf_token(console, &op),
+        manifest_version: shared.manifest.current().map(|a| a.manifest.version),
+    };
+    let post = req.method() == Method::POST;
+    if post {
+        if let Err(why) = same_origin(&req) {
+            return pages::refused(StatusCode::FORBIDDEN, why);
+        }
+    } else if req.method() != Method::GET {
+        return pages::error(&ctx, StatusCode::METHOD_NOT_ALLOWED, "metodo non ammesso");
+    }
+    match (post, path.as_str()) {
+        (false, "/") => pages::home(&ctx, shared.draining.load(std::sync::atomic::Ordering::SeqCst)),
+        (false, "/verifica") => pages::check_form(&ctx, &purposes(shared), &pages::CheckForm::default()),
+        (true, "/verifica") => {
+            let form = match read_form(req, &["csrf", "subject", "purpose", "comune", "as_of"]).await
+            {
+                Ok(f) => f,
+                Err(why) => return pages::error(&ctx, StatusCode::BAD_REQUEST, &why),
+            };
+            if !token_matches(&ctx.csrf, form.get("csrf").map(String::as_str)) {
+                return pages::refused(
+                    StatusCode::FORBIDDEN,
+                    "modulo scaduto o non inviato da questa console: ricaricate la pagina",
+                );
+            }
+            check(shared, &ctx, &op, addr, form).await
+        }
+        _ => pages::error(&ctx, StatusCode::NOT_FOUND, "pagina non trovata"),
+    }
+}
+
+/// The purposes the agency may declare for a status check, as the policy in force grants.
+fn purposes(shared: &Shared) -> Vec<String> {
+    let Some(active) = shared.manifest.current() else {
+        return Vec::new();
+    };
+    attesta_policy::rules::purposes(
+        &active.manifest.effective_policy(),
+        shared.settings.agency.as_str(),
+    )
+    .ok()
+    .and_then(|mut m| m.remove("status"))
+    .map(|s| s.into_iter().collect())
+    .unwrap_or_default()
+}
+
+/// The clerk's check: the agency's `POST /v1/status`, on the operator's behalf.
+async fn check(
+    shared: &Arc<Shared>,
+    ctx: &pages::Ctx,
+    op: &OperatorIdentity,
+    addr: SocketAddr,
+    form: std::collections::HashMap<&'static str, String>,
+) -> Resp {
+    let field = |k: &str| form.get(k).map(|v| v.trim().to_owned()).unwrap_or_default();
+    let asked = pages::CheckForm {
+        subject: field("subject").to_ascii_uppercase(),
+        purpose: field("purpose"),
+        comune: field("comune"),
+        as_of: field("as_of"),
+    };
+    let mut body = serde_json::json!({"subject": asked.subject, "purpose": asked.purpose});
+    if !asked.comune.is_empty() {
+        body["comune"] = asked.comune.clone().into();
+    }
+    if !asked.as_of.is_empty() {
+        body["as_of"] = asked.as_of.clone().into();
+    }
+    let resp = act(
+        shared,
+        op,
+        addr,
+        Method::POST,
+        crate::wire::path::STATUS,
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
+    .await;
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let log_index = parts
+        .headers
+        .get(crate::wire::LOG_INDEX_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let outcome = if parts.status == StatusCode::OK {
+        match serde_json::from_slice::<crate::wire::StatusAnswer>(&body) {
+            Ok(answer) => {
+                let trust = shared.tls.load().trust.clone();
+                pages::Outcome::Answer {
+                    signers: answer
+                        .attestations
+                        .iter()
+                        .filter_map(|t| crate::attestation::verify(&trust, t).ok())
+                        .map(|v| pages::Signed {
+                            agency: v.signer.agency().to_string(),
+                            data_as_of: v.payload["data_as_of"].as_str().map(str::to_owned),
+                        })
+                        .collect(),
+                    answer: Box::new(answer),
+                    log_index,
+                }
+            }
+            Err(_) => pages::Outcome::Failed {
+                status: 502,
+                detail: "risposta del nodo non leggibile".into(),
+            },
+        }
+    } else {
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        pages::Outcome::Failed {
+            status: parts.status.as_u16(),
+            detail: problem["detail"]
+                .as_str()
+                .or(problem["title"].as_str())
+                .unwrap_or("richiesta non riuscita")
+                .to_owned(),
+        }
+    };
+    pages::check_result(ctx, &purposes(shared), &asked, &outcome)
+}
+
+/// Makes the agency's API request `method path body` on the operator's behalf: the same
+/// router, policy and audit as the agency's own calls, with the operator's certificate and
+/// name in the entry.
+async fn act(
+    shared: &Arc<Shared>,
+    op: &OperatorIdentity,
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    body: Vec<u8>,
+) -> Resp {
+    let peer = Peer {
+        leaf: attesta_certs::LeafIdentity {
+            id: attesta_certs::SpiffeId::new(
+                shared.settings.trust_domain.clone(),
+                shared.settings.agency.clone(),
+            ),
+            serial: op.serial.clone(),
+            fingerprint: op.fingerprint,
+        },
+        addr,
+        operator: Some(op.id.operator.clone()),
+    };
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Full::new(Bytes::from(body)));
+    match req {
+        Ok(req) => routes::handle(shared, &peer, req).await,
+        Err(_) => crate::problem::Problem::new(crate::problem::ProblemKind::Internal).into_response(),
+    }
+}
+
+/// The anti-forgery token of `op`'s forms: HMAC-SHA256 under this process's key of the
+/// operator's certificate.
+fn csrf_token(console: &Console, op: &OperatorIdentity) -> String {
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&console.csrf_key)
+        .expect("HMAC takes any key length");
+    mac.update(b"attesta console csrf\0");
+    mac.update(&op.fingerprint);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Constant-time comparison of a form's token with the expected one.
+fn token_matches(expected: &str, given: Option<&str>) -> bool {
+    let Some(given) = given else { return false };
+    let (a, b) = (expected.as_bytes(), given.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A POST must come from a page of this console: `Origin` present and equal to the console's
+/// own (`https://` and the Host the browser addressed), and no cross-site fetch metadata.
+fn same_origin<B>(req: &Request<B>) -> Result<(), &'static str> {
+    let h = req.headers();
+    if let Some(site) = h.get("sec-fetch-site") {
+        if site != "same-origin" {
+            return Err("richiesta inviata da un altro sito: rifiutata");
+        }
+    }
+    let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
+    let origin = h.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    match (origin, host) {
+        (Some(o), Some(host)) if o.strip_prefix("https://") == Some(host) => Ok(()),
+        (None, _) => Err("richiesta senza intestazione Origin: rifiutata"),
+        _ => Err("richiesta inviata da un altro sito: rifiutata"),
+    }
+}
+
+/// Reads an `application/x-www-form-urlencoded` body of at most [`MAX_FORM_BYTES`], with the
+/// API's rules for parameters (each at most once, none unknown).
+async fn read_form(
+    req: Request<impl ReqBody>,
+    known: &[&'static str],
+) -> Result<std::collections::HashMap<&'static str, String>, String> {
+    let form_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    if !form_type {
+        return Err("il modulo non è stato inviato come application/x-www-form-urlencoded".into());
+    }
+    let body = Limited::new(req.into_body(), MAX_FORM_BYTES)
+        .collect()
+        .await
+        .map_err(|_| format!("modulo troppo grande (al massimo {MAX_FORM_BYTES} byte)"))?
+        .to_bytes();
+    let text = std::str::from_utf8(&body).map_err(|_| "modulo non in UTF-8".to_owned())?;
+    crate::wire::query_params(Some(text), known).map_err(|p| p.detail.unwrap_or(p.title))
+}
+

@@ -1,0 +1,305 @@
+//! The console's pages: plain server-rendered HTML (maud: every value written with `(…)` is
+//! escaped, so no name, purpose or CSV field can become markup), Italian, no script, the
+//! stylesheet from the console itself.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use maud::{html, Markup, DOCTYPE};
+
+use super::Resp;
+use crate::wire::StatusAnswer;
+
+/// The console's stylesheet (`/static/console.css`): contrast of at least 4.5:1 for text, a
+/// visible focus ring, a print layout without navigation.
+pub const CSS: &str = include_str!("console.css");
+
+/// What every page shows of who is signed in, and the token its forms carry.
+pub struct Ctx {
+    pub agency: String,
+    pub operator: String,
+    pub csrf: String,
+    pub manifest_version: Option<u64>,
+}
+
+/// The clerk's question, as typed (shown again with the answer).
+#[derive(Default)]
+pub struct CheckForm {
+    pub subject: String,
+    pub purpose: String,
+    pub comune: String,
+    pub as_of: String,
+}
+
+/// An answer the check rests on: who signed it, and how fresh their data was.
+pub struct Signed {
+    pub agency: String,
+    pub data_as_of: Option<String>,
+}
+
+/// How a check ended.
+pub enum Outcome {
+    Answer {
+        answer: Box<StatusAnswer>,
+        signers: Vec<Signed>,
+        log_index: Option<String>,
+    },
+    Failed {
+        status: u16,
+        detail: String,
+    },
+}
+
+fn respond(status: StatusCode, markup: Markup) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(markup.into_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
+}
+
+/// A whole page: `title`, the operator's bar (when signed in), `main`.
+fn layout(ctx: Option<&Ctx>, title: &str, main: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="it" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · attesta" }
+                link rel="stylesheet" href="/static/console.css";
+            }
+            body {
+                a class="skip" href="#main" { "Vai al contenuto" }
+                header class="bar" {
+                    p class="brand" { "attesta" }
+                    @if let Some(ctx) = ctx {
+                        nav aria-label="Sezioni" {
+                            ul {
+                                li { a href="/" { "Home" } }
+                                li { a href="/verifica" { "Verifica" } }
+                            }
+                        }
+                        p class="who" {
+                            "Operatore " strong { (ctx.operator) } " · " (ctx.agency)
+                        }
+                    }
+                }
+                main id="main" tabindex="-1" {
+                    h1 { (title) }
+                    (main)
+                }
+                footer {
+                    @if let Some(ctx) = ctx {
+                        p {
+                            "Nodo di " (ctx.agency) " · manifesto "
+                            @match ctx.manifest_version {
+                                Some(v) => { "versione " (v) }
+                                None => { "non ancora ricevuto" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A certificate or request the console does not take: the reason, nothing else.
+pub fn refused(status: StatusCode, why: &str) -> Resp {
+    respond(
+        status,
+        layout(
+            None,
+            "Accesso negato",
+            html! {
+                p { (why) }
+                p { "Se pensate che sia un errore, rivolgetevi al referente informatico della vostra agenzia." }
+            },
+        ),
+    )
+}
+
+pub fn error(ctx: &Ctx, status: StatusCode, what: &str) -> Resp {
+    respond(
+        status,
+        layout(Some(ctx), "Errore", html! { p { (what) } p { a href="/" { "Torna alla home" } } }),
+    )
+}
+
+pub fn home(ctx: &Ctx, draining: bool) -> Resp {
+    respond(
+        StatusCode::OK,
+        layout(
+            Some(ctx),
+            "Console",
+            html! {
+                h2 { "Chi sono" }
+                dl {
+                    dt { "Operatore" } dd { (ctx.operator) }
+                    dt { "Agenzia" } dd { (ctx.agency) }
+                    dt { "Manifesto in vigore" }
+                    dd {
+                        @match ctx.manifest_version {
+                            Some(v) => { "versione " (v) }
+                            None => { "nessuno: il nodo non ha ancora ricevuto la politica della Prefettura" }
+                        }
+                    }
+                    dt { "Stato del nodo" }
+                    dd { @if draining { "in arresto" } @else { "in servizio" } }
+                }
+                h2 { "Cosa potete fare" }
+                ul {
+                    li { a href="/verifica" { "Verificare residenza e regolarità del soggiorno" } " di una persona, per una finalità concessa alla vostra agenzia." }
+                }
+            },
+        ),
+    )
+}
+
+/// Italian names of the purposes the federation uses; others are shown by their code.
+fn purpose_label(code: &str) -> &str {
+    match code {
+        "benefit-eligibility" => "Verifica dei requisiti per una prestazione",
+        "permit-renewal" => "Rinnovo del permesso di soggiorno",
+        "registry-update" => "Aggiornamento anagrafico",
+        "family-reunification" => "Ricongiungimento familiare",
+        "health-enrolment" => "Iscrizione al Servizio sanitario",
+        _ => code,
+    }
+}
+
+fn check_fields(ctx: &Ctx, purposes: &[String], form: &CheckForm) -> Markup {
+    html! {
+        form method="post" action="/verifica" {
+            input type="hidden" name="csrf" value=(ctx.csrf);
+            div class="field" {
+                label for="subject" { "Codice fiscale" }
+                input id="subject" name="subject" type="text" required
+                    autocomplete="off" spellcheck="false" maxlength="16"
+                    aria-describedby="subject-hint" value=(form.subject);
+                p id="subject-hint" class="hint" { "16 caratteri, ad esempio RSSMRA80A01G479Z." }
+            }
+            div class="field" {
+                label for="purpose" { "Finalità" }
+                @if purposes.is_empty() {
+                    p class="warn" id="purpose" { "La politica in vigore non concede verifiche alla vostra agenzia." }
+                } @else {
+                    select id="purpose" name="purpose" required {
+                        @for p in purposes {
+                            option value=(p) selected[*p == form.purpose] { (purpose_label(p)) " (" (p) ")" }
+                        }
+                    }
+                }
+            }
+            div class="field" {
+                label for="comune" { "Comune di residenza (facoltativo)" }
+                input id="comune" name="comune" type="text" inputmode="numeric"
+                    maxlength="6" aria-describedby="comune-hint" value=(form.comune);
+                p id="comune-hint" class="hint" { "Codice ISTAT a 6 cifre, ad esempio 041044 per Pesaro. Senza, si chiede a ogni anagrafe." }
+            }
+            div class="field" {
+                label for="as_of" { "Alla data (facoltativa)" }
+                input id="as_of" name="as_of" type="date" aria-describedby="as_of-hint" value=(form.as_of);
+                p id="as_of-hint" class="hint" { "Senza, alla data di oggi." }
+            }
+            button type="submit" { "Verifica" }
+        }
+    }
+}
+
+pub fn check_form(ctx: &Ctx, purposes: &[String], form: &CheckForm) -> Resp {
+    respond(
+        StatusCode::OK,
+        layout(Some(ctx), "Verifica", check_fields(ctx, purposes, form)),
+    )
+}
+
+fn yes_no(v: Option<bool>) -> &'static str {
+    match v {
+        Some(true) => "Sì",
+        Some(false) => "No",
+        None => "Non noto",
+    }
+}
+
+fn comune_name(code: &str) -> String {
+    crate::domain::places::ComuneCode::parse(code)
+        .ok()
+        .and_then(|c| crate::domain::places::comune(&c))
+        .map(|c| format!("{} ({code})", c.name))
+        .unwrap_or_else(|| code.to_owned())
+}
+
+pub fn check_result(ctx: &Ctx, purposes: &[String], asked: &CheckForm, outcome: &Outcome) -> Resp {
+    let (status, body) = match outcome {
+        Outcome::Failed { status, detail } => (
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
+            html! {
+                div class="result failed" role="alert" {
+                    h2 { "Verifica non eseguita" }
+                    p { (detail) }
+                }
+            },
+        ),
+        Outcome::Answer { answer, signers, log_index } => (
+            StatusCode::OK,
+            html! {
+                section class="result" aria-labelledby="esito" {
+                    h2 id="esito" { "Esito" }
+                    @if !answer.complete {
+                        p class="warn" role="status" { "Risposta incompleta: non tutte le amministrazioni hanno risposto." }
+                    }
+                    dl {
+                        dt { "Residente" }
+                        dd class="answer" { (yes_no(answer.resident)) }
+                        @if let Some(c) = &answer.comune { dt { "Comune" } dd { (comune_name(c)) } }
+                        @if let Some(s) = &answer.since { dt { "Dal" } dd { (s) } }
+                        dt { "Regolarmente soggiornante" }
+                        dd class="answer" { (yes_no(answer.legally_present)) }
+                        @if let Some(b) = &answer.basis { dt { "Titolo" } dd { (b) } }
+                        @if let Some(v) = &answer.valid_until { dt { "Valido fino al" } dd { (v) } }
+                        dt { "Alla data" } dd { (answer.as_of) }
+                    }
+                    h3 { "Chi ha risposto" }
+                    @if signers.is_empty() {
+                        p { "Nessuna risposta firmata." }
+                    } @else {
+                        ul {
+                            @for s in signers {
+                                li {
+                                    (s.agency)
+                                    @if let Some(d) = &s.data_as_of { ", dati aggiornati al " (d) }
+                                }
+                            }
+                        }
+                    }
+                    @if !answer.unavailable.is_empty() {
+                        h3 { "Non disponibili" }
+                        ul {
+                            @for u in &answer.unavailable {
+                                li { (u.agency.as_deref().unwrap_or("nessun nodo")) ": " (u.reason) " (" (u.detail) ")" }
+                            }
+                        }
+                    }
+                    h3 { "Registro" }
+                    p {
+                        "Domanda " code { (answer.query_id) }
+                        @if let Some(i) = log_index { ", voce " (i) " del registro di " (ctx.agency) }
+                        ", a nome di " (ctx.operator) "."
+                    }
+                }
+            },
+        ),
+    };
+    respond(
+        status,
+        layout(
+            Some(ctx),
+            "Verifica",
+            html! { (body) h2 { "Nuova verifica" } (check_fields(ctx, purposes, asked)) },
+        ),
+    )
+}
