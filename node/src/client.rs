@@ -298,8 +298,14 @@ impl Client {
             total,
             progress,
         };
-        conn.send_body(Method::POST, &path, Some(content_type), &[], body.boxed_unsync())
-            .await
+        conn.send_body(
+            Method::POST,
+            &path,
+            Some(content_type),
+            &[],
+            body.boxed_unsync(),
+        )
+        .await
     }
 
     pub async fn get(&self, url: &str) -> Result<Reply, ClientError> {

@@ -593,7 +593,10 @@ impl Settings {
             if c.listen == raw.listen && c.listen.port() != 0 {
                 return Err(invalid(
                     "console.listen",
-                    format!("{} is the node's own listen address; give the console a port of its own", c.listen),
+                    format!(
+                        "{} is the node's own listen address; give the console a port of its own",
+                        c.listen
+                    ),
                 ));
             }
         }

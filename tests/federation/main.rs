@@ -9,6 +9,7 @@ mod harness;
 mod api;
 mod audit;
 mod cli;
+mod console;
 mod data;
 mod demo;
 mod hostile;

@@ -173,6 +173,24 @@ impl Pki {
         Client::new(Arc::new(self.client_config(Some((cert_pem, key_pem)))))
     }
 
+    /// Issues operator `name` of `agency` and returns a client presenting their certificate.
+    pub fn operator(&mut self, agency: &str, name: &str) -> Client {
+        let out = self.dir.path().join("operators").join(agency);
+        let files = self
+            .ca
+            .issue_operator(
+                &AgencyId::new(agency).unwrap(),
+                &attesta_certs::OperatorName::new(name).unwrap(),
+                30,
+                "password",
+                &out,
+            )
+            .unwrap();
+        let cert = std::fs::read(&files.cert).unwrap();
+        let key = std::fs::read(&files.key).unwrap();
+        self.client_with(&cert, &key)
+    }
+
     /// A client that presents no certificate.
     pub fn anonymous_client(&self) -> Client {
         Client::new(Arc::new(self.client_config(None)))
@@ -217,6 +235,8 @@ pub struct TestNode {
     pub agency: String,
     pub addr: SocketAddr,
     pub url: String,
+    /// `https://…` of its console, when its configuration has one.
+    pub console_url: Option<String>,
     pub config_path: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
@@ -230,6 +250,7 @@ impl TestNode {
             agency: agency.to_owned(),
             addr,
             url: format!("https://{addr}"),
+            console_url: None,
             config_path,
             stop: None,
             task: None,
@@ -343,6 +364,21 @@ async fn start(
     let addr = listener.local_addr().unwrap();
     let mut config = node_config(pki, id, addr);
     tweak(&mut config);
+    // A console asked for (any address) gets a free port of its own.
+    let console = match config.console {
+        Some(_) => {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            config.console = Some(attesta::config::ConsoleConfig {
+                listen: l.local_addr().unwrap(),
+            });
+            Some(l)
+        }
+        None => None,
+    };
+    let console_url = config
+        .console
+        .as_ref()
+        .map(|c| format!("https://{}", c.listen));
     let config_path = pki.agency_dir(id).join("node.toml");
     std::fs::write(&config_path, config.to_toml()).unwrap();
     if with_manifest {
@@ -350,7 +386,10 @@ async fn start(
     }
 
     let settings = Settings::load(&config_path).unwrap();
-    let node = Node::new(settings).unwrap();
+    let mut node = Node::new(settings).unwrap();
+    if let Some(l) = console {
+        node = node.with_console(l);
+    }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(node.run(listener, async move {
         let _ = stopped.await;
@@ -360,6 +399,7 @@ async fn start(
         agency: id.to_owned(),
         addr,
         url,
+        console_url,
         config_path,
         stop: Some(stop),
         task: Some(task),

@@ -249,7 +249,9 @@ impl Node {
         let checkpointer =
             tokio::spawn(checkpoints(shared.clone(), reload_stopped).in_current_span());
         let console = self.console.map(|l| {
-            tokio::spawn(console::serve(shared.clone(), l, conns_stopping.clone()).in_current_span())
+            tokio::spawn(
+                console::serve(shared.clone(), l, conns_stopping.clone()).in_current_span(),
+            )
         });
 
         info!(

@@ -109,8 +109,7 @@ async fn connection(
     let _ = tcp.set_nodelay(true);
     let config = shared.tls.load().console.clone();
     let acceptor = tokio_rustls::TlsAcceptor::from(config);
-    let stream = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await
-    {
+    let stream = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             debug!(error = %e, "console handshake failed");
@@ -201,7 +200,10 @@ fn secure(mut resp: Resp) -> Resp {
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(
         "cross-origin-opener-policy",
         HeaderValue::from_static("same-origin"),
@@ -257,14 +259,19 @@ async fn handle(
         return pages::error(&ctx, StatusCode::METHOD_NOT_ALLOWED, "metodo non ammesso");
     }
     match (post, path.as_str()) {
-        (false, "/") => pages::home(&ctx, shared.draining.load(std::sync::atomic::Ordering::SeqCst)),
-        (false, "/verifica") => pages::check_form(&ctx, &purposes(shared), &pages::CheckForm::default()),
+        (false, "/") => pages::home(
+            &ctx,
+            shared.draining.load(std::sync::atomic::Ordering::SeqCst),
+        ),
+        (false, "/verifica") => {
+            pages::check_form(&ctx, &purposes(shared), &pages::CheckForm::default())
+        }
         (true, "/verifica") => {
-            let form = match read_form(req, &["csrf", "subject", "purpose", "comune", "as_of"]).await
-            {
-                Ok(f) => f,
-                Err(why) => return pages::error(&ctx, StatusCode::BAD_REQUEST, &why),
-            };
+            let form =
+                match read_form(req, &["csrf", "subject", "purpose", "comune", "as_of"]).await {
+                    Ok(f) => f,
+                    Err(why) => return pages::error(&ctx, StatusCode::BAD_REQUEST, &why),
+                };
             if !token_matches(&ctx.csrf, form.get("csrf").map(String::as_str)) {
                 return pages::refused(
                     StatusCode::FORBIDDEN,
@@ -324,7 +331,11 @@ async fn check(
     )
     .await;
     let (parts, body) = resp.into_parts();
-    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
     let log_index = parts
         .headers
         .get(crate::wire::LOG_INDEX_HEADER)
@@ -397,7 +408,9 @@ async fn act(
         .body(Full::new(Bytes::from(body)));
     match req {
         Ok(req) => routes::handle(shared, &peer, req).await,
-        Err(_) => crate::problem::Problem::new(crate::problem::ProblemKind::Internal).into_response(),
+        Err(_) => {
+            crate::problem::Problem::new(crate::problem::ProblemKind::Internal).into_response()
+        }
     }
 }
 
@@ -459,4 +472,3 @@ async fn read_form(
     let text = std::str::from_utf8(&body).map_err(|_| "modulo non in UTF-8".to_owned())?;
     crate::wire::query_params(Some(text), known).map_err(|p| p.detail.unwrap_or(p.title))
 }
-

@@ -125,7 +125,11 @@ pub fn refused(status: StatusCode, why: &str) -> Resp {
 pub fn error(ctx: &Ctx, status: StatusCode, what: &str) -> Resp {
     respond(
         status,
-        layout(Some(ctx), "Errore", html! { p { (what) } p { a href="/" { "Torna alla home" } } }),
+        layout(
+            Some(ctx),
+            "Errore",
+            html! { p { (what) } p { a href="/" { "Torna alla home" } } },
+        ),
     )
 }
 
@@ -244,7 +248,11 @@ pub fn check_result(ctx: &Ctx, purposes: &[String], asked: &CheckForm, outcome: 
                 }
             },
         ),
-        Outcome::Answer { answer, signers, log_index } => (
+        Outcome::Answer {
+            answer,
+            signers,
+            log_index,
+        } => (
             StatusCode::OK,
             html! {
                 section class="result" aria-labelledby="esito" {

@@ -1,0 +1,266 @@
+//! The console over real nodes and TLS: who may sign in (operators of the node's agency, with
+//! unrevoked certificates), what a forged request gets, and what the audit log records of a
+//! console action. The pages in a real browser are tested in `tests/console/`.
+
+use bytes::Bytes;
+use http::Method;
+use serde_json::{json, Value};
+
+use attesta::client::{Client, Reply};
+
+use crate::harness::*;
+use crate::status::Federation;
+
+async fn with_console() -> Federation {
+    Federation::start(|c| {
+        c.console = Some(attesta::config::ConsoleConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+        })
+    })
+    .await
+}
+
+fn console(f: &Federation) -> String {
+    f.inps.console_url.clone().expect("INPS has a console")
+}
+
+fn text(r: &Reply) -> String {
+    String::from_utf8_lossy(&r.body).into_owned()
+}
+
+/// The anti-forgery token of the form on `page`.
+fn csrf(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a token")
+        + 19;
+    page[at..].split('"').next().unwrap().to_owned()
+}
+
+/// POSTs `form` (already encoded) to `path` of the console at `base`, with `headers`.
+async fn post_form(
+    client: &Client,
+    base: &str,
+    path: &str,
+    headers: &[(&'static str, &str)],
+    form: String,
+) -> Reply {
+    let mut conn = client.connect(base).await.unwrap();
+    conn.send_with(
+        Method::POST,
+        path,
+        headers,
+        Some(("application/x-www-form-urlencoded", Bytes::from(form))),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clerk_checks_a_person_and_the_log_names_the_clerk_but_the_citizen_report_does_not() {
+    let mut f = with_console().await;
+    let base = console(&f);
+    let clerk = f.pki.operator("inps-pesaro", "mario.rossi");
+
+    let home = clerk.get(&format!("{base}/")).await.unwrap();
+    assert_eq!(home.status, 200, "{}", text(&home));
+    let page = text(&home);
+    assert!(page.contains("<html lang=\"it\">"), "{page}");
+    assert!(page.contains("mario.rossi") && page.contains("inps-pesaro"));
+    assert!(page.contains("versione 2"), "the manifest in force: {page}");
+    // No script, no framing, nothing cached.
+    let csp = home.headers.get("content-security-policy").unwrap();
+    let csp = csp.to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("script-src"), "{csp}");
+    assert_eq!(
+        home.headers.get("x-content-type-options").unwrap(),
+        "nosniff"
+    );
+    assert_eq!(home.headers.get("cache-control").unwrap(), "no-store");
+    assert!(home.headers.get("strict-transport-security").is_some());
+
+    let form = clerk.get(&format!("{base}/verifica")).await.unwrap();
+    let form = text(&form);
+    assert!(
+        form.contains("value=\"benefit-eligibility\""),
+        "the purposes INPS is granted: {form}"
+    );
+    let token = csrf(&form);
+    let person = f.sample("resident with valid permit")["cf"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let authority = base.trim_start_matches("https://").to_owned();
+    let origin = format!("https://{authority}");
+    let r = post_form(
+        &clerk,
+        &base,
+        "/verifica",
+        &[("origin", &origin)],
+        format!("csrf={token}&subject={person}&purpose=benefit-eligibility&comune=&as_of="),
+    )
+    .await;
+    let page = text(&r);
+    assert_eq!(r.status, 200, "{page}");
+    assert!(page.contains("Residente"), "{page}");
+    assert!(
+        page.matches("<dd class=\"answer\">Sì</dd>").count() == 2,
+        "resident and legally present: {page}"
+    );
+    assert!(
+        page.contains("comune-pesaro") && page.contains("questura-pu"),
+        "who answered: {page}"
+    );
+    assert!(page.contains("a nome di mario.rossi"), "{page}");
+
+    // The node's log: the status request is the agency's, made by Mario.
+    let auditor = f.pki.client("garante-audit");
+    let entries = eventually(|| async {
+        let r = auditor
+            .get(&f.inps.url("/v1/audit/checkpoint"))
+            .await
+            .ok()?;
+        let size: u64 = String::from_utf8(r.body.to_vec())
+            .ok()?
+            .lines()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        let r = auditor
+            .get(&f.inps.url(&format!("/v1/audit/entries?start=0&end={size}")))
+            .await
+            .ok()?;
+        let page: Value = r.json().ok()?;
+        let found: Vec<Value> = page["entries"]
+            .as_array()?
+            .iter()
+            .filter(|e| e["route"] == "POST /v1/status" && e["direction"] == "incoming")
+            .cloned()
+            .collect();
+        (!found.is_empty()).then_some(found)
+    })
+    .await;
+    let e = &entries[0];
+    assert_eq!(e["operator"], "mario.rossi", "{e}");
+    assert_eq!(e["peer_agency"], "inps-pesaro");
+    assert_eq!(e["decision"], "allow");
+    assert_eq!(e["purpose"], "benefit-eligibility");
+
+    // The person's access report names the agency and the purpose, never the clerk.
+    let r = auditor
+        .post(
+            &f.inps.url("/v1/audit/subject-report"),
+            "application/json",
+            Bytes::from(json!({"subject": person}).to_string()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let report = text(&r);
+    assert!(report.contains("benefit-eligibility"), "{report}");
+    assert!(!report.contains("mario"), "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_refuses_strangers_nodes_forged_posts_and_revoked_operators() {
+    let mut f = with_console().await;
+    let base = console(&f);
+    let authority = base.trim_start_matches("https://").to_owned();
+    let origin = format!("https://{authority}");
+
+    // An operator of another agency, and a node's certificate: a page that says why.
+    let stranger = f.pki.operator("comune-pesaro", "anna.bianchi");
+    let r = stranger.get(&format!("{base}/verifica")).await.unwrap();
+    assert_eq!(r.status, 403);
+    let page = text(&r);
+    assert!(
+        page.contains("operatore di comune-pesaro") && page.contains("console è di inps-pesaro"),
+        "{page}"
+    );
+    assert!(!page.contains("name=\"csrf\""), "no form for a stranger");
+    let node = f.pki.client("inps-pesaro");
+    let r = node.get(&format!("{base}/")).await.unwrap();
+    assert_eq!(r.status, 403);
+    assert!(text(&r).contains("certificato di un nodo"), "{}", text(&r));
+    // And an operator certificate opens no API port.
+    let clerk = f.pki.operator("inps-pesaro", "mario.rossi");
+    assert!(get(&clerk, &f.inps.url("/v1/audit/checkpoint"))
+        .await
+        .is_err());
+
+    // A cross-site POST: no token, a token with a foreign Origin, no Origin at all.
+    let token = csrf(&text(
+        &clerk.get(&format!("{base}/verifica")).await.unwrap(),
+    ));
+    let person = f.sample("resident with valid permit")["cf"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let form = |t: &str| format!("csrf={t}&subject={person}&purpose=benefit-eligibility");
+    let cases: [(&[(&'static str, &str)], String, &str); 5] = [
+        (&[("origin", &origin)], form(""), "modulo scaduto"),
+        (
+            &[("origin", &origin)],
+            form(&"0".repeat(64)),
+            "modulo scaduto",
+        ),
+        (
+            &[("origin", "https://evil.example")],
+            form(&token),
+            "altro sito",
+        ),
+        (&[], form(&token), "senza intestazione Origin"),
+        (
+            &[("origin", &origin), ("sec-fetch-site", "cross-site")],
+            form(&token),
+            "altro sito",
+        ),
+    ];
+    for (headers, body, why) in cases {
+        let r = post_form(&clerk, &base, "/verifica", headers, body).await;
+        assert_eq!(r.status, 403, "{headers:?}");
+        assert!(text(&r).contains(why), "{headers:?}: {}", text(&r));
+    }
+    // Another operator's token is not Mario's.
+    let anna = f.pki.operator("inps-pesaro", "anna.verdi");
+    let r = post_form(
+        &anna,
+        &base,
+        "/verifica",
+        &[("origin", &origin)],
+        form(&token),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    // Nothing of it reached the log as a question.
+    let auditor = f.pki.client("garante-audit");
+    let r = auditor
+        .get(&f.inps.url("/v1/audit/entries?start=0&end=1000"))
+        .await
+        .unwrap();
+    assert!(!text(&r).contains("POST /v1/status"), "{}", text(&r));
+
+    // Revoked: refused at the handshake, once the node has the new CRL.
+    f.pki
+        .ca
+        .revoke_operator(
+            &attesta_certs::AgencyId::new("inps-pesaro").unwrap(),
+            &attesta_certs::OperatorName::new("mario.rossi").unwrap(),
+        )
+        .unwrap();
+    eventually(|| async {
+        match clerk.get(&format!("{base}/")).await {
+            Err(_) => Some(()),
+            Ok(r) if r.status == 403 => Some(()),
+            Ok(_) => None,
+        }
+    })
+    .await;
+    // Anna, not revoked, still signs in.
+    let r = anna.get(&format!("{base}/")).await.unwrap();
+    assert_eq!(r.status, 200);
+}
