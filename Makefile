@@ -13,9 +13,10 @@ DEMO_DIR ?= demo
 demo: bootstrap
 	cargo run --locked -p attesta -- demo up --dir $(DEMO_DIR)
 
-## Run every test.
+## Run every test: the workspace's, then the console's in a real browser (headless Chromium).
 test: bootstrap
 	cargo test --workspace --locked
+	tests/console/run.sh
 
 ## Formatting and clippy, as CI runs them.
 lint: bootstrap

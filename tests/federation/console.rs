@@ -201,7 +201,8 @@ async fn the_console_refuses_strangers_nodes_forged_posts_and_revoked_operators(
         .unwrap()
         .to_owned();
     let form = |t: &str| format!("csrf={t}&subject={person}&purpose=benefit-eligibility");
-    let cases: [(&[(&'static str, &str)], String, &str); 5] = [
+    type Headers<'a> = &'a [(&'static str, &'a str)];
+    let cases: [(Headers, String, &str); 5] = [
         (&[("origin", &origin)], form(""), "modulo scaduto"),
         (
             &[("origin", &origin)],

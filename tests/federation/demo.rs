@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::cli::{attesta, sigterm, wait_exit};
 use crate::harness::*;
 
-/// A base port with six free ports after it.
+/// A base port with six free ports after it, and six more for the consoles.
 fn free_ports() -> u16 {
     for _ in 0..50 {
         let base = std::net::TcpListener::bind("127.0.0.1:0")
@@ -23,7 +23,11 @@ fn free_ports() -> u16 {
         if base > 65000 {
             continue;
         }
-        if (base..base + 6).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()) {
+        let offset = attesta::cli::demo::CONSOLE_PORT_OFFSET;
+        if (base..base + 6)
+            .chain(base + offset..base + offset + 6)
+            .all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        {
             return base;
         }
     }
@@ -32,15 +36,24 @@ fn free_ports() -> u16 {
 
 fn client_from_demo(dir: &std::path::Path, id: &str) -> Client {
     let a = dir.join("agencies").join(id);
+    client_with_files(dir, &a.join("auth.crt"), &a.join("auth.key"))
+}
+
+/// A client of the demo's CA presenting the certificate and key in these files.
+fn client_with_files(
+    dir: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Client {
     let td = attesta_certs::TrustDomain::new(attesta::cli::demo::TRUST_DOMAIN).unwrap();
     let trust =
         attesta_certs::TrustStore::load(td, &dir.join("ca/ca.crt"), Some(&dir.join("ca/crl.pem")))
             .unwrap();
-    let chain = CertificateDer::pem_file_iter(a.join("auth.crt"))
+    let chain = CertificateDer::pem_file_iter(cert)
         .unwrap()
         .collect::<Result<Vec<_>, _>>()
         .unwrap();
-    let key = PrivateKeyDer::from_pem_file(a.join("auth.key")).unwrap();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
     let config = rustls::ClientConfig::builder_with_provider(attesta_certs::tls::provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .unwrap()
@@ -101,6 +114,33 @@ async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, Stri
             "{agency}"
         );
     }
+    // console.json: every role's console, reachable with that operator's certificate, and a
+    // PKCS#12 file (0600) the password opens.
+    let consoles: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("console.json")).unwrap()).unwrap();
+    for role in ["clerk", "registry-officer", "policy-officer"] {
+        let c = &consoles[role];
+        let file = |k: &str| std::path::PathBuf::from(c[k].as_str().unwrap());
+        use std::os::unix::fs::PermissionsExt as _;
+        let p12 = std::fs::read(file("p12")).unwrap();
+        assert_eq!(
+            std::fs::metadata(file("p12")).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(openssl::pkcs12::Pkcs12::from_der(&p12)
+            .unwrap()
+            .parse2(c["p12_password"].as_str().unwrap())
+            .is_ok());
+        let operator = client_with_files(dir, &file("cert"), &file("key"));
+        let home = operator.get(c["url"].as_str().unwrap()).await.unwrap();
+        assert_eq!(home.status, 200, "{role}");
+        let page = String::from_utf8_lossy(&home.body).into_owned();
+        assert!(
+            page.contains(c["operator"].as_str().unwrap()),
+            "{role}: {page}"
+        );
+    }
+
     // purposes.json says what each agency may declare, from the policy.
     let purposes: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("purposes.json")).unwrap()).unwrap();

@@ -93,6 +93,17 @@ pub const AGENCIES: &[DemoAgency] = &[
 /// The Provincia's service centre: its node hosts every comune without a node of its own.
 pub const HOST: &str = "cst-pu";
 
+/// Each node's console listens on the node's port plus this.
+pub const CONSOLE_PORT_OFFSET: u16 = 10;
+
+/// The demo's people: (role, agency, operator name). Each gets an operator certificate for
+/// their agency's console (`DIR/operators/<role>/`).
+pub const OPERATORS: &[(&str, &str, &str)] = &[
+    ("clerk", "inps-pesaro", "mario.rossi"),
+    ("registry-officer", "comune-pesaro", "laura.bianchi"),
+    ("policy-officer", "prefettura-pu", "giulia.verdi"),
+];
+
 /// The agency id of a comune: `comune-` and its name in lower case, words joined by `-`
 /// ("SANT'ANGELO IN VADO" → `comune-sant-angelo-in-vado`).
 pub fn comune_agency(name: &str) -> String {
@@ -221,7 +232,14 @@ pub fn prepare(dir: &Path, base_port: u16, memory_mb: u32) -> anyhow::Result<Vec
             peers: Default::default(),
             audit: Default::default(),
             store: crate::config::StoreConfig { memory_mb },
-            console: None,
+            console: Some(crate::config::ConsoleConfig {
+                listen: (
+                    [127, 0, 0, 1],
+                    port.checked_add(CONSOLE_PORT_OFFSET)
+                        .context("--base-port too high")?,
+                )
+                    .into(),
+            }),
         };
         let text = format!(
             "# Node of {name} in the attesta demo federation. See examples/node.toml for every key.\n{}",
@@ -238,7 +256,92 @@ pub fn prepare(dir: &Path, base_port: u16, memory_mb: u32) -> anyhow::Result<Vec
         configs.push(config_path);
         port = port.checked_add(1).context("--base-port too high")?;
     }
+    issue_operators(dir, &mut ca)?;
     Ok(configs)
+}
+
+/// The demo's PKCS#12 password (one for every operator): `DIR/operators/password.txt`,
+/// made on first use.
+fn operators_password(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join("operators").join("password.txt");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return Ok(text.trim().to_owned());
+    }
+    let password = crate::cli::operator_password();
+    std::fs::create_dir_all(dir.join("operators"))
+        .with_context(|| format!("creating {}", dir.join("operators").display()))?;
+    attesta_certs::fsutil::write_atomic(
+        &path,
+        format!("{password}\n").as_bytes(),
+        attesta_certs::fsutil::PRIVATE_MODE,
+    )
+    .with_context(|| format!("writing {}", path.display()))?;
+    Ok(password)
+}
+
+/// Issues each of [`OPERATORS`] their certificate, unless they have one.
+fn issue_operators(dir: &Path, ca: &mut Ca) -> anyhow::Result<()> {
+    let password = operators_password(dir)?;
+    for (role, agency, name) in OPERATORS {
+        let out = dir.join("operators").join(role);
+        let operator = attesta_certs::OperatorName::new(name).context("demo operator")?;
+        if attesta_certs::OperatorFiles::in_dir(&out, &operator)
+            .p12
+            .exists()
+        {
+            continue;
+        }
+        let agency = AgencyId::new(agency).context("demo agency id")?;
+        ca.issue_operator(
+            &agency,
+            &operator,
+            attesta_certs::ca::DEFAULT_LEAF_DAYS,
+            &password,
+            &out,
+        )?;
+    }
+    Ok(())
+}
+
+/// `DIR/console.json`: for each role, its console's URL and the operator's files, so that
+/// scripts (and the browser tests) reach every console.
+fn write_consoles(dir: &Path, nodes: &[(Settings, String)]) -> anyhow::Result<serde_json::Value> {
+    let password = operators_password(dir)?;
+    let mut out = serde_json::Map::new();
+    for (role, agency, name) in OPERATORS {
+        let Some(console) = nodes
+            .iter()
+            .find(|(s, _)| s.agency.as_str() == *agency)
+            .and_then(|(s, _)| s.console)
+        else {
+            continue;
+        };
+        let operator = attesta_certs::OperatorName::new(name).context("demo operator")?;
+        let files =
+            attesta_certs::OperatorFiles::in_dir(&dir.join("operators").join(role), &operator);
+        let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_owned());
+        out.insert(
+            role.to_string(),
+            serde_json::json!({
+                "url": format!("https://localhost:{}/", console.port()),
+                "agency": agency,
+                "operator": name,
+                "cert": abs(&files.cert),
+                "key": abs(&files.key),
+                "p12": abs(&files.p12),
+                "p12_password": password,
+            }),
+        );
+    }
+    let value = serde_json::Value::Object(out);
+    let path = dir.join("console.json");
+    attesta_certs::fsutil::write_atomic(
+        &path,
+        &serde_json::to_vec_pretty(&value)?,
+        attesta_certs::fsutil::PRIVATE_MODE,
+    )
+    .with_context(|| format!("writing {}", path.display()))?;
+    Ok(value)
 }
 
 /// `attesta demo up`.
@@ -298,7 +401,9 @@ pub async fn up(args: DemoArgs) -> anyhow::Result<()> {
     attesta_certs::fsutil::write_atomic(&endpoints_path, &json, attesta_certs::fsutil::PUBLIC_MODE)
         .with_context(|| format!("writing {}", endpoints_path.display()))?;
 
+    let consoles = write_consoles(dir, &nodes)?;
     print_banner(dir, &endpoints, version);
+    print_consoles(dir, &consoles);
     crate::server::shutdown_signal().await;
     println!("stopping the demo federation…");
     let _ = stop_tx.send(true);
@@ -611,6 +716,40 @@ pub async fn wait_ready(settings: &Settings, url: &str) -> anyhow::Result<()> {
         "node {} at {url} did not become ready: {last}",
         settings.agency
     )
+}
+
+/// The consoles, their people and how to sign in with a browser.
+fn print_consoles(dir: &Path, consoles: &serde_json::Value) {
+    println!(
+        "consoles (sign in with the operator's PKCS#12 file; {}):",
+        dir.join("console.json").display()
+    );
+    if let Some(map) = consoles.as_object() {
+        for (role, c) in map {
+            println!(
+                "  {role:<17} {} as {} of {}: {}",
+                c["url"].as_str().unwrap_or_default(),
+                c["operator"].as_str().unwrap_or_default(),
+                c["agency"].as_str().unwrap_or_default(),
+                c["p12"].as_str().unwrap_or_default()
+            );
+        }
+        if let Some(c) = map.values().next() {
+            println!(
+                "  PKCS#12 password: {} (in {})",
+                c["p12_password"].as_str().unwrap_or_default(),
+                dir.join("operators").join("password.txt").display()
+            );
+        }
+    }
+    println!(
+        "  import a .p12 into the browser (Chromium: Settings → Privacy and security → Security → \
+         Manage certificates → Import; Firefox: Settings → Certificates → Your Certificates → Import),"
+    );
+    println!(
+        "  and trust the demo CA for the console's address ({}: Authorities → Import).",
+        dir.join("ca").join("ca.crt").display()
+    );
 }
 
 fn print_banner(dir: &Path, endpoints: &BTreeMap<String, String>, manifest_version: u64) {

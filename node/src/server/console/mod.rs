@@ -181,7 +181,8 @@ fn identify(shared: &Shared, der: &[u8]) -> Who {
 }
 
 /// What every console answer carries: no script, style only from the console itself, no
-/// framing, HTTPS only, no sniffing, no referrer, nothing cached (pages hold personal data).
+/// framing, HTTPS only, no sniffing, no referrer to other sites, nothing cached (pages hold
+/// personal data).
 fn secure(mut resp: Resp) -> Resp {
     let h = resp.headers_mut();
     h.insert(
@@ -200,9 +201,11 @@ fn secure(mut resp: Resp) -> Resp {
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // Not `no-referrer`: with it, browsers send `Origin: null` on form posts, and the
+    // same-origin check below could not tell the console's own forms from a hostile page's.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         "cross-origin-opener-policy",

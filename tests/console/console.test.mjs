@@ -1,0 +1,154 @@
+// The console in a real browser. Starts a demo federation (`attesta demo up`), signs in to
+// each role's console with that operator's certificate in headless Chromium (Debian's
+// /usr/bin/chromium, driven by playwright-core), clicks through the role's task, checks every
+// page with axe-core (no serious or critical WCAG 2.1 A/AA violation) and writes a screenshot
+// of each page to tests/console/output/.
+//
+// Run by tests/console/run.sh (make test), which installs Chromium and the npm packages.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+const axePath = require.resolve('axe-core/axe.min.js');
+const out = join(here, 'output');
+const bin = process.env.ATTESTA_BIN
+  ?? join(process.env.CARGO_TARGET_DIR ?? join(process.env.HOME, '.cache/attesta-target'), 'debug/attesta');
+
+let demo, dir, consoles, samples, browser;
+
+/// Polls `check` every 100 ms, at most `attempts` times, until it returns a value.
+async function eventually(what, check, attempts = 1200) {
+  for (let i = 0; i < attempts; i++) {
+    const v = await check();
+    if (v !== undefined && v !== false && v !== null) return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${what}: not after ${attempts} attempts`);
+}
+
+before(async () => {
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(out, { recursive: true });
+  dir = mkdtempSync(join(tmpdir(), 'attesta-console-'));
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  demo = spawn(bin, ['demo', 'up', '--dir', dir, '--base-port', String(port), '--residents', '3000'], {
+    env: { ...process.env, RUST_LOG: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let said = '';
+  demo.stdout.on('data', (d) => { said += d; });
+  demo.stderr.on('data', (d) => { said += d; });
+  demo.on('exit', (code) => { if (code) said += `\n(demo exited with ${code})`; });
+  await eventually('the demo federation', () => {
+    if (demo.exitCode !== null) throw new Error(`demo exited: ${said}`);
+    return existsSync(join(dir, 'console.json')) && said.includes('Ctrl-C');
+  });
+  consoles = JSON.parse(readFileSync(join(dir, 'console.json'), 'utf8'));
+  samples = JSON.parse(readFileSync(join(dir, 'data', 'samples.json'), 'utf8'));
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  if (demo && demo.exitCode === null) {
+    demo.kill('SIGINT');
+    await eventually('the demo to stop', () => demo.exitCode !== null, 300).catch(() => demo.kill('SIGKILL'));
+  }
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+/// A browser context signed in as `role`'s operator (their certificate for their console's
+/// origin). The demo CA is not in Chromium's store, so the server certificate is not checked
+/// here (the Rust tests check it); bypassCSP lets axe-core be injected.
+async function signedIn(role) {
+  const c = consoles[role];
+  assert.ok(c, `console.json has ${role}`);
+  const origin = new URL(c.url).origin;
+  const context = await browser.newContext({
+    ignoreHTTPSErrors: true,
+    bypassCSP: true,
+    locale: 'it-IT',
+    clientCertificates: [{ origin, certPath: c.cert, keyPath: c.key }],
+  });
+  return { context, page: await context.newPage(), c };
+}
+
+/// axe-core on the page: no serious or critical violation of WCAG 2.1 A and AA.
+async function accessible(page, name) {
+  await page.screenshot({ path: join(out, `${name}.png`), fullPage: true });
+  await page.addScriptTag({ path: axePath });
+  const result = await page.evaluate(async () =>
+    // eslint-disable-next-line no-undef
+    axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } }));
+  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(bad.map((v) => `${v.id}: ${v.help} (${v.nodes.length})`), [], `${name}: accessibility`);
+}
+
+test('the clerk checks a resident at the counter', async () => {
+  const { context, page, c } = await signedIn('clerk');
+  await page.goto(c.url);
+  await assert.doesNotReject(page.getByRole('heading', { level: 1, name: 'Console' }).waitFor());
+  assert.match(await page.locator('.who').innerText(), /mario\.rossi/);
+  await accessible(page, 'clerk-home');
+
+  await page.getByRole('link', { name: 'Verifica', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Verifica' }).waitFor();
+  await accessible(page, 'clerk-check-form');
+  const person = samples.find((s) => s.label === 'resident with valid permit');
+  assert.ok(person, 'samples.json has a resident with a valid permit');
+  await page.getByLabel('Codice fiscale').fill(person.cf);
+  await page.getByLabel('Finalità').selectOption('benefit-eligibility');
+  await page.getByRole('button', { name: 'Verifica' }).click();
+  await page.getByRole('heading', { level: 1 }).waitFor();
+  assert.match(await page.locator('main').innerText(), /Esito/);
+  const answers = await page.locator('dd.answer').allInnerTexts();
+  assert.deepEqual(answers, ['Sì', 'Sì'], 'resident and legally present');
+  assert.match(await page.locator('.result').innerText(), /a nome di mario\.rossi/);
+  await accessible(page, 'clerk-check-result');
+
+  // A malformed codice fiscale: the reason, on the page, not a blank error.
+  await page.getByLabel('Codice fiscale').fill('RSSMRA80A01G479');
+  await page.getByRole('button', { name: 'Verifica' }).click();
+  await page.getByRole('heading', { level: 2, name: 'Verifica non eseguita' }).waitFor();
+  await accessible(page, 'clerk-check-refused');
+  await context.close();
+});
+
+test('every role signs in to its own console', async () => {
+  for (const role of ['registry-officer', 'policy-officer']) {
+    const { context, page, c } = await signedIn(role);
+    const r = await page.goto(c.url);
+    assert.equal(r.status(), 200, role);
+    assert.match(await page.locator('.who').innerText(), new RegExp(c.operator.replace('.', '\\.')));
+    await accessible(page, `${role}-home`);
+    await context.close();
+  }
+});
+
+test("another agency's operator gets a page that says why", async () => {
+  const clerk = consoles.clerk;
+  const registry = consoles['registry-officer'];
+  const context = await browser.newContext({
+    ignoreHTTPSErrors: true,
+    bypassCSP: true,
+    clientCertificates: [{ origin: new URL(clerk.url).origin, certPath: registry.cert, keyPath: registry.key }],
+  });
+  const page = await context.newPage();
+  const r = await page.goto(clerk.url);
+  assert.equal(r.status(), 403);
+  assert.match(await page.locator('main').innerText(), /console è di inps-pesaro/);
+  await accessible(page, 'refused-other-agency');
+  await context.close();
+});
