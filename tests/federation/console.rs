@@ -20,6 +20,16 @@ async fn with_console() -> Federation {
     .await
 }
 
+/// Gives INPS's operators their roles (`operators.toml` in its data directory).
+fn roles(f: &Federation, text: &str) {
+    let path = f
+        .pki
+        .agency_dir("inps-pesaro")
+        .join("data")
+        .join(attesta::server::console_roles::FILE);
+    std::fs::write(path, text).unwrap();
+}
+
 fn console(f: &Federation) -> String {
     f.inps.console_url.clone().expect("INPS has a console")
 }
@@ -61,6 +71,7 @@ async fn a_clerk_checks_a_person_and_the_log_names_the_clerk_but_the_citizen_rep
     let mut f = with_console().await;
     let base = console(&f);
     let clerk = f.pki.operator("inps-pesaro", "mario.rossi");
+    roles(&f, "[operators]\n\"mario.rossi\" = [\"clerk\"]\n");
 
     let home = clerk.get(&format!("{base}/")).await.unwrap();
     assert_eq!(home.status, 200, "{}", text(&home));
@@ -171,6 +182,10 @@ async fn the_console_refuses_strangers_nodes_forged_posts_and_revoked_operators(
     let base = console(&f);
     let authority = base.trim_start_matches("https://").to_owned();
     let origin = format!("https://{authority}");
+    roles(
+        &f,
+        "[operators]\n\"mario.rossi\" = [\"clerk\"]\n\"anna.verdi\" = [\"clerk\"]\n",
+    );
 
     // An operator of another agency, and a node's certificate: a page that says why.
     let stranger = f.pki.operator("comune-pesaro", "anna.bianchi");
@@ -264,4 +279,53 @@ async fn the_console_refuses_strangers_nodes_forged_posts_and_revoked_operators(
     // Anna, not revoked, still signs in.
     let r = anna.get(&format!("{base}/")).await.unwrap();
     assert_eq!(r.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_without_the_role_gets_a_403_page_and_a_role_given_applies_at_once() {
+    let mut f = with_console().await;
+    let base = console(&f);
+    let origin = format!("https://{}", base.trim_start_matches("https://"));
+    let anna = f.pki.operator("inps-pesaro", "anna.verdi");
+    roles(&f, "[operators]\n\"anna.verdi\" = [\"auditor\"]\n");
+    let home = text(&anna.get(&format!("{base}/")).await.unwrap());
+    assert!(home.contains("revisore"), "{home}");
+    assert!(
+        !home.contains("href=\"/verifica\""),
+        "no link to what she may not do: {home}"
+    );
+    let r = anna.get(&format!("{base}/verifica")).await.unwrap();
+    assert_eq!(r.status, 403);
+    let page = text(&r);
+    assert!(
+        page.contains("Ruolo mancante") && page.contains("clerk"),
+        "{page}"
+    );
+    assert!(!page.contains("name=\"subject\""), "no form: {page}");
+    // A POST is refused for the role before its form is read.
+    let token = "0".repeat(64);
+    let person = f.sample("resident with valid permit")["cf"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = post_form(
+        &anna,
+        &base,
+        "/verifica",
+        &[("origin", &origin)],
+        format!("csrf={token}&subject={person}&purpose=benefit-eligibility"),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    // Given the role, she checks, with no restart.
+    roles(
+        &f,
+        "[operators]\n\"anna.verdi\" = [\"auditor\", \"clerk\"]\n",
+    );
+    let r = anna.get(&format!("{base}/verifica")).await.unwrap();
+    assert_eq!(r.status, 200);
+    // A broken operators.toml gives nobody a role (and the node says so in its log).
+    roles(&f, "[operators]\n\"anna.verdi\" = [\"boss\"]\n");
+    let r = anna.get(&format!("{base}/verifica")).await.unwrap();
+    assert_eq!(r.status, 403);
 }

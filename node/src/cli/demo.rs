@@ -279,9 +279,40 @@ fn operators_password(dir: &Path) -> anyhow::Result<String> {
     Ok(password)
 }
 
-/// Issues each of [`OPERATORS`] their certificate, unless they have one.
+/// Issues each of [`OPERATORS`] their certificate, unless they have one, and gives them
+/// their role in their agency's `operators.toml`.
 fn issue_operators(dir: &Path, ca: &mut Ca) -> anyhow::Result<()> {
     let password = operators_password(dir)?;
+    let mut by_agency: BTreeMap<&str, crate::server::console_roles::Operators> = BTreeMap::new();
+    for (role, agency, name) in OPERATORS {
+        let role: crate::server::console_roles::Role =
+            serde_json::from_value(serde_json::json!(role)).context("demo role")?;
+        by_agency
+            .entry(agency)
+            .or_default()
+            .operators
+            .insert(name.to_string(), vec![role]);
+    }
+    for (agency, ops) in &by_agency {
+        let path = dir
+            .join("agencies")
+            .join(agency)
+            .join("data")
+            .join(crate::server::console_roles::FILE);
+        let text = format!(
+            "# Who among {agency}'s staff may do what at its console (see docs/OPERATIONS.md).\n{}",
+            toml::to_string(ops).context("operators.toml")?
+        );
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+        }
+        attesta_certs::fsutil::write_atomic(
+            &path,
+            text.as_bytes(),
+            attesta_certs::fsutil::PUBLIC_MODE,
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+    }
     for (role, agency, name) in OPERATORS {
         let out = dir.join("operators").join(role);
         let operator = attesta_certs::OperatorName::new(name).context("demo operator")?;

@@ -17,6 +17,7 @@ mod attest;
 mod audit_api;
 pub(crate) mod conn;
 mod console;
+pub use console::roles as console_roles;
 mod h1_errors;
 mod manifest_api;
 mod peers;

@@ -17,6 +17,7 @@
 //! allow no script, no inline style, no framing (see [`secure`]).
 
 mod pages;
+pub mod roles;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -247,9 +248,18 @@ async fn handle(
             "il vostro certificato di operatore è stato revocato",
         );
     }
+    // Read on every request: a change to operators.toml applies at once, without a restart.
+    let roles = match roles::load(&shared.settings.data_dir) {
+        Ok(r) => r.of(&op.id.operator),
+        Err(e) => {
+            warn!(error = %e, "console: operators.toml unreadable; no operator has a role");
+            Vec::new()
+        }
+    };
     let ctx = pages::Ctx {
         agency: shared.settings.agency.to_string(),
         operator: op.id.operator.to_string(),
+        roles,
         csrf: csrf_token(console, &op),
         manifest_version: shared.manifest.current().map(|a| a.manifest.version),
     };
@@ -260,6 +270,15 @@ async fn handle(
         }
     } else if req.method() != Method::GET {
         return pages::error(&ctx, StatusCode::METHOD_NOT_ALLOWED, "metodo non ammesso");
+    }
+    let needs = match path.as_str() {
+        "/verifica" => Some(roles::Role::Clerk),
+        _ => None,
+    };
+    if let Some(role) = needs {
+        if !ctx.roles.contains(&role) {
+            return pages::no_role(&ctx, role);
+        }
     }
     match (post, path.as_str()) {
         (false, "/") => pages::home(

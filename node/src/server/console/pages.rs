@@ -7,6 +7,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use maud::{html, Markup, DOCTYPE};
 
+use super::roles::Role;
 use super::Resp;
 use crate::wire::StatusAnswer;
 
@@ -18,6 +19,8 @@ pub const CSS: &str = include_str!("console.css");
 pub struct Ctx {
     pub agency: String,
     pub operator: String,
+    /// What `operators.toml` gives the operator.
+    pub roles: Vec<Role>,
     pub csrf: String,
     pub manifest_version: Option<u64>,
 }
@@ -79,7 +82,9 @@ fn layout(ctx: Option<&Ctx>, title: &str, main: Markup) -> Markup {
                         nav aria-label="Sezioni" {
                             ul {
                                 li { a href="/" { "Home" } }
-                                li { a href="/verifica" { "Verifica" } }
+                                @if ctx.roles.contains(&Role::Clerk) {
+                                    li { a href="/verifica" { "Verifica" } }
+                                }
                             }
                         }
                         p class="who" {
@@ -122,6 +127,31 @@ pub fn refused(status: StatusCode, why: &str) -> Resp {
     )
 }
 
+/// Signed in, but without the role a page needs: what is missing, and who grants it.
+pub fn no_role(ctx: &Ctx, needed: Role) -> Resp {
+    respond(
+        StatusCode::FORBIDDEN,
+        layout(
+            Some(ctx),
+            "Ruolo mancante",
+            html! {
+                p { "Questa pagina richiede il ruolo " strong { (role_label(needed)) } " (" code { (needed.as_str()) } "), che non avete." }
+                p { "I ruoli delle persone di " (ctx.agency) " li assegna il referente del nodo, in " code { "operators.toml" } "." }
+                p { a href="/" { "Torna alla home" } }
+            },
+        ),
+    )
+}
+
+fn role_label(r: Role) -> &'static str {
+    match r {
+        Role::Clerk => "operatore di sportello",
+        Role::RegistryOfficer => "ufficiale d'anagrafe",
+        Role::PolicyOfficer => "funzionario della Prefettura",
+        Role::Auditor => "revisore",
+    }
+}
+
 pub fn error(ctx: &Ctx, status: StatusCode, what: &str) -> Resp {
     respond(
         status,
@@ -144,6 +174,17 @@ pub fn home(ctx: &Ctx, draining: bool) -> Resp {
                 dl {
                     dt { "Operatore" } dd { (ctx.operator) }
                     dt { "Agenzia" } dd { (ctx.agency) }
+                    dt { "Ruoli" }
+                    dd {
+                        @if ctx.roles.is_empty() {
+                            "nessuno: chiedete al referente del nodo"
+                        } @else {
+                            @for (i, r) in ctx.roles.iter().enumerate() {
+                                @if i > 0 { ", " }
+                                (role_label(*r))
+                            }
+                        }
+                    }
                     dt { "Manifesto in vigore" }
                     dd {
                         @match ctx.manifest_version {
@@ -154,9 +195,11 @@ pub fn home(ctx: &Ctx, draining: bool) -> Resp {
                     dt { "Stato del nodo" }
                     dd { @if draining { "in arresto" } @else { "in servizio" } }
                 }
-                h2 { "Cosa potete fare" }
-                ul {
-                    li { a href="/verifica" { "Verificare residenza e regolarità del soggiorno" } " di una persona, per una finalità concessa alla vostra agenzia." }
+                @if ctx.roles.contains(&Role::Clerk) {
+                    h2 { "Cosa potete fare" }
+                    ul {
+                        li { a href="/verifica" { "Verificare residenza e regolarità del soggiorno" } " di una persona, per una finalità concessa alla vostra agenzia." }
+                    }
                 }
             },
         ),
