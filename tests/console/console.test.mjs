@@ -123,6 +123,15 @@ test('the clerk checks a resident at the counter', async () => {
   await page.getByRole('button', { name: 'Verifica' }).click();
   await page.getByRole('heading', { level: 2, name: 'Verifica non eseguita' }).waitFor();
   await accessible(page, 'clerk-check-refused');
+
+  // Checking an attestation someone brought: a tampered one is refused, with the reason.
+  await page.getByRole('link', { name: 'Controlla un attestato' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Controlla un attestato' }).waitFor();
+  await accessible(page, 'clerk-verify-form');
+  await page.getByLabel('Attestato (JWS compatto)').fill('eyJhbGciOiJFZERTQSJ9.eyJ4IjoxfQ.AAAA');
+  await page.getByRole('button', { name: 'Controlla' }).click();
+  await page.getByRole('heading', { level: 2, name: 'Attestato non valido' }).waitFor();
+  await accessible(page, 'clerk-verify-refused');
   await context.close();
 });
 

@@ -329,3 +329,78 @@ async fn an_operator_without_the_role_gets_a_403_page_and_a_role_given_applies_a
     let r = anna.get(&format!("{base}/verifica")).await.unwrap();
     assert_eq!(r.status, 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clerk_verifies_a_pasted_attestation_and_a_tampered_one_is_refused() {
+    let mut f = with_console().await;
+    let base = console(&f);
+    let origin = format!("https://{}", base.trim_start_matches("https://"));
+    let clerk = f.pki.operator("inps-pesaro", "mario.rossi");
+    roles(&f, "[operators]\n\"mario.rossi\" = [\"clerk\"]\n");
+    // An attestation, as a citizen or another office would bring it: Pesaro's signed answer.
+    let person = f.sample("resident with valid permit")["cf"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let inps = f.pki.client("inps-pesaro");
+    let r = inps
+        .post(
+            &f.inps.url("/v1/status"),
+            "application/json",
+            Bytes::from(json!({"subject": person, "purpose": "benefit-eligibility"}).to_string()),
+        )
+        .await
+        .unwrap();
+    let answer: Value = r.json().unwrap();
+    let jws = answer["attestations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .find(|t| {
+            attesta::attestation::verify(&f.pki.trust(), t)
+                .unwrap()
+                .signer
+                .agency()
+                .as_str()
+                == "comune-pesaro"
+        })
+        .unwrap();
+
+    let page = text(&clerk.get(&format!("{base}/attestato")).await.unwrap());
+    let token = csrf(&page);
+    let encode = |s: &str| s.replace('+', "%2B").replace('=', "%3D");
+    let ask = |jws: String| {
+        let (clerk, base, origin, token) = (&clerk, &base, &origin, &token);
+        async move {
+            let r = post_form(
+                clerk,
+                base,
+                "/attestato",
+                &[("origin", origin)],
+                format!("csrf={token}&token={}", encode(&jws)),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", text(&r));
+            text(&r)
+        }
+    };
+    let page = ask(jws.clone()).await;
+    assert!(page.contains("Attestato valido"), "{page}");
+    assert!(
+        page.contains("comune-pesaro") && page.contains(&person),
+        "{page}"
+    );
+    // One byte of the payload changed: refused, with the reason.
+    let mut parts: Vec<String> = jws.split('.').map(str::to_owned).collect();
+    let mut payload = parts[1].clone().into_bytes();
+    payload[10] = if payload[10] == b'A' { b'B' } else { b'A' };
+    parts[1] = String::from_utf8(payload).unwrap();
+    let page = ask(parts.join(".")).await;
+    assert!(page.contains("Attestato non valido"), "{page}");
+    // Markup in what was pasted is shown as text.
+    let page = ask("<script>alert(1)</script>".into()).await;
+    assert!(page.contains("Attestato non valido"), "{page}");
+    assert!(!page.contains("<script>"), "{page}");
+    assert!(page.contains("&lt;script&gt;"), "{page}");
+}

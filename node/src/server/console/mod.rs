@@ -272,7 +272,7 @@ async fn handle(
         return pages::error(&ctx, StatusCode::METHOD_NOT_ALLOWED, "metodo non ammesso");
     }
     let needs = match path.as_str() {
-        "/verifica" => Some(roles::Role::Clerk),
+        "/verifica" | "/attestato" => Some(roles::Role::Clerk),
         _ => None,
     };
     if let Some(role) = needs {
@@ -301,6 +301,29 @@ async fn handle(
                 );
             }
             check(shared, &ctx, &op, addr, form).await
+        }
+        (false, "/attestato") => pages::verify_form(&ctx, "", None),
+        (true, "/attestato") => {
+            let form = match read_form(req, &["csrf", "token"]).await {
+                Ok(f) => f,
+                Err(why) => return pages::error(&ctx, StatusCode::BAD_REQUEST, &why),
+            };
+            if !token_matches(&ctx.csrf, form.get("csrf").map(String::as_str)) {
+                return pages::refused(
+                    StatusCode::FORBIDDEN,
+                    "modulo scaduto o non inviato da questa console: ricaricate la pagina",
+                );
+            }
+            let token = form.get("token").map(|t| t.trim()).unwrap_or_default();
+            // As an auditor would, offline: the CA and the CRL in force, at the answer's time.
+            let trust = shared.tls.load().trust.clone();
+            let verdict = crate::attestation::verify(&trust, token)
+                .map(|v| pages::Verdict {
+                    signer: v.signer.agency().to_string(),
+                    payload: v.payload,
+                })
+                .map_err(|e| e.to_string());
+            pages::verify_form(&ctx, token, Some(&verdict))
         }
         _ => pages::error(&ctx, StatusCode::NOT_FOUND, "pagina non trovata"),
     }

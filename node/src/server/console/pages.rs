@@ -40,6 +40,12 @@ pub struct Signed {
     pub data_as_of: Option<String>,
 }
 
+/// A verified attestation: who signed it and what it says.
+pub struct Verdict {
+    pub signer: String,
+    pub payload: serde_json::Value,
+}
+
 /// How a check ended.
 pub enum Outcome {
     Answer {
@@ -84,6 +90,7 @@ fn layout(ctx: Option<&Ctx>, title: &str, main: Markup) -> Markup {
                                 li { a href="/" { "Home" } }
                                 @if ctx.roles.contains(&Role::Clerk) {
                                     li { a href="/verifica" { "Verifica" } }
+                                    li { a href="/attestato" { "Controlla un attestato" } }
                                 }
                             }
                         }
@@ -351,6 +358,80 @@ pub fn check_result(ctx: &Ctx, purposes: &[String], asked: &CheckForm, outcome: 
             Some(ctx),
             "Verifica",
             html! { (body) h2 { "Nuova verifica" } (check_fields(ctx, purposes, asked)) },
+        ),
+    )
+}
+
+/// Labels of an attestation's fields, in the order shown.
+const FIELDS: &[(&str, &str)] = &[
+    ("issuer", "Rilasciato da"),
+    ("audience", "Richiesto da"),
+    ("subject", "Codice fiscale"),
+    ("purpose", "Finalità"),
+    ("as_of", "Alla data"),
+    ("resident", "Residente"),
+    ("comune", "Comune"),
+    ("since", "Dal"),
+    ("legally_present", "Regolarmente soggiornante"),
+    ("basis", "Titolo"),
+    ("valid_until", "Valido fino al"),
+    ("data_as_of", "Dati aggiornati al"),
+    ("query_id", "Domanda"),
+];
+
+fn show(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Bool(true) => "Sì".into(),
+        serde_json::Value::Bool(false) => "No".into(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// "Controlla un attestato": paste a signed answer (compact JWS), see whether it verifies
+/// against the federation's CA and CRL, who signed it and what it says.
+pub fn verify_form(ctx: &Ctx, token: &str, verdict: Option<&Result<Verdict, String>>) -> Resp {
+    let result = match verdict {
+        None => html! {},
+        Some(Ok(v)) => html! {
+            section class="result" aria-labelledby="valido" {
+                h2 id="valido" { "Attestato valido" }
+                p { "Firmato da " strong { (v.signer) } ", con un certificato della federazione valido quando fu firmato e non revocato." }
+                dl {
+                    @for (k, label) in FIELDS {
+                        @if let Some(x) = v.payload.get(*k).filter(|x| !x.is_null()) {
+                            dt { (label) }
+                            dd { (show(x)) }
+                        }
+                    }
+                }
+            }
+        },
+        Some(Err(why)) => html! {
+            div class="result failed" role="alert" {
+                h2 { "Attestato non valido" }
+                p { (why) }
+            }
+        },
+    };
+    respond(
+        StatusCode::OK,
+        layout(
+            Some(ctx),
+            "Controlla un attestato",
+            html! {
+                (result)
+                form method="post" action="/attestato" {
+                    input type="hidden" name="csrf" value=(ctx.csrf);
+                    div class="field" {
+                        label for="token" { "Attestato (JWS compatto)" }
+                        textarea id="token" name="token" rows="6" cols="60" required
+                            spellcheck="false" aria-describedby="token-hint" { (token) }
+                        p id="token-hint" class="hint" { "Incollate il testo dell'attestato: tre parti separate da punti." }
+                    }
+                    button type="submit" { "Controlla" }
+                }
+            },
         ),
     )
 }
