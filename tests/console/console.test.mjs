@@ -135,6 +135,27 @@ test('the clerk checks a resident at the counter', async () => {
   await context.close();
 });
 
+test('the Prefettura reads the policy in force and asks it a question', async () => {
+  const { context, page, c } = await signedIn('policy-officer');
+  await page.goto(c.url);
+  await page.getByRole('link', { name: 'Politica' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Politica di accesso' }).waitFor();
+  assert.match(await page.locator('table').first().innerText(), /benefit-eligibility/);
+  await accessible(page, 'policy-in-force');
+  const ask = async (resource, purpose) => {
+    await page.getByLabel('Agenzia che chiede').fill('inps-pesaro');
+    await page.getByLabel('Che cosa').selectOption(resource);
+    await page.getByLabel('Finalità').fill(purpose);
+    await page.getByRole('button', { name: 'Chiedi alla politica' }).click();
+    await page.locator('.result h3').waitFor();
+    return page.locator('.result').innerText();
+  };
+  assert.match(await ask('status', 'benefit-eligibility'), /Sì[\s\S]*p, consumer, status/);
+  await accessible(page, 'policy-question-allowed');
+  assert.match(await ask('family', 'benefit-eligibility'), /^No/);
+  await context.close();
+});
+
 test('every role signs in to its own console', async () => {
   for (const role of ['registry-officer', 'policy-officer']) {
     const { context, page, c } = await signedIn(role);

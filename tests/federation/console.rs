@@ -404,3 +404,52 @@ async fn a_clerk_verifies_a_pasted_attestation_and_a_tampered_one_is_refused() {
     assert!(!page.contains("<script>"), "{page}");
     assert!(page.contains("&lt;script&gt;"), "{page}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_officer_reads_the_policy_and_the_policy_answers_their_question() {
+    let mut f = with_console().await;
+    let base = console(&f);
+    let officer = f.pki.operator("inps-pesaro", "giulia.verdi");
+    let clerk = f.pki.operator("inps-pesaro", "mario.rossi");
+    roles(
+        &f,
+        "[operators]\n\"giulia.verdi\" = [\"policy-officer\"]\n\"mario.rossi\" = [\"clerk\"]\n",
+    );
+    let page = text(&officer.get(&format!("{base}/politica")).await.unwrap());
+    assert!(page.contains("versione 2"), "{page}");
+    assert!(
+        page.contains("<td>benefit-eligibility</td>"),
+        "the rules: {page}"
+    );
+    assert!(page.contains("comune-pesaro"), "the directory: {page}");
+    let ask = |q: &str| {
+        let (officer, base) = (&officer, &base);
+        let q = q.to_owned();
+        async move {
+            let r = officer.get(&format!("{base}/politica?{q}")).await.unwrap();
+            assert_eq!(r.status, 200, "{}", text(&r));
+            text(&r)
+        }
+    };
+    let yes = ask("agency=inps-pesaro&resource=status&purpose=benefit-eligibility&comune=").await;
+    assert!(
+        yes.contains("<h3>Sì</h3>") && yes.contains("p, consumer, status"),
+        "{yes}"
+    );
+    let no = ask("agency=inps-pesaro&resource=family&purpose=benefit-eligibility").await;
+    assert!(no.contains("<h3>No</h3>"), "{no}");
+    // A hostile value is text, and an unknown parameter is refused.
+    let odd = ask("agency=%3Cb%3Ex%3C%2Fb%3E&resource=status&purpose=x").await;
+    assert!(
+        odd.contains("&lt;b&gt;x&lt;/b&gt;") && !odd.contains("<b>x</b>"),
+        "{odd}"
+    );
+    let r = officer
+        .get(&format!("{base}/politica?agency=a&agency=b"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400);
+    // A clerk is not a policy officer.
+    let r = clerk.get(&format!("{base}/politica")).await.unwrap();
+    assert_eq!(r.status, 403);
+}

@@ -273,6 +273,7 @@ async fn handle(
     }
     let needs = match path.as_str() {
         "/verifica" | "/attestato" => Some(roles::Role::Clerk),
+        "/politica" => Some(roles::Role::PolicyOfficer),
         _ => None,
     };
     if let Some(role) = needs {
@@ -280,7 +281,9 @@ async fn handle(
             return pages::no_role(&ctx, role);
         }
     }
+    let query = req.uri().query().map(str::to_owned);
     match (post, path.as_str()) {
+        (false, "/politica") => policy_page(shared, &ctx, query.as_deref()),
         (false, "/") => pages::home(
             &ctx,
             shared.draining.load(std::sync::atomic::Ordering::SeqCst),
@@ -327,6 +330,55 @@ async fn handle(
         }
         _ => pages::error(&ctx, StatusCode::NOT_FOUND, "pagina non trovata"),
     }
+}
+
+/// The policy in force, readable, and "may X ask for Y, for purpose Z, about comune W?"
+/// answered by the policy itself (a GET: it changes nothing).
+fn policy_page(shared: &Shared, ctx: &pages::Ctx, query: Option<&str>) -> Resp {
+    let Some(active) = shared.manifest.current() else {
+        return pages::error(
+            ctx,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "il nodo non ha ancora un manifesto in vigore",
+        );
+    };
+    let asked = match crate::wire::query_params(query, &["agency", "resource", "purpose", "comune"])
+    {
+        Ok(q) => q,
+        Err(p) => return pages::error(ctx, StatusCode::BAD_REQUEST, &p.detail.unwrap_or(p.title)),
+    };
+    let field = |k: &str| {
+        asked
+            .get(k)
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let question = pages::PolicyQuestion {
+        agency: field("agency"),
+        resource: field("resource"),
+        purpose: field("purpose"),
+        comune: field("comune"),
+    };
+    let answer = (!question.agency.is_empty()).then(|| {
+        let req = attesta_policy::Request {
+            agency: question.agency.clone(),
+            resource: question.resource.clone(),
+            action: "read".into(),
+            purpose: question.purpose.clone(),
+            territory: if question.comune.is_empty() {
+                "*".into()
+            } else {
+                question.comune.clone()
+            },
+        };
+        active
+            .policy
+            .decide_uncached(&req)
+            .map_err(|e| e.to_string())
+    });
+    let lines =
+        attesta_policy::rules::parse(&active.manifest.effective_policy()).unwrap_or_default();
+    pages::policy(ctx, &active.manifest, &lines, &question, answer.as_ref())
 }
 
 /// The purposes the agency may declare for a status check, as the policy in force grants.

@@ -92,6 +92,9 @@ fn layout(ctx: Option<&Ctx>, title: &str, main: Markup) -> Markup {
                                     li { a href="/verifica" { "Verifica" } }
                                     li { a href="/attestato" { "Controlla un attestato" } }
                                 }
+                                @if ctx.roles.contains(&Role::PolicyOfficer) {
+                                    li { a href="/politica" { "Politica" } }
+                                }
                             }
                         }
                         p class="who" {
@@ -430,6 +433,149 @@ pub fn verify_form(ctx: &Ctx, token: &str, verdict: Option<&Result<Verdict, Stri
                         p id="token-hint" class="hint" { "Incollate il testo dell'attestato: tre parti separate da punti." }
                     }
                     button type="submit" { "Controlla" }
+                }
+            },
+        ),
+    )
+}
+
+/// "Can agency X ask for resource Y, for purpose Z, about comune W?", as typed.
+#[derive(Default)]
+pub struct PolicyQuestion {
+    pub agency: String,
+    pub resource: String,
+    pub purpose: String,
+    pub comune: String,
+}
+
+/// The resources agencies ask for, as the policy names them.
+const RESOURCES: &[(&str, &str)] = &[
+    ("status", "stato (residenza e soggiorno)"),
+    ("residence", "residenza"),
+    ("legal-presence", "regolarità del soggiorno"),
+    ("family", "stato di famiglia"),
+    ("expiring-permits", "permessi in scadenza"),
+    ("audit", "registro degli accessi"),
+];
+
+/// The Prefettura's view: the manifest in force as tables, and a question to the policy.
+pub fn policy(
+    ctx: &Ctx,
+    manifest: &attesta_policy::Manifest,
+    lines: &[attesta_policy::Line],
+    q: &PolicyQuestion,
+    answer: Option<&Result<attesta_policy::Decision, String>>,
+) -> Resp {
+    use attesta_policy::{Decision, Line};
+    let rules: Vec<&attesta_policy::Rule> = lines
+        .iter()
+        .filter_map(|l| match l {
+            Line::Rule(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    // One row per agency, its roles together.
+    let mut roles: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for l in lines {
+        if let Line::Role { agency, role } = l {
+            roles
+                .entry(agency.as_str())
+                .or_default()
+                .push(role.as_str());
+        }
+    }
+    respond(
+        StatusCode::OK,
+        layout(
+            Some(ctx),
+            "Politica di accesso",
+            html! {
+                p { "Manifesto in vigore: versione " (manifest.version) ", firmato il " (manifest.issued_at) "." }
+                h2 { "Può chiedere?" }
+                form method="get" action="/politica" {
+                    div class="field" {
+                        label for="agency" { "Agenzia che chiede" }
+                        input id="agency" name="agency" type="text" required value=(q.agency)
+                            aria-describedby="agency-hint";
+                        p id="agency-hint" class="hint" { "Ad esempio inps-pesaro." }
+                    }
+                    div class="field" {
+                        label for="resource" { "Che cosa" }
+                        select id="resource" name="resource" {
+                            @for (r, label) in RESOURCES {
+                                option value=(r) selected[*r == q.resource] { (label) " (" (r) ")" }
+                            }
+                        }
+                    }
+                    div class="field" {
+                        label for="purpose" { "Finalità" }
+                        input id="purpose" name="purpose" type="text" required value=(q.purpose);
+                    }
+                    div class="field" {
+                        label for="comune" { "Comune (facoltativo)" }
+                        input id="comune" name="comune" type="text" inputmode="numeric" maxlength="6" value=(q.comune);
+                    }
+                    button type="submit" { "Chiedi alla politica" }
+                }
+                @match answer {
+                    Some(Ok(Decision::Allow { rule })) => {
+                        div class="result" role="status" {
+                            h3 { "Sì" }
+                            p { "Consentito dalla regola " code { (rule) } "." }
+                        }
+                    }
+                    Some(Ok(Decision::Deny { reason })) => {
+                        div class="result failed" role="status" {
+                            h3 { "No" }
+                            p { (reason) }
+                        }
+                    }
+                    Some(Err(e)) => { div class="result failed" role="alert" { p { (e) } } }
+                    None => {}
+                }
+                h2 { "Regole" }
+                table {
+                    caption { "Chi può fare che cosa, per quale finalità, su quale territorio" }
+                    thead { tr { th scope="col" { "Soggetto" } th scope="col" { "Risorsa" } th scope="col" { "Azione" } th scope="col" { "Finalità" } th scope="col" { "Territorio" } th scope="col" { "Effetto" } } }
+                    tbody {
+                        @for r in &rules {
+                            tr {
+                                td { (r.subject) } td { (r.resource) } td { (r.action) }
+                                td { (r.purpose) } td { (r.territory) }
+                                td { @if r.allow { "consenti" } @else { strong { "nega" } } }
+                            }
+                        }
+                    }
+                }
+                h2 { "Ruoli delle agenzie" }
+                table {
+                    caption { "Ogni agenzia e i ruoli che la politica le assegna" }
+                    thead { tr { th scope="col" { "Agenzia" } th scope="col" { "Ruoli" } } }
+                    tbody { @for (a, r) in &roles { tr { td { (a) } td { (r.join(", ")) } } } }
+                }
+                h2 { "Elenco dei nodi" }
+                table {
+                    caption { "Dove risponde ogni agenzia" }
+                    thead { tr { th scope="col" { "Agenzia" } th scope="col" { "Nodo" } th scope="col" { "Risponde per" } th scope="col" { "Comuni" } } }
+                    tbody {
+                        @for e in &manifest.directory {
+                            tr {
+                                td { (e.agency) }
+                                td {
+                                    @if let Some(u) = &e.url { (u) }
+                                    @if let Some(h) = &e.hosted_by { "ospitata da " (h) }
+                                }
+                                td { @for (i, s) in e.serves.iter().enumerate() { @if i > 0 { ", " } (s.as_str()) } }
+                                td { (e.comuni.join(", ")) }
+                            }
+                        }
+                    }
+                }
+                h2 { "Revoche" }
+                @if manifest.revoked.is_empty() {
+                    p { "Nessuna agenzia revocata." }
+                } @else {
+                    ul { @for r in &manifest.revoked { li { (r) } } }
                 }
             },
         ),
