@@ -117,6 +117,12 @@ test('the clerk checks a resident at the counter', async () => {
   assert.deepEqual(answers, ['Sì', 'Sì'], 'resident and legally present');
   assert.match(await page.locator('.result').innerText(), /a nome di mario\.rossi/);
   await accessible(page, 'clerk-check-result');
+  // What the clerk prints: the answer and a QR code per signed answer, no menus or forms.
+  assert.ok(await page.locator('figure.attestation svg').count() >= 2, 'a QR code per attestation');
+  await page.emulateMedia({ media: 'print' });
+  assert.equal(await page.locator('form').isVisible(), false, 'forms are not printed');
+  await page.screenshot({ path: join(out, 'clerk-printed-attestation.png'), fullPage: true });
+  await page.emulateMedia({ media: 'screen' });
 
   // A malformed codice fiscale: the reason, on the page, not a blank error.
   await page.getByLabel('Codice fiscale').fill('RSSMRA80A01G479');

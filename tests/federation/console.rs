@@ -127,6 +127,21 @@ async fn a_clerk_checks_a_person_and_the_log_names_the_clerk_but_the_citizen_rep
         "who answered: {page}"
     );
     assert!(page.contains("a nome di mario.rossi"), "{page}");
+    // The printable part: each signed answer as a QR code and as text, and the text verifies
+    // offline as the signer's attestation.
+    assert!(page.matches("<svg").count() >= 2, "QR codes: {page}");
+    assert!(!page.contains("<?xml"), "{page}");
+    let mut printed = Vec::new();
+    for chunk in page.split("<pre class=\"jws\">").skip(1) {
+        let jws = chunk.split("</pre>").next().unwrap();
+        let v = attesta::attestation::verify(&f.pki.trust(), jws).unwrap();
+        printed.push(v.signer.agency().to_string());
+    }
+    assert!(
+        printed.contains(&"comune-pesaro".to_string())
+            && printed.contains(&"questura-pu".to_string()),
+        "{printed:?}"
+    );
 
     // The node's log: the status request is the agency's, made by Mario.
     let auditor = f.pki.client("garante-audit");

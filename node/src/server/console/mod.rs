@@ -446,10 +446,11 @@ async fn check(
                     signers: answer
                         .attestations
                         .iter()
-                        .filter_map(|t| crate::attestation::verify(&trust, t).ok())
-                        .map(|v| pages::Signed {
+                        .filter_map(|t| crate::attestation::verify(&trust, t).ok().map(|v| (v, t)))
+                        .map(|(v, jws)| pages::Signed {
                             agency: v.signer.agency().to_string(),
                             data_as_of: v.payload["data_as_of"].as_str().map(str::to_owned),
+                            jws: jws.clone(),
                         })
                         .collect(),
                     answer: Box::new(answer),

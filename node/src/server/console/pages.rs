@@ -38,6 +38,23 @@ pub struct CheckForm {
 pub struct Signed {
     pub agency: String,
     pub data_as_of: Option<String>,
+    /// The attestation itself (compact JWS), for the printed page and its QR code.
+    pub jws: String,
+}
+
+/// A QR code of `text` as inline SVG (black modules on white, quiet zone included), or
+/// `None` when it does not fit a QR code.
+fn qr_svg(text: &str) -> Option<String> {
+    let code =
+        qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::L).ok()?;
+    let svg = code
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(320, 320)
+        .dark_color(qrcode::render::svg::Color("#000000"))
+        .light_color(qrcode::render::svg::Color("#ffffff"))
+        .build();
+    // Inline in HTML: the `<svg>` element only, without the XML declaration.
+    svg.find("<svg").map(|at| svg[at..].to_owned())
 }
 
 /// A verified attestation: who signed it and what it says.
@@ -342,6 +359,28 @@ pub fn check_result(ctx: &Ctx, purposes: &[String], asked: &CheckForm, outcome: 
                         ul {
                             @for u in &answer.unavailable {
                                 li { (u.agency.as_deref().unwrap_or("nessun nodo")) ": " (u.reason) " (" (u.detail) ")" }
+                            }
+                        }
+                    }
+                    h3 { "Attestazioni firmate" }
+                    p class="hint" {
+                        "Per l'interessato o un altro ufficio: stampate la pagina (la stampa omette menu e moduli). "
+                        "Ogni codice QR contiene l'attestazione firmata; chi la riceve la controlla senza rete con "
+                        code { "attesta verify-attestation --ca ca.crt" } " o alla pagina «Controlla un attestato»."
+                    }
+                    @for s in signers {
+                        figure class="attestation" {
+                            @if let Some(svg) = qr_svg(&s.jws) {
+                                // Markup made by the QR encoder from the attestation's bytes: no
+                                // text of the attestation is in it.
+                                div class="qr" role="img" aria-label=(format!("Codice QR dell'attestazione di {}", s.agency)) {
+                                    (maud::PreEscaped(svg))
+                                }
+                            }
+                            figcaption { "Attestazione di " (s.agency) }
+                            details {
+                                summary { "Testo dell'attestazione di " (s.agency) }
+                                pre class="jws" { (s.jws) }
                             }
                         }
                     }
