@@ -468,3 +468,54 @@ async fn a_policy_officer_reads_the_policy_and_the_policy_answers_their_question
     let r = clerk.get(&format!("{base}/politica")).await.unwrap();
     assert_eq!(r.status, 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_nodes_operator_grants_and_revokes_console_roles_from_the_command_line() {
+    let mut f = with_console().await;
+    let base = console(&f);
+    let anna = f.pki.operator("inps-pesaro", "anna.verdi");
+    let config = f.inps.config_path.display().to_string();
+    let run = |args: &[&str]| {
+        let mut cmd = crate::cli::attesta();
+        cmd.arg("operator").args(args).args(["--config", &config]);
+        let o = tokio::task::block_in_place(|| cmd.output().unwrap());
+        (
+            o.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        )
+    };
+    let page = |r: &Reply| r.status;
+    assert_eq!(
+        page(&anna.get(&format!("{base}/verifica")).await.unwrap()),
+        403
+    );
+    let (ok, said) = run(&["grant", "--operator", "anna.verdi", "--role", "clerk"]);
+    assert!(ok && said.contains("anna.verdi is clerk"), "{said}");
+    assert_eq!(
+        page(&anna.get(&format!("{base}/verifica")).await.unwrap()),
+        200
+    );
+    let (ok, said) = run(&["grant", "--operator", "anna.verdi", "--role", "auditor"]);
+    assert!(ok, "{said}");
+    let (ok, said) = run(&["list"]);
+    assert!(ok && said.contains("anna.verdi\tclerk, auditor"), "{said}");
+    let (ok, said) = run(&["revoke", "--operator", "anna.verdi", "--role", "clerk"]);
+    assert!(ok, "{said}");
+    assert_eq!(
+        page(&anna.get(&format!("{base}/verifica")).await.unwrap()),
+        403
+    );
+    // Bad input: one line naming the option.
+    let (ok, said) = run(&["grant", "--operator", "anna.verdi", "--role", "boss"]);
+    assert!(!ok && said.contains("--role \"boss\""), "{said}");
+    let (ok, said) = run(&["grant", "--operator", "Anna Verdi", "--role", "clerk"]);
+    assert!(!ok && said.contains("--operator"), "{said}");
+    let (ok, said) = run(&["revoke", "--operator", "anna.verdi", "--all"]);
+    assert!(ok && said.contains("no role"), "{said}");
+    let (_, said) = run(&["list"]);
+    assert!(!said.contains("anna.verdi"), "{said}");
+}

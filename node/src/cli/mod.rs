@@ -6,6 +6,7 @@ pub mod bench;
 pub mod demo;
 pub mod generate;
 pub mod logs;
+pub mod operator;
 pub mod policy;
 pub mod query;
 pub mod tenant;
@@ -48,6 +49,9 @@ enum Command {
     /// The agencies a service centre's node hosts: add, list, remove (the host's operator).
     #[command(subcommand)]
     Tenant(crate::cli::tenant::TenantCommand),
+    /// Who among the agency's staff may do what at the node's console (operators.toml).
+    #[command(subcommand)]
+    Operator(crate::cli::operator::OperatorCommand),
     /// Write synthetic residents.csv, permits.csv and samples.json for the province.
     Generate(crate::cli::generate::GenerateArgs),
     /// Verify a signed attestation offline and print its payload.
@@ -268,6 +272,7 @@ fn run_command(command: Command) -> anyhow::Result<()> {
         Command::Demo(DemoCommand::Up(args)) => runtime()?.block_on(crate::cli::demo::up(args)),
         Command::Import(args) => runtime()?.block_on(import(args)),
         Command::Tenant(cmd) => crate::cli::tenant::run(cmd),
+        Command::Operator(cmd) => crate::cli::operator::run(cmd),
         Command::Generate(args) => crate::cli::generate::run(&args),
         Command::Bench(args) => runtime()?.block_on(crate::cli::bench::run(args)),
         Command::Audit(cmd) => crate::cli::audit::run(cmd),
