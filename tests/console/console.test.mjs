@@ -162,6 +162,18 @@ test('the Prefettura reads the policy in force and asks it a question', async ()
   await context.close();
 });
 
+test("the registry office sees its node's data", async () => {
+  const { context, page, c } = await signedIn('registry-officer');
+  await page.goto(c.url);
+  await page.getByRole('link', { name: 'Anagrafe' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Anagrafe' }).waitFor();
+  const row = await page.locator('tbody tr').first().innerText();
+  assert.match(row, /residenti\s+\d+/, row);
+  assert.ok(Number(row.split(/\s+/)[1]) > 0, `Pesaro has residents: ${row}`);
+  await accessible(page, 'registry-datasets');
+  await context.close();
+});
+
 test('every role signs in to its own console', async () => {
   for (const role of ['registry-officer', 'policy-officer']) {
     const { context, page, c } = await signedIn(role);

@@ -519,3 +519,44 @@ async fn the_nodes_operator_grants_and_revokes_console_roles_from_the_command_li
     let (_, said) = run(&["list"]);
     assert!(!said.contains("anna.verdi"), "{said}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_officer_sees_the_nodes_datasets_and_others_do_not() {
+    let f = Federation::start(|_| {}).await;
+    // Pesaro's node, restarted with a console: its registry officer sees its residents.
+    let crate::status::Federation {
+        mut pki, pesaro, ..
+    } = f;
+    pesaro.stop().await;
+    let pesaro = start_node(&mut pki, "comune-pesaro", |c| {
+        c.serves = vec!["residence".into()];
+        c.console = Some(attesta::config::ConsoleConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+        });
+    })
+    .await;
+    let base = pesaro.console_url.clone().unwrap();
+    std::fs::write(
+        pki.agency_dir("comune-pesaro")
+            .join("data")
+            .join(attesta::server::console_roles::FILE),
+        "[operators]\n\"laura.bianchi\" = [\"registry-officer\"]\n\"mario.rossi\" = [\"clerk\"]\n",
+    )
+    .unwrap();
+    let laura = pki.operator("comune-pesaro", "laura.bianchi");
+    let r = laura.get(&format!("{base}/anagrafe")).await.unwrap();
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let page = text(&r);
+    assert!(page.contains("<td>residenti</td>"), "{page}");
+    assert!(
+        !page.contains("permessi di soggiorno"),
+        "Pesaro keeps no permits: {page}"
+    );
+    assert!(
+        page.contains(&format!("<td>{}</td>", "2026-11-23")),
+        "the data's date: {page}"
+    );
+    let mario = pki.operator("comune-pesaro", "mario.rossi");
+    let r = mario.get(&format!("{base}/anagrafe")).await.unwrap();
+    assert_eq!(r.status, 403);
+}

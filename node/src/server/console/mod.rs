@@ -274,6 +274,7 @@ async fn handle(
     let needs = match path.as_str() {
         "/verifica" | "/attestato" => Some(roles::Role::Clerk),
         "/politica" => Some(roles::Role::PolicyOfficer),
+        "/anagrafe" => Some(roles::Role::RegistryOfficer),
         _ => None,
     };
     if let Some(role) = needs {
@@ -284,6 +285,37 @@ async fn handle(
     let query = req.uri().query().map(str::to_owned);
     match (post, path.as_str()) {
         (false, "/politica") => policy_page(shared, &ctx, query.as_deref()),
+        (false, "/anagrafe") => {
+            let own = &shared.own;
+            let mut datasets = Vec::new();
+            for (ds, service, name) in [
+                (
+                    crate::store::Dataset::Residents,
+                    attesta_policy::Service::Residence,
+                    "residenti",
+                ),
+                (
+                    crate::store::Dataset::Permits,
+                    attesta_policy::Service::LegalPresence,
+                    "permessi di soggiorno",
+                ),
+            ] {
+                if own.serves(service) {
+                    match own.store.info(ds) {
+                        Ok(info) => datasets.push((name, info)),
+                        Err(e) => {
+                            warn!(error = %e, "console: dataset info unreadable");
+                            return pages::error(
+                                &ctx,
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "archivio del nodo non leggibile",
+                            );
+                        }
+                    }
+                }
+            }
+            pages::registry(&ctx, &datasets)
+        }
         (false, "/") => pages::home(
             &ctx,
             shared.draining.load(std::sync::atomic::Ordering::SeqCst),

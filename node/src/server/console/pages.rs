@@ -112,6 +112,9 @@ fn layout(ctx: Option<&Ctx>, title: &str, main: Markup) -> Markup {
                                 @if ctx.roles.contains(&Role::PolicyOfficer) {
                                     li { a href="/politica" { "Politica" } }
                                 }
+                                @if ctx.roles.contains(&Role::RegistryOfficer) {
+                                    li { a href="/anagrafe" { "Anagrafe" } }
+                                }
                             }
                         }
                         p class="who" {
@@ -615,6 +618,43 @@ pub fn policy(
                     p { "Nessuna agenzia revocata." }
                 } @else {
                     ul { @for r in &manifest.revoked { li { (r) } } }
+                }
+            },
+        ),
+    )
+}
+
+/// The registry office's view of its node's data: each dataset, how many rows, the date it
+/// describes and when it was imported.
+pub fn registry(ctx: &Ctx, datasets: &[(&str, crate::store::DatasetInfo)]) -> Resp {
+    let when = |t: Option<i64>| {
+        t.map(|s| crate::audit::entry::format_ms(s.max(0) as u64 * 1000))
+            .unwrap_or_else(|| "mai".into())
+    };
+    respond(
+        StatusCode::OK,
+        layout(
+            Some(ctx),
+            "Anagrafe",
+            html! {
+                @if datasets.is_empty() {
+                    p { "Questo nodo non tiene un'anagrafe né un archivio di permessi." }
+                } @else {
+                    table {
+                        caption { "I dati di " (ctx.agency) " su questo nodo" }
+                        thead { tr { th scope="col" { "Archivio" } th scope="col" { "Righe" } th scope="col" { "Dati al" } th scope="col" { "Importati il" } } }
+                        tbody {
+                            @for (name, info) in datasets {
+                                tr {
+                                    td { (name) }
+                                    td { (info.rows) }
+                                    td { @match info.as_of { Some(d) => { (crate::domain::records::format_date(d)) } None => { "—" } } }
+                                    td { (when(info.imported_at)) }
+                                }
+                            }
+                        }
+                    }
+                    p class="hint" { "Per caricare un nuovo archivio: " code { "attesta import residents --config node.toml FILE.csv --as-of AAAA-MM-GG" } "." }
                 }
             },
         ),
