@@ -90,16 +90,7 @@ pub fn check_leaf(
 ) -> Result<LeafIdentity, IdentityError> {
     let cert = X509::from_der(der).map_err(|_| IdentityError::Malformed)?;
 
-    // An absent EKU means "any purpose" to RFC 5280 and to webpki, which is how a signing
-    // certificate (no EKU by design) would otherwise pass as a TLS certificate.
-    let wanted = match role {
-        Role::Client => X509ExtendedKeyUsage::SSL_CLIENT,
-        Role::Server => X509ExtendedKeyUsage::SSL_SERVER,
-    };
-    match cert.extended_key_usage() {
-        Some(eku) if eku.contains(wanted) => {}
-        _ => return Err(IdentityError::NotTlsCertificate),
-    }
+    tls_usage(&cert, role)?;
     identity_of(&cert, der, trust_domain)
 }
 
@@ -122,33 +113,59 @@ pub fn check_operator(
     trust_domain: &TrustDomain,
 ) -> Result<OperatorIdentity, IdentityError> {
     let cert = X509::from_der(der).map_err(|_| IdentityError::Malformed)?;
+    tls_usage(&cert, Role::Client)?;
+    let uri = only_uri(&cert)?;
+    let id = OperatorId::parse(&uri).map_err(|_| IdentityError::NotOperator(uri.clone()))?;
+    in_domain(&id.trust_domain, trust_domain)?;
+    Ok(OperatorIdentity {
+        id,
+        serial: serial_of(&cert)?,
+        fingerprint: Sha256::digest(der).into(),
+    })
+}
+
+/// The certificate is a TLS certificate for `role`. An absent EKU means "any purpose" to RFC
+/// 5280 and to webpki, which is how a signing certificate (no EKU by design) would otherwise
+/// pass as a TLS certificate.
+fn tls_usage(cert: &X509, role: Role) -> Result<(), IdentityError> {
+    let wanted = match role {
+        Role::Client => X509ExtendedKeyUsage::SSL_CLIENT,
+        Role::Server => X509ExtendedKeyUsage::SSL_SERVER,
+    };
     match cert.extended_key_usage() {
-        Some(eku) if eku.contains(X509ExtendedKeyUsage::SSL_CLIENT) => {}
-        _ => return Err(IdentityError::NotTlsCertificate),
+        Some(eku) if eku.contains(wanted) => Ok(()),
+        _ => Err(IdentityError::NotTlsCertificate),
     }
+}
+
+/// The certificate's one URI SAN.
+fn only_uri(cert: &X509) -> Result<String, IdentityError> {
     let sans = cert.subject_alt_names();
     let mut uris = sans.iter().flatten().filter_map(|n| n.uri());
-    let uri = uris.next().ok_or(IdentityError::NoSpiffeId)?;
+    let uri = uris.next().ok_or(IdentityError::NoSpiffeId)?.to_owned();
     if uris.next().is_some() {
         return Err(IdentityError::ManyUris);
     }
-    let id = OperatorId::parse(uri).map_err(|_| IdentityError::NotOperator(uri.to_owned()))?;
-    if &id.trust_domain != trust_domain {
+    Ok(uri)
+}
+
+fn in_domain(found: &TrustDomain, expected: &TrustDomain) -> Result<(), IdentityError> {
+    if found != expected {
         return Err(IdentityError::WrongTrustDomain {
-            found: id.trust_domain.to_string(),
-            expected: trust_domain.to_string(),
+            found: found.to_string(),
+            expected: expected.to_string(),
         });
     }
-    let serial = cert
+    Ok(())
+}
+
+/// Serial number, big-endian bytes without leading zeros.
+fn serial_of(cert: &X509) -> Result<Vec<u8>, IdentityError> {
+    Ok(cert
         .serial_number()
         .to_bn()
         .map_err(|_| IdentityError::Malformed)?
-        .to_vec();
-    Ok(OperatorIdentity {
-        id,
-        serial,
-        fingerprint: Sha256::digest(der).into(),
-    })
+        .to_vec())
 }
 
 /// Checks the profile of a signing certificate (the chain is the caller's business): Ed25519,
@@ -180,27 +197,12 @@ fn identity_of(
     der: &[u8],
     trust_domain: &TrustDomain,
 ) -> Result<LeafIdentity, IdentityError> {
-    let sans = cert.subject_alt_names();
-    let mut uris = sans.iter().flatten().filter_map(|n| n.uri());
-    let uri = uris.next().ok_or(IdentityError::NoSpiffeId)?;
-    if uris.next().is_some() {
-        return Err(IdentityError::ManyUris);
-    }
-    let id = SpiffeId::parse(uri).map_err(|_| IdentityError::BadSpiffeId(uri.to_owned()))?;
-    if &id.trust_domain != trust_domain {
-        return Err(IdentityError::WrongTrustDomain {
-            found: id.trust_domain.to_string(),
-            expected: trust_domain.to_string(),
-        });
-    }
-    let serial = cert
-        .serial_number()
-        .to_bn()
-        .map_err(|_| IdentityError::Malformed)?
-        .to_vec();
+    let uri = only_uri(cert)?;
+    let id = SpiffeId::parse(&uri).map_err(|_| IdentityError::BadSpiffeId(uri.clone()))?;
+    in_domain(&id.trust_domain, trust_domain)?;
     Ok(LeafIdentity {
         id,
-        serial,
+        serial: serial_of(cert)?,
         fingerprint: Sha256::digest(der).into(),
     })
 }

@@ -234,14 +234,6 @@ fn yes_no(v: Option<bool>) -> &'static str {
     }
 }
 
-fn comune_name(code: &str) -> String {
-    crate::domain::places::ComuneCode::parse(code)
-        .ok()
-        .and_then(|c| crate::domain::places::comune(&c))
-        .map(|c| format!("{} ({code})", c.name))
-        .unwrap_or_else(|| code.to_owned())
-}
-
 /// The short answer a clerk reads.
 pub fn human(subject: &str, purpose: &str, a: &StatusAnswer) -> String {
     let mut out = format!(
@@ -251,7 +243,7 @@ pub fn human(subject: &str, purpose: &str, a: &StatusAnswer) -> String {
     );
     let mut resident = yes_no(a.resident).to_owned();
     if let Some(c) = &a.comune {
-        resident.push_str(&format!(", in {}", comune_name(c)));
+        resident.push_str(&format!(", in {}", crate::domain::places::comune_label(c)));
     }
     if let Some(s) = &a.since {
         resident.push_str(&format!(" since {s}"));

@@ -162,6 +162,15 @@ pub fn comune(code: &ComuneCode) -> Option<&'static Comune> {
     COMUNI.iter().find(|c| &c.istat == code)
 }
 
+/// "PESARO (041044)" for a comune of the province; the code alone for any other.
+pub fn comune_label(code: &str) -> String {
+    ComuneCode::parse(code)
+        .ok()
+        .and_then(|c| comune(&c))
+        .map(|c| format!("{} ({code})", c.name))
+        .unwrap_or_else(|| code.to_owned())
+}
+
 pub fn foreign_states() -> &'static [ForeignState] {
     &STATES
 }

@@ -324,31 +324,17 @@ async fn handle(
             pages::check_form(&ctx, &purposes(shared), &pages::CheckForm::default())
         }
         (true, "/verifica") => {
-            let form =
-                match read_form(req, &["csrf", "subject", "purpose", "comune", "as_of"]).await {
-                    Ok(f) => f,
-                    Err(why) => return pages::error(&ctx, StatusCode::BAD_REQUEST, &why),
-                };
-            if !token_matches(&ctx.csrf, form.get("csrf").map(String::as_str)) {
-                return pages::refused(
-                    StatusCode::FORBIDDEN,
-                    "modulo scaduto o non inviato da questa console: ricaricate la pagina",
-                );
+            match posted(req, &ctx, &["subject", "purpose", "comune", "as_of"]).await {
+                Ok(form) => check(shared, &ctx, &op, addr, form).await,
+                Err(page) => page,
             }
-            check(shared, &ctx, &op, addr, form).await
         }
         (false, "/attestato") => pages::verify_form(&ctx, "", None),
         (true, "/attestato") => {
-            let form = match read_form(req, &["csrf", "token"]).await {
+            let form = match posted(req, &ctx, &["token"]).await {
                 Ok(f) => f,
-                Err(why) => return pages::error(&ctx, StatusCode::BAD_REQUEST, &why),
+                Err(page) => return page,
             };
-            if !token_matches(&ctx.csrf, form.get("csrf").map(String::as_str)) {
-                return pages::refused(
-                    StatusCode::FORBIDDEN,
-                    "modulo scaduto o non inviato da questa console: ricaricate la pagina",
-                );
-            }
             let token = form.get("token").map(|t| t.trim()).unwrap_or_default();
             // As an auditor would, offline: the CA and the CRL in force, at the answer's time.
             let trust = shared.tls.load().trust.clone();
@@ -578,6 +564,27 @@ fn same_origin<B>(req: &Request<B>) -> Result<(), &'static str> {
         (None, _) => Err("richiesta senza intestazione Origin: rifiutata"),
         _ => Err("richiesta inviata da un altro sito: rifiutata"),
     }
+}
+
+/// A posted form with the operator's anti-forgery token (`csrf`) and the fields `known`:
+/// the fields, or the page that refuses it.
+async fn posted(
+    req: Request<impl ReqBody>,
+    ctx: &pages::Ctx,
+    known: &[&'static str],
+) -> Result<std::collections::HashMap<&'static str, String>, Resp> {
+    let mut names = vec!["csrf"];
+    names.extend_from_slice(known);
+    let form = read_form(req, &names)
+        .await
+        .map_err(|why| pages::error(ctx, StatusCode::BAD_REQUEST, &why))?;
+    if !token_matches(&ctx.csrf, form.get("csrf").map(String::as_str)) {
+        return Err(pages::refused(
+            StatusCode::FORBIDDEN,
+            "modulo scaduto o non inviato da questa console: ricaricate la pagina",
+        ));
+    }
+    Ok(form)
 }
 
 /// Reads an `application/x-www-form-urlencoded` body of at most [`MAX_FORM_BYTES`], with the

@@ -302,14 +302,6 @@ fn yes_no(v: Option<bool>) -> &'static str {
     }
 }
 
-fn comune_name(code: &str) -> String {
-    crate::domain::places::ComuneCode::parse(code)
-        .ok()
-        .and_then(|c| crate::domain::places::comune(&c))
-        .map(|c| format!("{} ({code})", c.name))
-        .unwrap_or_else(|| code.to_owned())
-}
-
 pub fn check_result(ctx: &Ctx, purposes: &[String], asked: &CheckForm, outcome: &Outcome) -> Resp {
     let (status, body) = match outcome {
         Outcome::Failed { status, detail } => (
@@ -336,7 +328,7 @@ pub fn check_result(ctx: &Ctx, purposes: &[String], asked: &CheckForm, outcome: 
                     dl {
                         dt { "Residente" }
                         dd class="answer" { (yes_no(answer.resident)) }
-                        @if let Some(c) = &answer.comune { dt { "Comune" } dd { (comune_name(c)) } }
+                        @if let Some(c) = &answer.comune { dt { "Comune" } dd { (crate::domain::places::comune_label(c)) } }
                         @if let Some(s) = &answer.since { dt { "Dal" } dd { (s) } }
                         dt { "Regolarmente soggiornante" }
                         dd class="answer" { (yes_no(answer.legally_present)) }
