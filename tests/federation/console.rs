@@ -212,6 +212,19 @@ async fn the_console_refuses_strangers_nodes_forged_posts_and_revoked_operators(
         "{page}"
     );
     assert!(!page.contains("name=\"csrf\""), "no form for a stranger");
+    // A stranger gets one answer per connection: the console closes it after, so another
+    // agency's certificates cannot hold the console's connections open.
+    let mut conn = stranger.connect(&base).await.unwrap();
+    let first = conn.send(Method::GET, "/", None).await.unwrap();
+    assert_eq!(first.status, 403);
+    assert_eq!(
+        first.headers.get("connection").map(|v| v.to_str().unwrap()),
+        Some("close")
+    );
+    assert!(
+        conn.send(Method::GET, "/", None).await.is_err(),
+        "closed after one answer"
+    );
     let node = f.pki.client("inps-pesaro");
     let r = node.get(&format!("{base}/")).await.unwrap();
     assert_eq!(r.status, 403);

@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use attesta_certs::OperatorIdentity;
+use attesta_certs::{OperatorIdentity, Role};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
@@ -50,8 +50,9 @@ struct Console {
 enum Who {
     /// An operator of this node's agency.
     Operator(Arc<OperatorIdentity>),
-    /// A certificate the console does not take, and why (in Italian, for the page).
-    Refused(String),
+    /// A certificate the console does not take, and why (in Italian, for the page), and the
+    /// agency it belongs to (whose connection caps it counts against).
+    Refused(String, attesta_certs::AgencyId),
 }
 
 /// Accepts console connections until `stopping` changes.
@@ -125,16 +126,20 @@ async fn connection(
         .and_then(|c| c.first())
         .map(|c| c.to_vec());
     let Some(der) = der else { return };
-    let who = identify(shared, &der);
-    let agency = match &who {
-        Who::Operator(op) => op.id.agency.clone(),
-        Who::Refused(_) => shared.settings.agency.clone(),
-    };
-    // Operators of this agency are its own people: they keep the node's reserve.
-    let Ok(_established) = handshaking.establish(&agency, matches!(who, Who::Operator(_))) else {
+    // A certificate that names no agency at all gets no page.
+    let Some(who) = identify(shared, &der) else {
         return;
     };
-    let activity = conn::Activity::new(false);
+    let (agency, refused) = match &who {
+        Who::Operator(op) => (op.id.agency.clone(), false),
+        Who::Refused(_, agency) => (agency.clone(), true),
+    };
+    // Operators of this agency are its own people: they keep the node's reserve. Anyone else
+    // counts against their own agency's caps and gets one answer, then the connection closes.
+    let Ok(_established) = handshaking.establish(&agency, !refused) else {
+        return;
+    };
+    let activity = conn::Activity::new(refused);
     let service = {
         let shared = shared.clone();
         let console = console.clone();
@@ -158,26 +163,33 @@ async fn connection(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(!refused);
     let conn = builder.serve_connection(io, service);
     super::watch_connection(shared, conn, &activity, stopping).await;
 }
 
-/// Whose certificate `der` is, for this console.
-fn identify(shared: &Shared, der: &[u8]) -> Who {
+/// Whose certificate `der` is, for this console; `None` when it names no agency.
+fn identify(shared: &Shared, der: &[u8]) -> Option<Who> {
     let own = &shared.settings.agency;
     match attesta_certs::check_operator(der, &shared.settings.trust_domain) {
-        Ok(op) if &op.id.agency == own => Who::Operator(Arc::new(op)),
-        Ok(op) => Who::Refused(format!(
-            "il certificato è di {}, operatore di {}: questa console è di {own}",
-            op.id.operator, op.id.agency
+        Ok(op) if &op.id.agency == own => Some(Who::Operator(Arc::new(op))),
+        Ok(op) => Some(Who::Refused(
+            format!(
+                "il certificato è di {}, operatore di {}: questa console è di {own}",
+                op.id.operator, op.id.agency
+            ),
+            op.id.agency,
         )),
-        Err(attesta_certs::IdentityError::NotOperator(_)) => Who::Refused(
-            "questo è il certificato di un nodo, non di una persona: \
-             accedete con il vostro certificato di operatore"
-                .to_owned(),
-        ),
-        Err(e) => Who::Refused(format!("certificato non valido per la console ({e})")),
+        Err(_) => {
+            let node = shared.tls.load().trust.check_leaf(der, Role::Client).ok()?;
+            Some(Who::Refused(
+                "questo è il certificato di un nodo, non di una persona: \
+                 accedete con il vostro certificato di operatore"
+                    .to_owned(),
+                node.agency().clone(),
+            ))
+        }
     }
 }
 
@@ -239,7 +251,7 @@ async fn handle(
     }
     let op = match who {
         Who::Operator(op) => op.clone(),
-        Who::Refused(why) => return pages::refused(StatusCode::FORBIDDEN, why),
+        Who::Refused(why, _) => return pages::refused(StatusCode::FORBIDDEN, why),
     };
     // The CRL may have changed since the handshake.
     if shared.tls.load().trust.is_revoked(&op.serial) {
