@@ -201,6 +201,48 @@ fn parse_row(rec: &csv::StringRecord, ds: Dataset, mode: Mode) -> Result<Row, St
     }
 }
 
+/// What validating a file found, before anything is written.
+#[derive(Debug, Default)]
+pub struct Checked {
+    pub rows_read: u64,
+    pub rejected: u64,
+    /// The first rejected rows (at most [`MAX_REPORTED`]), in file order.
+    pub errors: Vec<RowError>,
+    bad_lines: HashSet<u64>,
+}
+
+/// Validates every row of the CSV file at `path` (pass 1 of [`run`]) and writes nothing: what
+/// the registry office sees before it applies an upload. `Err` only for a file that cannot be
+/// read as this dataset at all (its header, its CSV).
+pub fn check(path: &Path, ds: Dataset, mode: Mode) -> Result<Checked, ImportError> {
+    let mut c = Checked::default();
+    let mut seen: HashMap<Vec<u8>, u64> = HashMap::new();
+    let reject = |c: &mut Checked, line: u64, reason: String| {
+        c.rejected += 1;
+        if c.errors.len() < MAX_REPORTED {
+            c.errors.push(RowError { line, reason });
+        }
+        c.bad_lines.insert(line);
+    };
+    c.rows_read = for_each_row(path, ds, mode, |line, row| {
+        match row {
+            Ok(row) => {
+                if let Some(first) = seen.insert(row.key(), line) {
+                    seen.insert(row.key(), first);
+                    reject(
+                        &mut c,
+                        line,
+                        format!("duplicate key, first at line {first}"),
+                    );
+                }
+            }
+            Err(reason) => reject(&mut c, line, reason),
+        }
+        Ok(())
+    })?;
+    Ok(c)
+}
+
 /// Validates and applies the CSV file at `path`.
 pub fn run(
     store: &Store,
@@ -211,38 +253,13 @@ pub fn run(
     skip_invalid: bool,
 ) -> Result<Summary, ImportError> {
     let started = Instant::now();
-    let mut errors = Vec::new();
-    let mut rejected = 0u64;
-    let mut bad_lines = HashSet::new();
-    let mut seen: HashMap<Vec<u8>, u64> = HashMap::new();
-    let mut reject = |line: u64, reason: String, errors: &mut Vec<RowError>| {
-        rejected += 1;
-        if errors.len() < MAX_REPORTED {
-            errors.push(RowError { line, reason });
-        }
-        line
-    };
-
     // Pass 1: validate everything, find duplicate keys.
-    let rows_read = for_each_row(path, ds, mode, |line, row| {
-        match row {
-            Ok(row) => {
-                if let Some(first) = seen.insert(row.key(), line) {
-                    seen.insert(row.key(), first);
-                    bad_lines.insert(reject(
-                        line,
-                        format!("duplicate key, first at line {first}"),
-                        &mut errors,
-                    ));
-                }
-            }
-            Err(reason) => {
-                bad_lines.insert(reject(line, reason, &mut errors));
-            }
-        }
-        Ok(())
-    })?;
-    drop(seen);
+    let Checked {
+        rows_read,
+        rejected,
+        errors,
+        bad_lines,
+    } = check(path, ds, mode)?;
     if rejected > 0 && !skip_invalid {
         return Err(ImportError::Invalid {
             rejected,

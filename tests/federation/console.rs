@@ -573,3 +573,588 @@ async fn a_registry_officer_sees_the_nodes_datasets_and_others_do_not() {
     let r = mario.get(&format!("{base}/anagrafe")).await.unwrap();
     assert_eq!(r.status, 403);
 }
+
+const BOUNDARY: &str = "attesta-test-boundary-7f3a";
+const MULTIPART: &str = "multipart/form-data; boundary=attesta-test-boundary-7f3a";
+
+/// A `multipart/form-data` body of `fields` then, if given, the file `(field, name, bytes)`.
+fn multipart(fields: &[(&str, &str)], file: Option<(&str, &str, &[u8])>) -> Bytes {
+    let boundary = BOUNDARY;
+    let mut body = Vec::new();
+    for (k, v) in fields {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    if let Some((k, name, bytes)) = file {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"; filename=\"{name}\"\r\nContent-Type: text/csv\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    Bytes::from(body)
+}
+
+/// POSTs a multipart `body` to `path` of the console at `base`, from
+/// the console's own origin.
+async fn post_multipart(client: &Client, base: &str, path: &str, body: Bytes) -> Reply {
+    let mut conn = client.connect(base).await.unwrap();
+    conn.send_with(
+        Method::POST,
+        path,
+        &[("origin", base)],
+        Some((MULTIPART, body)),
+    )
+    .await
+    .unwrap()
+}
+
+/// The entries of `node`'s log, read as an auditor, once `ready` says they hold what the
+/// test waits for (a checkpoint covers an entry a moment after it is written).
+async fn entries_once(
+    pki: &mut Pki,
+    node: &TestNode,
+    ready: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let auditor = pki.client("garante-audit");
+    eventually(|| async {
+        let r = auditor.get(&node.url("/v1/audit/checkpoint")).await.ok()?;
+        let size: u64 = String::from_utf8(r.body.to_vec())
+            .ok()?
+            .lines()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        let r = auditor
+            .get(&node.url(&format!("/v1/audit/entries?start=0&end={size}")))
+            .await
+            .ok()?;
+        let page: Value = r.json().ok()?;
+        let entries = page["entries"].as_array()?.clone();
+        ready(&entries).then_some(entries)
+    })
+    .await
+}
+
+/// The manifest version `node` has in force, from its `/readyz`.
+async fn manifest_version(client: &Client, node: &TestNode) -> Option<u64> {
+    let r = client.get(&node.url("/readyz")).await.ok()?;
+    r.json::<Value>().ok()?["manifest_version"].as_u64()
+}
+
+/// The value of the hidden field `name` in the form on `page`.
+fn hidden(page: &str, name: &str) -> String {
+    let key = format!("name=\"{name}\" value=\"");
+    let at = page
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {name} in {page}"))
+        + key.len();
+    page[at..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_officer_uploads_a_file_sees_its_bad_rows_then_applies_a_good_one() {
+    let f = Federation::start(|_| {}).await;
+    let generated = f.pki.dir.path().join("generated").join("residents.csv");
+    let crate::status::Federation {
+        mut pki, pesaro, ..
+    } = f;
+    pesaro.stop().await;
+    let pesaro = start_node(&mut pki, "comune-pesaro", |c| {
+        c.serves = vec!["residence".into()];
+        c.console = Some(attesta::config::ConsoleConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+        });
+    })
+    .await;
+    let base = pesaro.console_url.clone().unwrap();
+    std::fs::write(
+        pki.agency_dir("comune-pesaro")
+            .join("data")
+            .join(attesta::server::console_roles::FILE),
+        "[operators]\n\"laura.bianchi\" = [\"registry-officer\"]\n",
+    )
+    .unwrap();
+    let laura = pki.operator("comune-pesaro", "laura.bianchi");
+    let page = text(&laura.get(&format!("{base}/anagrafe")).await.unwrap());
+    assert!(
+        page.contains("enctype=\"multipart/form-data\""),
+        "an upload form: {page}"
+    );
+    let token = csrf(&page);
+    let residents = std::fs::read_to_string(generated).unwrap();
+    let mut lines = residents.lines();
+    let header = lines.next().unwrap();
+    let pesaro_rows: Vec<&str> = lines
+        .filter(|l| l.split(',').nth(7) == Some("041044"))
+        .collect();
+    let before = pesaro_rows.len();
+
+    // A file with a bad codice fiscale and a hostile name on line 3: the report names the
+    // line, shows the row's text escaped, and nothing is imported.
+    let good = pesaro_rows[0];
+    let mut fields: Vec<String> = pesaro_rows[1].split(',').map(str::to_owned).collect();
+    fields[0] = "<b>NOTACF</b>".into();
+    let bad = format!("{header}\n{good}\n{}\n", fields.join(","));
+    let r = post_multipart(
+        &laura,
+        &base,
+        "/anagrafe/carica",
+        multipart(
+            &[
+                ("csrf", &token),
+                ("dataset", "residents"),
+                ("mode", "snapshot"),
+                ("as_of", ""),
+            ],
+            Some(("file", "<i>elenco</i>.csv", bad.as_bytes())),
+        ),
+    )
+    .await;
+    let page = text(&r);
+    assert_eq!(r.status, 422, "{page}");
+    assert!(page.contains("Righe non valide: 1 su 2"), "{page}");
+    assert!(page.contains("<td>3</td>"), "the line number: {page}");
+    assert!(
+        !page.contains("<i>elenco</i>") && page.contains("&lt;i&gt;elenco&lt;/i&gt;.csv"),
+        "the file's name, escaped: {page}"
+    );
+    assert!(!page.contains("<b>NOTACF"), "{page}");
+    assert!(!page.contains("name=\"id\""), "no apply button: {page}");
+
+    // Without the token first, nothing is read.
+    let r = post_multipart(
+        &laura,
+        &base,
+        "/anagrafe/carica",
+        multipart(
+            &[("dataset", "residents"), ("csrf", &token)],
+            Some(("file", "x.csv", bad.as_bytes())),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 403, "{}", text(&r));
+
+    // A delta that changes one resident's address: checked, then applied on confirmation.
+    let mut changed: Vec<String> = good.split(',').map(str::to_owned).collect();
+    changed[8] = "VIA DELLE PROVE 1".into();
+    let delta = format!("op,{header}\nupsert,{}\n", changed.join(","));
+    let r = post_multipart(
+        &laura,
+        &base,
+        "/anagrafe/carica",
+        multipart(
+            &[
+                ("csrf", &token),
+                ("dataset", "residents"),
+                ("mode", "delta"),
+                ("as_of", "2026-11-30"),
+            ],
+            Some(("file", "variazioni.csv", delta.as_bytes())),
+        ),
+    )
+    .await;
+    let page = text(&r);
+    assert_eq!(r.status, 200, "{page}");
+    assert!(page.contains("Tutte le righe sono valide (1)"), "{page}");
+    let id = hidden(&page, "id");
+    // Not applied yet.
+    let page = text(&laura.get(&format!("{base}/anagrafe")).await.unwrap());
+    assert!(!page.contains("2026-11-30"), "{page}");
+
+    let r = post_form(
+        &laura,
+        &base,
+        "/anagrafe/applica",
+        &[("origin", &base)],
+        format!("csrf={token}&id={id}"),
+    )
+    .await;
+    let page = text(&r);
+    assert_eq!(r.status, 200, "{page}");
+    assert!(page.contains("Importazione applicata"), "{page}");
+    assert!(page.contains("Righe applicate: 1"), "{page}");
+    assert!(
+        page.contains(&format!("righe nell'archivio: {before}")),
+        "{page}"
+    );
+    assert!(
+        page.contains("<td>2026-11-30</td>"),
+        "the data's new date: {page}"
+    );
+    assert!(
+        page.contains(
+            "aggiornamento (righe aggiunte, modificate, cancellate); righe lette 1, applicate 1"
+        ),
+        "the last import's summary: {page}"
+    );
+    // Applied once: the same form again finds nothing waiting.
+    let r = post_form(
+        &laura,
+        &base,
+        "/anagrafe/applica",
+        &[("origin", &base)],
+        format!("csrf={token}&id={id}"),
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", text(&r));
+
+    // The import is the agency's request, made by Laura.
+    let entries = entries_once(&mut pki, &pesaro, |es| {
+        es.iter().any(|e| e["operator"] == "laura.bianchi")
+    })
+    .await;
+    let imports: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["route"] == "POST /v1/admin/import/residents")
+        .collect();
+    let import = imports.last().expect("the import's entry");
+    assert_eq!(import["operator"], "laura.bianchi", "{import}");
+    assert_eq!(import["decision"], "allow", "{import}");
+    assert_eq!(import["status"], 200, "{import}");
+    assert_eq!(
+        imports
+            .iter()
+            .filter(|e| e["operator"] == "laura.bianchi")
+            .count(),
+        1,
+        "the bad file never reached the import: {imports:?}"
+    );
+    // The summary survives a restart (it is kept with the data).
+    pesaro.stop().await;
+    let pesaro = start_node(&mut pki, "comune-pesaro", |c| {
+        c.serves = vec!["residence".into()];
+        c.console = Some(attesta::config::ConsoleConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+        });
+    })
+    .await;
+    let base = pesaro.console_url.clone().unwrap();
+    let page = text(&laura.get(&format!("{base}/anagrafe")).await.unwrap());
+    assert!(page.contains("righe lette 1, applicate 1"), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_officer_lists_expiring_permits_from_the_questura_as_a_page_and_as_csv() {
+    let f = Federation::start(|_| {}).await;
+    let crate::status::Federation {
+        mut pki,
+        pesaro,
+        questura,
+        ..
+    } = f;
+    pesaro.stop().await;
+    let pesaro = start_node(&mut pki, "comune-pesaro", |c| {
+        c.serves = vec!["residence".into()];
+        c.console = Some(attesta::config::ConsoleConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+        });
+    })
+    .await;
+    let base = pesaro.console_url.clone().unwrap();
+    std::fs::write(
+        pki.agency_dir("comune-pesaro")
+            .join("data")
+            .join(attesta::server::console_roles::FILE),
+        "[operators]\n\"laura.bianchi\" = [\"registry-officer\"]\n",
+    )
+    .unwrap();
+    let laura = pki.operator("comune-pesaro", "laura.bianchi");
+    let page = text(&laura.get(&format!("{base}/anagrafe")).await.unwrap());
+    assert!(page.contains("Permessi in scadenza"), "{page}");
+    assert!(
+        page.contains(
+            "La politica in vigore non concede a comune-pesaro di consultare lo stato di famiglia"
+        ),
+        "family data is the Questura's only: {page}"
+    );
+    let token = csrf(&page);
+    let ask = |format: &str| {
+        format!("csrf={token}&days=366&purpose=registry-update&comune=&format={format}")
+    };
+    let r = post_form(
+        &laura,
+        &base,
+        "/anagrafe/scadenze",
+        &[("origin", &base)],
+        ask("html"),
+    )
+    .await;
+    let page = text(&r);
+    assert_eq!(r.status, 200, "{page}");
+    assert!(page.contains("Da questura-pu"), "{page}");
+    let shown = page.matches("<tr><td>").count();
+    assert!(shown > 0, "some permits expire within a year: {page}");
+
+    let r = post_form(
+        &laura,
+        &base,
+        "/anagrafe/scadenze",
+        &[("origin", &base)],
+        ask("csv"),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", text(&r));
+    assert_eq!(
+        r.headers.get("content-type").unwrap(),
+        "text/csv; charset=utf-8"
+    );
+    assert!(r
+        .headers
+        .get("content-disposition")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("attachment; filename=\"permessi-in-scadenza-041044-"));
+    let csv = text(&r);
+    let mut rows = csv.lines();
+    assert_eq!(
+        rows.next(),
+        Some("codice_fiscale,scadenza,rinnovo_in_corso,questura,dati_al")
+    );
+    assert_eq!(rows.count(), shown, "{csv}");
+
+    // A purpose the policy does not give the comune is refused before anything is asked.
+    let r = post_form(
+        &laura,
+        &base,
+        "/anagrafe/scadenze",
+        &[("origin", &base)],
+        format!("csrf={token}&days=30&purpose=benefit-eligibility&comune=&format=html"),
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", text(&r));
+
+    // Pesaro's log has one outgoing entry per list asked, naming Laura; the Questura's has
+    // the comune's incoming request with the same query id.
+    let mine = entries_once(&mut pki, &pesaro, |es| {
+        es.iter()
+            .filter(|e| e["route"] == "GET /v1/monitor/expiring")
+            .count()
+            >= 2
+    })
+    .await;
+    let out: Vec<&Value> = mine
+        .iter()
+        .filter(|e| e["route"] == "GET /v1/monitor/expiring")
+        .collect();
+    assert_eq!(out.len(), 2, "{mine:?}");
+    for e in &out {
+        assert_eq!(e["direction"], "outgoing", "{e}");
+        assert_eq!(e["operator"], "laura.bianchi", "{e}");
+        assert_eq!(e["peer_agency"], "questura-pu", "{e}");
+    }
+    let theirs = entries_once(&mut pki, &questura, |es| {
+        es.iter().any(|e| {
+            e["route"] == "GET /v1/monitor/expiring" && e["query_id"] == out[0]["query_id"]
+        })
+    })
+    .await;
+    assert!(theirs
+        .iter()
+        .any(|e| e["route"] == "GET /v1/monitor/expiring"
+            && e["query_id"] == out[0]["query_id"]
+            && e["peer_agency"] == "comune-pesaro"
+            && e["decision"] == "allow"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_officer_edits_a_draft_confirms_and_publishes_it_to_every_node() {
+    let mut pki = Pki::new();
+    let prefettura = start_node_bare(&mut pki, PREFETTURA, |c| {
+        c.console = Some(attesta::config::ConsoleConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+        });
+    })
+    .await;
+    let mut others = Vec::new();
+    for (id, serves) in [
+        ("questura-pu", "legal-presence"),
+        ("comune-pesaro", "residence"),
+    ] {
+        let url = prefettura.url.clone();
+        others.push(
+            start_node_bare(&mut pki, id, |c| {
+                c.serves = vec![serves.into()];
+                c.manifest.url = Some(url);
+                c.manifest.refresh_secs = 3600;
+            })
+            .await,
+        );
+    }
+    let entry = |n: &TestNode, serves: &[&str], comuni: &[&str]| json!({"agency": n.agency, "url": n.url, "serves": serves, "comuni": comuni});
+    let directory = json!([
+        entry(&prefettura, &[], &[]),
+        entry(&others[0], &["legal-presence"], &[]),
+        entry(&others[1], &["residence"], &["041044"]),
+    ]);
+    let r = pki
+        .client(PREFETTURA)
+        .post(
+            &prefettura.url("/v1/manifest"),
+            "application/json",
+            Bytes::from(
+                json!({"policy": attesta_policy::DEFAULT_POLICY, "directory": directory})
+                    .to_string(),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", text(&r));
+    std::fs::write(
+        pki.agency_dir(PREFETTURA)
+            .join("data")
+            .join(attesta::server::console_roles::FILE),
+        "[operators]\n\"giulia.verdi\" = [\"policy-officer\"]\n",
+    )
+    .unwrap();
+    let base = prefettura.console_url.clone().unwrap();
+    let giulia = pki.operator(PREFETTURA, "giulia.verdi");
+    let page = text(&giulia.get(&format!("{base}/politica/bozza")).await.unwrap());
+    assert!(page.contains("Nessuna modifica in bozza"), "{page}");
+    let token = csrf(&page);
+    let edit = |fields: &str| format!("csrf={token}&{fields}");
+    let grant = "subject=inps-pesaro&resource=residence&action=read&purpose=pension-check&territory=*&effect=allow";
+
+    // Adding a rule: back to the draft (303), which shows the difference.
+    let r = post_form(
+        &giulia,
+        &base,
+        "/politica/bozza",
+        &[("origin", &base)],
+        edit(&format!("op=add&{grant}")),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", text(&r));
+    assert_eq!(
+        r.headers.get("location").unwrap(),
+        "/politica/bozza?esito=aggiunta"
+    );
+    let page = text(
+        &giulia
+            .get(&format!("{base}/politica/bozza?esito=aggiunta"))
+            .await
+            .unwrap(),
+    );
+    assert!(page.contains("Regola aggiunta alla bozza."), "{page}");
+    assert!(
+        page.contains("aggiunta: </span><code>p, inps-pesaro, residence, read, pension-check, *, allow</code>"),
+        "{page}"
+    );
+    // The same rule twice, and a hostile name, are refused with the reason; the name is
+    // shown escaped.
+    let r = post_form(
+        &giulia,
+        &base,
+        "/politica/bozza",
+        &[("origin", &base)],
+        edit(&format!("op=add&{grant}")),
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    assert!(
+        text(&r).contains("questa regola c&#39;è già")
+            || text(&r).contains("questa regola c'è già"),
+        "{}",
+        text(&r)
+    );
+    let r = post_form(
+        &giulia,
+        &base,
+        "/politica/bozza",
+        &[("origin", &base)],
+        edit("op=add&subject=%3Cscript%3Ex%3C%2Fscript%3E&resource=status&action=read&purpose=x&territory=*&effect=allow"),
+    )
+    .await;
+    let page = text(&r);
+    assert_eq!(r.status, 422, "{page}");
+    assert!(
+        !page.contains("<script>") && page.contains("&lt;script&gt;"),
+        "{page}"
+    );
+
+    // Nothing is in force yet.
+    let probe = pki.client("questura-pu");
+    assert_eq!(
+        manifest_version(&probe, &others[1]).await,
+        Some(1),
+        "not published yet"
+    );
+
+    // The confirmation names the next version; a stale confirmation is refused.
+    let page = text(
+        &giulia
+            .get(&format!("{base}/politica/pubblica"))
+            .await
+            .unwrap(),
+    );
+    assert!(page.contains("Confermo: pubblica la versione 2"), "{page}");
+    assert_eq!(hidden(&page, "expected_version"), "1");
+    let r = post_form(
+        &giulia,
+        &base,
+        "/politica/pubblica",
+        &[("origin", &base)],
+        format!("csrf={token}&expected_version=0"),
+    )
+    .await;
+    assert_eq!(r.status, 422, "{}", text(&r));
+    assert!(text(&r).contains("pubblicazione rifiutata"), "{}", text(&r));
+
+    let r = post_form(
+        &giulia,
+        &base,
+        "/politica/pubblica",
+        &[("origin", &base)],
+        format!("csrf={token}&expected_version=1"),
+    )
+    .await;
+    let page = text(&r);
+    assert_eq!(r.status, 200, "{page}");
+    assert!(
+        page.contains("Pubblicato il manifesto versione <strong>2</strong>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("questura-pu: avvisato") && page.contains("comune-pesaro: avvisato"),
+        "{page}"
+    );
+    for n in &others {
+        eventually(|| async { (manifest_version(&probe, n).await == Some(2)).then_some(()) }).await;
+    }
+    // Every node runs version 2, as the Prefettura's console shows.
+    let page = text(&giulia.get(&format!("{base}/politica/nodi")).await.unwrap());
+    assert_eq!(page.matches("<td>aggiornato</td>").count(), 3, "{page}");
+    assert!(
+        !page.contains("indietro") && !page.contains("non raggiungibile"),
+        "{page}"
+    );
+    // The draft is gone: what it held is in force.
+    let page = text(&giulia.get(&format!("{base}/politica/bozza")).await.unwrap());
+    assert!(
+        page.contains("Nessuna modifica in bozza") && page.contains("pension-check"),
+        "{page}"
+    );
+    // The publish is the Prefettura's request, made by Giulia.
+    let entries = entries_once(&mut pki, &prefettura, |es| {
+        es.iter().any(|e| {
+            e["route"] == "POST /v1/manifest"
+                && e["status"] == 200
+                && e["operator"] == "giulia.verdi"
+        })
+    })
+    .await;
+    // The stale confirmation is on record too, refused.
+    assert!(
+        entries.iter().any(|e| e["route"] == "POST /v1/manifest"
+            && e["status"] == 409
+            && e["operator"] == "giulia.verdi"),
+        "{entries:?}"
+    );
+}

@@ -248,21 +248,50 @@ impl Peers {
         call: &Call<'_>,
         peer_cert: &mut Option<[u8; 32]>,
     ) -> Result<Reply, PeerFailure> {
+        self.send(shared, from, agency, url, Method::POST, call, peer_cert)
+            .await
+    }
+
+    /// GETs the call's path (its body and content type are not sent), as [`Peers::post`].
+    pub(crate) async fn get(
+        &self,
+        shared: &Shared,
+        from: &Served,
+        agency: &AgencyId,
+        url: &str,
+        call: &Call<'_>,
+        peer_cert: &mut Option<[u8; 32]>,
+    ) -> Result<Reply, PeerFailure> {
+        self.send(shared, from, agency, url, Method::GET, call, peer_cert)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send(
+        &self,
+        shared: &Shared,
+        from: &Served,
+        agency: &AgencyId,
+        url: &str,
+        method: Method,
+        call: &Call<'_>,
+        peer_cert: &mut Option<[u8; 32]>,
+    ) -> Result<Reply, PeerFailure> {
         let peers = &shared.settings.peers;
         let entry = self.entry(shared, from, agency, url)?;
         let (path, headers) = (call.path, call.headers);
-        let body = || Some((call.content_type, call.body.clone()));
+        let body = || (method == Method::POST).then(|| (call.content_type, call.body.clone()));
         let attempt = async {
             let conn = Self::connection(&entry, peers.connect_timeout).await?;
             *peer_cert = conn.server_fingerprint();
-            match conn.send_with(Method::POST, path, headers, body()).await {
+            match conn.send_with(method.clone(), path, headers, body()).await {
                 Ok(reply) => Ok(reply),
                 // The connection may have closed between the check and the call (the peer
                 // restarted): one more try on a new connection.
                 Err(_) if conn.is_closed() => {
                     let conn = Self::connection(&entry, peers.connect_timeout).await?;
                     *peer_cert = conn.server_fingerprint();
-                    conn.send_with(Method::POST, path, headers, body())
+                    conn.send_with(method.clone(), path, headers, body())
                         .await
                         .map_err(|e| failure(&e))
                 }

@@ -809,6 +809,10 @@ async fn record(
         response_sha256: Some(entry::sha256(&body)),
         operator: peer.operator.as_ref().map(|o| o.to_string()),
     };
+    // The calls a console action made are that operator's too.
+    for e in &mut entries {
+        e.operator.clone_from(&incoming.operator);
+    }
     entries.push(incoming);
     let index = match audit.append(&entries).await {
         Ok(first) => first + entries.len() as u64 - 1,

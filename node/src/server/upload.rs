@@ -17,6 +17,9 @@ use crate::problem::{Problem, ProblemKind};
 use crate::store::Dataset;
 use crate::wire::{bad_request, bounded_date, query_params, today};
 
+/// How many of an import's row errors the node keeps with its summary.
+const LAST_IMPORT_ERRORS: usize = 20;
+
 /// Options of an import, from the query string.
 struct ImportOptions {
     mode: Mode,
@@ -144,6 +147,20 @@ async fn receive_and_import(
                 rejected = summary.rejected,
                 "import applied"
             );
+            // What the registry office's page shows of the last import (a few of its errors).
+            let mut kept = summary.clone();
+            kept.errors.truncate(LAST_IMPORT_ERRORS);
+            let stored = serde_json::to_vec(&kept)
+                .map_err(|e| e.to_string())
+                .and_then(|v| {
+                    served
+                        .store
+                        .put_last_import(ds, &v)
+                        .map_err(|e| e.to_string())
+                });
+            if let Err(e) = stored {
+                tracing::warn!(error = %e, "the last import's summary was not kept");
+            }
             Ok(json(StatusCode::OK, &summary))
         }
         Err(ImportError::Invalid {

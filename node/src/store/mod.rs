@@ -164,6 +164,10 @@ fn meta_key(ds: Dataset) -> String {
     format!("{}/info", ds.name())
 }
 
+fn last_import_key(ds: Dataset) -> String {
+    format!("{}/last-import", ds.name())
+}
+
 /// The memory budget of [`Store::open`]: 256 MiB.
 pub const DEFAULT_MEMORY: usize = 256 << 20;
 
@@ -373,6 +377,25 @@ impl Store {
     /// The current state of a dataset.
     pub fn info(&self, ds: Dataset) -> Result<DatasetInfo, StoreError> {
         self.info_at(None, ds)
+    }
+
+    /// What the last import of `ds` reported (an encoded summary, as [`Store::put_last_import`]
+    /// was given it), if any.
+    pub fn last_import(&self, ds: Dataset) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = self.k(&[last_import_key(ds).as_bytes()]);
+        Ok(self.db.get_cf(self.cf(META), key)?)
+    }
+
+    /// Keeps the report of an import of `ds` just applied, for the registry office to see.
+    pub fn put_last_import(&self, ds: Dataset, summary: &[u8]) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.cf(META),
+            self.k(&[last_import_key(ds).as_bytes()]),
+            summary,
+        );
+        self.db.write_opt(batch, &sync_writes())?;
+        Ok(())
     }
 
     /// A resident by codice fiscale, with the dataset it was read from (one consistent view).

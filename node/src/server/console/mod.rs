@@ -16,7 +16,10 @@
 //! certificate and this process, and a POST must come from the console's own origin. Pages
 //! allow no script, no inline style, no framing (see [`secure`]).
 
+mod form;
 mod pages;
+mod prefettura;
+mod registry;
 pub mod roles;
 
 use std::net::SocketAddr;
@@ -26,7 +29,7 @@ use std::time::Duration;
 use attesta_certs::{OperatorIdentity, Role};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
@@ -35,14 +38,21 @@ use tracing::{debug, info, warn, Instrument};
 use super::respond::{ReqBody, Resp};
 use super::{conn, routes, Peer, Shared};
 
-/// Longest form body the console reads.
-const MAX_FORM_BYTES: usize = 16 * 1024;
-
 /// What the console keeps for the life of the process.
 struct Console {
     /// Keys the forms' anti-forgery tokens; new at every start, so a token outlives neither
     /// the process nor the certificate it was made for.
     csrf_key: [u8; 32],
+    /// Uploads checked and waiting for their operator to apply them, by certificate.
+    staged: std::sync::Mutex<std::collections::HashMap<[u8; 32], registry::Staged>>,
+    /// Serialises edits of the Prefettura's draft (read, change, write) and its publishing.
+    draft_lock: tokio::sync::Mutex<()>,
+}
+
+/// Where uploads wait to be applied; emptied at every start (what was waiting is gone with
+/// the process that checked it).
+fn staging_dir(shared: &Shared) -> std::path::PathBuf {
+    shared.settings.data_dir.join("console").join("uploads")
 }
 
 /// Who is at the other end of a console connection.
@@ -63,7 +73,12 @@ pub(super) async fn serve(
 ) {
     let mut csrf_key = [0u8; 32];
     attesta_certs::random_bytes(&mut csrf_key);
-    let console = Arc::new(Console { csrf_key });
+    let console = Arc::new(Console {
+        csrf_key,
+        staged: Default::default(),
+        draft_lock: Default::default(),
+    });
+    let _ = std::fs::remove_dir_all(staging_dir(&shared));
     // Connections of its own: a busy API port does not lock the staff out, nor the reverse.
     let table = conn::Table::new(shared.settings.limits.clone());
     info!(
@@ -272,12 +287,12 @@ async fn handle(
         agency: shared.settings.agency.to_string(),
         operator: op.id.operator.to_string(),
         roles,
-        csrf: csrf_token(console, &op),
+        csrf: form::csrf_token(console, &op),
         manifest_version: shared.manifest.current().map(|a| a.manifest.version),
     };
     let post = req.method() == Method::POST;
     if post {
-        if let Err(why) = same_origin(&req) {
+        if let Err(why) = form::same_origin(&req) {
             return pages::refused(StatusCode::FORBIDDEN, why);
         }
     } else if req.method() != Method::GET {
@@ -285,8 +300,8 @@ async fn handle(
     }
     let needs = match path.as_str() {
         "/verifica" | "/attestato" => Some(roles::Role::Clerk),
-        "/politica" => Some(roles::Role::PolicyOfficer),
-        "/anagrafe" => Some(roles::Role::RegistryOfficer),
+        p if p == "/politica" || p.starts_with("/politica/") => Some(roles::Role::PolicyOfficer),
+        p if p == "/anagrafe" || p.starts_with("/anagrafe/") => Some(roles::Role::RegistryOfficer),
         _ => None,
     };
     if let Some(role) = needs {
@@ -297,37 +312,18 @@ async fn handle(
     let query = req.uri().query().map(str::to_owned);
     match (post, path.as_str()) {
         (false, "/politica") => policy_page(shared, &ctx, query.as_deref()),
-        (false, "/anagrafe") => {
-            let own = &shared.own;
-            let mut datasets = Vec::new();
-            for (ds, service, name) in [
-                (
-                    crate::store::Dataset::Residents,
-                    attesta_policy::Service::Residence,
-                    "residenti",
-                ),
-                (
-                    crate::store::Dataset::Permits,
-                    attesta_policy::Service::LegalPresence,
-                    "permessi di soggiorno",
-                ),
-            ] {
-                if own.serves(service) {
-                    match own.store.info(ds) {
-                        Ok(info) => datasets.push((name, info)),
-                        Err(e) => {
-                            warn!(error = %e, "console: dataset info unreadable");
-                            return pages::error(
-                                &ctx,
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                "archivio del nodo non leggibile",
-                            );
-                        }
-                    }
-                }
-            }
-            pages::registry(&ctx, &datasets)
+        (false, "/anagrafe") => registry::overview(shared, &ctx),
+        (true, "/anagrafe/carica") => registry::upload(shared, console, &ctx, &op, req).await,
+        (true, "/anagrafe/applica") => registry::apply(shared, console, &ctx, &op, addr, req).await,
+        (true, "/anagrafe/scadenze") => registry::expiring(shared, &ctx, &op, req).await,
+        (true, "/anagrafe/famiglia") => registry::family(shared, &ctx, &op, addr, req).await,
+        (false, "/politica/bozza") => prefettura::draft_page(shared, &ctx, query.as_deref()),
+        (true, "/politica/bozza") => prefettura::edit(shared, console, &ctx, req).await,
+        (false, "/politica/pubblica") => prefettura::confirm(shared, &ctx),
+        (true, "/politica/pubblica") => {
+            prefettura::publish(shared, console, &ctx, &op, addr, req).await
         }
+        (false, "/politica/nodi") => prefettura::nodes(shared, &ctx).await,
         (false, "/") => pages::home(
             &ctx,
             shared.draining.load(std::sync::atomic::Ordering::SeqCst),
@@ -336,18 +332,18 @@ async fn handle(
             pages::check_form(&ctx, &purposes(shared), &pages::CheckForm::default())
         }
         (true, "/verifica") => {
-            match posted(req, &ctx, &["subject", "purpose", "comune", "as_of"]).await {
+            match form::posted(req, &ctx, &["subject", "purpose", "comune", "as_of"]).await {
                 Ok(form) => check(shared, &ctx, &op, addr, form).await,
                 Err(page) => page,
             }
         }
         (false, "/attestato") => pages::verify_form(&ctx, "", None),
         (true, "/attestato") => {
-            let form = match posted(req, &ctx, &["token"]).await {
-                Ok(f) => f,
+            let token = match attestation_posted(shared, &ctx, req).await {
+                Ok(t) => t,
                 Err(page) => return page,
             };
-            let token = form.get("token").map(|t| t.trim()).unwrap_or_default();
+            let token = token.trim();
             // As an auditor would, offline: the CA and the CRL in force, at the answer's time.
             let trust = shared.tls.load().trust.clone();
             let verdict = crate::attestation::verify(&trust, token)
@@ -359,6 +355,47 @@ async fn handle(
             pages::verify_form(&ctx, token, Some(&verdict))
         }
         _ => pages::error(&ctx, StatusCode::NOT_FOUND, "pagina non trovata"),
+    }
+}
+
+/// Longest attestation file the verify page takes (an attestation is a few KiB).
+const MAX_ATTESTATION_BYTES: u64 = 64 * 1024;
+
+/// The attestation a clerk submitted: pasted (a form) or as a file (an upload, where a
+/// chosen file wins over the text box).
+async fn attestation_posted(
+    shared: &Shared,
+    ctx: &pages::Ctx,
+    req: Request<hyper::body::Incoming>,
+) -> Result<String, Resp> {
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("multipart/form-data"));
+    if !multipart {
+        let form = form::posted(req, ctx, &["token"]).await?;
+        return Ok(form::field(&form, "token"));
+    }
+    let form = form::posted_multipart(
+        req,
+        ctx,
+        &["token"],
+        "file",
+        &staging_dir(shared),
+        MAX_ATTESTATION_BYTES,
+    )
+    .await?;
+    match &form.file {
+        Some(file) => match std::fs::read(&file.path).map(String::from_utf8) {
+            Ok(Ok(text)) => Ok(text),
+            _ => Err(pages::error(
+                ctx,
+                StatusCode::BAD_REQUEST,
+                "il file non è un attestato: un attestato è testo (tre parti separate da punti)",
+            )),
+        },
+        None => Ok(form::field(&form.fields, "token")),
     }
 }
 
@@ -413,6 +450,11 @@ fn policy_page(shared: &Shared, ctx: &pages::Ctx, query: Option<&str>) -> Resp {
 
 /// The purposes the agency may declare for a status check, as the policy in force grants.
 fn purposes(shared: &Shared) -> Vec<String> {
+    granted_purposes(shared, "status")
+}
+
+/// The purposes the policy in force lets the agency declare for `resource`.
+fn granted_purposes(shared: &Shared, resource: &str) -> Vec<String> {
     let Some(active) = shared.manifest.current() else {
         return Vec::new();
     };
@@ -421,9 +463,27 @@ fn purposes(shared: &Shared) -> Vec<String> {
         shared.settings.agency.as_str(),
     )
     .ok()
-    .and_then(|mut m| m.remove("status"))
+    .and_then(|mut m| m.remove(resource))
     .map(|s| s.into_iter().collect())
     .unwrap_or_default()
+}
+
+/// The log index an answer's entry was written at (the `Attesta-Log-Index` header).
+fn log_index(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get(crate::wire::LOG_INDEX_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// One line from a problem+json body: its detail, else its title.
+fn problem_line(body: &[u8]) -> String {
+    let problem: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    problem["detail"]
+        .as_str()
+        .or(problem["title"].as_str())
+        .unwrap_or("richiesta non riuscita")
+        .to_owned()
 }
 
 /// The clerk's check: the agency's `POST /v1/status`, on the operator's behalf.
@@ -454,6 +514,7 @@ async fn check(
         addr,
         Method::POST,
         crate::wire::path::STATUS,
+        "application/json",
         serde_json::to_vec(&body).unwrap_or_default(),
     )
     .await;
@@ -463,11 +524,7 @@ async fn check(
         .await
         .map(|c| c.to_bytes())
         .unwrap_or_default();
-    let log_index = parts
-        .headers
-        .get(crate::wire::LOG_INDEX_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let log_index = log_index(&parts.headers);
     let outcome = if parts.status == StatusCode::OK {
         match serde_json::from_slice::<crate::wire::StatusAnswer>(&body) {
             Ok(answer) => {
@@ -493,20 +550,15 @@ async fn check(
             },
         }
     } else {
-        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         pages::Outcome::Failed {
             status: parts.status.as_u16(),
-            detail: problem["detail"]
-                .as_str()
-                .or(problem["title"].as_str())
-                .unwrap_or("richiesta non riuscita")
-                .to_owned(),
+            detail: problem_line(&body),
         }
     };
     pages::check_result(ctx, &purposes(shared), &asked, &outcome)
 }
 
-/// Makes the agency's API request `method path body` on the operator's behalf: the same
+/// Makes the agency's API request `method path body` (of `content_type`) on the operator's behalf: the same
 /// router, policy and audit as the agency's own calls, with the operator's certificate and
 /// name in the entry.
 async fn act(
@@ -515,6 +567,7 @@ async fn act(
     addr: SocketAddr,
     method: Method,
     path: &str,
+    content_type: &'static str,
     body: Vec<u8>,
 ) -> Resp {
     let peer = Peer {
@@ -532,7 +585,7 @@ async fn act(
     let req = Request::builder()
         .method(method)
         .uri(path)
-        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CONTENT_TYPE, content_type)
         .body(Full::new(Bytes::from(body)));
     match req {
         Ok(req) => routes::handle(shared, &peer, req).await,
@@ -540,84 +593,4 @@ async fn act(
             crate::problem::Problem::new(crate::problem::ProblemKind::Internal).into_response()
         }
     }
-}
-
-/// The anti-forgery token of `op`'s forms: HMAC-SHA256 under this process's key of the
-/// operator's certificate.
-fn csrf_token(console: &Console, op: &OperatorIdentity) -> String {
-    use hmac::Mac as _;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&console.csrf_key)
-        .expect("HMAC takes any key length");
-    mac.update(b"attesta console csrf\0");
-    mac.update(&op.fingerprint);
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// Constant-time comparison of a form's token with the expected one.
-fn token_matches(expected: &str, given: Option<&str>) -> bool {
-    let Some(given) = given else { return false };
-    let (a, b) = (expected.as_bytes(), given.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// A POST must come from a page of this console: `Origin` present and equal to the console's
-/// own (`https://` and the Host the browser addressed), and no cross-site fetch metadata.
-fn same_origin<B>(req: &Request<B>) -> Result<(), &'static str> {
-    let h = req.headers();
-    if let Some(site) = h.get("sec-fetch-site") {
-        if site != "same-origin" {
-            return Err("richiesta inviata da un altro sito: rifiutata");
-        }
-    }
-    let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
-    let origin = h.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-    match (origin, host) {
-        (Some(o), Some(host)) if o.strip_prefix("https://") == Some(host) => Ok(()),
-        (None, _) => Err("richiesta senza intestazione Origin: rifiutata"),
-        _ => Err("richiesta inviata da un altro sito: rifiutata"),
-    }
-}
-
-/// A posted form with the operator's anti-forgery token (`csrf`) and the fields `known`:
-/// the fields, or the page that refuses it.
-async fn posted(
-    req: Request<impl ReqBody>,
-    ctx: &pages::Ctx,
-    known: &[&'static str],
-) -> Result<std::collections::HashMap<&'static str, String>, Resp> {
-    let mut names = vec!["csrf"];
-    names.extend_from_slice(known);
-    let form = read_form(req, &names)
-        .await
-        .map_err(|why| pages::error(ctx, StatusCode::BAD_REQUEST, &why))?;
-    if !token_matches(&ctx.csrf, form.get("csrf").map(String::as_str)) {
-        return Err(pages::refused(
-            StatusCode::FORBIDDEN,
-            "modulo scaduto o non inviato da questa console: ricaricate la pagina",
-        ));
-    }
-    Ok(form)
-}
-
-/// Reads an `application/x-www-form-urlencoded` body of at most [`MAX_FORM_BYTES`], with the
-/// API's rules for parameters (each at most once, none unknown).
-async fn read_form(
-    req: Request<impl ReqBody>,
-    known: &[&'static str],
-) -> Result<std::collections::HashMap<&'static str, String>, String> {
-    let form_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
-    if !form_type {
-        return Err("il modulo non è stato inviato come application/x-www-form-urlencoded".into());
-    }
-    let body = Limited::new(req.into_body(), MAX_FORM_BYTES)
-        .collect()
-        .await
-        .map_err(|_| format!("modulo troppo grande (al massimo {MAX_FORM_BYTES} byte)"))?
-        .to_bytes();
-    let text = std::str::from_utf8(&body).map_err(|_| "modulo non in UTF-8".to_owned())?;
-    crate::wire::query_params(Some(text), known).map_err(|p| p.detail.unwrap_or(p.title))
 }

@@ -2,6 +2,9 @@
 //! escaped, so no name, purpose or CSV field can become markup), Italian, no script, the
 //! stylesheet from the console itself.
 
+pub mod prefettura;
+pub mod registry;
+
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
@@ -13,7 +16,7 @@ use crate::wire::StatusAnswer;
 
 /// The console's stylesheet (`/static/console.css`): contrast of at least 4.5:1 for text, a
 /// visible focus ring, a print layout without navigation.
-pub const CSS: &str = include_str!("console.css");
+pub const CSS: &str = include_str!("../console.css");
 
 /// What every page shows of who is signed in, and the token its forms carry.
 pub struct Ctx {
@@ -111,6 +114,8 @@ fn layout(ctx: Option<&Ctx>, title: &str, main: Markup) -> Markup {
                                 }
                                 @if ctx.roles.contains(&Role::PolicyOfficer) {
                                     li { a href="/politica" { "Politica" } }
+                                    li { a href="/politica/bozza" { "Bozza" } }
+                                    li { a href="/politica/nodi" { "Nodi" } }
                                 }
                                 @if ctx.roles.contains(&Role::RegistryOfficer) {
                                     li { a href="/anagrafe" { "Anagrafe" } }
@@ -458,13 +463,18 @@ pub fn verify_form(ctx: &Ctx, token: &str, verdict: Option<&Result<Verdict, Stri
             "Controlla un attestato",
             html! {
                 (result)
-                form method="post" action="/attestato" {
+                form method="post" action="/attestato" enctype="multipart/form-data" {
                     input type="hidden" name="csrf" value=(ctx.csrf);
                     div class="field" {
                         label for="token" { "Attestato (JWS compatto)" }
-                        textarea id="token" name="token" rows="6" cols="60" required
+                        textarea id="token" name="token" rows="6" cols="60"
                             spellcheck="false" aria-describedby="token-hint" { (token) }
                         p id="token-hint" class="hint" { "Incollate il testo dell'attestato: tre parti separate da punti." }
+                    }
+                    div class="field" {
+                        label for="file" { "Oppure il file dell'attestato" }
+                        input id="file" name="file" type="file" accept=".jws,.txt,application/jose,text/plain" aria-describedby="file-hint";
+                        p id="file-hint" class="hint" { "Un file .jws ricevuto da un altro ufficio; se scegliete un file, vale il file." }
                     }
                     button type="submit" { "Controlla" }
                 }
@@ -610,43 +620,6 @@ pub fn policy(
                     p { "Nessuna agenzia revocata." }
                 } @else {
                     ul { @for r in &manifest.revoked { li { (r) } } }
-                }
-            },
-        ),
-    )
-}
-
-/// The registry office's view of its node's data: each dataset, how many rows, the date it
-/// describes and when it was imported.
-pub fn registry(ctx: &Ctx, datasets: &[(&str, crate::store::DatasetInfo)]) -> Resp {
-    let when = |t: Option<i64>| {
-        t.map(|s| crate::audit::entry::format_ms(s.max(0) as u64 * 1000))
-            .unwrap_or_else(|| "mai".into())
-    };
-    respond(
-        StatusCode::OK,
-        layout(
-            Some(ctx),
-            "Anagrafe",
-            html! {
-                @if datasets.is_empty() {
-                    p { "Questo nodo non tiene un'anagrafe né un archivio di permessi." }
-                } @else {
-                    table {
-                        caption { "I dati di " (ctx.agency) " su questo nodo" }
-                        thead { tr { th scope="col" { "Archivio" } th scope="col" { "Righe" } th scope="col" { "Dati al" } th scope="col" { "Importati il" } } }
-                        tbody {
-                            @for (name, info) in datasets {
-                                tr {
-                                    td { (name) }
-                                    td { (info.rows) }
-                                    td { @match info.as_of { Some(d) => { (crate::domain::records::format_date(d)) } None => { "—" } } }
-                                    td { (when(info.imported_at)) }
-                                }
-                            }
-                        }
-                    }
-                    p class="hint" { "Per caricare un nuovo archivio: " code { "attesta import residents --config node.toml FILE.csv --as-of AAAA-MM-GG" } "." }
                 }
             },
         ),

@@ -1,0 +1,401 @@
+//! The registry office's pages (`/anagrafe`).
+
+use http::StatusCode;
+use maud::{html, Markup};
+
+use super::{layout, purpose_label, respond, Ctx};
+use crate::domain::places::{comune_label, ComuneCode};
+use crate::import::Mode;
+use crate::server::console::registry::{Asked, FamilyAnswer};
+use crate::server::console::Resp;
+use crate::store::DatasetInfo;
+use crate::wire::{ImportSummary, RowError};
+
+/// A dataset as the page shows it.
+pub struct Shown {
+    pub name: &'static str,
+    pub info: DatasetInfo,
+    pub last: Option<ImportSummary>,
+}
+
+/// What the page offers the officer: the datasets to upload to (code, name), the purposes
+/// the policy gives the agency for the expiring permits and for family composition, and the
+/// comuni of its registry.
+pub struct Offers {
+    pub datasets: Vec<(&'static str, &'static str)>,
+    pub expiring_purposes: Vec<String>,
+    pub family_purposes: Vec<String>,
+    pub comuni: Vec<String>,
+}
+
+/// What the last action did, shown above the page.
+pub enum Notice {
+    Refused(String),
+    Applied {
+        file: String,
+        summary: Box<ImportSummary>,
+        log_index: Option<String>,
+    },
+    Family {
+        answer: Result<FamilyAnswer, String>,
+        log_index: Option<String>,
+    },
+}
+
+/// How a checked upload stands.
+pub enum Check {
+    /// Not readable as this dataset at all (header, encoding).
+    Unreadable(String),
+    Invalid {
+        rows: u64,
+        rejected: u64,
+        errors: Vec<RowError>,
+    },
+    /// Every row valid: the form that applies it names `id`.
+    Valid { rows: u64, id: String },
+}
+
+fn dataset_label(code: &str) -> &str {
+    match code {
+        "residents" => "residenti",
+        "permits" => "permessi di soggiorno",
+        other => other,
+    }
+}
+
+fn mode_label(mode: &str) -> &'static str {
+    match mode {
+        "delta" => "aggiornamento (righe aggiunte, modificate, cancellate)",
+        _ => "sostituzione dell'intero archivio",
+    }
+}
+
+fn when(t: Option<i64>) -> String {
+    t.map(|s| crate::audit::entry::format_ms(s.max(0) as u64 * 1000))
+        .unwrap_or_else(|| "mai".into())
+}
+
+fn upload_form(ctx: &Ctx, offers: &Offers) -> Markup {
+    html! {
+        form method="post" action="/anagrafe/carica" enctype="multipart/form-data" {
+            // First: the node reads nothing of a form past a part that is not the token.
+            input type="hidden" name="csrf" value=(ctx.csrf);
+            div class="field" {
+                label for="dataset" { "Archivio" }
+                select id="dataset" name="dataset" {
+                    @for (code, name) in &offers.datasets { option value=(code) { (name) } }
+                }
+            }
+            fieldset {
+                legend { "Che cosa fa il file" }
+                div {
+                    input type="radio" id="mode-snapshot" name="mode" value="snapshot" checked;
+                    label for="mode-snapshot" { "Sostituisce l'intero archivio" }
+                }
+                div {
+                    input type="radio" id="mode-delta" name="mode" value="delta";
+                    label for="mode-delta" { "Aggiorna alcune righe (prima colonna " code { "op" } ": upsert o delete)" }
+                }
+            }
+            div class="field" {
+                label for="as_of" { "I dati sono aggiornati al (facoltativo)" }
+                input id="as_of" name="as_of" type="date";
+            }
+            div class="field" {
+                label for="file" { "File CSV" }
+                input id="file" name="file" type="file" accept=".csv,text/csv" required aria-describedby="file-hint";
+                p id="file-hint" class="hint" {
+                    "Le colonne sono descritte in docs/DATA_FORMATS.md. Il file viene prima controllato riga per riga: "
+                    "nulla cambia finché non confermate."
+                }
+            }
+            button type="submit" { "Controlla il file" }
+        }
+    }
+}
+
+/// `/anagrafe`: the datasets, the last import of each, and the office's forms.
+pub fn overview(ctx: &Ctx, shown: &[Shown], offers: &Offers, notice: Option<Notice>) -> Resp {
+    let (status, notice) = match notice {
+        None => (StatusCode::OK, html! {}),
+        Some(Notice::Refused(why)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            html! { div class="result failed" role="alert" { h2 { "Non eseguito" } p { (why) } } },
+        ),
+        Some(Notice::Applied {
+            file,
+            summary,
+            log_index,
+        }) => (
+            StatusCode::OK,
+            html! {
+                section class="result" role="status" aria-labelledby="applicato" {
+                    h2 id="applicato" { "Importazione applicata" }
+                    p {
+                        "Il file " strong { (file) } " è stato importato in " (dataset_label(&summary.dataset)) ". "
+                        "Righe applicate: " (summary.applied) "; righe nell'archivio: " (summary.dataset_rows) "."
+                    }
+                    @if let Some(i) = log_index {
+                        p { "Voce " (i) " del registro di " (ctx.agency) ", a nome di " (ctx.operator) "." }
+                    }
+                }
+            },
+        ),
+        Some(Notice::Family { answer, log_index }) => (
+            if answer.is_ok() {
+                StatusCode::OK
+            } else {
+                StatusCode::FORBIDDEN
+            },
+            family(ctx, &answer, log_index.as_deref()),
+        ),
+    };
+    respond(
+        status,
+        layout(
+            Some(ctx),
+            "Anagrafe",
+            html! {
+                (notice)
+                @if shown.is_empty() {
+                    p { "Questo nodo non tiene un'anagrafe né un archivio di permessi." }
+                } @else {
+                    table {
+                        caption { "I dati di " (ctx.agency) " su questo nodo" }
+                        thead { tr { th scope="col" { "Archivio" } th scope="col" { "Righe" } th scope="col" { "Dati al" } th scope="col" { "Importati il" } } }
+                        tbody {
+                            @for s in shown {
+                                tr {
+                                    td { (s.name) }
+                                    td { (s.info.rows) }
+                                    td { @match s.info.as_of { Some(d) => { (crate::domain::records::format_date(d)) } None => { "—" } } }
+                                    td { (when(s.info.imported_at)) }
+                                }
+                            }
+                        }
+                    }
+                    h2 { "Ultima importazione" }
+                    @for s in shown {
+                        @match &s.last {
+                            Some(l) => {
+                                p {
+                                    strong { (s.name) } ": " (mode_label(&l.mode)) "; "
+                                    "righe lette " (l.rows_read) ", applicate " (l.applied) ", scartate " (l.rejected) ", in " (l.millis) " ms"
+                                    @if let Some(d) = &l.as_of { "; dati al " (d) }
+                                    "."
+                                }
+                            }
+                            None => { p { strong { (s.name) } ": nessuna importazione registrata." } }
+                        }
+                    }
+                    h2 { "Carica un archivio" }
+                    (upload_form(ctx, offers))
+                }
+                @if !offers.expiring_purposes.is_empty() && !offers.comuni.is_empty() {
+                    h2 { "Permessi in scadenza" }
+                    (expiring_form(ctx, offers, 30))
+                }
+                h2 { "Stato di famiglia" }
+                @if offers.family_purposes.is_empty() {
+                    p { "La politica in vigore non concede a " (ctx.agency) " di consultare lo stato di famiglia." }
+                } @else {
+                    form method="post" action="/anagrafe/famiglia" {
+                        input type="hidden" name="csrf" value=(ctx.csrf);
+                        div class="field" {
+                            label for="family-subject" { "Codice fiscale" }
+                            input id="family-subject" name="subject" type="text" required autocomplete="off" spellcheck="false" maxlength="16";
+                        }
+                        div class="field" {
+                            label for="family-purpose" { "Finalità" }
+                            select id="family-purpose" name="purpose" {
+                                @for p in &offers.family_purposes { option value=(p) { (purpose_label(p)) " (" (p) ")" } }
+                            }
+                        }
+                        button type="submit" { "Mostra la famiglia" }
+                    }
+                }
+            },
+        ),
+    )
+}
+
+fn expiring_form(ctx: &Ctx, offers: &Offers, days: u16) -> Markup {
+    html! {
+        form method="post" action="/anagrafe/scadenze" {
+            input type="hidden" name="csrf" value=(ctx.csrf);
+            div class="field" {
+                label for="days" { "Entro quanti giorni" }
+                input id="days" name="days" type="number" min="1" max="366" value=(days) required;
+            }
+            @if offers.comuni.len() > 1 {
+                div class="field" {
+                    label for="comune" { "Comune" }
+                    select id="comune" name="comune" {
+                        @for c in &offers.comuni { option value=(c) { (comune_label(c)) } }
+                    }
+                }
+            }
+            div class="field" {
+                label for="expiring-purpose" { "Finalità" }
+                select id="expiring-purpose" name="purpose" {
+                    @for p in &offers.expiring_purposes { option value=(p) { (purpose_label(p)) " (" (p) ")" } }
+                }
+            }
+            button type="submit" name="format" value="html" { "Mostra" }
+            " "
+            button type="submit" name="format" value="csv" { "Scarica CSV" }
+        }
+    }
+}
+
+fn family(ctx: &Ctx, answer: &Result<FamilyAnswer, String>, log_index: Option<&str>) -> Markup {
+    match answer {
+        Err(why) => html! {
+            div class="result failed" role="alert" { h2 { "Stato di famiglia non disponibile" } p { (why) } }
+        },
+        Ok(f) => html! {
+            section class="result" aria-labelledby="famiglia" {
+                h2 id="famiglia" { "Famiglia di " (f.subject) }
+                @if let Some(d) = &f.data_as_of { p { "Dati aggiornati al " (d) "." } }
+                table {
+                    caption { "Componenti" }
+                    thead { tr { th scope="col" { "Codice fiscale" } th scope="col" { "Sesso" } th scope="col" { "Nato il" } th scope="col" { "Residente" } } }
+                    tbody {
+                        @for m in &f.members {
+                            tr { td { (m.subject) } td { (m.sex) } td { (m.birth_date) } td { @if m.resident { "sì" } @else { "no" } } }
+                        }
+                    }
+                }
+                @if let Some(i) = log_index {
+                    p { "Voce " (i) " del registro di " (ctx.agency) ", a nome di " (ctx.operator) "." }
+                }
+            }
+        },
+    }
+}
+
+/// What checking an upload found; the apply button only when every row is valid.
+pub fn checked(ctx: &Ctx, file: &str, dataset: &str, mode: Mode, check: Check) -> Resp {
+    let mode = match mode {
+        Mode::Snapshot => "snapshot",
+        Mode::Delta => "delta",
+    };
+    let (status, body) = match check {
+        Check::Unreadable(why) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            html! {
+                div class="result failed" role="alert" {
+                    h2 { "File non leggibile" }
+                    p { (why) }
+                    p { "Nulla è stato importato." }
+                }
+            },
+        ),
+        Check::Invalid {
+            rows,
+            rejected,
+            errors,
+        } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            html! {
+                div class="result failed" role="alert" {
+                    h2 { "Righe non valide: " (rejected) " su " (rows) }
+                    p { "Nulla è stato importato. Correggete le righe indicate e caricate di nuovo il file." }
+                }
+                table {
+                    caption { "Righe non valide" @if (errors.len() as u64) < rejected { " (le prime " (errors.len()) ")" } }
+                    thead { tr { th scope="col" { "Riga" } th scope="col" { "Problema" } } }
+                    tbody { @for e in &errors { tr { td { (e.line) } td { (e.reason) } } } }
+                }
+            },
+        ),
+        Check::Valid { rows, id } => (
+            StatusCode::OK,
+            html! {
+                section class="result" role="status" aria-labelledby="valido" {
+                    h2 id="valido" { "Tutte le righe sono valide (" (rows) ")" }
+                    p { "Non è ancora cambiato nulla. Applicando, " (mode_label(mode)) "." }
+                    form method="post" action="/anagrafe/applica" {
+                        input type="hidden" name="csrf" value=(ctx.csrf);
+                        input type="hidden" name="id" value=(id);
+                        button type="submit" { "Applica l'importazione" }
+                    }
+                    p { a href="/anagrafe" { "Annulla e torna all'anagrafe" } }
+                }
+            },
+        ),
+    };
+    respond(
+        status,
+        layout(
+            Some(ctx),
+            "Controllo del file",
+            html! {
+                dl {
+                    dt { "File" } dd { (file) }
+                    dt { "Archivio" } dd { (dataset_label(dataset)) }
+                    dt { "Modalità" } dd { (mode_label(mode)) }
+                }
+                (body)
+            },
+        ),
+    )
+}
+
+/// The permits of the comune's residents expiring within `days` days, from each Questura.
+pub fn expiring(ctx: &Ctx, comune: &ComuneCode, days: u16, purpose: &str, asked: &[Asked]) -> Resp {
+    let any_ok = asked.iter().any(|(_, a)| a.is_ok());
+    respond(
+        if any_ok {
+            StatusCode::OK
+        } else {
+            StatusCode::BAD_GATEWAY
+        },
+        layout(
+            Some(ctx),
+            "Permessi in scadenza",
+            html! {
+                p {
+                    "Residenti di " (comune_label(comune.as_str())) " con un permesso di soggiorno che scade entro "
+                    (days) " giorni (finalità " (purpose_label(purpose)) "), a nome di " (ctx.operator) "."
+                }
+                @for (agency, answer) in asked {
+                    @match answer {
+                        Err(why) => {
+                            div class="result failed" role="alert" { h2 { (agency) " non ha risposto" } p { (why) } }
+                        }
+                        Ok(a) => {
+                            section aria-labelledby=(format!("q-{agency}")) {
+                                h2 id=(format!("q-{agency}")) { "Da " (agency) }
+                                p {
+                                    (a.permits.len()) " permessi dal " (a.from) " al " (a.to)
+                                    @if let Some(d) = &a.data_as_of { "; dati della Questura al " (d) }
+                                    "."
+                                }
+                                @if !a.permits.is_empty() {
+                                    table {
+                                        caption { "Permessi in scadenza, i più vicini prima" }
+                                        thead { tr { th scope="col" { "Codice fiscale" } th scope="col" { "Scade il" } th scope="col" { "Rinnovo in corso" } } }
+                                        tbody {
+                                            @for p in &a.permits {
+                                                tr { td { (p.subject) } td { (p.valid_until) } td { @if p.renewal_pending { "sì" } @else { "no" } } }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                form method="post" action="/anagrafe/scadenze" {
+                    input type="hidden" name="csrf" value=(ctx.csrf);
+                    input type="hidden" name="days" value=(days);
+                    input type="hidden" name="comune" value=(comune.as_str());
+                    input type="hidden" name="purpose" value=(purpose);
+                    button type="submit" name="format" value="csv" { "Scarica CSV" }
+                }
+                p { a href="/anagrafe" { "Torna all'anagrafe" } }
+            },
+        ),
+    )
+}
