@@ -7,8 +7,8 @@
 // Run by tests/console/run.sh (make test), which installs Chromium and the npm packages.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -119,6 +119,8 @@ test('the clerk checks a resident at the counter', async () => {
   await accessible(page, 'clerk-check-result');
   // What the clerk prints: the answer and a QR code per signed answer, no menus or forms.
   assert.ok(await page.locator('figure.attestation svg').count() >= 2, 'a QR code per attestation');
+  const printed = await page.locator('pre.jws').allTextContents();
+  assert.ok(printed.length >= 2, 'the attestations, printed as text too');
   await page.emulateMedia({ media: 'print' });
   assert.equal(await page.locator('form').isVisible(), false, 'forms are not printed');
   await page.screenshot({ path: join(out, 'clerk-printed-attestation.png'), fullPage: true });
@@ -138,6 +140,25 @@ test('the clerk checks a resident at the counter', async () => {
   await page.getByRole('button', { name: 'Controlla' }).click();
   await page.getByRole('heading', { level: 2, name: 'Attestato non valido' }).waitFor();
   await accessible(page, 'clerk-verify-refused');
+
+  // The printed attestation, checked offline with the CA alone, and as a file at the
+  // counter of another office.
+  const signers = new Set();
+  for (const [i, jws] of printed.entries()) {
+    const file = join(dir, `attestation-${i}.jws`);
+    writeFileSync(file, jws);
+    const v = spawnSync(bin, ['verify-attestation', '--ca', join(dir, 'ca', 'ca.crt'), file], { encoding: 'utf8' });
+    assert.equal(v.status, 0, v.stderr);
+    signers.add(v.stderr.match(/^valid attestation signed by ([a-z0-9-]+) /)[1]);
+    assert.equal(JSON.parse(v.stdout).subject, person.cf);
+    await page.getByLabel('Attestato (JWS compatto)').fill('');
+    await page.getByLabel("Oppure il file dell'attestato").setInputFiles(file);
+    await page.getByRole('button', { name: 'Controlla' }).click();
+    await page.getByRole('heading', { level: 2, name: 'Attestato valido' }).waitFor();
+    assert.match(await page.locator('.result').innerText(), new RegExp(person.cf));
+  }
+  assert.ok(signers.has('comune-pesaro') && signers.has('questura-pu'), [...signers].join(', '));
+  await accessible(page, 'clerk-verify-file');
   await context.close();
 });
 
@@ -162,6 +183,51 @@ test('the Prefettura reads the policy in force and asks it a question', async ()
   await context.close();
 });
 
+test('the Prefettura grants a purpose, publishes it, and every node applies it', async () => {
+  const { context, page, c } = await signedIn('policy-officer');
+  await page.goto(c.url);
+  await page.getByRole('link', { name: 'Bozza' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Bozza della politica' }).waitFor();
+  assert.match(await page.locator('main').innerText(), /Nessuna modifica in bozza/);
+  await accessible(page, 'policy-draft');
+  await page.getByLabel('Chi (agenzia o ruolo)').fill('inps-pesaro');
+  await page.getByLabel('Che cosa').selectOption('residence');
+  await page.getByLabel('Finalità').fill('pension-check');
+  await page.getByLabel('Territorio').fill('*');
+  await page.getByRole('button', { name: 'Aggiungi alla bozza' }).click();
+  await page.getByText('Regola aggiunta alla bozza.').waitFor();
+  assert.match(await page.locator('ul.diff').innerText(), /aggiunta: p, inps-pesaro, residence, read, pension-check, \*, allow/);
+  await accessible(page, 'policy-draft-edited');
+
+  // A name that is not a policy token: refused, and shown as text.
+  await page.getByLabel('Chi (agenzia o ruolo)').fill('<img src=x>');
+  await page.getByLabel('Finalità').fill('x');
+  await page.getByRole('button', { name: 'Aggiungi alla bozza' }).click();
+  await page.getByRole('heading', { level: 2, name: 'Modifica non eseguita' }).waitFor();
+  assert.equal(await page.locator('main img').count(), 0, 'no markup from the form');
+
+  await page.getByRole('link', { name: 'Rivedi e pubblica…' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Pubblica la politica' }).waitFor();
+  await accessible(page, 'policy-confirm');
+  const confirm = page.getByRole('button', { name: /^Confermo: pubblica la versione \d+$/ });
+  const version = Number((await confirm.innerText()).match(/(\d+)$/)[1]);
+  await confirm.click();
+  await page.getByRole('heading', { level: 1, name: 'Politica pubblicata' }).waitFor();
+  assert.match(await page.locator('main').innerText(), new RegExp(`versione ${version}`));
+  await accessible(page, 'policy-published');
+
+  // In force on every node of the directory, as the nodes' own answers say.
+  await page.getByRole('link', { name: 'Quale versione applica ogni nodo' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Versione della politica sui nodi' }).waitFor();
+  await eventually('every node on the new version', async () => {
+    await page.reload();
+    const rows = await page.locator('tbody tr').allInnerTexts();
+    return rows.length >= 6 && rows.every((r) => r.includes(String(version)) && r.includes('aggiornato'));
+  }, 100);
+  await accessible(page, 'policy-nodes');
+  await context.close();
+});
+
 test("the registry office sees its node's data", async () => {
   const { context, page, c } = await signedIn('registry-officer');
   await page.goto(c.url);
@@ -171,6 +237,55 @@ test("the registry office sees its node's data", async () => {
   assert.match(row, /residenti\s+\d+/, row);
   assert.ok(Number(row.split(/\s+/)[1]) > 0, `Pesaro has residents: ${row}`);
   await accessible(page, 'registry-datasets');
+
+  // An upload with a bad row: the report names its line, and nothing changes.
+  const residents = readFileSync(join(dir, 'data', 'residents.csv'), 'utf8').trim().split('\n');
+  const header = residents[0];
+  const pesaro = residents.slice(1).filter((l) => l.split(',')[7] === '041044');
+  const broken = pesaro[1].split(',');
+  broken[4] = '1899-02-30';
+  const bad = join(dir, 'anagrafe-errata.csv');
+  writeFileSync(bad, `${header}\n${pesaro[0]}\n${broken.join(',')}\n`);
+  await page.getByLabel('File CSV').setInputFiles(bad);
+  await page.getByRole('button', { name: 'Controlla il file' }).click();
+  await page.getByRole('heading', { level: 2, name: 'Righe non valide: 1 su 2' }).waitFor();
+  assert.match(await page.locator('tbody tr').first().innerText(), /^3\s+birth_date/);
+  assert.equal(await page.getByRole('button', { name: "Applica l'importazione" }).count(), 0);
+  await accessible(page, 'registry-upload-rejected');
+
+  // A good one (a change of address): checked, then applied on confirmation.
+  await page.goto(new URL('/anagrafe', c.url).href);
+  const moved = pesaro[0].split(',');
+  moved[8] = 'VIA DELLE PROVE 1';
+  const good = join(dir, 'variazioni.csv');
+  writeFileSync(good, `op,${header}\nupsert,${moved.join(',')}\n`);
+  await page.getByLabel('File CSV').setInputFiles(good);
+  await page.getByLabel('Aggiorna alcune righe', { exact: false }).check();
+  await page.getByRole('button', { name: 'Controlla il file' }).click();
+  await page.getByRole('heading', { level: 2, name: 'Tutte le righe sono valide (1)' }).waitFor();
+  await accessible(page, 'registry-upload-checked');
+  await page.getByRole('button', { name: "Applica l'importazione" }).click();
+  await page.getByRole('heading', { level: 2, name: 'Importazione applicata' }).waitFor();
+  assert.match(await page.locator('.result').innerText(), /Righe applicate: 1/);
+  assert.match(await page.locator('main').innerText(), /righe lette 1, applicate 1/);
+  await accessible(page, 'registry-upload-applied');
+
+  // The permits of Pesaro's residents that expire within a year, from the Questura, and
+  // the same list as a CSV file.
+  await page.getByLabel('Entro quanti giorni').fill('366');
+  await page.getByRole('button', { name: 'Mostra' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Permessi in scadenza' }).waitFor();
+  await page.getByRole('heading', { level: 2, name: 'Da questura-pu' }).waitFor();
+  await accessible(page, 'registry-expiring');
+  const shown = await page.locator('tbody tr').count();
+  const [download] = await Promise.all([
+    page.waitForEvent('download'),
+    page.getByRole('button', { name: 'Scarica CSV' }).click(),
+  ]);
+  assert.match(download.suggestedFilename(), /^permessi-in-scadenza-041044-\d{4}-\d{2}-\d{2}\.csv$/);
+  const csv = readFileSync(await download.path(), 'utf8').trim().split('\n');
+  assert.equal(csv[0], 'codice_fiscale,scadenza,rinnovo_in_corso,questura,dati_al');
+  assert.equal(csv.length - 1, shown);
   await context.close();
 });
 

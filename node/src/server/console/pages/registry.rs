@@ -337,6 +337,9 @@ pub fn checked(ctx: &Ctx, file: &str, dataset: &str, mode: Mode, check: Check) -
                     dt { "Modalità" } dd { (mode_label(mode)) }
                 }
                 (body)
+                @if !matches!(status, StatusCode::OK) {
+                    p { a href="/anagrafe" { "Torna all'anagrafe e caricate il file corretto" } }
+                }
             },
         ),
     )
