@@ -457,3 +457,25 @@ mod tests {
         assert!(e.detail.unwrap().contains("as_of: null is not allowed"));
     }
 }
+
+/// One entry of a node's report, as `POST /v1/audit/subject-report` gives it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Reported {
+    pub index: u64,
+    pub time: String,
+    pub query_id: String,
+    pub direction: String,
+    pub agency: String,
+    pub route: String,
+    pub purpose: String,
+    pub decision: String,
+    pub status: u16,
+}
+
+/// A node's report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeReport {
+    pub node: String,
+    pub size: u64,
+    pub entries: Vec<Reported>,
+}

@@ -289,6 +289,51 @@ test("the registry office sees its node's data", async () => {
   await context.close();
 });
 
+test("the auditor verifies a node's log and prints a citizen's access report", async () => {
+  const { context, page, c } = await signedIn('auditor');
+  await page.goto(c.url);
+  await page.getByRole('link', { name: 'Registro' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Registro degli accessi' }).waitFor();
+  const rows = await page.locator('tbody tr').allInnerTexts();
+  assert.ok(rows.some((r) => r.startsWith('questura-pu')), rows.join('\n'));
+  assert.ok(!rows.some((r) => r.includes('non disponibile')), rows.join('\n'));
+  await accessible(page, 'auditor-checkpoints');
+
+  await page.getByRole('link', { name: 'Consulta le voci di un registro' }).click();
+  await page.getByLabel('Registro di').selectOption('questura-pu');
+  await page.getByLabel('Decisione').selectOption('allow');
+  await page.getByRole('button', { name: 'Mostra le voci' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Voci del registro' }).waitFor();
+  assert.match(await page.locator('main p[role=status]').innerText(), /corrispondono ai filtri/);
+  await accessible(page, 'auditor-entries');
+
+  await page.goto(new URL('/registro/verifica', c.url).href);
+  await page.getByLabel('Registro di').selectOption('questura-pu');
+  await page.getByRole('button', { name: 'Verifica' }).click();
+  await eventually('the verification to end', async () => {
+    const text = await page.locator('main').innerText();
+    if (text.includes('in corso')) { await page.getByRole('link', { name: 'Aggiorna lo stato' }).click(); return false; }
+    return true;
+  }, 100);
+  await page.getByRole('heading', { level: 2, name: 'Registro di questura-pu verificato' }).waitFor();
+  await accessible(page, 'auditor-log-verified');
+
+  // The clerk's question of the first test is in the person's report, one line for it.
+  const person = samples.find((s) => s.label === 'resident with valid permit');
+  await page.goto(new URL('/registro/persona', c.url).href);
+  await accessible(page, 'auditor-report-form');
+  await page.getByLabel('Codice fiscale').fill(person.cf);
+  await page.getByRole('button', { name: 'Prepara il resoconto' }).click();
+  await page.getByRole('heading', { level: 2, name: new RegExp(`Oggetto: accessi ai dati .* ${person.cf}`) }).waitFor();
+  const lines = await page.locator('article tbody tr').allInnerTexts();
+  assert.ok(lines.some((l) => /inps-pesaro\s+.*questura-pu/.test(l)), lines.join('\n'));
+  await accessible(page, 'auditor-citizen-report');
+  await page.emulateMedia({ media: 'print' });
+  assert.equal(await page.locator('form').isVisible(), false, 'forms are not printed');
+  await page.screenshot({ path: join(out, 'auditor-citizen-letter-printed.png'), fullPage: true });
+  await context.close();
+});
+
 test('every role signs in to its own console', async () => {
   for (const role of ['registry-officer', 'policy-officer']) {
     const { context, page, c } = await signedIn(role);

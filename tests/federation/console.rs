@@ -1158,3 +1158,177 @@ async fn a_policy_officer_edits_a_draft_confirms_and_publishes_it_to_every_node(
         "{entries:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auditor_reads_checkpoints_filters_entries_verifies_a_log_and_prints_a_citizen_report() {
+    let mut f = Federation::start(|_| {}).await;
+    // INPS asks about a person, as an agency: one question, four entries in three logs.
+    let person = f.sample("resident with valid permit")["cf"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = f
+        .pki
+        .client("inps-pesaro")
+        .post(
+            &f.inps.url("/v1/status"),
+            "application/json",
+            Bytes::from(json!({"subject": person, "purpose": "benefit-eligibility"}).to_string()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", text(&r));
+
+    // The Garante's node, with a console, and the manifest with the real directory.
+    let garante = start_node(&mut f.pki, "garante-audit", |c| {
+        c.console = Some(attesta::config::ConsoleConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+        })
+    })
+    .await;
+    let manifest = attesta_policy::Manifest {
+        directory: f.directory(),
+        ..test_manifest(2, &test_policy())
+    };
+    let token = f.pki.sign_manifest(PREFETTURA, &manifest);
+    let r = f
+        .pki
+        .client(PREFETTURA)
+        .post(
+            &garante.url("/v1/manifest/notify"),
+            "application/jose",
+            Bytes::from(token),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", text(&r));
+    std::fs::write(
+        f.pki
+            .agency_dir("garante-audit")
+            .join("data")
+            .join(attesta::server::console_roles::FILE),
+        "[operators]\n\"elena.neri\" = [\"auditor\"]\n",
+    )
+    .unwrap();
+    let base = garante.console_url.clone().unwrap();
+    let elena = f.pki.operator("garante-audit", "elena.neri");
+
+    // Every log's checkpoint, with its cosignatures.
+    let r = elena.get(&format!("{base}/registro")).await.unwrap();
+    let page = text(&r);
+    assert_eq!(r.status, 200, "{page}");
+    for agency in [
+        "comune-pesaro",
+        "comune-urbino",
+        "questura-pu",
+        "inps-pesaro",
+    ] {
+        assert!(
+            page.contains(&format!("<td>{agency}</td>")),
+            "{agency}: {page}"
+        );
+    }
+    assert!(!page.contains("non disponibile"), "{page}");
+
+    // Pesaro's entries, filtered to allowed ones for the purpose: INPS's question is there
+    // once a checkpoint covers it.
+    let page = eventually(|| async {
+        let r = elena
+            .get(&format!(
+                "{base}/registro/voci?registro=comune-pesaro&esito=allow&finalita=benefit-eligibility"
+            ))
+            .await
+            .ok()?;
+        assert_eq!(r.status, 200, "{}", text(&r));
+        let page = text(&r);
+        page.contains("<td>inps-pesaro</td>").then_some(page)
+    })
+    .await;
+    assert!(!page.contains("data-load"), "filtered out: {page}");
+    // A page fetched by another site is refused.
+    let mut conn = elena.connect(&base).await.unwrap();
+    let r = conn
+        .send_with(
+            Method::GET,
+            "/registro/voci?registro=comune-pesaro",
+            &[("sec-fetch-site", "cross-site")],
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 403);
+
+    // The Questura's log verified from the browser: the job's page says so.
+    let page = text(
+        &elena
+            .get(&format!("{base}/registro/verifica"))
+            .await
+            .unwrap(),
+    );
+    let token = csrf(&page);
+    let r = post_form(
+        &elena,
+        &base,
+        "/registro/verifica",
+        &[("origin", &base)],
+        format!("csrf={token}&registro=questura-pu"),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", text(&r));
+    let job = r
+        .headers
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let page = eventually(|| async {
+        let page = text(&elena.get(&format!("{base}{job}")).await.ok()?);
+        (!page.contains("in corso")).then_some(page)
+    })
+    .await;
+    assert!(
+        page.contains("Registro di questura-pu verificato"),
+        "{page}"
+    );
+
+    // The citizen's report: one line per question, naming who asked and whom (every
+    // registry, as no comune was named, and the Questura).
+    let r = post_form(
+        &elena,
+        &base,
+        "/registro/persona",
+        &[("origin", &base)],
+        format!("csrf={token}&subject={person}"),
+    )
+    .await;
+    let page = text(&r);
+    assert_eq!(r.status, 200, "{page}");
+    assert!(
+        page.contains("risultano 1 richieste"),
+        "one question: {page}"
+    );
+    assert!(
+        page.contains("<td>inps-pesaro</td><td>comune-pesaro, comune-urbino, questura-pu</td>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Verifica dei requisiti per una prestazione"),
+        "{page}"
+    );
+
+    // The Garante's log names Elena on every call she made.
+    let mine = entries_once(&mut f.pki, &garante, |es| {
+        es.iter()
+            .any(|e| e["route"] == "POST /v1/audit/subject-report")
+    })
+    .await;
+    let calls: Vec<&Value> = mine
+        .iter()
+        .filter(|e| e["direction"] == "outgoing")
+        .collect();
+    assert!(!calls.is_empty());
+    for e in calls {
+        assert_eq!(e["operator"], "elena.neri", "{e}");
+    }
+}

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::cli::{attesta, sigterm, wait_exit};
 use crate::harness::*;
 
-/// A base port with six free ports after it, and six more for the consoles.
+/// A base port with seven free ports after it, and seven more for the consoles.
 fn free_ports() -> u16 {
     for _ in 0..50 {
         let base = std::net::TcpListener::bind("127.0.0.1:0")
@@ -24,14 +24,14 @@ fn free_ports() -> u16 {
             continue;
         }
         let offset = attesta::cli::demo::CONSOLE_PORT_OFFSET;
-        if (base..base + 6)
-            .chain(base + offset..base + offset + 6)
+        if (base..base + 7)
+            .chain(base + offset..base + offset + 7)
             .all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
         {
             return base;
         }
     }
-    panic!("no six consecutive free ports");
+    panic!("no seven consecutive free ports");
 }
 
 fn client_from_demo(dir: &std::path::Path, id: &str) -> Client {
@@ -118,7 +118,7 @@ async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, Stri
     // PKCS#12 file (0600) the password opens.
     let consoles: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("console.json")).unwrap()).unwrap();
-    for role in ["clerk", "registry-officer", "policy-officer"] {
+    for role in ["clerk", "registry-officer", "policy-officer", "auditor"] {
         let c = &consoles[role];
         let file = |k: &str| std::path::PathBuf::from(c[k].as_str().unwrap());
         use std::os::unix::fs::PermissionsExt as _;
@@ -371,6 +371,7 @@ async fn demo_up_brings_up_every_node_and_reuses_its_directory() {
         "comune-pesaro",
         "comune-urbino",
         "cst-pu",
+        "garante-audit",
         "inps-pesaro",
         "prefettura-pu",
         "questura-pu",
@@ -395,11 +396,7 @@ async fn demo_up_brings_up_every_node_and_reuses_its_directory() {
         for f in ["auth.crt", "auth.key", "sign.crt", "sign.key"] {
             assert!(a.join(f).exists(), "{id}/{f}");
         }
-        assert_eq!(
-            a.join("node.toml").exists(),
-            id != "garante-audit",
-            "{id}/node.toml"
-        );
+        assert!(a.join("node.toml").exists(), "{id}/node.toml");
     }
     for f in ["ca.crt", "ca.key", "crl.pem"] {
         assert!(dir.path().join("ca").join(f).exists(), "ca/{f}");

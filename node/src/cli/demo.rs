@@ -84,7 +84,7 @@ pub const AGENCIES: &[DemoAgency] = &[
     },
     DemoAgency {
         id: "garante-audit",
-        runs_node: false,
+        runs_node: true,
         serves: &[],
         comune: None,
     },
@@ -102,6 +102,7 @@ pub const OPERATORS: &[(&str, &str, &str)] = &[
     ("clerk", "inps-pesaro", "mario.rossi"),
     ("registry-officer", "comune-pesaro", "laura.bianchi"),
     ("policy-officer", "prefettura-pu", "giulia.verdi"),
+    ("auditor", "garante-audit", "elena.neri"),
 ];
 
 /// The agency id of a comune: `comune-` and its name in lower case, words joined by `-`

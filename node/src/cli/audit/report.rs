@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use attesta_certs::AgencyId;
 use clap::Args;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::cli::query::ClientSettings;
 use crate::domain::cf::CodiceFiscale;
@@ -33,27 +33,7 @@ pub struct SubjectReportArgs {
 /// How long one node may take to answer.
 const NODE_DEADLINE: Duration = Duration::from_secs(10);
 
-/// One entry of a node's report, as `POST /v1/audit/subject-report` gives it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Reported {
-    pub index: u64,
-    pub time: String,
-    pub query_id: String,
-    pub direction: String,
-    pub agency: String,
-    pub route: String,
-    pub purpose: String,
-    pub decision: String,
-    pub status: u16,
-}
-
-/// A node's report.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NodeReport {
-    pub node: String,
-    pub size: u64,
-    pub entries: Vec<Reported>,
-}
+pub use crate::wire::{NodeReport, Reported};
 
 /// What one node said: its report, or why there is none.
 #[derive(Debug, Serialize)]

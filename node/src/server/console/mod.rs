@@ -16,7 +16,9 @@
 //! certificate and this process, and a POST must come from the console's own origin. Pages
 //! allow no script, no inline style, no framing (see [`secure`]).
 
+mod auditor;
 mod form;
+mod outbound;
 mod pages;
 mod prefettura;
 mod registry;
@@ -47,6 +49,19 @@ struct Console {
     staged: std::sync::Mutex<std::collections::HashMap<[u8; 32], registry::Staged>>,
     /// Serialises edits of the Prefettura's draft (read, change, write) and its publishing.
     draft_lock: tokio::sync::Mutex<()>,
+    /// Log verifications started by auditors, the newest last.
+    jobs: std::sync::Mutex<Vec<Arc<auditor::Job>>>,
+}
+
+/// 303 See Other to `to` (after a form that changed something, so that a reload does not
+/// post it again).
+fn see_other(to: &str) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::new()));
+    *r.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(v) = HeaderValue::from_str(to) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
 }
 
 /// Where uploads wait to be applied; emptied at every start (what was waiting is gone with
@@ -77,6 +92,7 @@ pub(super) async fn serve(
         csrf_key,
         staged: Default::default(),
         draft_lock: Default::default(),
+        jobs: Default::default(),
     });
     let _ = std::fs::remove_dir_all(staging_dir(&shared));
     // Connections of its own: a busy API port does not lock the staff out, nor the reverse.
@@ -291,6 +307,15 @@ async fn handle(
         manifest_version: shared.manifest.current().map(|a| a.manifest.version),
     };
     let post = req.method() == Method::POST;
+    // A page that asks other nodes or shows personal data is not fetched by another site
+    // (an image or a link there would otherwise make calls in the operator's name); the
+    // home page may be linked to from anywhere.
+    if !post && path != "/" && cross_site(&req) {
+        return pages::refused(
+            StatusCode::FORBIDDEN,
+            "richiesta inviata da un altro sito: aprite la console dal suo indirizzo",
+        );
+    }
     if post {
         if let Err(why) = form::same_origin(&req) {
             return pages::refused(StatusCode::FORBIDDEN, why);
@@ -302,6 +327,7 @@ async fn handle(
         "/verifica" | "/attestato" => Some(roles::Role::Clerk),
         p if p == "/politica" || p.starts_with("/politica/") => Some(roles::Role::PolicyOfficer),
         p if p == "/anagrafe" || p.starts_with("/anagrafe/") => Some(roles::Role::RegistryOfficer),
+        p if p == "/registro" || p.starts_with("/registro/") => Some(roles::Role::Auditor),
         _ => None,
     };
     if let Some(role) = needs {
@@ -324,6 +350,16 @@ async fn handle(
             prefettura::publish(shared, console, &ctx, &op, addr, req).await
         }
         (false, "/politica/nodi") => prefettura::nodes(shared, &ctx).await,
+        (false, "/registro") => auditor::overview(shared, &ctx, &op).await,
+        (false, "/registro/voci") => auditor::entries(shared, &ctx, &op, query.as_deref()).await,
+        (false, "/registro/verifica") => {
+            auditor::verify_page(shared, console, &ctx, &op, query.as_deref())
+        }
+        (true, "/registro/verifica") => {
+            auditor::start_verify(shared, console, &ctx, &op, req).await
+        }
+        (false, "/registro/persona") => auditor::citizen_form(&ctx),
+        (true, "/registro/persona") => auditor::citizen(shared, &ctx, &op, req).await,
         (false, "/") => pages::home(
             &ctx,
             shared.draining.load(std::sync::atomic::Ordering::SeqCst),
@@ -446,6 +482,13 @@ fn policy_page(shared: &Shared, ctx: &pages::Ctx, query: Option<&str>) -> Resp {
     let lines =
         attesta_policy::rules::parse(&active.manifest.effective_policy()).unwrap_or_default();
     pages::policy(ctx, &active.manifest, &lines, &question, answer.as_ref())
+}
+
+/// Whether the browser says the request comes from another site (Fetch Metadata).
+fn cross_site<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get("sec-fetch-site")
+        .is_some_and(|v| v != "same-origin" && v != "none")
 }
 
 /// The purposes the agency may declare for a status check, as the policy in force grants.

@@ -17,8 +17,8 @@ use std::sync::Arc;
 use attesta_certs::OperatorIdentity;
 use attesta_policy::rules::{self, Rule};
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
 
 use super::form::{self, field};
 use super::pages::{self, prefettura as page};
@@ -198,7 +198,7 @@ pub(super) async fn edit(
         }
         _ => return refuse("operazione sconosciuta".into(), None),
     };
-    see_other(&format!("/politica/bozza?esito={}", said.code()))
+    super::see_other(&format!("/politica/bozza?esito={}", said.code()))
 }
 
 /// An editing error in the officer's words.
@@ -210,15 +210,6 @@ fn edit_error(e: &str) -> String {
     } else {
         format!("regola non valida: {e}")
     }
-}
-
-fn see_other(to: &str) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::new()));
-    *r.status_mut() = StatusCode::SEE_OTHER;
-    if let Ok(v) = HeaderValue::from_str(to) {
-        r.headers_mut().insert(header::LOCATION, v);
-    }
-    r
 }
 
 /// `GET /politica/pubblica`: what publishing would change, and the button that does it.

@@ -15,12 +15,12 @@ use serde::Deserialize;
 use tracing::warn;
 
 use super::form::{self, field, Upload};
+use super::outbound::{self, Outbound};
 use super::pages::{self, registry as page};
 use super::{act, Console, ReqBody, Resp};
-use crate::audit::entry::{sha256, Decision, Direction, Entry};
 use crate::domain::places::ComuneCode;
 use crate::import::Mode;
-use crate::server::peers::{self, Call};
+use crate::server::peers;
 use crate::server::Shared;
 use crate::store::Dataset;
 use attesta_policy::Service;
@@ -357,78 +357,39 @@ pub(super) async fn expiring(
     if questure.is_empty() {
         return refuse("nessuna Questura nell'elenco dei nodi");
     }
-    let mut query_id = [0u8; 16];
-    attesta_certs::random_bytes(&mut query_id);
-    let qid = hex::encode(query_id);
-    let mut asked: Vec<Asked> = Vec::new();
-    let mut entries = Vec::new();
-    for q in questure {
-        let path = format!(
-            "{}{}?days={days}&purpose={purpose}&comune={comune}",
-            q.prefix,
-            crate::wire::path::MONITOR_EXPIRING
-        );
-        let call = Call {
-            path: &path,
-            content_type: "application/json",
-            headers: &[(crate::wire::QUERY_ID_HEADER, &qid)],
+    let calls = questure
+        .into_iter()
+        .map(|target| Outbound {
+            target,
+            method: Method::GET,
+            route: crate::wire::path::MONITOR_EXPIRING,
+            query: format!("?days={days}&purpose={purpose}&comune={comune}"),
             body: Bytes::new(),
-        };
-        let time_ms = crate::audit::entry::now_ms();
-        let mut cert = None;
-        let reply = shared
-            .peers
-            .get(shared, &shared.own, &q.node, &q.url, &call, &mut cert)
-            .await;
-        let (status, outcome, response, answer) = match reply {
-            Ok(r) if r.status == StatusCode::OK => match r.json::<ExpiringAnswer>() {
-                Ok(a) if a.issuer == q.agency.as_str() && a.comune == comune.as_str() => {
-                    (200, "ok", Some(sha256(&r.body)), Ok(a))
-                }
-                _ => (
-                    200,
-                    "malformed",
-                    Some(sha256(&r.body)),
-                    Err("risposta non leggibile".to_owned()),
-                ),
-            },
-            Ok(r) => (
-                r.status.as_u16(),
-                "refused",
-                Some(sha256(&r.body)),
-                Err(super::problem_line(&r.body)),
-            ),
-            Err(f) => (0, f.reason(), None, Err(f.detail(q.agency.as_str()))),
-        };
-        entries.push(Entry {
-            time_ms,
-            query_id,
-            direction: Direction::Outgoing,
-            peer_agency: q.agency.to_string(),
-            peer_cert: cert,
-            route: format!("GET {}", crate::wire::path::MONITOR_EXPIRING),
             purpose: purpose.clone(),
             subject: None,
-            decision: Decision::None,
-            rule: outcome.to_owned(),
-            policy_version: String::new(),
-            status,
-            request_sha256: sha256(b""),
-            response_sha256: response,
-            operator: Some(op.id.operator.to_string()),
-        });
-        asked.push((q.agency.to_string(), answer));
-    }
+        })
+        .collect();
     // What was asked is on record before anything is shown.
-    if let Err(e) = shared.own.audit.append(&entries).await {
-        tracing::error!(error = %crate::config::error_chain(&e), "audit append failed; answer withheld");
-        shared.metrics.audit_failures.inc();
+    let Ok(reached) = outbound::ask(shared, op, calls).await else {
         return pages::error(
             ctx,
             StatusCode::SERVICE_UNAVAILABLE,
             "il registro degli accessi non è disponibile: la risposta non può essere mostrata",
         );
-    }
+    };
+    let asked: Vec<Asked> = reached
+        .iter()
+        .map(|r| {
+            let answer = outbound::json::<ExpiringAnswer>(r).and_then(|a| {
+                if a.issuer == r.agency && a.comune == comune.as_str() {
+                    Ok(a)
+                } else {
+                    Err("risposta di un'altra agenzia o di un altro comune".to_owned())
+                }
+            });
+            (r.agency.clone(), answer)
+        })
+        .collect();
     if csv {
         return expiring_csv(&comune, &asked);
     }

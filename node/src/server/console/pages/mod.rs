@@ -2,6 +2,7 @@
 //! escaped, so no name, purpose or CSV field can become markup), Italian, no script, the
 //! stylesheet from the console itself.
 
+pub mod auditor;
 pub mod prefettura;
 pub mod registry;
 
@@ -119,6 +120,9 @@ fn layout(ctx: Option<&Ctx>, title: &str, main: Markup) -> Markup {
                                 }
                                 @if ctx.roles.contains(&Role::RegistryOfficer) {
                                     li { a href="/anagrafe" { "Anagrafe" } }
+                                }
+                                @if ctx.roles.contains(&Role::Auditor) {
+                                    li { a href="/registro" { "Registro" } }
                                 }
                             }
                         }
