@@ -18,7 +18,10 @@ use serde::Deserialize;
 
 use super::form::{self, field};
 use super::outbound::{self, Outbound, Reached};
-use super::pages::{self, auditor as page};
+use super::pages;
+use super::pages::auditor::{
+    self as page, Browsed, Filter, Logged, Progress, Question, Seen, SeenCheckpoint, Verdict,
+};
 use super::{Console, ReqBody, Resp};
 use crate::audit::note::{Checkpoint, Note};
 use crate::server::peers::{self, Target};
@@ -59,20 +62,6 @@ fn unavailable(ctx: &pages::Ctx) -> Resp {
         StatusCode::SERVICE_UNAVAILABLE,
         "il registro degli accessi di questo nodo non è disponibile: la risposta non può essere mostrata",
     )
-}
-
-/// A checkpoint as the overview shows it.
-pub struct Seen {
-    pub agency: String,
-    pub checkpoint: Result<SeenCheckpoint, String>,
-}
-
-pub struct SeenCheckpoint {
-    pub origin: String,
-    pub size: u64,
-    pub root: String,
-    /// Cosignatures: the witness's name and when it cosigned (Unix seconds).
-    pub cosigned: Vec<(String, u64)>,
 }
 
 fn read_checkpoint(text: &[u8]) -> Result<SeenCheckpoint, String> {
@@ -133,58 +122,9 @@ fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// An entry as `GET /v1/audit/entries` gives it, with what the browse page shows.
-#[derive(Debug, Deserialize)]
-pub struct Logged {
-    pub index: u64,
-    pub time: String,
-    pub query_id: String,
-    pub direction: String,
-    pub peer_agency: String,
-    pub route: String,
-    pub purpose: String,
-    pub decision: String,
-    pub status: u16,
-    #[serde(default)]
-    pub operator: Option<String>,
-}
-
-/// The entries `start..end` of a log read for the browse page, and those the filters keep
-/// (newest first).
-pub struct Browsed {
-    pub start: u64,
-    pub end: u64,
-    pub list: Vec<Logged>,
-}
-
 #[derive(Debug, Deserialize)]
 struct Page {
     entries: Vec<Logged>,
-}
-
-/// The browse page's filters, as typed.
-#[derive(Default)]
-pub struct Filter {
-    pub log: String,
-    pub from: String,
-    pub to: String,
-    pub agency: String,
-    pub purpose: String,
-    pub decision: String,
-    /// Read the entries below this index (the page before); empty: the newest.
-    pub before: String,
-}
-
-impl Filter {
-    fn keeps(&self, e: &Logged) -> bool {
-        // Times are RFC 3339 in UTC: a day compares as a prefix.
-        let day = e.time.get(..10).unwrap_or_default();
-        (self.from.is_empty() || day >= self.from.as_str())
-            && (self.to.is_empty() || day <= self.to.as_str())
-            && (self.agency.is_empty() || e.peer_agency == self.agency)
-            && (self.purpose.is_empty() || e.purpose == self.purpose)
-            && (self.decision.is_empty() || e.decision == self.decision)
-    }
 }
 
 /// `GET /registro/voci`: the newest entries of one log (or those before `prima`), filtered
@@ -306,24 +246,6 @@ pub(super) struct Job {
     owner: [u8; 32],
     pub agency: String,
     pub state: Mutex<Progress>,
-}
-
-/// Where a verification is.
-#[derive(Clone)]
-pub struct Progress {
-    pub phase: &'static str,
-    pub done: u64,
-    pub total: u64,
-    pub result: Option<Result<Verdict, String>>,
-}
-
-/// A verified log.
-#[derive(Clone)]
-pub struct Verdict {
-    pub origin: String,
-    pub size: u64,
-    pub root: String,
-    pub witnesses: Vec<String>,
 }
 
 impl Job {
@@ -527,15 +449,6 @@ fn pem_blocks(text: &str) -> Vec<String> {
                 .map(|at| format!("{}\n", &b[at..]))
         })
         .collect()
-}
-
-/// One question about the person, across the logs that recorded it.
-pub struct Question {
-    pub time: String,
-    pub asker: String,
-    pub asked: Vec<String>,
-    pub purpose: String,
-    pub denied: bool,
 }
 
 /// `POST /registro/persona`: every log's entries about the person, one line per question.

@@ -11,12 +11,12 @@ use attesta_certs::OperatorIdentity;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use serde::Deserialize;
 use tracing::warn;
 
 use super::form::{self, field, Upload};
 use super::outbound::{self, Outbound};
-use super::pages::{self, registry as page};
+use super::pages;
+use super::pages::registry::{self as page, Asked, ExpiringAnswer, FamilyAnswer};
 use super::{act, Console, ReqBody, Resp};
 use crate::domain::places::ComuneCode;
 use crate::import::Mode;
@@ -300,27 +300,6 @@ pub(super) async fn apply(
     show(shared, ctx, Some(notice))
 }
 
-/// What a Questura answers `GET /v1/monitor/expiring`.
-#[derive(Debug, Deserialize)]
-pub(super) struct ExpiringAnswer {
-    pub issuer: String,
-    pub comune: String,
-    pub from: String,
-    pub to: String,
-    pub data_as_of: Option<String>,
-    pub permits: Vec<ExpiringPermit>,
-}
-
-#[derive(Debug, Deserialize)]
-pub(super) struct ExpiringPermit {
-    pub subject: String,
-    pub valid_until: String,
-    pub renewal_pending: bool,
-}
-
-/// One Questura's answer, or why there is none.
-pub(super) type Asked = (String, Result<ExpiringAnswer, String>);
-
 /// `POST /anagrafe/scadenze`: the permits of the comune's residents expiring within N days,
 /// asked of every Questura as the agency (one outgoing entry each, naming the operator), as a
 /// page or as CSV.
@@ -441,22 +420,6 @@ fn expiring_csv(comune: &ComuneCode, asked: &[Asked]) -> Resp {
         r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
     r
-}
-
-/// What a registry answers `GET /v1/family/{cf}`.
-#[derive(Debug, Deserialize)]
-pub(super) struct FamilyAnswer {
-    pub subject: String,
-    pub data_as_of: Option<String>,
-    pub members: Vec<FamilyMember>,
-}
-
-#[derive(Debug, Deserialize)]
-pub(super) struct FamilyMember {
-    pub subject: String,
-    pub sex: String,
-    pub birth_date: String,
-    pub resident: bool,
 }
 
 /// `POST /anagrafe/famiglia`: the agency's `GET /v1/family/{cf}`, on the operator's behalf;

@@ -4,8 +4,8 @@ use http::StatusCode;
 use maud::{html, Markup};
 
 use super::{layout, purpose_label, respond, Ctx};
-use crate::server::console::auditor::{Browsed, Filter, Progress, Question, Seen};
 use crate::server::console::Resp;
+use serde::Deserialize;
 
 /// How long ago `then` was (Unix seconds), in words.
 fn age(now: u64, then: u64) -> String {
@@ -313,4 +313,94 @@ pub fn citizen_letter(
             },
         ),
     )
+}
+
+/// A checkpoint as the overview shows it.
+pub struct Seen {
+    pub agency: String,
+    pub checkpoint: Result<SeenCheckpoint, String>,
+}
+
+pub struct SeenCheckpoint {
+    pub origin: String,
+    pub size: u64,
+    pub root: String,
+    /// Cosignatures: the witness's name and when it cosigned (Unix seconds).
+    pub cosigned: Vec<(String, u64)>,
+}
+
+/// An entry as `GET /v1/audit/entries` gives it, with what the browse page shows.
+#[derive(Debug, Deserialize)]
+pub struct Logged {
+    pub index: u64,
+    pub time: String,
+    pub query_id: String,
+    pub direction: String,
+    pub peer_agency: String,
+    pub route: String,
+    pub purpose: String,
+    pub decision: String,
+    pub status: u16,
+    #[serde(default)]
+    pub operator: Option<String>,
+}
+
+/// The entries `start..end` of a log read for the browse page, and those the filters keep
+/// (newest first).
+pub struct Browsed {
+    pub start: u64,
+    pub end: u64,
+    pub list: Vec<Logged>,
+}
+
+/// Where a verification is.
+#[derive(Clone)]
+pub struct Progress {
+    pub phase: &'static str,
+    pub done: u64,
+    pub total: u64,
+    pub result: Option<Result<Verdict, String>>,
+}
+
+/// A verified log.
+#[derive(Clone)]
+pub struct Verdict {
+    pub origin: String,
+    pub size: u64,
+    pub root: String,
+    pub witnesses: Vec<String>,
+}
+
+/// One question about the person, across the logs that recorded it.
+pub struct Question {
+    pub time: String,
+    pub asker: String,
+    pub asked: Vec<String>,
+    pub purpose: String,
+    pub denied: bool,
+}
+
+/// The browse page's filters, as typed.
+#[derive(Default)]
+pub struct Filter {
+    pub log: String,
+    pub from: String,
+    pub to: String,
+    pub agency: String,
+    pub purpose: String,
+    pub decision: String,
+    /// Read the entries below this index (the page before); empty: the newest.
+    pub before: String,
+}
+
+impl Filter {
+    pub fn keeps(&self, e: &Logged) -> bool {
+        // Times are RFC 3339 in UTC: a day compares as a prefix.
+        let day = e.time.get(..10).unwrap_or_default();
+        (self.from.is_empty() || day >= self.from.as_str())
+            && (self.to.is_empty() || day <= self.to.as_str())
+            && (self.agency.is_empty() || e.peer_agency == self.agency)
+            && (self.purpose.is_empty() || e.purpose == self.purpose)
+            && (self.decision.is_empty() || e.decision == self.decision)
+    }
 }

@@ -6,10 +6,10 @@ use maud::{html, Markup};
 use super::{layout, purpose_label, respond, Ctx};
 use crate::domain::places::{comune_label, ComuneCode};
 use crate::import::Mode;
-use crate::server::console::registry::{Asked, FamilyAnswer};
 use crate::server::console::Resp;
 use crate::store::DatasetInfo;
 use crate::wire::{ImportSummary, RowError};
+use serde::Deserialize;
 
 /// A dataset as the page shows it.
 pub struct Shown {
@@ -401,4 +401,41 @@ pub fn expiring(ctx: &Ctx, comune: &ComuneCode, days: u16, purpose: &str, asked:
             },
         ),
     )
+}
+
+/// What a Questura answers `GET /v1/monitor/expiring`.
+#[derive(Debug, Deserialize)]
+pub struct ExpiringAnswer {
+    pub issuer: String,
+    pub comune: String,
+    pub from: String,
+    pub to: String,
+    pub data_as_of: Option<String>,
+    pub permits: Vec<ExpiringPermit>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ExpiringPermit {
+    pub subject: String,
+    pub valid_until: String,
+    pub renewal_pending: bool,
+}
+
+/// One Questura's answer, or why there is none.
+pub type Asked = (String, Result<ExpiringAnswer, String>);
+
+/// What a registry answers `GET /v1/family/{cf}`.
+#[derive(Debug, Deserialize)]
+pub struct FamilyAnswer {
+    pub subject: String,
+    pub data_as_of: Option<String>,
+    pub members: Vec<FamilyMember>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FamilyMember {
+    pub subject: String,
+    pub sex: String,
+    pub birth_date: String,
+    pub resident: bool,
 }
