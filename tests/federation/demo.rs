@@ -345,8 +345,8 @@ async fn demo_up_once(dir: &std::path::Path, base: u16) -> BTreeMap<String, Stri
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Every agency of the directory answers, the 48 hosted comuni included.
-    assert!(text.contains(": 54 of 54 node(s) answered"), "{text}");
+    // Every agency of the directory answers: the seven nodes and the 48 hosted comuni.
+    assert!(text.contains(": 55 of 55 node(s) answered"), "{text}");
     assert!(
         text.contains("inps-pesaro asked questura-pu: POST /v1/attest/legal-presence"),
         "{text}"

@@ -18,6 +18,19 @@ fn age(now: u64, then: u64) -> String {
     }
 }
 
+/// `2026-12-01T20:32:40.208Z` as `01/12/2026 20:32` (UTC, as the logs keep it).
+fn readable_time(rfc3339: &str) -> String {
+    match (
+        rfc3339.get(0..4),
+        rfc3339.get(5..7),
+        rfc3339.get(8..10),
+        rfc3339.get(11..16),
+    ) {
+        (Some(y), Some(m), Some(d), Some(hm)) => format!("{d}/{m}/{y} {hm}"),
+        _ => rfc3339.to_owned(),
+    }
+}
+
 fn secs_rfc3339(t: u64) -> String {
     crate::audit::entry::format_ms(t.saturating_mul(1000))
 }
@@ -278,14 +291,14 @@ pub fn citizen_letter(
                     @if questions.is_empty() {
                         p { "Nei registri degli accessi dei nodi della federazione non risulta alcuna richiesta che La riguardi." }
                     } @else {
-                        p { "Nei registri degli accessi dei nodi della federazione risultano " (questions.len()) " richieste che La riguardano:" }
+                        p { "Nei registri degli accessi dei nodi della federazione risultano le richieste che La riguardano qui elencate (" (questions.len()) " in tutto)." }
                         table {
                             caption { "Richieste sui Suoi dati, in ordine di tempo" }
                             thead { tr { th scope="col" { "Data e ora (UTC)" } th scope="col" { "Chi ha chiesto" } th scope="col" { "A chi" } th scope="col" { "Per quale finalità" } th scope="col" { "Esito" } } }
                             tbody {
                                 @for q in questions {
                                     tr {
-                                        td { (q.time) } td { (q.asker) } td { (q.asked.join(", ")) }
+                                        td { time datetime=(q.time) { (readable_time(&q.time)) } } td { (q.asker) } td { (q.asked.join(", ")) }
                                         td { (purpose_label(&q.purpose)) }
                                         td { @if q.denied { "negata" } @else { "consentita" } }
                                     }
