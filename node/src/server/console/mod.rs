@@ -551,7 +551,7 @@ async fn check(
     if !asked.as_of.is_empty() {
         body["as_of"] = asked.as_of.clone().into();
     }
-    let resp = act(
+    let acted = act(
         shared,
         op,
         addr,
@@ -561,15 +561,9 @@ async fn check(
         serde_json::to_vec(&body).unwrap_or_default(),
     )
     .await;
-    let (parts, body) = resp.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
-    let log_index = log_index(&parts.headers);
-    let outcome = if parts.status == StatusCode::OK {
-        match serde_json::from_slice::<crate::wire::StatusAnswer>(&body) {
+    let log_index = acted.log_index.clone();
+    let outcome = if acted.status == StatusCode::OK {
+        match serde_json::from_slice::<crate::wire::StatusAnswer>(&acted.body) {
             Ok(answer) => {
                 let trust = shared.tls.load().trust.clone();
                 pages::Outcome::Answer {
@@ -594,8 +588,8 @@ async fn check(
         }
     } else {
         pages::Outcome::Failed {
-            status: parts.status.as_u16(),
-            detail: problem_line(&body),
+            status: acted.status.as_u16(),
+            detail: problem_line(&acted.body),
         }
     };
     pages::check_result(ctx, &purposes(shared), &asked, &outcome)
@@ -612,7 +606,7 @@ async fn act(
     path: &str,
     content_type: &'static str,
     body: Vec<u8>,
-) -> Resp {
+) -> Acted {
     let peer = Peer {
         leaf: attesta_certs::LeafIdentity {
             id: attesta_certs::SpiffeId::new(
@@ -630,10 +624,42 @@ async fn act(
         .uri(path)
         .header(header::CONTENT_TYPE, content_type)
         .body(Full::new(Bytes::from(body)));
-    match req {
+    let resp = match req {
         Ok(req) => routes::handle(shared, &peer, req).await,
         Err(_) => {
             crate::problem::Problem::new(crate::problem::ProblemKind::Internal).into_response()
+        }
+    };
+    let (parts, body) = resp.into_parts();
+    // The router answers with bytes it holds: collecting them cannot wait or fail.
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    Acted {
+        status: parts.status,
+        log_index: log_index(&parts.headers),
+        body,
+    }
+}
+
+/// What the router answered a console action: its status, the log index of its entry, and
+/// its body.
+struct Acted {
+    status: StatusCode,
+    log_index: Option<String>,
+    body: Bytes,
+}
+
+impl Acted {
+    /// The body as `T` when the action succeeded (200); else the one line that says why.
+    fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
+        if self.status == StatusCode::OK {
+            serde_json::from_slice(&self.body)
+                .map_err(|_| "risposta del nodo non leggibile".to_owned())
+        } else {
+            Err(problem_line(&self.body))
         }
     }
 }

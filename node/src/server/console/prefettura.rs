@@ -18,7 +18,6 @@ use attesta_certs::OperatorIdentity;
 use attesta_policy::rules::{self, Rule};
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
-use http_body_util::BodyExt;
 
 use super::form::{self, field};
 use super::pages::{self, prefettura as page};
@@ -262,7 +261,7 @@ pub(super) async fn publish(
         expected_version: Some(expected),
     };
     let body = serde_json::to_vec(&request).unwrap_or_default();
-    let resp = act(
+    let acted = act(
         shared,
         op,
         addr,
@@ -272,14 +271,8 @@ pub(super) async fn publish(
         body,
     )
     .await;
-    let (parts, body) = resp.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
-    if parts.status != StatusCode::OK {
-        let why = super::problem_line(&body);
+    if acted.status != StatusCode::OK {
+        let why = super::problem_line(&acted.body);
         return match view(shared) {
             Ok(d) => page::draft(
                 ctx,
@@ -290,7 +283,7 @@ pub(super) async fn publish(
             Err(e) => pages::error(ctx, StatusCode::SERVICE_UNAVAILABLE, &e),
         };
     }
-    let Ok(answer) = serde_json::from_slice::<crate::wire::PublishAnswer>(&body) else {
+    let Ok(answer) = acted.json::<crate::wire::PublishAnswer>() else {
         return pages::error(
             ctx,
             StatusCode::BAD_GATEWAY,
@@ -299,7 +292,7 @@ pub(super) async fn publish(
     };
     // Published: the draft is what is now in force.
     let _ = std::fs::remove_file(draft_path(shared));
-    page::published(ctx, &answer, super::log_index(&parts.headers).as_deref())
+    page::published(ctx, &answer, acted.log_index.as_deref())
 }
 
 /// `GET /politica/nodi`: the manifest version each node of the directory serves (its

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use attesta_certs::OperatorIdentity;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use tracing::warn;
 
 use super::form::{self, field, Upload};
@@ -276,25 +276,14 @@ pub(super) async fn apply(
         path.push_str("&as_of=");
         path.push_str(&staged.as_of);
     }
-    let resp = act(shared, op, addr, Method::POST, &path, "text/csv", body).await;
-    let (parts, body) = resp.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
-    let log_index = super::log_index(&parts.headers);
-    let notice = if parts.status == StatusCode::OK {
-        match serde_json::from_slice::<crate::wire::ImportSummary>(&body) {
-            Ok(summary) => page::Notice::Applied {
-                file: staged.upload.name.clone(),
-                summary: Box::new(summary),
-                log_index,
-            },
-            Err(_) => page::Notice::Refused("risposta del nodo non leggibile".into()),
-        }
-    } else {
-        page::Notice::Refused(super::problem_line(&body))
+    let acted = act(shared, op, addr, Method::POST, &path, "text/csv", body).await;
+    let notice = match acted.json::<crate::wire::ImportSummary>() {
+        Ok(summary) => page::Notice::Applied {
+            file: staged.upload.name.clone(),
+            summary: Box::new(summary),
+            log_index: acted.log_index,
+        },
+        Err(why) => page::Notice::Refused(why),
     };
     drop(staged);
     show(shared, ctx, Some(notice))
@@ -461,7 +450,7 @@ pub(super) async fn family(
         "{}?purpose={purpose}",
         crate::wire::path::FAMILY.replace("{cf}", cf.canonical()),
     );
-    let resp = act(
+    let acted = act(
         shared,
         op,
         addr,
@@ -471,19 +460,8 @@ pub(super) async fn family(
         Vec::new(),
     )
     .await;
-    let (parts, body) = resp.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .unwrap_or_default();
-    let log_index = super::log_index(&parts.headers);
-    let answer = if parts.status == StatusCode::OK {
-        serde_json::from_slice::<FamilyAnswer>(&body)
-            .map_err(|_| "risposta del nodo non leggibile".to_owned())
-    } else {
-        Err(super::problem_line(&body))
-    };
+    let answer = acted.json::<FamilyAnswer>();
+    let log_index = acted.log_index;
     show(
         shared,
         ctx,
