@@ -286,6 +286,20 @@ pub fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Escapes `s` for a query string value: letters, digits and `-._~` stay, every other byte
+/// is `%XX` ([`percent_decode`] reads it back).
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Checks a declared purpose's form. An empty purpose passes: the policy denies it.
 /// The request's declared purpose (empty when none: the policy denies it).
 pub fn parse_purpose(purpose: &str) -> Result<Purpose, Problem> {
@@ -395,6 +409,15 @@ pub fn parse_status(body: &Bytes) -> Result<StatusQuestion, Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_percent_encoded_value_reads_back_whole() {
+        for v in ["benefit-eligibility", "a&b=c d", "<x>", "è%+", ""] {
+            let e = percent_encode(v);
+            assert!(!e.contains(['&', '=', ' ', '+', '<']), "{e}");
+            assert_eq!(percent_decode(&e).as_deref(), Some(v));
+        }
+    }
 
     #[test]
     fn as_of_is_bounded_from_1900_to_tomorrow() {

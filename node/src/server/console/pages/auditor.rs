@@ -31,6 +31,10 @@ fn readable_time(rfc3339: &str) -> String {
     }
 }
 
+fn enc(s: &str) -> String {
+    crate::wire::percent_encode(s)
+}
+
 fn secs_rfc3339(t: u64) -> String {
     crate::audit::entry::format_ms(t.saturating_mul(1000))
 }
@@ -169,7 +173,7 @@ pub fn entries(
                             p {
                                 a href=(format!(
                                     "/registro/voci?registro={}&dal={}&al={}&agenzia={}&finalita={}&esito={}&prima={start}",
-                                    f.log, f.from, f.to, f.agency, f.purpose, f.decision
+                                    enc(&f.log), enc(&f.from), enc(&f.to), enc(&f.agency), enc(&f.purpose), enc(&f.decision)
                                 )) { "Voci precedenti" }
                             }
                         }
