@@ -34,6 +34,9 @@ const PURPOSE: &str = "audit";
 /// How many entries the browse page reads at a time (one page of the API).
 const BROWSE: u64 = crate::wire::AUDIT_PAGE;
 
+/// Largest log the console verifies (it holds the log in memory while it checks it).
+const MAX_VERIFY_ENTRIES: u64 = 2_000_000;
+
 /// Most verifications the console remembers (the oldest finished one goes first).
 const MAX_JOBS: usize = 16;
 
@@ -248,7 +251,39 @@ pub(super) struct Job {
     pub state: Mutex<Progress>,
 }
 
+/// Whether a new verification may start, given those the console has.
+#[derive(Debug, PartialEq, Eq)]
+enum Admit {
+    Start,
+    /// The operator's own, still running.
+    Yours(String),
+    /// [`MAX_RUNNING`] are running: each reads a whole log of another node.
+    Busy,
+}
+
+/// Most verifications running at once on a console (each reads a whole log of another
+/// node, a page at a time).
+const MAX_RUNNING: usize = 2;
+
+fn admit(jobs: &[Arc<Job>], who: &[u8; 32]) -> Admit {
+    let running: Vec<&Arc<Job>> = jobs.iter().filter(|j| j.running()).collect();
+    if let Some(mine) = running.iter().find(|j| &j.owner == who) {
+        return Admit::Yours(mine.id.clone());
+    }
+    if running.len() >= MAX_RUNNING {
+        return Admit::Busy;
+    }
+    Admit::Start
+}
+
 impl Job {
+    fn running(&self) -> bool {
+        self.state
+            .lock()
+            .map(|s| s.result.is_none())
+            .unwrap_or(false)
+    }
+
     fn set(&self, f: impl FnOnce(&mut Progress)) {
         f(&mut self.state.lock().unwrap_or_else(|e| e.into_inner()));
     }
@@ -290,11 +325,22 @@ pub(super) async fn start_verify(
     });
     {
         let mut jobs = console.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        match admit(&jobs, &op.fingerprint) {
+            Admit::Start => {}
+            // One at a time per person: a second click shows the first one's progress.
+            Admit::Yours(id) => {
+                return super::see_other(&format!("/registro/verifica?lavoro={id}"))
+            }
+            Admit::Busy => {
+                return pages::error(
+                    ctx,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "altre verifiche sono in corso su questo nodo: riprovate quando finiscono",
+                )
+            }
+        }
         while jobs.len() >= MAX_JOBS {
-            let finished = jobs
-                .iter()
-                .position(|j| j.state.lock().map(|s| s.result.is_some()).unwrap_or(true))
-                .unwrap_or(0);
+            let finished = jobs.iter().position(|j| !j.running()).unwrap_or(0);
             jobs.remove(finished);
         }
         jobs.push(job.clone());
@@ -381,6 +427,14 @@ async fn verify(
         .ok_or("il nodo non ha dato il suo certificato di firma")?;
     let witnesses: Vec<String> = pems.collect();
     let size = checkpoint.size;
+    // The log is held in memory while it is checked: a node claiming more than this is
+    // verified with `attesta audit export` and `attesta audit verify`, not here.
+    if size > MAX_VERIFY_ENTRIES {
+        return Err(format!(
+            "il registro ha {size} voci, più delle {MAX_VERIFY_ENTRIES} che la console verifica: \
+             usate attesta audit export e attesta audit verify"
+        ));
+    }
     job.set(|p| {
         p.phase = "lettura delle voci";
         p.total = size;
@@ -562,4 +616,39 @@ pub fn questions(reports: &[crate::wire::NodeReport]) -> Vec<Question> {
 /// `GET /registro/persona`: the form.
 pub(super) fn citizen_form(ctx: &pages::Ctx) -> Resp {
     page::citizen_form(ctx, "", None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(owner: u8, done: bool) -> Arc<Job> {
+        Arc::new(Job {
+            id: format!("job-{owner}-{done}"),
+            owner: [owner; 32],
+            agency: "questura-pu".into(),
+            state: Mutex::new(Progress {
+                phase: "",
+                done: 0,
+                total: 0,
+                result: done.then(|| Err("done".into())),
+            }),
+        })
+    }
+
+    #[test]
+    fn one_verification_at_a_time_per_person_and_two_per_console() {
+        assert_eq!(admit(&[], &[1; 32]), Admit::Start);
+        // Finished ones do not count.
+        assert_eq!(admit(&[job(1, true), job(2, true)], &[1; 32]), Admit::Start);
+        assert_eq!(
+            admit(&[job(1, true), job(1, false)], &[1; 32]),
+            Admit::Yours("job-1-false".into())
+        );
+        assert_eq!(admit(&[job(2, false)], &[1; 32]), Admit::Start);
+        assert_eq!(
+            admit(&[job(2, false), job(3, false)], &[1; 32]),
+            Admit::Busy
+        );
+    }
 }
