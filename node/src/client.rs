@@ -46,6 +46,8 @@ pub enum ClientError {
         #[source]
         source: hyper::Error,
     },
+    #[error("{addr} answered more than {limit} bytes")]
+    TooLarge { addr: String, limit: usize },
 }
 
 impl ClientError {
@@ -545,17 +547,40 @@ impl Connection {
 }
 
 /// Reads a whole answer.
+/// Largest answer body the client reads (a peer that sends more is cut off, not buffered):
+/// well above the largest the project's routes give (a page of audit entries, a subject
+/// report, a tenant's bundle), far below what would exhaust a node's memory.
+pub const MAX_REPLY_BYTES: usize = 256 << 20;
+
 async fn read_reply(
     resp: http::Response<hyper::body::Incoming>,
     authority: &str,
 ) -> Result<Reply, ClientError> {
+    read_limited(resp, authority, MAX_REPLY_BYTES).await
+}
+
+async fn read_limited<B>(
+    resp: http::Response<B>,
+    authority: &str,
+    limit: usize,
+) -> Result<Reply, ClientError>
+where
+    B: Body<Data = Bytes, Error = hyper::Error>,
+{
     let (parts, body) = resp.into_parts();
-    let body = body
+    let body = http_body_util::Limited::new(body, limit)
         .collect()
         .await
-        .map_err(|source| ClientError::Http {
-            addr: authority.to_owned(),
-            source,
+        .map_err(|e| match e.downcast::<hyper::Error>() {
+            Ok(source) => ClientError::Http {
+                addr: authority.to_owned(),
+                source: *source,
+            },
+            // The only other error of `Limited` is its limit.
+            Err(_) => ClientError::TooLarge {
+                addr: authority.to_owned(),
+                limit,
+            },
         })?
         .to_bytes();
     Ok(Reply {
@@ -602,6 +627,29 @@ impl<F: FnMut(u64, u64) + Send + Unpin + 'static> Body for Chunked<F> {
 
 #[cfg(test)]
 mod tests {
+    #[tokio::test]
+    async fn an_answer_longer_than_the_limit_is_cut_off_not_buffered() {
+        use http_body_util::BodyExt as _;
+        let body = |n: usize| {
+            http::Response::new(
+                http_body_util::Full::new(bytes::Bytes::from(vec![b'x'; n]))
+                    .map_err(|never: std::convert::Infallible| -> hyper::Error { match never {} }),
+            )
+        };
+        let r = super::read_limited(body(1024), "peer:1", 1024)
+            .await
+            .unwrap();
+        assert_eq!(r.body.len(), 1024);
+        let e = super::read_limited(body(1025), "peer:1", 1024)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, super::ClientError::TooLarge { limit: 1024, .. }),
+            "{e}"
+        );
+        assert_eq!(e.to_string(), "peer:1 answered more than 1024 bytes");
+    }
+
     #[test]
     fn an_agency_url_is_a_nodes_or_a_tenants_on_its_host() {
         for ok in [
