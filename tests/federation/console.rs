@@ -22,12 +22,30 @@ async fn with_console() -> Federation {
 
 /// Gives INPS's operators their roles (`operators.toml` in its data directory).
 fn roles(f: &Federation, text: &str) {
-    let path = f
-        .pki
-        .agency_dir("inps-pesaro")
+    give_roles(&f.pki, "inps-pesaro", text);
+}
+
+/// Gives `agency`'s operators their roles (`operators.toml` in its node's data directory).
+fn give_roles(pki: &Pki, agency: &str, text: &str) {
+    let path = pki
+        .agency_dir(agency)
         .join("data")
         .join(attesta::server::console_roles::FILE);
     std::fs::write(path, text).unwrap();
+}
+
+/// Pesaro's registry node, restarted with a console; and the console's URL.
+async fn with_console(pki: &mut Pki, pesaro: TestNode) -> (TestNode, String) {
+    pesaro.stop().await;
+    let pesaro = start_node(pki, "comune-pesaro", |c| {
+        c.serves = vec!["residence".into()];
+        c.console = Some(attesta::config::ConsoleConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+        });
+    })
+    .await;
+    let base = pesaro.console_url.clone().unwrap();
+    (pesaro, base)
 }
 
 fn console(f: &Federation) -> String {
@@ -540,22 +558,12 @@ async fn a_registry_officer_sees_the_nodes_datasets_and_others_do_not() {
     let crate::status::Federation {
         mut pki, pesaro, ..
     } = f;
-    pesaro.stop().await;
-    let pesaro = start_node(&mut pki, "comune-pesaro", |c| {
-        c.serves = vec!["residence".into()];
-        c.console = Some(attesta::config::ConsoleConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-        });
-    })
-    .await;
-    let base = pesaro.console_url.clone().unwrap();
-    std::fs::write(
-        pki.agency_dir("comune-pesaro")
-            .join("data")
-            .join(attesta::server::console_roles::FILE),
+    let (pesaro, base) = with_console(&mut pki, pesaro).await;
+    give_roles(
+        &pki,
+        "comune-pesaro",
         "[operators]\n\"laura.bianchi\" = [\"registry-officer\"]\n\"mario.rossi\" = [\"clerk\"]\n",
-    )
-    .unwrap();
+    );
     let laura = pki.operator("comune-pesaro", "laura.bianchi");
     let r = laura.get(&format!("{base}/anagrafe")).await.unwrap();
     assert_eq!(r.status, 200, "{}", text(&r));
@@ -665,22 +673,12 @@ async fn a_registry_officer_uploads_a_file_sees_its_bad_rows_then_applies_a_good
     let crate::status::Federation {
         mut pki, pesaro, ..
     } = f;
-    pesaro.stop().await;
-    let pesaro = start_node(&mut pki, "comune-pesaro", |c| {
-        c.serves = vec!["residence".into()];
-        c.console = Some(attesta::config::ConsoleConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-        });
-    })
-    .await;
-    let base = pesaro.console_url.clone().unwrap();
-    std::fs::write(
-        pki.agency_dir("comune-pesaro")
-            .join("data")
-            .join(attesta::server::console_roles::FILE),
+    let (pesaro, base) = with_console(&mut pki, pesaro).await;
+    give_roles(
+        &pki,
+        "comune-pesaro",
         "[operators]\n\"laura.bianchi\" = [\"registry-officer\"]\n",
-    )
-    .unwrap();
+    );
     let laura = pki.operator("comune-pesaro", "laura.bianchi");
     let page = text(&laura.get(&format!("{base}/anagrafe")).await.unwrap());
     assert!(
@@ -827,15 +825,7 @@ async fn a_registry_officer_uploads_a_file_sees_its_bad_rows_then_applies_a_good
         "the bad file never reached the import: {imports:?}"
     );
     // The summary survives a restart (it is kept with the data).
-    pesaro.stop().await;
-    let pesaro = start_node(&mut pki, "comune-pesaro", |c| {
-        c.serves = vec!["residence".into()];
-        c.console = Some(attesta::config::ConsoleConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-        });
-    })
-    .await;
-    let base = pesaro.console_url.clone().unwrap();
+    let (pesaro, base) = with_console(&mut pki, pesaro).await;
     let page = text(&laura.get(&format!("{base}/anagrafe")).await.unwrap());
     assert!(page.contains("righe lette 1, applicate 1"), "{page}");
 }
@@ -849,22 +839,12 @@ async fn a_registry_officer_lists_expiring_permits_from_the_questura_as_a_page_a
         questura,
         ..
     } = f;
-    pesaro.stop().await;
-    let pesaro = start_node(&mut pki, "comune-pesaro", |c| {
-        c.serves = vec!["residence".into()];
-        c.console = Some(attesta::config::ConsoleConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-        });
-    })
-    .await;
-    let base = pesaro.console_url.clone().unwrap();
-    std::fs::write(
-        pki.agency_dir("comune-pesaro")
-            .join("data")
-            .join(attesta::server::console_roles::FILE),
+    let (pesaro, base) = with_console(&mut pki, pesaro).await;
+    give_roles(
+        &pki,
+        "comune-pesaro",
         "[operators]\n\"laura.bianchi\" = [\"registry-officer\"]\n",
-    )
-    .unwrap();
+    );
     let laura = pki.operator("comune-pesaro", "laura.bianchi");
     let page = text(&laura.get(&format!("{base}/anagrafe")).await.unwrap());
     assert!(page.contains("Permessi in scadenza"), "{page}");
@@ -1007,13 +987,11 @@ async fn a_policy_officer_edits_a_draft_confirms_and_publishes_it_to_every_node(
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", text(&r));
-    std::fs::write(
-        pki.agency_dir(PREFETTURA)
-            .join("data")
-            .join(attesta::server::console_roles::FILE),
+    give_roles(
+        &pki,
+        PREFETTURA,
         "[operators]\n\"giulia.verdi\" = [\"policy-officer\"]\n",
-    )
-    .unwrap();
+    );
     let base = prefettura.console_url.clone().unwrap();
     let giulia = pki.operator(PREFETTURA, "giulia.verdi");
     let page = text(&giulia.get(&format!("{base}/politica/bozza")).await.unwrap());
@@ -1202,14 +1180,11 @@ async fn an_auditor_reads_checkpoints_filters_entries_verifies_a_log_and_prints_
         .await
         .unwrap();
     assert_eq!(r.status, 200, "{}", text(&r));
-    std::fs::write(
-        f.pki
-            .agency_dir("garante-audit")
-            .join("data")
-            .join(attesta::server::console_roles::FILE),
+    give_roles(
+        &f.pki,
+        "garante-audit",
         "[operators]\n\"elena.neri\" = [\"auditor\"]\n",
-    )
-    .unwrap();
+    );
     let base = garante.console_url.clone().unwrap();
     let elena = f.pki.operator("garante-audit", "elena.neri");
 
