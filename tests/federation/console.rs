@@ -35,7 +35,7 @@ fn give_roles(pki: &Pki, agency: &str, text: &str) {
 }
 
 /// Pesaro's registry node, restarted with a console; and the console's URL.
-async fn with_console(pki: &mut Pki, pesaro: TestNode) -> (TestNode, String) {
+async fn pesaro_with_console(pki: &mut Pki, pesaro: TestNode) -> (TestNode, String) {
     pesaro.stop().await;
     let pesaro = start_node(pki, "comune-pesaro", |c| {
         c.serves = vec!["residence".into()];
@@ -558,7 +558,7 @@ async fn a_registry_officer_sees_the_nodes_datasets_and_others_do_not() {
     let crate::status::Federation {
         mut pki, pesaro, ..
     } = f;
-    let (pesaro, base) = with_console(&mut pki, pesaro).await;
+    let (_pesaro, base) = pesaro_with_console(&mut pki, pesaro).await;
     give_roles(
         &pki,
         "comune-pesaro",
@@ -673,7 +673,7 @@ async fn a_registry_officer_uploads_a_file_sees_its_bad_rows_then_applies_a_good
     let crate::status::Federation {
         mut pki, pesaro, ..
     } = f;
-    let (pesaro, base) = with_console(&mut pki, pesaro).await;
+    let (pesaro, base) = pesaro_with_console(&mut pki, pesaro).await;
     give_roles(
         &pki,
         "comune-pesaro",
@@ -825,7 +825,7 @@ async fn a_registry_officer_uploads_a_file_sees_its_bad_rows_then_applies_a_good
         "the bad file never reached the import: {imports:?}"
     );
     // The summary survives a restart (it is kept with the data).
-    let (pesaro, base) = with_console(&mut pki, pesaro).await;
+    let (_pesaro, base) = pesaro_with_console(&mut pki, pesaro).await;
     let page = text(&laura.get(&format!("{base}/anagrafe")).await.unwrap());
     assert!(page.contains("righe lette 1, applicate 1"), "{page}");
 }
@@ -839,7 +839,7 @@ async fn a_registry_officer_lists_expiring_permits_from_the_questura_as_a_page_a
         questura,
         ..
     } = f;
-    let (pesaro, base) = with_console(&mut pki, pesaro).await;
+    let (pesaro, base) = pesaro_with_console(&mut pki, pesaro).await;
     give_roles(
         &pki,
         "comune-pesaro",
