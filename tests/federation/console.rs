@@ -1304,3 +1304,123 @@ async fn an_auditor_reads_checkpoints_filters_entries_verifies_a_log_and_prints_
         assert_eq!(e["operator"], "elena.neri", "{e}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_speak_english_when_the_browser_or_the_operator_asks_and_italian_otherwise() {
+    let mut f = with_console().await;
+    let base = console(&f);
+    let origin = format!("https://{}", base.trim_start_matches("https://"));
+    let anna = f.pki.operator("inps-pesaro", "anna.verdi");
+    roles(&f, "[operators]\n\"anna.verdi\" = [\"clerk\"]\n");
+    let get = |headers: Vec<(&'static str, String)>, path: &'static str| {
+        let (anna, base) = (&anna, base.clone());
+        async move {
+            let h: Vec<(&'static str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let mut conn = anna.connect(&base).await.unwrap();
+            conn.send_with(Method::GET, path, &h, None).await.unwrap()
+        }
+    };
+    // No preference: Italian.
+    let page = text(&get(vec![], "/verifica").await);
+    assert!(
+        page.contains("<html lang=\"it\"") && page.contains("Codice fiscale"),
+        "{page}"
+    );
+    // The browser prefers English.
+    let r = get(
+        vec![("accept-language", "en-GB,en;q=0.9,it;q=0.5".into())],
+        "/verifica",
+    )
+    .await;
+    let page = text(&r);
+    assert!(page.contains("<html lang=\"en\""), "{page}");
+    assert!(
+        page.contains("Tax code (codice fiscale)") && page.contains("Purpose"),
+        "{page}"
+    );
+    assert!(!page.contains("Finalità"), "no Italian label left: {page}");
+    // The switch offers the other language, in its own words.
+    assert!(
+        page.contains("lang=\"it\"") && page.contains("Italiano"),
+        "{page}"
+    );
+    // A missing role, in English.
+    let r = get(vec![("accept-language", "en".into())], "/politica").await;
+    assert_eq!(r.status, 403);
+    assert!(text(&r).contains("Missing role"), "{}", text(&r));
+    // The operator's choice wins over the browser's, and is kept in a cookie.
+    let token = csrf(&page);
+    let r = post_form(
+        &anna,
+        &base,
+        "/lingua",
+        &[("origin", &origin)],
+        format!("csrf={token}&lingua=it&torna=%2Fverifica"),
+    )
+    .await;
+    assert_eq!(r.status, 303);
+    assert_eq!(r.headers["location"], "/verifica");
+    let cookie = r.headers["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.starts_with("attesta-lingua=it;"), "{cookie}");
+    for attr in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attr), "{attr} in {cookie}");
+    }
+    let r = get(
+        vec![
+            ("accept-language", "en".into()),
+            ("cookie", "attesta-lingua=it".into()),
+        ],
+        "/verifica",
+    )
+    .await;
+    assert!(text(&r).contains("<html lang=\"it\""), "{}", text(&r));
+    // The switch returns only to a page of this console.
+    for evil in [
+        "%2F%2Fevil.example",
+        "https%3A%2F%2Fevil.example",
+        "%2F%5Cevil.example",
+    ] {
+        let r = post_form(
+            &anna,
+            &base,
+            "/lingua",
+            &[("origin", &origin)],
+            format!("csrf={token}&lingua=en&torna={evil}"),
+        )
+        .await;
+        assert_eq!(r.status, 303, "{evil}");
+        assert_eq!(r.headers["location"], "/", "{evil}");
+    }
+    // Like any form: without the token, or from another site, it is refused.
+    let r = post_form(
+        &anna,
+        &base,
+        "/lingua",
+        &[("origin", &origin)],
+        "lingua=en&torna=%2F".into(),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert!(r.headers.get("set-cookie").is_none());
+    let r = post_form(
+        &anna,
+        &base,
+        "/lingua",
+        &[("origin", "https://evil.example")],
+        format!("csrf={token}&lingua=en&torna=%2F"),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    // An unknown language is a clear error, not a cookie.
+    let r = post_form(
+        &anna,
+        &base,
+        "/lingua",
+        &[("origin", &origin)],
+        format!("csrf={token}&lingua=xx&torna=%2F"),
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(text(&r).contains("lingua sconosciuta"), "{}", text(&r));
+}

@@ -17,6 +17,7 @@ use http::{Method, Request, StatusCode};
 use serde::Deserialize;
 
 use super::form::{self, field};
+use super::i18n::msg;
 use super::outbound::{self, Outbound, Reached};
 use super::pages;
 use super::pages::auditor::{
@@ -63,14 +64,15 @@ fn unavailable(ctx: &pages::Ctx) -> Resp {
     pages::error(
         ctx,
         StatusCode::SERVICE_UNAVAILABLE,
-        "il registro degli accessi di questo nodo non è disponibile: la risposta non può essere mostrata",
+        msg("il registro degli accessi di questo nodo non è disponibile: la risposta non può essere mostrata"),
     )
 }
 
 fn read_checkpoint(text: &[u8]) -> Result<SeenCheckpoint, String> {
-    let text = std::str::from_utf8(text).map_err(|_| "checkpoint non testuale".to_owned())?;
-    let note = Note::parse(text).map_err(|e| format!("checkpoint non valido: {e}"))?;
-    let cp = Checkpoint::parse(&note.body).map_err(|e| format!("checkpoint non valido: {e}"))?;
+    let text = std::str::from_utf8(text).map_err(|_| msg("checkpoint non testuale").to_owned())?;
+    let note = Note::parse(text).map_err(|e| format!("{}: {e}", msg("checkpoint non valido")))?;
+    let cp = Checkpoint::parse(&note.body)
+        .map_err(|e| format!("{}: {e}", msg("checkpoint non valido")))?;
     let cosigned = note
         .signatures
         .iter()
@@ -170,7 +172,7 @@ pub(super) async fn entries(
                 return pages::error(
                     ctx,
                     StatusCode::BAD_REQUEST,
-                    "prima: un indice del registro",
+                    msg("prima: un indice del registro"),
                 )
             }
         },
@@ -309,7 +311,7 @@ pub(super) async fn start_verify(
         return pages::error(
             ctx,
             StatusCode::UNPROCESSABLE_ENTITY,
-            "registro sconosciuto: scegliete un'agenzia dell'elenco",
+            msg("registro sconosciuto: scegliete un'agenzia dell'elenco"),
         );
     };
     let job = Arc::new(Job {
@@ -317,7 +319,7 @@ pub(super) async fn start_verify(
         owner: op.fingerprint,
         agency: target.agency.to_string(),
         state: Mutex::new(Progress {
-            phase: "in attesa",
+            phase: msg("in attesa"),
             done: 0,
             total: 0,
             result: None,
@@ -335,7 +337,7 @@ pub(super) async fn start_verify(
                 return pages::error(
                     ctx,
                     StatusCode::TOO_MANY_REQUESTS,
-                    "altre verifiche sono in corso su questo nodo: riprovate quando finiscono",
+                    msg("altre verifiche sono in corso su questo nodo: riprovate quando finiscono"),
                 )
             }
         }
@@ -349,7 +351,7 @@ pub(super) async fn start_verify(
     tokio::spawn(async move {
         let result = verify(&shared, &op, &target, &running).await;
         running.set(|p| {
-            p.phase = "finita";
+            p.phase = msg("finita");
             p.result = Some(result);
         });
     });
@@ -386,7 +388,7 @@ pub(super) fn verify_page(
         None => pages::error(
             ctx,
             StatusCode::NOT_FOUND,
-            "verifica sconosciuta o scaduta: avviatela di nuovo",
+            msg("verifica sconosciuta o scaduta: avviatela di nuovo"),
         ),
     }
 }
@@ -406,8 +408,8 @@ async fn verify(
         async move {
             let mut r = outbound::ask(shared, op, vec![c])
                 .await
-                .map_err(|_| "il registro di questo nodo non è disponibile".to_owned())?;
-            let r: Reached = r.pop().ok_or("nessuna risposta")?;
+                .map_err(|_| msg("il registro di questo nodo non è disponibile").to_owned())?;
+            let r: Reached = r.pop().ok_or(msg("nessuna risposta"))?;
             match r.reply {
                 Ok(reply) if reply.status == StatusCode::OK => Ok(reply.body),
                 Ok(reply) => Err(super::problem_line(&reply.body)),
@@ -415,16 +417,16 @@ async fn verify(
             }
         }
     };
-    job.set(|p| p.phase = "lettura del checkpoint");
+    job.set(|p| p.phase = msg("lettura del checkpoint"));
     let note = String::from_utf8(one(path::AUDIT_CHECKPOINT, String::new()).await?.to_vec())
-        .map_err(|_| "checkpoint non testuale".to_owned())?;
+        .map_err(|_| msg("checkpoint non testuale").to_owned())?;
     let checkpoint = read_checkpoint(note.as_bytes())?;
     let pems = String::from_utf8(one(path::AUDIT_CERTIFICATES, String::new()).await?.to_vec())
-        .map_err(|_| "certificati non testuali".to_owned())?;
+        .map_err(|_| msg("certificati non testuali").to_owned())?;
     let mut pems = pem_blocks(&pems).into_iter();
     let signer = pems
         .next()
-        .ok_or("il nodo non ha dato il suo certificato di firma")?;
+        .ok_or(msg("il nodo non ha dato il suo certificato di firma"))?;
     let witnesses: Vec<String> = pems.collect();
     let size = checkpoint.size;
     // The log is held in memory while it is checked: a node claiming more than this is
@@ -436,7 +438,7 @@ async fn verify(
         ));
     }
     job.set(|p| {
-        p.phase = "lettura delle voci";
+        p.phase = msg("lettura delle voci");
         p.total = size;
     });
     let mut entries = Vec::with_capacity(size.min(1 << 20) as usize);
@@ -450,7 +452,7 @@ async fn verify(
             entries.push(
                 STANDARD
                     .decode(e.leaf)
-                    .map_err(|_| "una voce non è base64".to_owned())?,
+                    .map_err(|_| msg("una voce non è base64").to_owned())?,
             );
         }
         if entries.len() as u64 != end {
@@ -473,7 +475,7 @@ async fn verify(
         entries,
     };
     job.set(|p| {
-        p.phase = "verifica delle voci e delle firme";
+        p.phase = msg("verifica delle voci e delle firme");
         p.done = 0;
     });
     let trust = shared.tls.load().trust.clone();
@@ -483,7 +485,7 @@ async fn verify(
         crate::audit::bundle::verify(&bundle, &trust, wanted, None, |_, _| {})
     })
     .await
-    .map_err(|_| "verifica interrotta".to_owned())?
+    .map_err(|_| msg("verifica interrotta").to_owned())?
     .map_err(|e| e.to_string())?;
     job.set(|p| p.done = size);
     Ok(Verdict {
@@ -519,7 +521,13 @@ pub(super) async fn citizen(
     let subject = field(&form, "subject").to_ascii_uppercase();
     let cf = match crate::domain::cf::CodiceFiscale::parse(&subject) {
         Ok(cf) => cf,
-        Err(e) => return page::citizen_form(ctx, &subject, Some(&format!("codice fiscale: {e}"))),
+        Err(e) => {
+            return page::citizen_form(
+                ctx,
+                &subject,
+                Some(&format!("{}: {e}", msg("codice fiscale"))),
+            )
+        }
     };
     let body = Bytes::from(serde_json::json!({"subject": cf.canonical()}).to_string());
     let calls = logs(shared)

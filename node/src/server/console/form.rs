@@ -10,6 +10,7 @@ use http::{header, Request, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use tokio::io::AsyncWriteExt;
 
+use super::i18n::msg;
 use super::pages;
 use super::{Console, ReqBody, Resp};
 
@@ -40,15 +41,15 @@ pub(super) fn same_origin<B>(req: &Request<B>) -> Result<(), &'static str> {
     let h = req.headers();
     if let Some(site) = h.get("sec-fetch-site") {
         if site != "same-origin" {
-            return Err("richiesta inviata da un altro sito: rifiutata");
+            return Err(msg("richiesta inviata da un altro sito: rifiutata"));
         }
     }
     let host = h.get(header::HOST).and_then(|v| v.to_str().ok());
     let origin = h.get(header::ORIGIN).and_then(|v| v.to_str().ok());
     match (origin, host) {
         (Some(o), Some(host)) if o.strip_prefix("https://") == Some(host) => Ok(()),
-        (None, _) => Err("richiesta senza intestazione Origin: rifiutata"),
-        _ => Err("richiesta inviata da un altro sito: rifiutata"),
+        (None, _) => Err(msg("richiesta senza intestazione Origin: rifiutata")),
+        _ => Err(msg("richiesta inviata da un altro sito: rifiutata")),
     }
 }
 
@@ -66,8 +67,9 @@ pub(super) async fn posted(
         .map_err(|why| pages::error(ctx, StatusCode::BAD_REQUEST, &why))?;
     if !token_matches(&ctx.csrf, form.get("csrf").map(String::as_str)) {
         return Err(pages::refused(
+            ctx.lang,
             StatusCode::FORBIDDEN,
-            "modulo scaduto o non inviato da questa console: ricaricate la pagina",
+            msg("modulo scaduto o non inviato da questa console: ricaricate la pagina"),
         ));
     }
     Ok(form)
@@ -82,14 +84,16 @@ async fn read_form(req: Request<impl ReqBody>, known: &[&'static str]) -> Result
         .and_then(|v| v.to_str().ok())
         .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
     if !form_type {
-        return Err("il modulo non è stato inviato come application/x-www-form-urlencoded".into());
+        return Err(
+            msg("il modulo non è stato inviato come application/x-www-form-urlencoded").into(),
+        );
     }
     let body = Limited::new(req.into_body(), MAX_FORM_BYTES)
         .collect()
         .await
         .map_err(|_| format!("modulo troppo grande (al massimo {MAX_FORM_BYTES} byte)"))?
         .to_bytes();
-    let text = std::str::from_utf8(&body).map_err(|_| "modulo non in UTF-8".to_owned())?;
+    let text = std::str::from_utf8(&body).map_err(|_| msg("modulo non in UTF-8").to_owned())?;
     crate::wire::query_params(Some(text), known).map_err(|p| p.detail.unwrap_or(p.title))
 }
 
@@ -143,7 +147,7 @@ pub(super) async fn posted_multipart(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     let boundary = multer::parse_boundary(content_type)
-        .map_err(|_| bad("il modulo non è stato inviato come multipart/form-data".into()))?;
+        .map_err(|_| bad(msg("il modulo non è stato inviato come multipart/form-data").into()))?;
     let mut allowed: Vec<&str> = vec!["csrf", file_field];
     allowed.extend_from_slice(known);
     let limits = multer::Constraints::new()
@@ -177,7 +181,7 @@ pub(super) async fn posted_multipart(
         multer::Error::UnknownField { field_name } => {
             format!("campo sconosciuto: {}", field_name.unwrap_or_default())
         }
-        _ => "modulo non leggibile".to_owned(),
+        _ => msg("modulo non leggibile").to_owned(),
     };
     let mut out = Multipart {
         fields: HashMap::new(),
@@ -195,8 +199,9 @@ pub(super) async fn posted_multipart(
             };
             if !token_matches(&ctx.csrf, token.as_deref()) {
                 return Err(pages::refused(
+                    ctx.lang,
                     StatusCode::FORBIDDEN,
-                    "modulo scaduto o non inviato da questa console: ricaricate la pagina",
+                    msg("modulo scaduto o non inviato da questa console: ricaricate la pagina"),
                 ));
             }
             continue;
@@ -208,7 +213,7 @@ pub(super) async fn posted_multipart(
             let file_name = part.file_name().unwrap_or_default().to_owned();
             tokio::fs::create_dir_all(dir)
                 .await
-                .map_err(|_| bad("spazio di lavoro del nodo non scrivibile".into()))?;
+                .map_err(|_| bad(msg("spazio di lavoro del nodo non scrivibile").into()))?;
             let mut upload = Upload {
                 name: file_name,
                 path: dir.join(format!("upload-{}.csv", attesta_certs::random_hex(16))),
@@ -216,16 +221,16 @@ pub(super) async fn posted_multipart(
             };
             let mut file = tokio::fs::File::create(&upload.path)
                 .await
-                .map_err(|_| bad("spazio di lavoro del nodo non scrivibile".into()))?;
+                .map_err(|_| bad(msg("spazio di lavoro del nodo non scrivibile").into()))?;
             while let Some(chunk) = part.chunk().await.map_err(|e| bad(unreadable(e)))? {
                 upload.size += chunk.len() as u64;
                 file.write_all(&chunk)
                     .await
-                    .map_err(|_| bad("spazio di lavoro del nodo non scrivibile".into()))?;
+                    .map_err(|_| bad(msg("spazio di lavoro del nodo non scrivibile").into()))?;
             }
             file.flush()
                 .await
-                .map_err(|_| bad("spazio di lavoro del nodo non scrivibile".into()))?;
+                .map_err(|_| bad(msg("spazio di lavoro del nodo non scrivibile").into()))?;
             // No file chosen: browsers send an empty part without a name.
             if upload.size > 0 || !upload.name.is_empty() {
                 out.file = Some(upload);
@@ -233,7 +238,7 @@ pub(super) async fn posted_multipart(
             continue;
         }
         let Some(&known_name) = known.iter().find(|k| **k == name) else {
-            return Err(bad(format!("campo sconosciuto: {name}")));
+            return Err(bad(format!("{}: {name}", msg("campo sconosciuto"))));
         };
         let text = part.text().await.map_err(|e| bad(unreadable(e)))?;
         if out.fields.insert(known_name, text).is_some() {
@@ -242,8 +247,9 @@ pub(super) async fn posted_multipart(
     }
     if first {
         return Err(pages::refused(
+            ctx.lang,
             StatusCode::FORBIDDEN,
-            "modulo scaduto o non inviato da questa console: ricaricate la pagina",
+            msg("modulo scaduto o non inviato da questa console: ricaricate la pagina"),
         ));
     }
     Ok(out)

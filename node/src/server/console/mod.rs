@@ -18,6 +18,7 @@
 
 mod auditor;
 mod form;
+mod i18n;
 mod outbound;
 mod pages;
 mod prefettura;
@@ -39,6 +40,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use super::respond::{ReqBody, Resp};
 use super::{conn, routes, Peer, Shared};
+use i18n::{msg, Lang};
 
 /// What the console keeps for the life of the process.
 struct Console {
@@ -75,9 +77,37 @@ fn staging_dir(shared: &Shared) -> std::path::PathBuf {
 enum Who {
     /// An operator of this node's agency.
     Operator(Arc<OperatorIdentity>),
-    /// A certificate the console does not take, and why (in Italian, for the page), and the
-    /// agency it belongs to (whose connection caps it counts against).
-    Refused(String, attesta_certs::AgencyId),
+    /// A certificate the console does not take, and why, and the agency it belongs to (whose
+    /// connection caps it counts against).
+    Refused(Refusal, attesta_certs::AgencyId),
+}
+
+/// Why a certificate that names an agency does not open this console.
+#[derive(Clone)]
+enum Refusal {
+    /// An operator of another agency.
+    OtherAgency { operator: String, agency: String },
+    /// A node's certificate, not a person's.
+    Node,
+}
+
+impl Refusal {
+    fn say(&self, lang: Lang, own: &str) -> String {
+        match (self, lang) {
+            (Refusal::OtherAgency { operator, agency }, Lang::It) => format!(
+                "il certificato è di {operator}, operatore di {agency}: questa console è di {own}"
+            ),
+            (Refusal::OtherAgency { operator, agency }, Lang::En) => format!(
+                "the certificate is {operator}'s, an operator of {agency}: this console is {own}'s"
+            ),
+            (Refusal::Node, Lang::It) => "questo è il certificato di un nodo, non di una persona: \
+                 accedete con il vostro certificato di operatore"
+                .to_owned(),
+            (Refusal::Node, Lang::En) => "this is a node's certificate, not a person's: \
+                 sign in with your operator certificate"
+                .to_owned(),
+        }
+    }
 }
 
 /// Accepts console connections until `stopping` changes.
@@ -206,20 +236,15 @@ fn identify(shared: &Shared, der: &[u8]) -> Option<Who> {
     match attesta_certs::check_operator(der, &shared.settings.trust_domain) {
         Ok(op) if &op.id.agency == own => Some(Who::Operator(Arc::new(op))),
         Ok(op) => Some(Who::Refused(
-            format!(
-                "il certificato è di {}, operatore di {}: questa console è di {own}",
-                op.id.operator, op.id.agency
-            ),
+            Refusal::OtherAgency {
+                operator: op.id.operator.to_string(),
+                agency: op.id.agency.to_string(),
+            },
             op.id.agency,
         )),
         Err(_) => {
             let node = shared.tls.load().trust.check_leaf(der, Role::Client).ok()?;
-            Some(Who::Refused(
-                "questo è il certificato di un nodo, non di una persona: \
-                 accedete con il vostro certificato di operatore"
-                    .to_owned(),
-                node.agency().clone(),
-            ))
+            Some(Who::Refused(Refusal::Node, node.agency().clone()))
         }
     }
 }
@@ -268,6 +293,7 @@ async fn handle(
     req: Request<hyper::body::Incoming>,
 ) -> Resp {
     let path = req.uri().path().to_owned();
+    let lang = Lang::of(&req);
     if path == "/static/console.css" && req.method() == Method::GET {
         let mut r = Response::new(Full::new(Bytes::from_static(pages::CSS.as_bytes())));
         r.headers_mut().insert(
@@ -282,13 +308,17 @@ async fn handle(
     }
     let op = match who {
         Who::Operator(op) => op.clone(),
-        Who::Refused(why, _) => return pages::refused(StatusCode::FORBIDDEN, why),
+        Who::Refused(why, _) => {
+            let why = why.say(lang, shared.settings.agency.as_str());
+            return pages::refused(lang, StatusCode::FORBIDDEN, &why);
+        }
     };
     // The CRL may have changed since the handshake.
     if shared.tls.load().trust.is_revoked(&op.serial) {
         return pages::refused(
+            lang,
             StatusCode::FORBIDDEN,
-            "il vostro certificato di operatore è stato revocato",
+            msg("il vostro certificato di operatore è stato revocato"),
         );
     }
     // Read on every request: a change to operators.toml applies at once, without a restart.
@@ -305,6 +335,11 @@ async fn handle(
         roles,
         csrf: form::csrf_token(console, &op),
         manifest_version: shared.manifest.current().map(|a| a.manifest.version),
+        lang,
+        path: match req.uri().query() {
+            Some(q) if req.method() == Method::GET => format!("{path}?{q}"),
+            _ => path.clone(),
+        },
     };
     let post = req.method() == Method::POST;
     // A page that asks other nodes or shows personal data is not fetched by another site
@@ -312,16 +347,20 @@ async fn handle(
     // home page may be linked to from anywhere.
     if !post && path != "/" && cross_site(&req) {
         return pages::refused(
+            lang,
             StatusCode::FORBIDDEN,
-            "richiesta inviata da un altro sito: aprite la console dal suo indirizzo",
+            msg("richiesta inviata da un altro sito: aprite la console dal suo indirizzo"),
         );
     }
     if post {
         if let Err(why) = form::same_origin(&req) {
-            return pages::refused(StatusCode::FORBIDDEN, why);
+            return pages::refused(lang, StatusCode::FORBIDDEN, why);
         }
     } else if req.method() != Method::GET {
         return pages::error(&ctx, StatusCode::METHOD_NOT_ALLOWED, "metodo non ammesso");
+    }
+    if post && path == "/lingua" {
+        return switch_language(req, &ctx).await;
     }
     let needs = match path.as_str() {
         "/verifica" | "/attestato" => Some(roles::Role::Clerk),
@@ -394,6 +433,39 @@ async fn handle(
     }
 }
 
+/// The language switch: keeps the operator's choice in a cookie and goes back to the page
+/// the switch was on (a path of this console only).
+async fn switch_language(req: Request<hyper::body::Incoming>, ctx: &pages::Ctx) -> Resp {
+    let form = match form::posted(req, ctx, &["lingua", "torna"]).await {
+        Ok(f) => f,
+        Err(page) => return page,
+    };
+    let Some(lang) = Lang::from_code(&form::field(&form, "lingua")) else {
+        return pages::error(ctx, StatusCode::BAD_REQUEST, msg("lingua sconosciuta"));
+    };
+    let back = form::field(&form, "torna");
+    // Only a path here: not `//host` or `/\\host`, which browsers read as another site.
+    let back = if back.starts_with('/')
+        && !back.starts_with("//")
+        && !back.contains('\\')
+        && back.bytes().all(|b| b.is_ascii_graphic())
+    {
+        back
+    } else {
+        "/".to_owned()
+    };
+    let mut r = see_other(&back);
+    let cookie = format!(
+        "{}={}; Path=/; Max-Age=31536000; Secure; HttpOnly; SameSite=Strict",
+        i18n::COOKIE,
+        lang.code()
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        r.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    r
+}
+
 /// Longest attestation file the verify page takes (an attestation is a few KiB).
 const MAX_ATTESTATION_BYTES: u64 = 64 * 1024;
 
@@ -428,7 +500,7 @@ async fn attestation_posted(
             _ => Err(pages::error(
                 ctx,
                 StatusCode::BAD_REQUEST,
-                "il file non è un attestato: un attestato è testo (tre parti separate da punti)",
+                msg("il file non è un attestato: un attestato è testo (tre parti separate da punti)"),
             )),
         },
         None => Ok(form::field(&form.fields, "token")),
@@ -442,7 +514,7 @@ fn policy_page(shared: &Shared, ctx: &pages::Ctx, query: Option<&str>) -> Resp {
         return pages::error(
             ctx,
             StatusCode::SERVICE_UNAVAILABLE,
-            "il nodo non ha ancora un manifesto in vigore",
+            msg("il nodo non ha ancora un manifesto in vigore"),
         );
     };
     let asked = match crate::wire::query_params(query, &["agency", "resource", "purpose", "comune"])
@@ -525,7 +597,7 @@ fn problem_line(body: &[u8]) -> String {
     problem["detail"]
         .as_str()
         .or(problem["title"].as_str())
-        .unwrap_or("richiesta non riuscita")
+        .unwrap_or(msg("richiesta non riuscita"))
         .to_owned()
 }
 
@@ -583,7 +655,7 @@ async fn check(
             }
             Err(_) => pages::Outcome::Failed {
                 status: 502,
-                detail: "risposta del nodo non leggibile".into(),
+                detail: msg("risposta del nodo non leggibile").into(),
             },
         }
     } else {
@@ -657,7 +729,7 @@ impl Acted {
     fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, String> {
         if self.status == StatusCode::OK {
             serde_json::from_slice(&self.body)
-                .map_err(|_| "risposta del nodo non leggibile".to_owned())
+                .map_err(|_| msg("risposta del nodo non leggibile").to_owned())
         } else {
             Err(problem_line(&self.body))
         }

@@ -3,6 +3,7 @@
 //! peers' timeout, and each written to the agency's log as an outgoing entry that names the
 //! operator before anything of the answers is shown.
 
+use super::i18n::msg;
 use std::sync::Arc;
 
 use attesta_certs::OperatorIdentity;
@@ -125,7 +126,7 @@ pub(super) fn json<T: serde::de::DeserializeOwned>(reached: &Reached) -> Result<
     match &reached.reply {
         Ok(r) if r.status == StatusCode::OK => r
             .json::<T>()
-            .map_err(|_| "risposta non leggibile".to_owned()),
+            .map_err(|_| msg("risposta non leggibile").to_owned()),
         Ok(r) => Err(super::problem_line(&r.body)),
         Err(why) => Err(why.clone()),
     }

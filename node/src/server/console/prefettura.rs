@@ -20,6 +20,7 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 
 use super::form::{self, field};
+use super::i18n::msg;
 use super::pages::{self, prefettura as page};
 use super::{act, Console, ReqBody, Resp};
 use crate::server::peers::{self, Call};
@@ -46,7 +47,7 @@ fn draft(shared: &Shared) -> Result<(String, bool), String> {
                 .unwrap_or_default(),
             false,
         )),
-        Err(e) => Err(format!("bozza non leggibile: {e}")),
+        Err(e) => Err(format!("{}: {e}", msg("bozza non leggibile"))),
     }
 }
 
@@ -71,10 +72,11 @@ fn view(shared: &Shared) -> Result<page::Draft, String> {
     let active = shared
         .manifest
         .current()
-        .ok_or("il nodo non ha ancora un manifesto in vigore")?;
+        .ok_or(msg("il nodo non ha ancora un manifesto in vigore"))?;
     let (text, exists) = draft(shared)?;
-    let lines = rules::parse(&text).map_err(|e| format!("bozza: {e}"))?;
-    let diff = rules::diff(&active.manifest.policy, &text).map_err(|e| format!("bozza: {e}"))?;
+    let lines = rules::parse(&text).map_err(|e| format!("{}: {e}", msg("bozza")))?;
+    let diff = rules::diff(&active.manifest.policy, &text)
+        .map_err(|e| format!("{}: {e}", msg("bozza")))?;
     Ok(page::Draft {
         version: active.manifest.version,
         exists,
@@ -151,7 +153,7 @@ pub(super) async fn edit(
         "discard" => {
             if let Err(e) = std::fs::remove_file(&path) {
                 if e.kind() != std::io::ErrorKind::NotFound {
-                    return refuse(format!("bozza non eliminata: {e}"), None);
+                    return refuse(format!("{}: {e}", msg("bozza non eliminata")), None);
                 }
             }
             page::Said::Discarded
@@ -173,7 +175,10 @@ pub(super) async fn edit(
             };
             // A draft that would not load is never written: what is saved can be published.
             if let Err(e) = attesta_policy::Policy::load(&edited).await {
-                return refuse(format!("la politica non si caricherebbe: {e}"), Some(r));
+                return refuse(
+                    format!("{}: {e}", msg("la politica non si caricherebbe")),
+                    Some(r),
+                );
             }
             let written = path
                 .parent()
@@ -187,7 +192,7 @@ pub(super) async fn edit(
                     )
                 });
             if let Err(e) = written {
-                return refuse(format!("bozza non salvata: {e}"), Some(r));
+                return refuse(format!("{}: {e}", msg("bozza non salvata")), Some(r));
             }
             if op == "add" {
                 page::Said::Added
@@ -195,7 +200,7 @@ pub(super) async fn edit(
                 page::Said::Removed
             }
         }
-        _ => return refuse("operazione sconosciuta".into(), None),
+        _ => return refuse(msg("operazione sconosciuta").into(), None),
     };
     super::see_other(&format!("/politica/bozza?esito={}", said.code()))
 }
@@ -203,11 +208,11 @@ pub(super) async fn edit(
 /// An editing error in the officer's words.
 fn edit_error(e: &str) -> String {
     if e.contains("already in the policy") {
-        "questa regola c'è già".into()
+        msg("questa regola c'è già").into()
     } else if e.contains("not in the policy") {
-        "questa regola non c'è (forse è stata appena tolta)".into()
+        msg("questa regola non c'è (forse è stata appena tolta)").into()
     } else {
-        format!("regola non valida: {e}")
+        format!("{}: {e}", msg("regola non valida"))
     }
 }
 
@@ -251,7 +256,7 @@ pub(super) async fn publish(
         return pages::error(
             ctx,
             StatusCode::CONFLICT,
-            "non c'è una bozza da pubblicare (forse è appena stata pubblicata)",
+            msg("non c'è una bozza da pubblicare (forse è appena stata pubblicata)"),
         );
     }
     let request = crate::wire::PublishRequest {
@@ -278,7 +283,7 @@ pub(super) async fn publish(
                 ctx,
                 &d,
                 None,
-                Some((format!("pubblicazione rifiutata: {why}"), None)),
+                Some((format!("{}: {why}", msg("pubblicazione rifiutata")), None)),
             ),
             Err(e) => pages::error(ctx, StatusCode::SERVICE_UNAVAILABLE, &e),
         };
@@ -287,7 +292,7 @@ pub(super) async fn publish(
         return pages::error(
             ctx,
             StatusCode::BAD_GATEWAY,
-            "risposta del nodo non leggibile",
+            msg("risposta del nodo non leggibile"),
         );
     };
     // Published: the draft is what is now in force.
@@ -302,7 +307,7 @@ pub(super) async fn nodes(shared: &Arc<Shared>, ctx: &pages::Ctx) -> Resp {
         return pages::error(
             ctx,
             StatusCode::SERVICE_UNAVAILABLE,
-            "il nodo non ha ancora un manifesto in vigore",
+            msg("il nodo non ha ancora un manifesto in vigore"),
         );
     };
     let mut rows = vec![page::NodeVersion {
@@ -331,7 +336,7 @@ pub(super) async fn nodes(shared: &Arc<Shared>, ctx: &pages::Ctx) -> Resp {
                     .get("attesta-manifest-version")
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<u64>().ok())
-                    .ok_or_else(|| "risposta senza versione".to_owned()),
+                    .ok_or_else(|| msg("risposta senza versione").to_owned()),
                 Ok(r) => Err(super::problem_line(&r.body)),
                 Err(f) => Err(f.detail(agency.as_str())),
             };

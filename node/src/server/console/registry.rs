@@ -14,6 +14,7 @@ use http_body_util::Full;
 use tracing::warn;
 
 use super::form::{self, field, Upload};
+use super::i18n::msg;
 use super::outbound::{self, Outbound};
 use super::pages;
 use super::pages::registry::{self as page, Asked, ExpiringAnswer, FamilyAnswer};
@@ -45,11 +46,11 @@ pub(super) struct Staged {
 /// The datasets this node keeps for its agency, with their page names.
 fn datasets(shared: &Shared) -> Vec<(Dataset, &'static str)> {
     [
-        (Dataset::Residents, Service::Residence, "residenti"),
+        (Dataset::Residents, Service::Residence, msg("residenti")),
         (
             Dataset::Permits,
             Service::LegalPresence,
-            "permessi di soggiorno",
+            msg("permessi di soggiorno"),
         ),
     ]
     .into_iter()
@@ -102,7 +103,7 @@ fn show(shared: &Shared, ctx: &pages::Ctx, notice: Option<page::Notice>) -> Resp
                 return pages::error(
                     ctx,
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "archivio del nodo non leggibile",
+                    msg("archivio del nodo non leggibile"),
                 );
             }
         };
@@ -140,23 +141,23 @@ pub(super) async fn upload(
     };
     let refuse = |why: &str| show(shared, ctx, Some(page::Notice::Refused(why.to_owned())));
     let Some(file) = form.file.take() else {
-        return refuse("scegliete il file CSV da caricare");
+        return refuse(msg("scegliete il file CSV da caricare"));
     };
     let Some((ds, _)) = datasets(shared)
         .into_iter()
         .find(|(ds, _)| ds.name() == field(&form.fields, "dataset"))
     else {
-        return refuse("archivio sconosciuto o non tenuto da questo nodo");
+        return refuse(msg("archivio sconosciuto o non tenuto da questo nodo"));
     };
     let mode = match field(&form.fields, "mode").as_str() {
         "snapshot" | "" => Mode::Snapshot,
         "delta" => Mode::Delta,
-        _ => return refuse("modalità sconosciuta: sostituzione o aggiornamento"),
+        _ => return refuse(msg("modalità sconosciuta: sostituzione o aggiornamento")),
     };
     let as_of = field(&form.fields, "as_of");
     if !as_of.is_empty() {
         if let Err(e) = crate::wire::bounded_date(&as_of, crate::wire::today()) {
-            return refuse(&format!("data dei dati: {e}"));
+            return refuse(&format!("{}: {e}", msg("data dei dati")));
         }
     }
     let path = file.path.clone();
@@ -176,7 +177,7 @@ pub(super) async fn upload(
             return pages::error(
                 ctx,
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "controllo interrotto",
+                msg("controllo interrotto"),
             )
         }
     };
@@ -257,7 +258,7 @@ pub(super) async fn apply(
             return pages::error(
                 ctx,
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "il file caricato non è più leggibile: caricatelo di nuovo",
+                msg("il file caricato non è più leggibile: caricatelo di nuovo"),
             )
         }
     };
@@ -305,11 +306,13 @@ pub(super) async fn expiring(
     let refuse = |why: &str| show(shared, ctx, Some(page::Notice::Refused(why.to_owned())));
     let days = match field(&form, "days").parse::<u16>() {
         Ok(d) if (1..=366).contains(&d) => d,
-        _ => return refuse("giorni: un numero da 1 a 366"),
+        _ => return refuse(msg("giorni: un numero da 1 a 366")),
     };
     let purpose = field(&form, "purpose");
     if !granted(shared, "expiring-permits").contains(&purpose) {
-        return refuse("finalità non concessa alla vostra agenzia per i permessi in scadenza");
+        return refuse(msg(
+            "finalità non concessa alla vostra agenzia per i permessi in scadenza",
+        ));
     }
     let comuni = own_comuni(shared);
     let comune = match field(&form, "comune") {
@@ -317,13 +320,15 @@ pub(super) async fn expiring(
         c => c,
     };
     let Ok(comune) = ComuneCode::parse(&comune) else {
-        return refuse("comune: il codice ISTAT a 6 cifre di un comune della vostra agenzia");
+        return refuse(msg(
+            "comune: il codice ISTAT a 6 cifre di un comune della vostra agenzia",
+        ));
     };
     let csv = field(&form, "format") == "csv";
 
     let questure = peers::directory(shared, |e| e.serves.contains(&Service::LegalPresence));
     if questure.is_empty() {
-        return refuse("nessuna Questura nell'elenco dei nodi");
+        return refuse(msg("nessuna Questura nell'elenco dei nodi"));
     }
     let calls = questure
         .into_iter()
@@ -342,7 +347,7 @@ pub(super) async fn expiring(
         return pages::error(
             ctx,
             StatusCode::SERVICE_UNAVAILABLE,
-            "il registro degli accessi non è disponibile: la risposta non può essere mostrata",
+            msg("il registro degli accessi non è disponibile: la risposta non può essere mostrata"),
         );
     };
     let asked: Vec<Asked> = reached
@@ -352,7 +357,7 @@ pub(super) async fn expiring(
                 if a.issuer == r.agency && a.comune == comune.as_str() {
                     Ok(a)
                 } else {
-                    Err("risposta di un'altra agenzia o di un altro comune".to_owned())
+                    Err(msg("risposta di un'altra agenzia o di un altro comune").to_owned())
                 }
             });
             (r.agency.clone(), answer)
@@ -431,7 +436,7 @@ pub(super) async fn family(
             shared,
             ctx,
             Some(page::Notice::Refused(
-                "finalità non concessa alla vostra agenzia per lo stato di famiglia".into(),
+                msg("finalità non concessa alla vostra agenzia per lo stato di famiglia").into(),
             )),
         );
     }
@@ -441,7 +446,10 @@ pub(super) async fn family(
             return show(
                 shared,
                 ctx,
-                Some(page::Notice::Refused(format!("codice fiscale: {e}"))),
+                Some(page::Notice::Refused(format!(
+                    "{}: {e}",
+                    msg("codice fiscale")
+                ))),
             )
         }
     };

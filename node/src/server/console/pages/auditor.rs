@@ -3,18 +3,23 @@
 use http::StatusCode;
 use maud::{html, Markup};
 
+use super::super::i18n::{msg, Lang};
 use super::{layout, purpose_label, respond, Ctx};
 use crate::server::console::Resp;
 use serde::Deserialize;
 
 /// How long ago `then` was (Unix seconds), in words.
-fn age(now: u64, then: u64) -> String {
+fn age(lang: Lang, now: u64, then: u64) -> String {
     let s = now.saturating_sub(then);
-    match s {
-        0..=59 => format!("{s} s fa"),
-        60..=3599 => format!("{} min fa", s / 60),
-        3600..=86_399 => format!("{} h fa", s / 3600),
-        _ => format!("{} giorni fa", s / 86_400),
+    let (n, unit) = match s {
+        0..=59 => (s, "s"),
+        60..=3599 => (s / 60, "min"),
+        3600..=86_399 => (s / 3600, "h"),
+        _ => (s / 86_400, lang.t(msg("giorni"))),
+    };
+    match lang {
+        Lang::It => format!("{n} {unit} fa"),
+        Lang::En => format!("{n} {unit} ago"),
     }
 }
 
@@ -52,16 +57,17 @@ pub fn overview(ctx: &Ctx, seen: &[Seen], now: u64) -> Resp {
     respond(
         StatusCode::OK,
         layout(
+            ctx.lang,
             Some(ctx),
-            "Registro degli accessi",
+            msg("Registro degli accessi"),
             html! {
                 p {
-                    "Il checkpoint più recente del registro di ogni agenzia, come il suo nodo lo serve ora. "
-                    "Le cosignature sono quelle che il checkpoint riporta: «Verifica un registro» le controlla con le chiavi dei testimoni."
+                    (ctx.t("Il checkpoint più recente del registro di ogni agenzia, come il suo nodo lo serve ora. "))
+                    (ctx.t("Le cosignature sono quelle che il checkpoint riporta: «Verifica un registro» le controlla con le chiavi dei testimoni."))
                 }
                 table {
-                    caption { "Checkpoint dei registri" }
-                    thead { tr { th scope="col" { "Agenzia" } th scope="col" { "Voci" } th scope="col" { "Radice" } th scope="col" { "Cosignature" } } }
+                    caption { (ctx.t("Checkpoint dei registri")) }
+                    thead { tr { th scope="col" { (ctx.t("Agenzia")) } th scope="col" { (ctx.t("Voci")) } th scope="col" { (ctx.t("Radice")) } th scope="col" { (ctx.t("Cosignature")) } } }
                     tbody {
                         @for s in seen {
                             tr {
@@ -71,33 +77,33 @@ pub fn overview(ctx: &Ctx, seen: &[Seen], now: u64) -> Resp {
                                         td { (c.size) }
                                         td { code { (c.root.get(..16).unwrap_or(&c.root)) "…" } }
                                         td {
-                                            @if c.cosigned.is_empty() { strong { "nessuna" } }
+                                            @if c.cosigned.is_empty() { strong { (ctx.t("nessuna")) } }
                                             @else {
                                                 @let newest = c.cosigned.iter().map(|x| x.1).max().unwrap_or(0);
                                                 details {
                                                     summary {
-                                                        (c.cosigned.len()) ", la più recente "
-                                                        time datetime=(secs_rfc3339(newest)) { (age(now, newest)) }
+                                                        (c.cosigned.len()) (ctx.t(", la più recente "))
+                                                        time datetime=(secs_rfc3339(newest)) { (age(ctx.lang, now, newest)) }
                                                     }
                                                     ul {
                                                         @for (w, t) in &c.cosigned {
-                                                            li { (w) ", " time datetime=(secs_rfc3339(*t)) { (age(now, *t)) } }
+                                                            li { (w) ", " time datetime=(secs_rfc3339(*t)) { (age(ctx.lang, now, *t)) } }
                                                         }
                                                     }
                                                 }
                                             }
                                         }
                                     }
-                                    Err(why) => { td colspan="3" { strong { "non disponibile" } ": " (why) } }
+                                    Err(why) => { td colspan="3" { strong { (ctx.t("non disponibile")) } ": " (ctx.line(why)) } }
                                 }
                             }
                         }
                     }
                 }
                 ul {
-                    li { a href="/registro/voci" { "Consulta le voci di un registro" } }
-                    li { a href="/registro/verifica" { "Verifica un registro" } }
-                    li { a href="/registro/persona" { "Resoconto degli accessi per un cittadino" } }
+                    li { a href="/registro/voci" { (ctx.t("Consulta le voci di un registro")) } }
+                    li { a href="/registro/verifica" { (ctx.t("Verifica un registro")) } }
+                    li { a href="/registro/persona" { (ctx.t("Resoconto degli accessi per un cittadino")) } }
                 }
             },
         ),
@@ -118,49 +124,50 @@ pub fn entries(
     respond(
         status,
         layout(
+            ctx.lang,
             Some(ctx),
-            "Voci del registro",
+            msg("Voci del registro"),
             html! {
                 form method="get" action="/registro/voci" {
-                    div class="field" { label for="registro" { "Registro di" } (log_select(names, &f.log, "registro")) }
-                    div class="field" { label for="dal" { "Dal giorno (facoltativo)" } input id="dal" name="dal" type="date" value=(f.from); }
-                    div class="field" { label for="al" { "Al giorno (facoltativo)" } input id="al" name="al" type="date" value=(f.to); }
-                    div class="field" { label for="agenzia" { "Agenzia dall'altra parte (facoltativa)" } input id="agenzia" name="agenzia" type="text" value=(f.agency); }
-                    div class="field" { label for="finalita" { "Finalità (facoltativa)" } input id="finalita" name="finalita" type="text" value=(f.purpose); }
+                    div class="field" { label for="registro" { (ctx.t("Registro di")) } (log_select(names, &f.log, "registro")) }
+                    div class="field" { label for="dal" { (ctx.t("Dal giorno (facoltativo)")) } input id="dal" name="dal" type="date" value=(f.from); }
+                    div class="field" { label for="al" { (ctx.t("Al giorno (facoltativo)")) } input id="al" name="al" type="date" value=(f.to); }
+                    div class="field" { label for="agenzia" { (ctx.t("Agenzia dall'altra parte (facoltativa)")) } input id="agenzia" name="agenzia" type="text" value=(f.agency); }
+                    div class="field" { label for="finalita" { (ctx.t("Finalità (facoltativa)")) } input id="finalita" name="finalita" type="text" value=(f.purpose); }
                     div class="field" {
-                        label for="esito" { "Decisione" }
+                        label for="esito" { (ctx.t("Decisione")) }
                         select id="esito" name="esito" {
-                            option value="" selected[f.decision.is_empty()] { "qualsiasi" }
-                            option value="allow" selected[f.decision == "allow"] { "consentita" }
-                            option value="deny" selected[f.decision == "deny"] { "negata" }
-                            option value="none" selected[f.decision == "none"] { "nessuna (chiamate in uscita, rotte aperte)" }
+                            option value="" selected[f.decision.is_empty()] { (ctx.t("qualsiasi")) }
+                            option value="allow" selected[f.decision == "allow"] { (ctx.t("consentita")) }
+                            option value="deny" selected[f.decision == "deny"] { (ctx.t("negata")) }
+                            option value="none" selected[f.decision == "none"] { (ctx.t("nessuna (chiamate in uscita, rotte aperte)")) }
                         }
                     }
-                    button type="submit" { "Mostra le voci" }
+                    button type="submit" { (ctx.t("Mostra le voci")) }
                 }
                 @match shown {
                     None => {}
-                    Some(Err(why)) => { div class="result failed" role="alert" { h2 { "Registro non disponibile" } p { (why) } } }
+                    Some(Err(why)) => { div class="result failed" role="alert" { h2 { (ctx.t("Registro non disponibile")) } p { (ctx.line(why)) } } }
                     Some(Ok(Browsed { start, end, list })) => {
                         p role="status" {
-                            "Voci da " (start) " a " (end.saturating_sub(1)) " del registro di " (f.log)
-                            " (quelle che l'ultimo checkpoint firmato copre): " (list.len()) " corrispondono ai filtri."
+                            (ctx.t("Voci da ")) (start) (ctx.t(" a ")) (end.saturating_sub(1)) (ctx.t(" del registro di ")) (f.log)
+                            (ctx.t(" (quelle che l'ultimo checkpoint firmato copre): ")) (list.len()) (ctx.t(" corrispondono ai filtri."))
                         }
                         @if !list.is_empty() {
                             table {
-                                caption { "Voci, le più recenti prima" }
+                                caption { (ctx.t("Voci, le più recenti prima")) }
                                 thead { tr {
-                                    th scope="col" { "Voce" } th scope="col" { "Ora (UTC)" } th scope="col" { "Verso" }
-                                    th scope="col" { "Agenzia" } th scope="col" { "Richiesta" } th scope="col" { "Finalità" }
-                                    th scope="col" { "Decisione" } th scope="col" { "Esito" } th scope="col" { "Operatore" } th scope="col" { "Domanda" }
+                                    th scope="col" { (ctx.t("Voce")) } th scope="col" { (ctx.t("Ora (UTC)")) } th scope="col" { (ctx.t("Verso")) }
+                                    th scope="col" { (ctx.t("Agenzia")) } th scope="col" { (ctx.t("Richiesta")) } th scope="col" { (ctx.t("Finalità")) }
+                                    th scope="col" { (ctx.t("Decisione")) } th scope="col" { (ctx.t("Esito")) } th scope="col" { (ctx.t("Operatore")) } th scope="col" { (ctx.t("Domanda")) }
                                 } }
                                 tbody {
                                     @for e in &list {
                                         tr {
                                             td { (e.index) } td { (e.time) }
-                                            td { @if e.direction == "outgoing" { "in uscita" } @else if e.direction == "incoming" { "in entrata" } @else { (e.direction) } }
+                                            td { @if e.direction == "outgoing" { (ctx.t("in uscita")) } @else if e.direction == "incoming" { (ctx.t("in entrata")) } @else { (e.direction) } }
                                             td { (e.peer_agency) } td { code { (e.route) } } td { (e.purpose) }
-                                            td { @match e.decision.as_str() { "allow" => { "consentita" } "deny" => { strong { "negata" } } _ => { "—" } } }
+                                            td { @match e.decision.as_str() { "allow" => { (ctx.t("consentita")) } "deny" => { strong { (ctx.t("negata")) } } _ => { "—" } } }
                                             td { (e.status) }
                                             td { (e.operator.as_deref().unwrap_or("—")) }
                                             td { code class="hash" { (e.query_id) } }
@@ -174,7 +181,7 @@ pub fn entries(
                                 a href=(format!(
                                     "/registro/voci?registro={}&dal={}&al={}&agenzia={}&finalita={}&esito={}&prima={start}",
                                     enc(&f.log), enc(&f.from), enc(&f.to), enc(&f.agency), enc(&f.purpose), enc(&f.decision)
-                                )) { "Voci precedenti" }
+                                )) { (ctx.t("Voci precedenti")) }
                             }
                         }
                     }
@@ -189,58 +196,59 @@ pub fn verify(ctx: &Ctx, names: &[String], job: Option<(&str, &str, &Progress)>)
     respond(
         StatusCode::OK,
         layout(
+            ctx.lang,
             Some(ctx),
-            "Verifica un registro",
+            msg("Verifica un registro"),
             html! {
                 @if let Some((agency, id, p)) = job {
                     @match &p.result {
                         None => {
                             section role="status" aria-labelledby="corso" {
-                                h2 id="corso" { "Verifica del registro di " (agency) " in corso" }
-                                p { "Fase: " (p.phase) "." }
+                                h2 id="corso" { (ctx.t("Verifica del registro di ")) (agency) (ctx.t(" in corso")) }
+                                p { (ctx.t("Fase: ")) (ctx.t(p.phase)) "." }
                                 @if p.total > 0 {
                                     p {
-                                        label for="avanzamento" { "Voci lette: " (p.done) " di " (p.total) }
+                                        label for="avanzamento" { (ctx.t("Voci lette: ")) (p.done) (ctx.t(" di ")) (p.total) }
                                         " "
-                                        progress id="avanzamento" max=(p.total) value=(p.done) { (p.done) " di " (p.total) }
+                                        progress id="avanzamento" max=(p.total) value=(p.done) { (p.done) (ctx.t(" di ")) (p.total) }
                                     }
                                 }
-                                p { a href=(format!("/registro/verifica?lavoro={id}")) { "Aggiorna lo stato" } }
+                                p { a href=(format!("/registro/verifica?lavoro={id}")) { (ctx.t("Aggiorna lo stato")) } }
                             }
                         }
                         Some(Ok(v)) => {
                             section class="result" role="status" aria-labelledby="esito" {
-                                h2 id="esito" { "Registro di " (agency) " verificato" }
+                                h2 id="esito" { (ctx.t("Registro di ")) (agency) (ctx.t(" verificato")) }
                                 p {
-                                    "Tutte le " (v.size) " voci hanno l'impronta che il checkpoint firmato impegna; "
-                                    "la firma del nodo è valida per la federazione."
+                                    (ctx.t("Tutte le ")) (v.size) (ctx.t(" voci hanno l'impronta che il checkpoint firmato impegna; "))
+                                    (ctx.t("la firma del nodo è valida per la federazione."))
                                 }
                                 dl {
-                                    dt { "Origine" } dd { code { (v.origin) } }
-                                    dt { "Voci" } dd { (v.size) }
-                                    dt { "Radice" } dd { code class="hash" { (v.root) } }
-                                    dt { "Testimoni verificati" }
-                                    dd { @if v.witnesses.is_empty() { "nessuno" } @else { (v.witnesses.join(", ")) } }
+                                    dt { (ctx.t("Origine")) } dd { code { (v.origin) } }
+                                    dt { (ctx.t("Voci")) } dd { (v.size) }
+                                    dt { (ctx.t("Radice")) } dd { code class="hash" { (v.root) } }
+                                    dt { (ctx.t("Testimoni verificati")) }
+                                    dd { @if v.witnesses.is_empty() { (ctx.t("nessuno")) } @else { (v.witnesses.join(", ")) } }
                                 }
                             }
                         }
                         Some(Err(why)) => {
                             div class="result failed" role="alert" {
-                                h2 { "Il registro di " (agency) " non si verifica" }
-                                p { (why) }
+                                h2 { (ctx.t("Il registro di ")) (agency) (ctx.t(" non si verifica")) }
+                                p { (ctx.line(why)) }
                             }
                         }
                     }
                 }
-                h2 { "Verifica" }
+                h2 { (ctx.t("Verifica")) }
                 form method="post" action="/registro/verifica" {
                     input type="hidden" name="csrf" value=(ctx.csrf);
-                    div class="field" { label for="registro" { "Registro di" } (log_select(names, job.map(|j| j.0).unwrap_or(""), "registro")) }
+                    div class="field" { label for="registro" { (ctx.t("Registro di")) } (log_select(names, job.map(|j| j.0).unwrap_or(""), "registro")) }
                     p class="hint" {
-                        "Il nodo scarica tutte le voci del registro e le controlla come " code { "attesta audit verify" }
-                        ": l'impronta di ogni voce, l'albero di Merkle, la firma del checkpoint, le cosignature dei testimoni."
+                        (ctx.t("Il nodo scarica tutte le voci del registro e le controlla come ")) code { "attesta audit verify" }
+                        (ctx.t(": l'impronta di ogni voce, l'albero di Merkle, la firma del checkpoint, le cosignature dei testimoni."))
                     }
-                    button type="submit" { "Verifica" }
+                    button type="submit" { (ctx.t("Verifica")) }
                 }
             },
         ),
@@ -256,18 +264,19 @@ pub fn citizen_form(ctx: &Ctx, typed: &str, error: Option<&str>) -> Resp {
             StatusCode::OK
         },
         layout(
+            ctx.lang,
             Some(ctx),
-            "Resoconto degli accessi",
+            msg("Resoconto degli accessi"),
             html! {
-                @if let Some(e) = error { div class="result failed" role="alert" { p { (e) } } }
-                p { "Chi ha chiesto dei dati di una persona, quando e per quale finalità (art. 15 del Regolamento (UE) 2016/679), dai registri di ogni nodo della federazione." }
+                @if let Some(e) = error { div class="result failed" role="alert" { p { (ctx.line(e)) } } }
+                p { (ctx.t("Chi ha chiesto dei dati di una persona, quando e per quale finalità (art. 15 del Regolamento (UE) 2016/679), dai registri di ogni nodo della federazione.")) }
                 form method="post" action="/registro/persona" {
                     input type="hidden" name="csrf" value=(ctx.csrf);
                     div class="field" {
-                        label for="subject" { "Codice fiscale" }
+                        label for="subject" { (ctx.t("Codice fiscale")) }
                         input id="subject" name="subject" type="text" required autocomplete="off" spellcheck="false" maxlength="16" value=(typed);
                     }
-                    button type="submit" { "Prepara il resoconto" }
+                    button type="submit" { (ctx.t("Prepara il resoconto")) }
                 }
             },
         ),
@@ -285,26 +294,27 @@ pub fn citizen_letter(
     respond(
         StatusCode::OK,
         layout(
+            ctx.lang,
             Some(ctx),
-            "Resoconto degli accessi",
+            msg("Resoconto degli accessi"),
             html! {
                 article class="letter" aria-labelledby="oggetto" {
                     p { (ctx.agency) ", " (today) }
-                    h2 id="oggetto" { "Oggetto: accessi ai dati della persona con codice fiscale " (subject) }
-                    p { "Risposta ai sensi dell'art. 15 del Regolamento (UE) 2016/679 (diritto di accesso)." }
+                    h2 id="oggetto" { (ctx.t("Oggetto: accessi ai dati della persona con codice fiscale ")) (subject) }
+                    p { (ctx.t("Risposta ai sensi dell'art. 15 del Regolamento (UE) 2016/679 (diritto di accesso).")) }
                     @if questions.is_empty() {
-                        p { "Nei registri degli accessi dei nodi della federazione non risulta alcuna richiesta che La riguardi." }
+                        p { (ctx.t("Nei registri degli accessi dei nodi della federazione non risulta alcuna richiesta che La riguardi.")) }
                     } @else {
-                        p { "Nei registri degli accessi dei nodi della federazione risultano le richieste che La riguardano qui elencate (" (questions.len()) " in tutto)." }
+                        p { (ctx.t("Nei registri degli accessi dei nodi della federazione risultano le richieste che La riguardano qui elencate (")) (questions.len()) (ctx.t(" in tutto).")) }
                         table {
-                            caption { "Richieste sui Suoi dati, in ordine di tempo" }
-                            thead { tr { th scope="col" { "Data e ora (UTC)" } th scope="col" { "Chi ha chiesto" } th scope="col" { "A chi" } th scope="col" { "Per quale finalità" } th scope="col" { "Esito" } } }
+                            caption { (ctx.t("Richieste sui Suoi dati, in ordine di tempo")) }
+                            thead { tr { th scope="col" { (ctx.t("Data e ora (UTC)")) } th scope="col" { (ctx.t("Chi ha chiesto")) } th scope="col" { (ctx.t("A chi")) } th scope="col" { (ctx.t("Per quale finalità")) } th scope="col" { (ctx.t("Esito")) } } }
                             tbody {
                                 @for q in questions {
                                     tr {
                                         td { time datetime=(q.time) { (readable_time(&q.time)) } } td { (q.asker) } td { (q.asked.join(", ")) }
-                                        td { (purpose_label(&q.purpose)) }
-                                        td { @if q.denied { "negata" } @else { "consentita" } }
+                                        td { (purpose_label(ctx.lang, &q.purpose)) }
+                                        td { @if q.denied { (ctx.t("negata")) } @else { (ctx.t("consentita")) } }
                                     }
                                 }
                             }
@@ -312,20 +322,20 @@ pub fn citizen_letter(
                     }
                     @if !missing.is_empty() {
                         p class="warn" {
-                            "Il resoconto può essere incompleto: non hanno risposto "
-                            @for (i, (a, why)) in missing.iter().enumerate() { @if i > 0 { "; " } (a) " (" (why) ")" }
+                            (ctx.t("Il resoconto può essere incompleto: non hanno risposto "))
+                            @for (i, (a, why)) in missing.iter().enumerate() { @if i > 0 { "; " } (a) " (" (ctx.line(why)) ")" }
                             "."
                         }
                     }
-                    p { "Il revisore: " (ctx.operator) ", " (ctx.agency) "." }
+                    p { (ctx.t("Il revisore: ")) (ctx.operator) ", " (ctx.agency) "." }
                 }
                 form method="post" action="/registro/persona" {
                     input type="hidden" name="csrf" value=(ctx.csrf);
                     div class="field" {
-                        label for="subject" { "Un altro codice fiscale" }
+                        label for="subject" { (ctx.t("Un altro codice fiscale")) }
                         input id="subject" name="subject" type="text" required autocomplete="off" spellcheck="false" maxlength="16";
                     }
-                    button type="submit" { "Prepara il resoconto" }
+                    button type="submit" { (ctx.t("Prepara il resoconto")) }
                 }
             },
         ),

@@ -11,6 +11,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use maud::{html, Markup, DOCTYPE};
 
+use super::i18n::{msg, Lang};
 use super::roles::Role;
 use super::Resp;
 use crate::wire::StatusAnswer;
@@ -27,6 +28,22 @@ pub struct Ctx {
     pub roles: Vec<Role>,
     pub csrf: String,
     pub manifest_version: Option<u64>,
+    /// The language the pages are shown in.
+    pub lang: Lang,
+    /// The page asked for, where the language switch returns to.
+    pub path: String,
+}
+
+impl Ctx {
+    /// `it` in the operator's language.
+    pub fn t<'a>(&self, it: &'a str) -> &'a str {
+        self.lang.t(it)
+    }
+
+    /// A message made elsewhere, in the operator's language (see [`Lang::line`]).
+    pub fn line(&self, it: impl AsRef<str>) -> String {
+        self.lang.line(it.as_ref())
+    }
 }
 
 /// The clerk's question, as typed (shown again with the answer).
@@ -91,10 +108,11 @@ fn respond(status: StatusCode, markup: Markup) -> Resp {
 }
 
 /// A whole page: `title`, the operator's bar (when signed in), `main`.
-fn layout(ctx: Option<&Ctx>, title: &str, main: Markup) -> Markup {
+fn layout(lang: Lang, ctx: Option<&Ctx>, title: &str, main: Markup) -> Markup {
+    let title = lang.t(title);
     html! {
         (DOCTYPE)
-        html lang="it" {
+        html lang=(lang.code()) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
@@ -102,32 +120,40 @@ fn layout(ctx: Option<&Ctx>, title: &str, main: Markup) -> Markup {
                 link rel="stylesheet" href="/static/console.css";
             }
             body {
-                a class="skip" href="#main" { "Vai al contenuto" }
+                a class="skip" href="#main" { (lang.t("Vai al contenuto")) }
                 header class="bar" {
                     p class="brand" { "attesta" }
                     @if let Some(ctx) = ctx {
-                        nav aria-label="Sezioni" {
+                        nav aria-label=(lang.t("Sezioni")) {
                             ul {
-                                li { a href="/" { "Home" } }
+                                li { a href="/" { (ctx.t("Home")) } }
                                 @if ctx.roles.contains(&Role::Clerk) {
-                                    li { a href="/verifica" { "Verifica" } }
-                                    li { a href="/attestato" { "Controlla un attestato" } }
+                                    li { a href="/verifica" { (ctx.t("Verifica")) } }
+                                    li { a href="/attestato" { (ctx.t("Controlla un attestato")) } }
                                 }
                                 @if ctx.roles.contains(&Role::PolicyOfficer) {
-                                    li { a href="/politica" { "Politica" } }
-                                    li { a href="/politica/bozza" { "Bozza" } }
-                                    li { a href="/politica/nodi" { "Nodi" } }
+                                    li { a href="/politica" { (ctx.t("Politica")) } }
+                                    li { a href="/politica/bozza" { (ctx.t("Bozza")) } }
+                                    li { a href="/politica/nodi" { (ctx.t("Nodi")) } }
                                 }
                                 @if ctx.roles.contains(&Role::RegistryOfficer) {
-                                    li { a href="/anagrafe" { "Anagrafe" } }
+                                    li { a href="/anagrafe" { (ctx.t("Anagrafe")) } }
                                 }
                                 @if ctx.roles.contains(&Role::Auditor) {
-                                    li { a href="/registro" { "Registro" } }
+                                    li { a href="/registro" { (ctx.t("Registro")) } }
                                 }
                             }
                         }
                         p class="who" {
-                            "Operatore " strong { (ctx.operator) } " · " (ctx.agency)
+                            (ctx.t("Operatore ")) strong { (ctx.operator) } " · " (ctx.agency)
+                        }
+                        // The other language, in its own words (and marked as such).
+                        form class="lang" method="post" action="/lingua" {
+                            input type="hidden" name="csrf" value=(ctx.csrf);
+                            input type="hidden" name="torna" value=(ctx.path);
+                            button type="submit" name="lingua" value=(lang.other().code()) lang=(lang.other().code()) {
+                                (lang.other().name())
+                            }
                         }
                     }
                 }
@@ -138,10 +164,10 @@ fn layout(ctx: Option<&Ctx>, title: &str, main: Markup) -> Markup {
                 footer {
                     @if let Some(ctx) = ctx {
                         p {
-                            "Nodo di " (ctx.agency) " · manifesto "
+                            (ctx.t("Nodo di ")) (ctx.agency) (ctx.t(" · manifesto "))
                             @match ctx.manifest_version {
-                                Some(v) => { "versione " (v) }
-                                None => { "non ancora ricevuto" }
+                                Some(v) => { (ctx.t("versione ")) (v) }
+                                None => { (ctx.t("non ancora ricevuto")) }
                             }
                         }
                     }
@@ -152,15 +178,16 @@ fn layout(ctx: Option<&Ctx>, title: &str, main: Markup) -> Markup {
 }
 
 /// A certificate or request the console does not take: the reason, nothing else.
-pub fn refused(status: StatusCode, why: &str) -> Resp {
+pub fn refused(lang: Lang, status: StatusCode, why: &str) -> Resp {
     respond(
         status,
         layout(
+            lang,
             None,
-            "Accesso negato",
+            msg("Accesso negato"),
             html! {
-                p { (why) }
-                p { "Se pensate che sia un errore, rivolgetevi al referente informatico della vostra agenzia." }
+                p { (lang.line(why)) }
+                p { (lang.t("Se pensate che sia un errore, rivolgetevi al referente informatico della vostra agenzia.")) }
             },
         ),
     )
@@ -171,33 +198,35 @@ pub fn no_role(ctx: &Ctx, needed: Role) -> Resp {
     respond(
         StatusCode::FORBIDDEN,
         layout(
+            ctx.lang,
             Some(ctx),
-            "Ruolo mancante",
+            msg("Ruolo mancante"),
             html! {
-                p { "Questa pagina richiede il ruolo " strong { (role_label(needed)) } " (" code { (needed.as_str()) } "), che non avete." }
-                p { "I ruoli delle persone di " (ctx.agency) " li assegna il referente del nodo, in " code { "operators.toml" } "." }
-                p { a href="/" { "Torna alla home" } }
+                p { (ctx.t("Questa pagina richiede il ruolo ")) strong { (role_label(ctx.lang, needed)) } " (" code { (needed.as_str()) } (ctx.t("), che non avete.")) }
+                p { (ctx.t("I ruoli delle persone di ")) (ctx.agency) (ctx.t(" li assegna il referente del nodo, in ")) code { "operators.toml" } "." }
+                p { a href="/" { (ctx.t("Torna alla home")) } }
             },
         ),
     )
 }
 
-fn role_label(r: Role) -> &'static str {
-    match r {
-        Role::Clerk => "operatore di sportello",
-        Role::RegistryOfficer => "ufficiale d'anagrafe",
-        Role::PolicyOfficer => "funzionario della Prefettura",
-        Role::Auditor => "revisore",
-    }
+fn role_label(lang: Lang, r: Role) -> &'static str {
+    lang.t(match r {
+        Role::Clerk => msg("operatore di sportello"),
+        Role::RegistryOfficer => msg("ufficiale d'anagrafe"),
+        Role::PolicyOfficer => msg("funzionario della Prefettura"),
+        Role::Auditor => msg("revisore"),
+    })
 }
 
 pub fn error(ctx: &Ctx, status: StatusCode, what: &str) -> Resp {
     respond(
         status,
         layout(
+            ctx.lang,
             Some(ctx),
-            "Errore",
-            html! { p { (what) } p { a href="/" { "Torna alla home" } } },
+            msg("Errore"),
+            html! { p { (ctx.line(what)) } p { a href="/" { (ctx.t("Torna alla home")) } } },
         ),
     )
 }
@@ -206,38 +235,39 @@ pub fn home(ctx: &Ctx, draining: bool) -> Resp {
     respond(
         StatusCode::OK,
         layout(
+            ctx.lang,
             Some(ctx),
-            "Console",
+            msg("Console"),
             html! {
-                h2 { "Chi sono" }
+                h2 { (ctx.t("Chi sono")) }
                 dl {
-                    dt { "Operatore" } dd { (ctx.operator) }
-                    dt { "Agenzia" } dd { (ctx.agency) }
-                    dt { "Ruoli" }
+                    dt { (ctx.t("Operatore")) } dd { (ctx.operator) }
+                    dt { (ctx.t("Agenzia")) } dd { (ctx.agency) }
+                    dt { (ctx.t("Ruoli")) }
                     dd {
                         @if ctx.roles.is_empty() {
-                            "nessuno: chiedete al referente del nodo"
+                            (ctx.t("nessuno: chiedete al referente del nodo"))
                         } @else {
                             @for (i, r) in ctx.roles.iter().enumerate() {
                                 @if i > 0 { ", " }
-                                (role_label(*r))
+                                (role_label(ctx.lang, *r))
                             }
                         }
                     }
-                    dt { "Manifesto in vigore" }
+                    dt { (ctx.t("Manifesto in vigore")) }
                     dd {
                         @match ctx.manifest_version {
-                            Some(v) => { "versione " (v) }
-                            None => { "nessuno: il nodo non ha ancora ricevuto la politica della Prefettura" }
+                            Some(v) => { (ctx.t("versione ")) (v) }
+                            None => { (ctx.t("nessuno: il nodo non ha ancora ricevuto la politica della Prefettura")) }
                         }
                     }
-                    dt { "Stato del nodo" }
-                    dd { @if draining { "in arresto" } @else { "in servizio" } }
+                    dt { (ctx.t("Stato del nodo")) }
+                    dd { @if draining { (ctx.t("in arresto")) } @else { (ctx.t("in servizio")) } }
                 }
                 @if ctx.roles.contains(&Role::Clerk) {
-                    h2 { "Cosa potete fare" }
+                    h2 { (ctx.t("Cosa potete fare")) }
                     ul {
-                        li { a href="/verifica" { "Verificare residenza e regolarità del soggiorno" } " di una persona, per una finalità concessa alla vostra agenzia." }
+                        li { a href="/verifica" { (ctx.t("Verificare residenza e regolarità del soggiorno")) } (ctx.t(" di una persona, per una finalità concessa alla vostra agenzia.")) }
                     }
                 }
             },
@@ -245,16 +275,16 @@ pub fn home(ctx: &Ctx, draining: bool) -> Resp {
     )
 }
 
-/// Italian names of the purposes the federation uses; others are shown by their code.
-fn purpose_label(code: &str) -> &str {
-    match code {
-        "benefit-eligibility" => "Verifica dei requisiti per una prestazione",
-        "permit-renewal" => "Rinnovo del permesso di soggiorno",
-        "registry-update" => "Aggiornamento anagrafico",
-        "family-reunification" => "Ricongiungimento familiare",
-        "health-enrolment" => "Iscrizione al Servizio sanitario",
+/// Names of the purposes the federation uses; others are shown by their code.
+fn purpose_label(lang: Lang, code: &str) -> &str {
+    lang.t(match code {
+        "benefit-eligibility" => msg("Verifica dei requisiti per una prestazione"),
+        "permit-renewal" => msg("Rinnovo del permesso di soggiorno"),
+        "registry-update" => msg("Aggiornamento anagrafico"),
+        "family-reunification" => msg("Ricongiungimento familiare"),
+        "health-enrolment" => msg("Iscrizione al Servizio sanitario"),
         _ => code,
-    }
+    })
 }
 
 fn check_fields(ctx: &Ctx, purposes: &[String], form: &CheckForm) -> Markup {
@@ -262,36 +292,36 @@ fn check_fields(ctx: &Ctx, purposes: &[String], form: &CheckForm) -> Markup {
         form method="post" action="/verifica" {
             input type="hidden" name="csrf" value=(ctx.csrf);
             div class="field" {
-                label for="subject" { "Codice fiscale" }
+                label for="subject" { (ctx.t("Codice fiscale")) }
                 input id="subject" name="subject" type="text" required
                     autocomplete="off" spellcheck="false" maxlength="16"
                     aria-describedby="subject-hint" value=(form.subject);
-                p id="subject-hint" class="hint" { "16 caratteri, ad esempio RSSMRA80A01G479Z." }
+                p id="subject-hint" class="hint" { (ctx.t("16 caratteri, ad esempio RSSMRA80A01G479Z.")) }
             }
             div class="field" {
-                label for="purpose" { "Finalità" }
+                label for="purpose" { (ctx.t("Finalità")) }
                 @if purposes.is_empty() {
-                    p class="warn" id="purpose" { "La politica in vigore non concede verifiche alla vostra agenzia." }
+                    p class="warn" id="purpose" { (ctx.t("La politica in vigore non concede verifiche alla vostra agenzia.")) }
                 } @else {
                     select id="purpose" name="purpose" required {
                         @for p in purposes {
-                            option value=(p) selected[*p == form.purpose] { (purpose_label(p)) " (" (p) ")" }
+                            option value=(p) selected[*p == form.purpose] { (purpose_label(ctx.lang, p)) " (" (p) ")" }
                         }
                     }
                 }
             }
             div class="field" {
-                label for="comune" { "Comune di residenza (facoltativo)" }
+                label for="comune" { (ctx.t("Comune di residenza (facoltativo)")) }
                 input id="comune" name="comune" type="text" inputmode="numeric"
                     maxlength="6" aria-describedby="comune-hint" value=(form.comune);
-                p id="comune-hint" class="hint" { "Codice ISTAT a 6 cifre, ad esempio 041044 per Pesaro. Senza, si chiede a ogni anagrafe." }
+                p id="comune-hint" class="hint" { (ctx.t("Codice ISTAT a 6 cifre, ad esempio 041044 per Pesaro. Senza, si chiede a ogni anagrafe.")) }
             }
             div class="field" {
-                label for="as_of" { "Alla data (facoltativa)" }
+                label for="as_of" { (ctx.t("Alla data (facoltativa)")) }
                 input id="as_of" name="as_of" type="date" aria-describedby="as_of-hint" value=(form.as_of);
-                p id="as_of-hint" class="hint" { "Senza, alla data di oggi." }
+                p id="as_of-hint" class="hint" { (ctx.t("Senza, alla data di oggi.")) }
             }
-            button type="submit" { "Verifica" }
+            button type="submit" { (ctx.t("Verifica")) }
         }
     }
 }
@@ -299,16 +329,21 @@ fn check_fields(ctx: &Ctx, purposes: &[String], form: &CheckForm) -> Markup {
 pub fn check_form(ctx: &Ctx, purposes: &[String], form: &CheckForm) -> Resp {
     respond(
         StatusCode::OK,
-        layout(Some(ctx), "Verifica", check_fields(ctx, purposes, form)),
+        layout(
+            ctx.lang,
+            Some(ctx),
+            msg("Verifica"),
+            check_fields(ctx, purposes, form),
+        ),
     )
 }
 
-fn yes_no(v: Option<bool>) -> &'static str {
-    match v {
-        Some(true) => "Sì",
-        Some(false) => "No",
-        None => "Non noto",
-    }
+fn yes_no(lang: Lang, v: Option<bool>) -> &'static str {
+    lang.t(match v {
+        Some(true) => msg("Sì"),
+        Some(false) => msg("No"),
+        None => msg("Non noto"),
+    })
 }
 
 pub fn check_result(ctx: &Ctx, purposes: &[String], asked: &CheckForm, outcome: &Outcome) -> Resp {
@@ -317,8 +352,8 @@ pub fn check_result(ctx: &Ctx, purposes: &[String], asked: &CheckForm, outcome: 
             StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
             html! {
                 div class="result failed" role="alert" {
-                    h2 { "Verifica non eseguita" }
-                    p { (detail) }
+                    h2 { (ctx.t("Verifica non eseguita")) }
+                    p { (ctx.line(detail)) }
                 }
             },
         ),
@@ -330,69 +365,69 @@ pub fn check_result(ctx: &Ctx, purposes: &[String], asked: &CheckForm, outcome: 
             StatusCode::OK,
             html! {
                 section class="result" aria-labelledby="esito" {
-                    h2 id="esito" { "Esito" }
+                    h2 id="esito" { (ctx.t("Esito")) }
                     @if !answer.complete {
-                        p class="warn" role="status" { "Risposta incompleta: non tutte le amministrazioni hanno risposto." }
+                        p class="warn" role="status" { (ctx.t("Risposta incompleta: non tutte le amministrazioni hanno risposto.")) }
                     }
                     dl {
-                        dt { "Residente" }
-                        dd class="answer" { (yes_no(answer.resident)) }
-                        @if let Some(c) = &answer.comune { dt { "Comune" } dd { (crate::domain::places::comune_label(c)) } }
-                        @if let Some(s) = &answer.since { dt { "Dal" } dd { (s) } }
-                        dt { "Regolarmente soggiornante" }
-                        dd class="answer" { (yes_no(answer.legally_present)) }
-                        @if let Some(b) = &answer.basis { dt { "Titolo" } dd { (b) } }
-                        @if let Some(v) = &answer.valid_until { dt { "Valido fino al" } dd { (v) } }
-                        dt { "Alla data" } dd { (answer.as_of) }
+                        dt { (ctx.t("Residente")) }
+                        dd class="answer" { (yes_no(ctx.lang, answer.resident)) }
+                        @if let Some(c) = &answer.comune { dt { (ctx.t("Comune")) } dd { (crate::domain::places::comune_label(c)) } }
+                        @if let Some(s) = &answer.since { dt { (ctx.t("Dal")) } dd { (s) } }
+                        dt { (ctx.t("Regolarmente soggiornante")) }
+                        dd class="answer" { (yes_no(ctx.lang, answer.legally_present)) }
+                        @if let Some(b) = &answer.basis { dt { (ctx.t("Titolo")) } dd { (b) } }
+                        @if let Some(v) = &answer.valid_until { dt { (ctx.t("Valido fino al")) } dd { (v) } }
+                        dt { (ctx.t("Alla data")) } dd { (answer.as_of) }
                     }
-                    h3 { "Chi ha risposto" }
+                    h3 { (ctx.t("Chi ha risposto")) }
                     @if signers.is_empty() {
-                        p { "Nessuna risposta firmata." }
+                        p { (ctx.t("Nessuna risposta firmata.")) }
                     } @else {
                         ul {
                             @for s in signers {
                                 li {
                                     (s.agency)
-                                    @if let Some(d) = &s.data_as_of { ", dati aggiornati al " (d) }
+                                    @if let Some(d) = &s.data_as_of { (ctx.t(", dati aggiornati al ")) (d) }
                                 }
                             }
                         }
                     }
                     @if !answer.unavailable.is_empty() {
-                        h3 { "Non disponibili" }
+                        h3 { (ctx.t("Non disponibili")) }
                         ul {
                             @for u in &answer.unavailable {
-                                li { (u.agency.as_deref().unwrap_or("nessun nodo")) ": " (u.reason) " (" (u.detail) ")" }
+                                li { (u.agency.as_deref().unwrap_or(ctx.t("nessun nodo"))) ": " (u.reason) " (" (u.detail) ")" }
                             }
                         }
                     }
-                    h3 { "Attestazioni firmate" }
+                    h3 { (ctx.t("Attestazioni firmate")) }
                     p class="hint" {
-                        "Per l'interessato o un altro ufficio: stampate la pagina (la stampa omette menu e moduli). "
-                        "Ogni codice QR contiene l'attestazione firmata; chi la riceve la controlla senza rete con "
-                        code { "attesta verify-attestation --ca ca.crt" } " o alla pagina «Controlla un attestato»."
+                        (ctx.t("Per l'interessato o un altro ufficio: stampate la pagina (la stampa omette menu e moduli). "))
+                        (ctx.t("Ogni codice QR contiene l'attestazione firmata; chi la riceve la controlla senza rete con "))
+                        code { "attesta verify-attestation --ca ca.crt" } (ctx.t(" o alla pagina «Controlla un attestato»."))
                     }
                     @for s in signers {
                         figure class="attestation" {
                             @if let Some(svg) = qr_svg(&s.jws) {
                                 // Markup made by the QR encoder from the attestation's bytes: no
                                 // text of the attestation is in it.
-                                div class="qr" role="img" aria-label=(format!("Codice QR dell'attestazione di {}", s.agency)) {
+                                div class="qr" role="img" aria-label=(format!("{} {}", ctx.t("Codice QR dell'attestazione di"), s.agency)) {
                                     (maud::PreEscaped(svg))
                                 }
                             }
-                            figcaption { "Attestazione di " (s.agency) }
+                            figcaption { (ctx.t("Attestazione di ")) (s.agency) }
                             details {
-                                summary { "Testo dell'attestazione di " (s.agency) }
+                                summary { (ctx.t("Testo dell'attestazione di ")) (s.agency) }
                                 pre class="jws" { (s.jws) }
                             }
                         }
                     }
-                    h3 { "Registro" }
+                    h3 { (ctx.t("Registro")) }
                     p {
-                        "Domanda " code { (answer.query_id) }
-                        @if let Some(i) = log_index { ", voce " (i) " del registro di " (ctx.agency) }
-                        ", a nome di " (ctx.operator) "."
+                        (ctx.t("Domanda ")) code { (answer.query_id) }
+                        @if let Some(i) = log_index { (ctx.t(", voce ")) (i) (ctx.t(" del registro di ")) (ctx.agency) }
+                        (ctx.t(", a nome di ")) (ctx.operator) "."
                     }
                 }
             },
@@ -401,34 +436,35 @@ pub fn check_result(ctx: &Ctx, purposes: &[String], asked: &CheckForm, outcome: 
     respond(
         status,
         layout(
+            ctx.lang,
             Some(ctx),
-            "Verifica",
-            html! { (body) h2 { "Nuova verifica" } (check_fields(ctx, purposes, asked)) },
+            msg("Verifica"),
+            html! { (body) h2 { (ctx.t("Nuova verifica")) } (check_fields(ctx, purposes, asked)) },
         ),
     )
 }
 
 /// Labels of an attestation's fields, in the order shown.
 const FIELDS: &[(&str, &str)] = &[
-    ("issuer", "Rilasciato da"),
-    ("audience", "Richiesto da"),
-    ("subject", "Codice fiscale"),
-    ("purpose", "Finalità"),
-    ("as_of", "Alla data"),
-    ("resident", "Residente"),
-    ("comune", "Comune"),
-    ("since", "Dal"),
-    ("legally_present", "Regolarmente soggiornante"),
-    ("basis", "Titolo"),
-    ("valid_until", "Valido fino al"),
-    ("data_as_of", "Dati aggiornati al"),
-    ("query_id", "Domanda"),
+    ("issuer", msg("Rilasciato da")),
+    ("audience", msg("Richiesto da")),
+    ("subject", msg("Codice fiscale")),
+    ("purpose", msg("Finalità")),
+    ("as_of", msg("Alla data")),
+    ("resident", msg("Residente")),
+    ("comune", msg("Comune")),
+    ("since", msg("Dal")),
+    ("legally_present", msg("Regolarmente soggiornante")),
+    ("basis", msg("Titolo")),
+    ("valid_until", msg("Valido fino al")),
+    ("data_as_of", msg("Dati aggiornati al")),
+    ("query_id", msg("Domanda")),
 ];
 
-fn show(v: &serde_json::Value) -> String {
+fn show(lang: Lang, v: &serde_json::Value) -> String {
     match v {
-        serde_json::Value::Bool(true) => "Sì".into(),
-        serde_json::Value::Bool(false) => "No".into(),
+        serde_json::Value::Bool(true) => lang.t("Sì").into(),
+        serde_json::Value::Bool(false) => lang.t("No").into(),
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     }
@@ -441,13 +477,13 @@ pub fn verify_form(ctx: &Ctx, token: &str, verdict: Option<&Result<Verdict, Stri
         None => html! {},
         Some(Ok(v)) => html! {
             section class="result" aria-labelledby="valido" {
-                h2 id="valido" { "Attestato valido" }
-                p { "Firmato da " strong { (v.signer) } ", con un certificato della federazione valido quando fu firmato e non revocato." }
+                h2 id="valido" { (ctx.t("Attestato valido")) }
+                p { (ctx.t("Firmato da ")) strong { (v.signer) } (ctx.t(", con un certificato della federazione valido quando fu firmato e non revocato.")) }
                 dl {
                     @for (k, label) in FIELDS {
                         @if let Some(x) = v.payload.get(*k).filter(|x| !x.is_null()) {
-                            dt { (label) }
-                            dd { (show(x)) }
+                            dt { (ctx.t(label)) }
+                            dd { (show(ctx.lang, x)) }
                         }
                     }
                 }
@@ -455,32 +491,33 @@ pub fn verify_form(ctx: &Ctx, token: &str, verdict: Option<&Result<Verdict, Stri
         },
         Some(Err(why)) => html! {
             div class="result failed" role="alert" {
-                h2 { "Attestato non valido" }
-                p { (why) }
+                h2 { (ctx.t("Attestato non valido")) }
+                p { (ctx.line(why)) }
             }
         },
     };
     respond(
         StatusCode::OK,
         layout(
+            ctx.lang,
             Some(ctx),
-            "Controlla un attestato",
+            msg("Controlla un attestato"),
             html! {
                 (result)
                 form method="post" action="/attestato" enctype="multipart/form-data" {
                     input type="hidden" name="csrf" value=(ctx.csrf);
                     div class="field" {
-                        label for="token" { "Attestato (JWS compatto)" }
+                        label for="token" { (ctx.t("Attestato (JWS compatto)")) }
                         textarea id="token" name="token" rows="6" cols="60"
                             spellcheck="false" aria-describedby="token-hint" { (token) }
-                        p id="token-hint" class="hint" { "Incollate il testo dell'attestato: tre parti separate da punti." }
+                        p id="token-hint" class="hint" { (ctx.t("Incollate il testo dell'attestato: tre parti separate da punti.")) }
                     }
                     div class="field" {
-                        label for="file" { "Oppure il file dell'attestato" }
+                        label for="file" { (ctx.t("Oppure il file dell'attestato")) }
                         input id="file" name="file" type="file" accept=".jws,.txt,application/jose,text/plain" aria-describedby="file-hint";
-                        p id="file-hint" class="hint" { "Un file .jws ricevuto da un altro ufficio; se scegliete un file, vale il file." }
+                        p id="file-hint" class="hint" { (ctx.t("Un file .jws ricevuto da un altro ufficio; se scegliete un file, vale il file.")) }
                     }
-                    button type="submit" { "Controlla" }
+                    button type="submit" { (ctx.t("Controlla")) }
                 }
             },
         ),
@@ -498,12 +535,12 @@ pub struct PolicyQuestion {
 
 /// The resources agencies ask for, as the policy names them.
 const RESOURCES: &[(&str, &str)] = &[
-    ("status", "stato (residenza e soggiorno)"),
-    ("residence", "residenza"),
-    ("legal-presence", "regolarità del soggiorno"),
-    ("family", "stato di famiglia"),
-    ("expiring-permits", "permessi in scadenza"),
-    ("audit", "registro degli accessi"),
+    ("status", msg("stato (residenza e soggiorno)")),
+    ("residence", msg("residenza")),
+    ("legal-presence", msg("regolarità del soggiorno")),
+    ("family", msg("stato di famiglia")),
+    ("expiring-permits", msg("permessi in scadenza")),
+    ("audit", msg("registro degli accessi")),
 ];
 
 /// The Prefettura's view: the manifest in force as tables, and a question to the policy.
@@ -535,83 +572,84 @@ pub fn policy(
     respond(
         StatusCode::OK,
         layout(
+            ctx.lang,
             Some(ctx),
-            "Politica di accesso",
+            msg("Politica di accesso"),
             html! {
-                p { "Manifesto in vigore: versione " (manifest.version) ", firmato il " (manifest.issued_at) "." }
-                h2 { "Può chiedere?" }
+                p { (ctx.t("Manifesto in vigore: versione ")) (manifest.version) (ctx.t(", firmato il ")) (manifest.issued_at) "." }
+                h2 { (ctx.t("Può chiedere?")) }
                 form method="get" action="/politica" {
                     div class="field" {
-                        label for="agency" { "Agenzia che chiede" }
+                        label for="agency" { (ctx.t("Agenzia che chiede")) }
                         input id="agency" name="agency" type="text" required value=(q.agency)
                             aria-describedby="agency-hint";
-                        p id="agency-hint" class="hint" { "Ad esempio inps-pesaro." }
+                        p id="agency-hint" class="hint" { (ctx.t("Ad esempio inps-pesaro.")) }
                     }
                     div class="field" {
-                        label for="resource" { "Che cosa" }
+                        label for="resource" { (ctx.t("Che cosa")) }
                         select id="resource" name="resource" {
                             @for (r, label) in RESOURCES {
-                                option value=(r) selected[*r == q.resource] { (label) " (" (r) ")" }
+                                option value=(r) selected[*r == q.resource] { (ctx.t(label)) " (" (r) ")" }
                             }
                         }
                     }
                     div class="field" {
-                        label for="purpose" { "Finalità" }
+                        label for="purpose" { (ctx.t("Finalità")) }
                         input id="purpose" name="purpose" type="text" required value=(q.purpose);
                     }
                     div class="field" {
-                        label for="comune" { "Comune (facoltativo)" }
+                        label for="comune" { (ctx.t("Comune (facoltativo)")) }
                         input id="comune" name="comune" type="text" inputmode="numeric" maxlength="6" value=(q.comune);
                     }
-                    button type="submit" { "Chiedi alla politica" }
+                    button type="submit" { (ctx.t("Chiedi alla politica")) }
                 }
                 @match answer {
                     Some(Ok(Decision::Allow { rule })) => {
                         div class="result" role="status" {
-                            h3 { "Sì" }
-                            p { "Consentito dalla regola " code { (rule) } "." }
+                            h3 { (ctx.t("Sì")) }
+                            p { (ctx.t("Consentito dalla regola ")) code { (rule) } "." }
                         }
                     }
                     Some(Ok(Decision::Deny { reason })) => {
                         div class="result failed" role="status" {
-                            h3 { "No" }
-                            p { (reason) }
+                            h3 { (ctx.t("No")) }
+                            p { (ctx.line(reason)) }
                         }
                     }
-                    Some(Err(e)) => { div class="result failed" role="alert" { p { (e) } } }
+                    Some(Err(e)) => { div class="result failed" role="alert" { p { (ctx.line(e)) } } }
                     None => {}
                 }
-                h2 { "Regole" }
+                h2 { (ctx.t("Regole")) }
                 table {
-                    caption { "Chi può fare che cosa, per quale finalità, su quale territorio" }
-                    thead { tr { th scope="col" { "Soggetto" } th scope="col" { "Risorsa" } th scope="col" { "Azione" } th scope="col" { "Finalità" } th scope="col" { "Territorio" } th scope="col" { "Effetto" } } }
+                    caption { (ctx.t("Chi può fare che cosa, per quale finalità, su quale territorio")) }
+                    thead { tr { th scope="col" { (ctx.t("Soggetto")) } th scope="col" { (ctx.t("Risorsa")) } th scope="col" { (ctx.t("Azione")) } th scope="col" { (ctx.t("Finalità")) } th scope="col" { (ctx.t("Territorio")) } th scope="col" { (ctx.t("Effetto")) } } }
                     tbody {
                         @for r in &rules {
                             tr {
                                 td { (r.subject) } td { (r.resource) } td { (r.action) }
                                 td { (r.purpose) } td { (r.territory) }
-                                td { @if r.allow { "consenti" } @else { strong { "nega" } } }
+                                td { @if r.allow { (ctx.t("consenti")) } @else { strong { (ctx.t("nega")) } } }
                             }
                         }
                     }
                 }
-                h2 { "Ruoli delle agenzie" }
+                h2 { (ctx.t("Ruoli delle agenzie")) }
                 table {
-                    caption { "Ogni agenzia e i ruoli che la politica le assegna" }
-                    thead { tr { th scope="col" { "Agenzia" } th scope="col" { "Ruoli" } } }
+                    caption { (ctx.t("Ogni agenzia e i ruoli che la politica le assegna")) }
+                    thead { tr { th scope="col" { (ctx.t("Agenzia")) } th scope="col" { (ctx.t("Ruoli")) } } }
                     tbody { @for (a, r) in &roles { tr { td { (a) } td { (r.join(", ")) } } } }
                 }
-                h2 { "Elenco dei nodi" }
+                h2 { (ctx.t("Elenco dei nodi")) }
                 table {
-                    caption { "Dove risponde ogni agenzia" }
-                    thead { tr { th scope="col" { "Agenzia" } th scope="col" { "Nodo" } th scope="col" { "Risponde per" } th scope="col" { "Comuni" } } }
+                    caption { (ctx.t("Dove risponde ogni agenzia")) }
+                    thead { tr { th scope="col" { (ctx.t("Agenzia")) } th scope="col" { (ctx.t("Nodo")) } th scope="col" { (ctx.t("Risponde per")) } th scope="col" { (ctx.t("Comuni")) } } }
                     tbody {
                         @for e in &manifest.directory {
                             tr {
                                 td { (e.agency) }
                                 td {
                                     @if let Some(u) = &e.url { (u) }
-                                    @if let Some(h) = &e.hosted_by { "ospitata da " (h) }
+                                    @if let Some(h) = &e.hosted_by { (ctx.t("ospitata da ")) (h) }
                                 }
                                 td { @for (i, s) in e.serves.iter().enumerate() { @if i > 0 { ", " } (s.as_str()) } }
                                 td { (e.comuni.join(", ")) }
@@ -619,9 +657,9 @@ pub fn policy(
                         }
                     }
                 }
-                h2 { "Revoche" }
+                h2 { (ctx.t("Revoche")) }
                 @if manifest.revoked.is_empty() {
-                    p { "Nessuna agenzia revocata." }
+                    p { (ctx.t("Nessuna agenzia revocata.")) }
                 } @else {
                     ul { @for r in &manifest.revoked { li { (r) } } }
                 }

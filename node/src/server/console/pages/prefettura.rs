@@ -5,6 +5,7 @@ use attesta_policy::{Line, Rule};
 use http::StatusCode;
 use maud::{html, Markup};
 
+use super::super::i18n::msg;
 use super::{layout, respond, Ctx, RESOURCES};
 use crate::server::console::Resp;
 
@@ -46,21 +47,21 @@ impl Said {
 
     fn text(self) -> &'static str {
         match self {
-            Said::Added => "Regola aggiunta alla bozza.",
-            Said::Removed => "Regola tolta dalla bozza.",
-            Said::Discarded => "Bozza scartata: si riparte dalla politica in vigore.",
+            Said::Added => msg("Regola aggiunta alla bozza."),
+            Said::Removed => msg("Regola tolta dalla bozza."),
+            Said::Discarded => msg("Bozza scartata: si riparte dalla politica in vigore."),
         }
     }
 }
 
-fn diff_list(diff: &Diff) -> Markup {
+fn diff_list(ctx: &Ctx, diff: &Diff) -> Markup {
     html! {
         @if diff.is_empty() {
-            p { "La bozza è uguale alla politica in vigore." }
+            p { (ctx.t("La bozza è uguale alla politica in vigore.")) }
         } @else {
             ul class="diff" {
-                @for l in &diff.removed { li class="removed" { span class="mark" { "tolta: " } code { (l) } } }
-                @for l in &diff.added { li class="added" { span class="mark" { "aggiunta: " } code { (l) } } }
+                @for l in &diff.removed { li class="removed" { span class="mark" { (ctx.t("tolta: ")) } code { (l) } } }
+                @for l in &diff.added { li class="added" { span class="mark" { (ctx.t("aggiunta: ")) } code { (l) } } }
             }
         }
     }
@@ -102,71 +103,72 @@ pub fn draft(
     respond(
         status,
         layout(
+            ctx.lang,
             Some(ctx),
-            "Bozza della politica",
+            msg("Bozza della politica"),
             html! {
-                @if let Some(s) = said { p class="result" role="status" { (s.text()) } }
+                @if let Some(s) = said { p class="result" role="status" { (ctx.t(s.text())) } }
                 @if let Some((why, _)) = &error {
-                    div class="result failed" role="alert" { h2 { "Modifica non eseguita" } p { (why) } }
+                    div class="result failed" role="alert" { h2 { (ctx.t("Modifica non eseguita")) } p { (ctx.line(why)) } }
                 }
                 p {
-                    "In vigore: manifesto versione " (d.version) ". "
-                    @if d.exists { "La bozza ha modifiche non ancora pubblicate." } @else { "Nessuna modifica in bozza." }
+                    (ctx.t("In vigore: manifesto versione ")) (d.version) ". "
+                    @if d.exists { (ctx.t("La bozza ha modifiche non ancora pubblicate.")) } @else { (ctx.t("Nessuna modifica in bozza.")) }
                 }
-                h2 { "Differenze dalla politica in vigore" }
-                (diff_list(&d.diff))
+                h2 { (ctx.t("Differenze dalla politica in vigore")) }
+                (diff_list(ctx, &d.diff))
                 @if !d.diff.is_empty() {
-                    p { a href="/politica/pubblica" { "Rivedi e pubblica…" } }
+                    p { a href="/politica/pubblica" { (ctx.t("Rivedi e pubblica…")) } }
                 }
-                h2 { "Aggiungi una regola" }
+                h2 { (ctx.t("Aggiungi una regola")) }
                 form method="post" action="/politica/bozza" {
                     input type="hidden" name="csrf" value=(ctx.csrf);
                     input type="hidden" name="op" value="add";
                     div class="field" {
-                        label for="subject" { "Chi (agenzia o ruolo)" }
+                        label for="subject" { (ctx.t("Chi (agenzia o ruolo)")) }
                         input id="subject" name="subject" type="text" required value=(typed.subject) aria-describedby="subject-hint";
-                        p id="subject-hint" class="hint" { "Ad esempio inps-pesaro, oppure un ruolo: consumer, comune, questura." }
+                        p id="subject-hint" class="hint" { (ctx.t("Ad esempio inps-pesaro, oppure un ruolo: consumer, comune, questura.")) }
                     }
                     div class="field" {
-                        label for="resource" { "Che cosa" }
+                        label for="resource" { (ctx.t("Che cosa")) }
                         select id="resource" name="resource" {
                             @for (r, label) in RESOURCES { option value=(r) selected[*r == typed.resource] { (label) " (" (r) ")" } }
                         }
                     }
                     div class="field" {
-                        label for="purpose" { "Finalità" }
+                        label for="purpose" { (ctx.t("Finalità")) }
                         input id="purpose" name="purpose" type="text" required value=(typed.purpose) aria-describedby="purpose-hint";
-                        p id="purpose-hint" class="hint" { "Ad esempio benefit-eligibility; * per ogni finalità." }
+                        p id="purpose-hint" class="hint" { (ctx.t("Ad esempio benefit-eligibility; * per ogni finalità.")) }
                     }
                     div class="field" {
-                        label for="territory" { "Territorio" }
+                        label for="territory" { (ctx.t("Territorio")) }
                         input id="territory" name="territory" type="text" required value=(typed.territory) aria-describedby="territory-hint";
-                        p id="territory-hint" class="hint" { "* ogni comune, own il territorio di chi chiede, oppure un codice ISTAT." }
+                        p id="territory-hint" class="hint" { (ctx.t("* ogni comune, own il territorio di chi chiede, oppure un codice ISTAT.")) }
                     }
                     input type="hidden" name="action" value=(typed.action);
                     fieldset {
-                        legend { "Effetto" }
-                        div { input type="radio" id="effect-allow" name="effect" value="allow" checked[typed.allow]; label for="effect-allow" { "consenti" } }
-                        div { input type="radio" id="effect-deny" name="effect" value="deny" checked[!typed.allow]; label for="effect-deny" { "nega (prevale su ogni consenso)" } }
+                        legend { (ctx.t("Effetto")) }
+                        div { input type="radio" id="effect-allow" name="effect" value="allow" checked[typed.allow]; label for="effect-allow" { (ctx.t("consenti")) } }
+                        div { input type="radio" id="effect-deny" name="effect" value="deny" checked[!typed.allow]; label for="effect-deny" { (ctx.t("nega (prevale su ogni consenso)")) } }
                     }
-                    button type="submit" { "Aggiungi alla bozza" }
+                    button type="submit" { (ctx.t("Aggiungi alla bozza")) }
                 }
-                h2 { "Regole della bozza" }
+                h2 { (ctx.t("Regole della bozza")) }
                 table {
-                    caption { "Le regole come saranno pubblicate" }
-                    thead { tr { th scope="col" { "Soggetto" } th scope="col" { "Risorsa" } th scope="col" { "Azione" } th scope="col" { "Finalità" } th scope="col" { "Territorio" } th scope="col" { "Effetto" } th scope="col" { "Modifica" } } }
+                    caption { (ctx.t("Le regole come saranno pubblicate")) }
+                    thead { tr { th scope="col" { (ctx.t("Soggetto")) } th scope="col" { (ctx.t("Risorsa")) } th scope="col" { (ctx.t("Azione")) } th scope="col" { (ctx.t("Finalità")) } th scope="col" { (ctx.t("Territorio")) } th scope="col" { (ctx.t("Effetto")) } th scope="col" { (ctx.t("Modifica")) } } }
                     tbody {
                         @for l in &d.lines {
                             @if let Line::Rule(r) = l {
                                 tr {
                                     td { (r.subject) } td { (r.resource) } td { (r.action) } td { (r.purpose) } td { (r.territory) }
-                                    td { @if r.allow { "consenti" } @else { strong { "nega" } } }
+                                    td { @if r.allow { (ctx.t("consenti")) } @else { strong { (ctx.t("nega")) } } }
                                     td {
                                         form method="post" action="/politica/bozza" {
                                             input type="hidden" name="csrf" value=(ctx.csrf);
                                             input type="hidden" name="op" value="remove";
                                             (rule_fields(r))
-                                            button type="submit" aria-label=(format!("Togli la regola {r}")) { "Togli" }
+                                            button type="submit" aria-label=(format!("Togli la regola {r}")) { (ctx.t("Togli")) }
                                         }
                                     }
                                 }
@@ -175,11 +177,11 @@ pub fn draft(
                     }
                 }
                 @if d.exists {
-                    h2 { "Scarta la bozza" }
+                    h2 { (ctx.t("Scarta la bozza")) }
                     form method="post" action="/politica/bozza" {
                         input type="hidden" name="csrf" value=(ctx.csrf);
                         input type="hidden" name="op" value="discard";
-                        button type="submit" { "Scarta tutte le modifiche" }
+                        button type="submit" { (ctx.t("Scarta tutte le modifiche")) }
                     }
                 }
             },
@@ -193,25 +195,26 @@ pub fn confirm(ctx: &Ctx, d: &Draft) -> Resp {
     respond(
         StatusCode::OK,
         layout(
+            ctx.lang,
             Some(ctx),
-            "Pubblica la politica",
+            msg("Pubblica la politica"),
             html! {
                 @if d.diff.is_empty() {
-                    p { "La bozza non cambia nulla: non c'è niente da pubblicare." }
-                    p { a href="/politica/bozza" { "Torna alla bozza" } }
+                    p { (ctx.t("La bozza non cambia nulla: non c'è niente da pubblicare.")) }
+                    p { a href="/politica/bozza" { (ctx.t("Torna alla bozza")) } }
                 } @else {
                     p {
-                        "Pubblicando, la Prefettura firma il manifesto versione " strong { (d.version + 1) }
-                        " e lo invia a ogni nodo della federazione; le regole valgono da subito."
+                        (ctx.t("Pubblicando, la Prefettura firma il manifesto versione ")) strong { (d.version + 1) }
+                        (ctx.t(" e lo invia a ogni nodo della federazione; le regole valgono da subito."))
                     }
-                    h2 { "Che cosa cambia" }
-                    (diff_list(&d.diff))
+                    h2 { (ctx.t("Che cosa cambia")) }
+                    (diff_list(ctx, &d.diff))
                     form method="post" action="/politica/pubblica" {
                         input type="hidden" name="csrf" value=(ctx.csrf);
                         input type="hidden" name="expected_version" value=(d.version);
-                        button type="submit" { "Confermo: pubblica la versione " (d.version + 1) }
+                        button type="submit" { (ctx.t("Confermo: pubblica la versione ")) (d.version + 1) }
                     }
-                    p { a href="/politica/bozza" { "Non ancora: torna alla bozza" } }
+                    p { a href="/politica/bozza" { (ctx.t("Non ancora: torna alla bozza")) } }
                 }
             },
         ),
@@ -223,23 +226,24 @@ pub fn published(ctx: &Ctx, a: &crate::wire::PublishAnswer, log_index: Option<&s
     respond(
         StatusCode::OK,
         layout(
+            ctx.lang,
             Some(ctx),
-            "Politica pubblicata",
+            msg("Politica pubblicata"),
             html! {
                 p class="result" role="status" {
-                    "Pubblicato il manifesto versione " strong { (a.version) } " (politica " code { (a.policy_version) } "), firmato il " (a.issued_at) "."
+                    (ctx.t("Pubblicato il manifesto versione ")) strong { (a.version) } (ctx.t(" (politica ")) code { (a.policy_version) } (ctx.t("), firmato il ")) (a.issued_at) "."
                 }
-                @if let Some(i) = log_index { p { "Voce " (i) " del registro di " (ctx.agency) ", a nome di " (ctx.operator) "." } }
-                h2 { "Nodi avvisati" }
+                @if let Some(i) = log_index { p { (ctx.t("Voce ")) (i) (ctx.t(" del registro di ")) (ctx.agency) (ctx.t(", a nome di ")) (ctx.operator) "." } }
+                h2 { (ctx.t("Nodi avvisati")) }
                 ul {
                     @for n in &a.notified {
                         li {
                             (n.agency) ": "
-                            @if n.ok { "avvisato" } @else { "non raggiunto (" (n.detail) "): la prenderà al prossimo aggiornamento" }
+                            @if n.ok { (ctx.t("avvisato")) } @else { (ctx.t("non raggiunto (")) (n.detail) (ctx.t("): la prenderà al prossimo aggiornamento")) }
                         }
                     }
                 }
-                p { a href="/politica/nodi" { "Quale versione applica ogni nodo" } }
+                p { a href="/politica/nodi" { (ctx.t("Quale versione applica ogni nodo")) } }
             },
         ),
     )
@@ -257,24 +261,25 @@ pub fn nodes(ctx: &Ctx, in_force: u64, rows: &[NodeVersion]) -> Resp {
     respond(
         StatusCode::OK,
         layout(
+            ctx.lang,
             Some(ctx),
-            "Versione della politica sui nodi",
+            msg("Versione della politica sui nodi"),
             html! {
-                p { "Versione in vigore sul nodo della Prefettura: " strong { (in_force) } "." }
+                p { (ctx.t("Versione in vigore sul nodo della Prefettura: ")) strong { (in_force) } "." }
                 table {
-                    caption { "La versione del manifesto che ogni nodo applica ora" }
-                    thead { tr { th scope="col" { "Agenzia" } th scope="col" { "Nodo" } th scope="col" { "Versione" } th scope="col" { "Stato" } } }
+                    caption { (ctx.t("La versione del manifesto che ogni nodo applica ora")) }
+                    thead { tr { th scope="col" { (ctx.t("Agenzia")) } th scope="col" { (ctx.t("Nodo")) } th scope="col" { (ctx.t("Versione")) } th scope="col" { (ctx.t("Stato")) } } }
                     tbody {
                         @for n in rows {
                             tr {
                                 td { (n.agency) }
-                                td { @if n.url.is_empty() { "questo nodo" } @else { (n.url) } }
+                                td { @if n.url.is_empty() { (ctx.t("questo nodo")) } @else { (n.url) } }
                                 @match &n.version {
                                     Ok(v) => {
                                         td { (v) }
-                                        td { @if *v == in_force { "aggiornato" } @else if *v < in_force { strong { "indietro" } } @else { strong { "più recente" } } }
+                                        td { @if *v == in_force { (ctx.t("aggiornato")) } @else if *v < in_force { strong { (ctx.t("indietro")) } } @else { strong { (ctx.t("più recente")) } } }
                                     }
-                                    Err(why) => { td { "—" } td { strong { "non raggiungibile" } " (" (why) ")" } }
+                                    Err(why) => { td { "—" } td { strong { (ctx.t("non raggiungibile")) } " (" (ctx.line(why)) ")" } }
                                 }
                             }
                         }

@@ -3,6 +3,7 @@
 use http::StatusCode;
 use maud::{html, Markup};
 
+use super::super::i18n::{msg, Lang};
 use super::{layout, purpose_label, respond, Ctx};
 use crate::domain::places::{comune_label, ComuneCode};
 use crate::import::Mode;
@@ -55,24 +56,24 @@ pub enum Check {
     Valid { rows: u64, id: String },
 }
 
-fn dataset_label(code: &str) -> &str {
-    match code {
-        "residents" => "residenti",
-        "permits" => "permessi di soggiorno",
+fn dataset_label(lang: Lang, code: &str) -> &str {
+    lang.t(match code {
+        "residents" => msg("residenti"),
+        "permits" => msg("permessi di soggiorno"),
         other => other,
-    }
+    })
 }
 
-fn mode_label(mode: &str) -> &'static str {
-    match mode {
-        "delta" => "aggiornamento (righe aggiunte, modificate, cancellate)",
-        _ => "sostituzione dell'intero archivio",
-    }
+fn mode_label(lang: Lang, mode: &str) -> &'static str {
+    lang.t(match mode {
+        "delta" => msg("aggiornamento (righe aggiunte, modificate, cancellate)"),
+        _ => msg("sostituzione dell'intero archivio"),
+    })
 }
 
-fn when(t: Option<i64>) -> String {
+fn when(lang: Lang, t: Option<i64>) -> String {
     t.map(|s| crate::audit::entry::format_ms(s.max(0) as u64 * 1000))
-        .unwrap_or_else(|| "mai".into())
+        .unwrap_or_else(|| lang.t(msg("mai")).into())
 }
 
 fn upload_form(ctx: &Ctx, offers: &Offers) -> Markup {
@@ -81,35 +82,35 @@ fn upload_form(ctx: &Ctx, offers: &Offers) -> Markup {
             // First: the node reads nothing of a form past a part that is not the token.
             input type="hidden" name="csrf" value=(ctx.csrf);
             div class="field" {
-                label for="dataset" { "Archivio" }
+                label for="dataset" { (ctx.t("Archivio")) }
                 select id="dataset" name="dataset" {
-                    @for (code, name) in &offers.datasets { option value=(code) { (name) } }
+                    @for (code, name) in &offers.datasets { option value=(code) { (ctx.t(name)) } }
                 }
             }
             fieldset {
-                legend { "Che cosa fa il file" }
+                legend { (ctx.t("Che cosa fa il file")) }
                 div {
                     input type="radio" id="mode-snapshot" name="mode" value="snapshot" checked;
-                    label for="mode-snapshot" { "Sostituisce l'intero archivio" }
+                    label for="mode-snapshot" { (ctx.t("Sostituisce l'intero archivio")) }
                 }
                 div {
                     input type="radio" id="mode-delta" name="mode" value="delta";
-                    label for="mode-delta" { "Aggiorna alcune righe (prima colonna " code { "op" } ": upsert o delete)" }
+                    label for="mode-delta" { (ctx.t("Aggiorna alcune righe (prima colonna ")) code { "op" } (ctx.t(": upsert o delete)")) }
                 }
             }
             div class="field" {
-                label for="as_of" { "I dati sono aggiornati al (facoltativo)" }
+                label for="as_of" { (ctx.t("I dati sono aggiornati al (facoltativo)")) }
                 input id="as_of" name="as_of" type="date";
             }
             div class="field" {
-                label for="file" { "File CSV" }
+                label for="file" { (ctx.t("File CSV")) }
                 input id="file" name="file" type="file" accept=".csv,text/csv" required aria-describedby="file-hint";
                 p id="file-hint" class="hint" {
-                    "Le colonne sono descritte in docs/DATA_FORMATS.md. Il file viene prima controllato riga per riga: "
-                    "nulla cambia finché non confermate."
+                    (ctx.t("Le colonne sono descritte in docs/DATA_FORMATS.md. Il file viene prima controllato riga per riga: "))
+                    (ctx.t("nulla cambia finché non confermate."))
                 }
             }
-            button type="submit" { "Controlla il file" }
+            button type="submit" { (ctx.t("Controlla il file")) }
         }
     }
 }
@@ -120,7 +121,7 @@ pub fn overview(ctx: &Ctx, shown: &[Shown], offers: &Offers, notice: Option<Noti
         None => (StatusCode::OK, html! {}),
         Some(Notice::Refused(why)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            html! { div class="result failed" role="alert" { h2 { "Non eseguito" } p { (why) } } },
+            html! { div class="result failed" role="alert" { h2 { (ctx.t("Non eseguito")) } p { (ctx.line(why)) } } },
         ),
         Some(Notice::Applied {
             file,
@@ -130,13 +131,13 @@ pub fn overview(ctx: &Ctx, shown: &[Shown], offers: &Offers, notice: Option<Noti
             StatusCode::OK,
             html! {
                 section class="result" role="status" aria-labelledby="applicato" {
-                    h2 id="applicato" { "Importazione applicata" }
+                    h2 id="applicato" { (ctx.t("Importazione applicata")) }
                     p {
-                        "Il file " strong { (file) } " è stato importato in " (dataset_label(&summary.dataset)) ". "
-                        "Righe applicate: " (summary.applied) "; righe nell'archivio: " (summary.dataset_rows) "."
+                        (ctx.t("Il file ")) strong { (file) } (ctx.t(" è stato importato in ")) (dataset_label(ctx.lang, &summary.dataset)) ". "
+                        (ctx.t("Righe applicate: ")) (summary.applied) (ctx.t("; righe nell'archivio: ")) (summary.dataset_rows) "."
                     }
                     @if let Some(i) = log_index {
-                        p { "Voce " (i) " del registro di " (ctx.agency) ", a nome di " (ctx.operator) "." }
+                        p { (ctx.t("Voce ")) (i) (ctx.t(" del registro di ")) (ctx.agency) (ctx.t(", a nome di ")) (ctx.operator) "." }
                     }
                 }
             },
@@ -153,65 +154,66 @@ pub fn overview(ctx: &Ctx, shown: &[Shown], offers: &Offers, notice: Option<Noti
     respond(
         status,
         layout(
+            ctx.lang,
             Some(ctx),
-            "Anagrafe",
+            msg("Anagrafe"),
             html! {
                 (notice)
                 @if shown.is_empty() {
-                    p { "Questo nodo non tiene un'anagrafe né un archivio di permessi." }
+                    p { (ctx.t("Questo nodo non tiene un'anagrafe né un archivio di permessi.")) }
                 } @else {
                     table {
-                        caption { "I dati di " (ctx.agency) " su questo nodo" }
-                        thead { tr { th scope="col" { "Archivio" } th scope="col" { "Righe" } th scope="col" { "Dati al" } th scope="col" { "Importati il" } } }
+                        caption { (ctx.t("I dati di ")) (ctx.agency) (ctx.t(" su questo nodo")) }
+                        thead { tr { th scope="col" { (ctx.t("Archivio")) } th scope="col" { (ctx.t("Righe")) } th scope="col" { (ctx.t("Dati al")) } th scope="col" { (ctx.t("Importati il")) } } }
                         tbody {
                             @for s in shown {
                                 tr {
                                     td { (s.name) }
                                     td { (s.info.rows) }
                                     td { @match s.info.as_of { Some(d) => { (crate::domain::records::format_date(d)) } None => { "—" } } }
-                                    td { (when(s.info.imported_at)) }
+                                    td { (when(ctx.lang, s.info.imported_at)) }
                                 }
                             }
                         }
                     }
-                    h2 { "Ultima importazione" }
+                    h2 { (ctx.t("Ultima importazione")) }
                     @for s in shown {
                         @match &s.last {
                             Some(l) => {
                                 p {
-                                    strong { (s.name) } ": " (mode_label(&l.mode)) "; "
-                                    "righe lette " (l.rows_read) ", applicate " (l.applied) ", scartate " (l.rejected) ", in " (l.millis) " ms"
-                                    @if let Some(d) = &l.as_of { "; dati al " (d) }
+                                    strong { (ctx.t(s.name)) } ": " (mode_label(ctx.lang, &l.mode)) "; "
+                                    (ctx.t("righe lette ")) (l.rows_read) (ctx.t(", applicate ")) (l.applied) (ctx.t(", scartate ")) (l.rejected) (ctx.t(", in ")) (l.millis) (ctx.t(" ms"))
+                                    @if let Some(d) = &l.as_of { (ctx.t("; dati al ")) (d) }
                                     "."
                                 }
                             }
-                            None => { p { strong { (s.name) } ": nessuna importazione registrata." } }
+                            None => { p { strong { (ctx.t(s.name)) } (ctx.t(": nessuna importazione registrata.")) } }
                         }
                     }
-                    h2 { "Carica un archivio" }
+                    h2 { (ctx.t("Carica un archivio")) }
                     (upload_form(ctx, offers))
                 }
                 @if !offers.expiring_purposes.is_empty() && !offers.comuni.is_empty() {
-                    h2 { "Permessi in scadenza" }
+                    h2 { (ctx.t("Permessi in scadenza")) }
                     (expiring_form(ctx, offers, 30))
                 }
-                h2 { "Stato di famiglia" }
+                h2 { (ctx.t("Stato di famiglia")) }
                 @if offers.family_purposes.is_empty() {
-                    p { "La politica in vigore non concede a " (ctx.agency) " di consultare lo stato di famiglia." }
+                    p { (ctx.t("La politica in vigore non concede a ")) (ctx.agency) (ctx.t(" di consultare lo stato di famiglia.")) }
                 } @else {
                     form method="post" action="/anagrafe/famiglia" {
                         input type="hidden" name="csrf" value=(ctx.csrf);
                         div class="field" {
-                            label for="family-subject" { "Codice fiscale" }
+                            label for="family-subject" { (ctx.t("Codice fiscale")) }
                             input id="family-subject" name="subject" type="text" required autocomplete="off" spellcheck="false" maxlength="16";
                         }
                         div class="field" {
-                            label for="family-purpose" { "Finalità" }
+                            label for="family-purpose" { (ctx.t("Finalità")) }
                             select id="family-purpose" name="purpose" {
-                                @for p in &offers.family_purposes { option value=(p) { (purpose_label(p)) " (" (p) ")" } }
+                                @for p in &offers.family_purposes { option value=(p) { (purpose_label(ctx.lang, p)) " (" (p) ")" } }
                             }
                         }
-                        button type="submit" { "Mostra la famiglia" }
+                        button type="submit" { (ctx.t("Mostra la famiglia")) }
                     }
                 }
             },
@@ -224,26 +226,26 @@ fn expiring_form(ctx: &Ctx, offers: &Offers, days: u16) -> Markup {
         form method="post" action="/anagrafe/scadenze" {
             input type="hidden" name="csrf" value=(ctx.csrf);
             div class="field" {
-                label for="days" { "Entro quanti giorni" }
+                label for="days" { (ctx.t("Entro quanti giorni")) }
                 input id="days" name="days" type="number" min="1" max="366" value=(days) required;
             }
             @if offers.comuni.len() > 1 {
                 div class="field" {
-                    label for="comune" { "Comune" }
+                    label for="comune" { (ctx.t("Comune")) }
                     select id="comune" name="comune" {
                         @for c in &offers.comuni { option value=(c) { (comune_label(c)) } }
                     }
                 }
             }
             div class="field" {
-                label for="expiring-purpose" { "Finalità" }
+                label for="expiring-purpose" { (ctx.t("Finalità")) }
                 select id="expiring-purpose" name="purpose" {
-                    @for p in &offers.expiring_purposes { option value=(p) { (purpose_label(p)) " (" (p) ")" } }
+                    @for p in &offers.expiring_purposes { option value=(p) { (purpose_label(ctx.lang, p)) " (" (p) ")" } }
                 }
             }
-            button type="submit" name="format" value="html" { "Mostra" }
+            button type="submit" name="format" value="html" { (ctx.t("Mostra")) }
             " "
-            button type="submit" name="format" value="csv" { "Scarica CSV" }
+            button type="submit" name="format" value="csv" { (ctx.t("Scarica CSV")) }
         }
     }
 }
@@ -251,23 +253,23 @@ fn expiring_form(ctx: &Ctx, offers: &Offers, days: u16) -> Markup {
 fn family(ctx: &Ctx, answer: &Result<FamilyAnswer, String>, log_index: Option<&str>) -> Markup {
     match answer {
         Err(why) => html! {
-            div class="result failed" role="alert" { h2 { "Stato di famiglia non disponibile" } p { (why) } }
+            div class="result failed" role="alert" { h2 { (ctx.t("Stato di famiglia non disponibile")) } p { (ctx.line(why)) } }
         },
         Ok(f) => html! {
             section class="result" aria-labelledby="famiglia" {
-                h2 id="famiglia" { "Famiglia di " (f.subject) }
-                @if let Some(d) = &f.data_as_of { p { "Dati aggiornati al " (d) "." } }
+                h2 id="famiglia" { (ctx.t("Famiglia di ")) (f.subject) }
+                @if let Some(d) = &f.data_as_of { p { (ctx.t("Dati aggiornati al ")) (d) "." } }
                 table {
-                    caption { "Componenti" }
-                    thead { tr { th scope="col" { "Codice fiscale" } th scope="col" { "Sesso" } th scope="col" { "Nato il" } th scope="col" { "Residente" } } }
+                    caption { (ctx.t("Componenti")) }
+                    thead { tr { th scope="col" { (ctx.t("Codice fiscale")) } th scope="col" { (ctx.t("Sesso")) } th scope="col" { (ctx.t("Nato il")) } th scope="col" { (ctx.t("Residente")) } } }
                     tbody {
                         @for m in &f.members {
-                            tr { td { (m.subject) } td { (m.sex) } td { (m.birth_date) } td { @if m.resident { "sì" } @else { "no" } } }
+                            tr { td { (m.subject) } td { (m.sex) } td { (m.birth_date) } td { @if m.resident { (ctx.t("sì")) } @else { (ctx.t("no")) } } }
                         }
                     }
                 }
                 @if let Some(i) = log_index {
-                    p { "Voce " (i) " del registro di " (ctx.agency) ", a nome di " (ctx.operator) "." }
+                    p { (ctx.t("Voce ")) (i) (ctx.t(" del registro di ")) (ctx.agency) (ctx.t(", a nome di ")) (ctx.operator) "." }
                 }
             }
         },
@@ -285,9 +287,9 @@ pub fn checked(ctx: &Ctx, file: &str, dataset: &str, mode: Mode, check: Check) -
             StatusCode::UNPROCESSABLE_ENTITY,
             html! {
                 div class="result failed" role="alert" {
-                    h2 { "File non leggibile" }
-                    p { (why) }
-                    p { "Nulla è stato importato." }
+                    h2 { (ctx.t("File non leggibile")) }
+                    p { (ctx.line(why)) }
+                    p { (ctx.t("Nulla è stato importato.")) }
                 }
             },
         ),
@@ -299,12 +301,12 @@ pub fn checked(ctx: &Ctx, file: &str, dataset: &str, mode: Mode, check: Check) -
             StatusCode::UNPROCESSABLE_ENTITY,
             html! {
                 div class="result failed" role="alert" {
-                    h2 { "Righe non valide: " (rejected) " su " (rows) }
-                    p { "Nulla è stato importato. Correggete le righe indicate e caricate di nuovo il file." }
+                    h2 { (ctx.t("Righe non valide: ")) (rejected) (ctx.t(" su ")) (rows) }
+                    p { (ctx.t("Nulla è stato importato. Correggete le righe indicate e caricate di nuovo il file.")) }
                 }
                 table {
-                    caption { "Righe non valide" @if (errors.len() as u64) < rejected { " (le prime " (errors.len()) ")" } }
-                    thead { tr { th scope="col" { "Riga" } th scope="col" { "Problema" } } }
+                    caption { (ctx.t("Righe non valide")) @if (errors.len() as u64) < rejected { (ctx.t(" (le prime ")) (errors.len()) ")" } }
+                    thead { tr { th scope="col" { (ctx.t("Riga")) } th scope="col" { (ctx.t("Problema")) } } }
                     tbody { @for e in &errors { tr { td { (e.line) } td { (e.reason) } } } }
                 }
             },
@@ -313,14 +315,14 @@ pub fn checked(ctx: &Ctx, file: &str, dataset: &str, mode: Mode, check: Check) -
             StatusCode::OK,
             html! {
                 section class="result" role="status" aria-labelledby="valido" {
-                    h2 id="valido" { "Tutte le righe sono valide (" (rows) ")" }
-                    p { "Non è ancora cambiato nulla. Applicando, " (mode_label(mode)) "." }
+                    h2 id="valido" { (ctx.t("Tutte le righe sono valide (")) (rows) ")" }
+                    p { (ctx.t("Non è ancora cambiato nulla. Applicando, ")) (mode_label(ctx.lang, mode)) "." }
                     form method="post" action="/anagrafe/applica" {
                         input type="hidden" name="csrf" value=(ctx.csrf);
                         input type="hidden" name="id" value=(id);
-                        button type="submit" { "Applica l'importazione" }
+                        button type="submit" { (ctx.t("Applica l'importazione")) }
                     }
-                    p { a href="/anagrafe" { "Annulla e torna all'anagrafe" } }
+                    p { a href="/anagrafe" { (ctx.t("Annulla e torna all'anagrafe")) } }
                 }
             },
         ),
@@ -328,17 +330,18 @@ pub fn checked(ctx: &Ctx, file: &str, dataset: &str, mode: Mode, check: Check) -
     respond(
         status,
         layout(
+            ctx.lang,
             Some(ctx),
-            "Controllo del file",
+            msg("Controllo del file"),
             html! {
                 dl {
-                    dt { "File" } dd { (file) }
-                    dt { "Archivio" } dd { (dataset_label(dataset)) }
-                    dt { "Modalità" } dd { (mode_label(mode)) }
+                    dt { (ctx.t("File")) } dd { (file) }
+                    dt { (ctx.t("Archivio")) } dd { (dataset_label(ctx.lang, dataset)) }
+                    dt { (ctx.t("Modalità")) } dd { (mode_label(ctx.lang, mode)) }
                 }
                 (body)
                 @if !matches!(status, StatusCode::OK) {
-                    p { a href="/anagrafe" { "Torna all'anagrafe e caricate il file corretto" } }
+                    p { a href="/anagrafe" { (ctx.t("Torna all'anagrafe e caricate il file corretto")) } }
                 }
             },
         ),
@@ -355,33 +358,34 @@ pub fn expiring(ctx: &Ctx, comune: &ComuneCode, days: u16, purpose: &str, asked:
             StatusCode::BAD_GATEWAY
         },
         layout(
+            ctx.lang,
             Some(ctx),
-            "Permessi in scadenza",
+            msg("Permessi in scadenza"),
             html! {
                 p {
-                    "Residenti di " (comune_label(comune.as_str())) " con un permesso di soggiorno che scade entro "
-                    (days) " giorni (finalità " (purpose_label(purpose)) "), a nome di " (ctx.operator) "."
+                    (ctx.t("Residenti di ")) (comune_label(comune.as_str())) (ctx.t(" con un permesso di soggiorno che scade entro "))
+                    (days) (ctx.t(" giorni (finalità ")) (purpose_label(ctx.lang, purpose)) (ctx.t("), a nome di ")) (ctx.operator) "."
                 }
                 @for (agency, answer) in asked {
                     @match answer {
                         Err(why) => {
-                            div class="result failed" role="alert" { h2 { (agency) " non ha risposto" } p { (why) } }
+                            div class="result failed" role="alert" { h2 { (agency) (ctx.t(" non ha risposto")) } p { (ctx.line(why)) } }
                         }
                         Ok(a) => {
                             section aria-labelledby=(format!("q-{agency}")) {
-                                h2 id=(format!("q-{agency}")) { "Da " (agency) }
+                                h2 id=(format!("q-{agency}")) { (ctx.t("Da ")) (agency) }
                                 p {
-                                    (a.permits.len()) " permessi dal " (a.from) " al " (a.to)
-                                    @if let Some(d) = &a.data_as_of { "; dati della Questura al " (d) }
+                                    (a.permits.len()) (ctx.t(" permessi dal ")) (a.from) (ctx.t(" al ")) (a.to)
+                                    @if let Some(d) = &a.data_as_of { (ctx.t("; dati della Questura al ")) (d) }
                                     "."
                                 }
                                 @if !a.permits.is_empty() {
                                     table {
-                                        caption { "Permessi in scadenza, i più vicini prima" }
-                                        thead { tr { th scope="col" { "Codice fiscale" } th scope="col" { "Scade il" } th scope="col" { "Rinnovo in corso" } } }
+                                        caption { (ctx.t("Permessi in scadenza, i più vicini prima")) }
+                                        thead { tr { th scope="col" { (ctx.t("Codice fiscale")) } th scope="col" { (ctx.t("Scade il")) } th scope="col" { (ctx.t("Rinnovo in corso")) } } }
                                         tbody {
                                             @for p in &a.permits {
-                                                tr { td { (p.subject) } td { (p.valid_until) } td { @if p.renewal_pending { "sì" } @else { "no" } } }
+                                                tr { td { (p.subject) } td { (p.valid_until) } td { @if p.renewal_pending { (ctx.t("sì")) } @else { (ctx.t("no")) } } }
                                             }
                                         }
                                     }
@@ -395,9 +399,9 @@ pub fn expiring(ctx: &Ctx, comune: &ComuneCode, days: u16, purpose: &str, asked:
                     input type="hidden" name="days" value=(days);
                     input type="hidden" name="comune" value=(comune.as_str());
                     input type="hidden" name="purpose" value=(purpose);
-                    button type="submit" name="format" value="csv" { "Scarica CSV" }
+                    button type="submit" name="format" value="csv" { (ctx.t("Scarica CSV")) }
                 }
-                p { a href="/anagrafe" { "Torna all'anagrafe" } }
+                p { a href="/anagrafe" { (ctx.t("Torna all'anagrafe")) } }
             },
         ),
     )
