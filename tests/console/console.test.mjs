@@ -18,6 +18,7 @@ import { chromium } from 'playwright-core';
 const here = dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 const axePath = require.resolve('axe-core/axe.min.js');
+const jsqrPath = require.resolve('jsqr/dist/jsQR.js');
 const out = join(here, 'output');
 const bin = process.env.ATTESTA_BIN
   ?? join(process.env.CARGO_TARGET_DIR ?? join(process.env.HOME, '.cache/attesta-target'), 'debug/attesta');
@@ -72,14 +73,14 @@ after(async () => {
 /// A browser context signed in as `role`'s operator (their certificate for their console's
 /// origin). The demo CA is not in Chromium's store, so the server certificate is not checked
 /// here (the Rust tests check it); bypassCSP lets axe-core be injected.
-async function signedIn(role) {
+async function signedIn(role, locale = 'it-IT') {
   const c = consoles[role];
   assert.ok(c, `console.json has ${role}`);
   const origin = new URL(c.url).origin;
   const context = await browser.newContext({
     ignoreHTTPSErrors: true,
     bypassCSP: true,
-    locale: 'it-IT',
+    locale,
     clientCertificates: [{ origin, certPath: c.cert, keyPath: c.key }],
   });
   return { context, page: await context.newPage(), c };
@@ -94,6 +95,43 @@ async function accessible(page, name) {
     axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } }));
   const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
   assert.deepEqual(bad.map((v) => `${v.id}: ${v.help} (${v.nodes.length})`), [], `${name}: accessibility`);
+}
+
+/// In the print layout, no form (search, language switch, actions) is visible.
+async function noFormsPrinted(page) {
+  for (const form of await page.locator('form').all()) {
+    assert.equal(await form.isVisible(), false, 'forms are not printed');
+  }
+}
+
+/// The text each QR code on the page carries, decoded from its pixels (the SVG drawn on a
+/// canvas, read by jsQR) as a phone at another office would.
+async function qrTexts(page) {
+  await page.addScriptTag({ path: jsqrPath });
+  return page.evaluate(async () => {
+    const texts = [];
+    for (const svg of document.querySelectorAll('figure.attestation .qr svg')) {
+      const img = new Image();
+      img.src = 'data:image/svg+xml;base64,' + btoa(new XMLSerializer().serializeToString(svg));
+      await img.decode();
+      // A whole number of pixels a module (at least 8), so no module is blurred.
+      const drawn = svg.viewBox.baseVal.width || svg.width.baseVal.value;
+      const side = drawn * Math.max(1, Math.ceil(1600 / drawn));
+      const canvas = document.createElement('canvas');
+      canvas.width = side;
+      canvas.height = side;
+      const g = canvas.getContext('2d');
+      g.imageSmoothingEnabled = false;
+      g.fillStyle = '#fff';
+      g.fillRect(0, 0, side, side);
+      g.drawImage(img, 0, 0, side, side);
+      const pixels = g.getImageData(0, 0, side, side);
+      // eslint-disable-next-line no-undef
+      const code = jsQR(pixels.data, side, side, { inversionAttempts: 'dontInvert' });
+      texts.push(code ? code.data : null);
+    }
+    return texts;
+  });
 }
 
 test('the clerk checks a resident at the counter', async () => {
@@ -121,8 +159,10 @@ test('the clerk checks a resident at the counter', async () => {
   assert.ok(await page.locator('figure.attestation svg').count() >= 2, 'a QR code per attestation');
   const printed = await page.locator('pre.jws').allTextContents();
   assert.ok(printed.length >= 2, 'the attestations, printed as text too');
+  // Each QR code carries exactly the attestation printed beside it.
+  assert.deepEqual(await qrTexts(page), printed, 'the QR codes decode to the attestations');
   await page.emulateMedia({ media: 'print' });
-  assert.equal(await page.locator('form').isVisible(), false, 'forms are not printed');
+  await noFormsPrinted(page);
   await page.screenshot({ path: join(out, 'clerk-printed-attestation.png'), fullPage: true });
   await page.emulateMedia({ media: 'screen' });
 
@@ -159,6 +199,35 @@ test('the clerk checks a resident at the counter', async () => {
   }
   assert.ok(signers.has('comune-pesaro') && signers.has('questura-pu'), [...signers].join(', '));
   await accessible(page, 'clerk-verify-file');
+  await context.close();
+});
+
+test('a clerk whose browser prefers English checks in English, then switches to Italian', async () => {
+  const { context, page, c } = await signedIn('clerk', 'en-GB');
+  await page.goto(c.url);
+  await page.getByRole('heading', { level: 1, name: 'Console' }).waitFor();
+  assert.equal(await page.locator('html').getAttribute('lang'), 'en');
+  assert.match(await page.locator('main').innerText(), /Who I am/);
+  await accessible(page, 'en-clerk-home');
+  await page.getByRole('link', { name: 'Check', exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: 'Check' }).waitFor();
+  const person = samples.find((s) => s.label === 'resident with valid permit');
+  await page.getByLabel('Tax code (codice fiscale)').fill(person.cf);
+  await page.getByLabel('Purpose').selectOption('benefit-eligibility');
+  await page.getByRole('button', { name: 'Check', exact: true }).click();
+  await page.getByRole('heading', { level: 2, name: 'Result' }).waitFor();
+  assert.deepEqual(await page.locator('dd.answer').allInnerTexts(), ['Yes', 'Yes']);
+  assert.match(await page.locator('.result').innerText(), /on behalf of mario\.rossi/);
+  await accessible(page, 'en-clerk-check-result');
+  // The switch names the other language in that language, and the choice sticks.
+  await page.getByRole('button', { name: 'Italiano' }).click();
+  await page.getByRole('heading', { level: 1, name: 'Verifica' }).waitFor();
+  assert.equal(await page.locator('html').getAttribute('lang'), 'it');
+  await page.goto(c.url);
+  await page.getByRole('heading', { level: 2, name: 'Chi sono' }).waitFor();
+  await accessible(page, 'en-clerk-switched-to-italian');
+  await page.getByRole('button', { name: 'English' }).click();
+  await page.getByRole('heading', { level: 2, name: 'Who I am' }).waitFor();
   await context.close();
 });
 
@@ -329,7 +398,7 @@ test("the auditor verifies a node's log and prints a citizen's access report", a
   assert.ok(lines.some((l) => /inps-pesaro\s+.*questura-pu/.test(l)), lines.join('\n'));
   await accessible(page, 'auditor-citizen-report');
   await page.emulateMedia({ media: 'print' });
-  assert.equal(await page.locator('form').isVisible(), false, 'forms are not printed');
+  await noFormsPrinted(page);
   await page.screenshot({ path: join(out, 'auditor-citizen-letter-printed.png'), fullPage: true });
   await context.close();
 });
@@ -351,6 +420,7 @@ test("another agency's operator gets a page that says why", async () => {
   const context = await browser.newContext({
     ignoreHTTPSErrors: true,
     bypassCSP: true,
+    locale: 'it-IT',
     clientCertificates: [{ origin: new URL(clerk.url).origin, certPath: registry.cert, keyPath: registry.key }],
   });
   const page = await context.newPage();

@@ -77,7 +77,7 @@ impl Lang {
     }
 
     /// `it` in this language.
-    pub fn t<'a>(self, it: &'a str) -> &'a str {
+    pub fn t(self, it: &str) -> &str {
         match self {
             Lang::It => it,
             Lang::En => english().get(it).copied().unwrap_or(it),
