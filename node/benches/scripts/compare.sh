@@ -26,10 +26,18 @@ port=$((20000 + RANDOM % 20000))
 RUST_LOG=warn "$bin" demo up --dir "$dir" --base-port "$port" >/dev/null 2>&1 &
 demo=$!
 baseline=
-trap 'kill $demo $baseline 2>/dev/null; wait $demo $baseline 2>/dev/null; rm -rf "$dir"' EXIT
+# On exit, with the script's own status: what it started is stopped, its files removed.
+cleanup() {
+  local rc=$?
+  kill $demo $baseline 2>/dev/null || true
+  wait $demo $baseline 2>/dev/null || true
+  rm -rf "$dir"
+  exit $rc
+}
+trap cleanup EXIT
 for _ in $(seq 1 600); do [ -f "$dir/endpoints.json" ] && break; sleep 0.1; done
 [ -f "$dir/endpoints.json" ] || { echo "demo did not start" >&2; exit 1; }
-base_port=$((port + 10))
+base_port=$((port + 30))   # past the demo's nodes (port..) and consoles (port + 10..)
 "$baseline_bin" --config "$dir/agencies/comune-pesaro/node.toml" --listen "127.0.0.1:$base_port" 2>"$dir/baseline.log" &
 baseline=$!
 for _ in $(seq 1 100); do grep -q listening "$dir/baseline.log" && break; sleep 0.1; done

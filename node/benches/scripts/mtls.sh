@@ -23,7 +23,15 @@ dir=$(mktemp -d)
 port=$((20000 + RANDOM % 20000))
 RUST_LOG=warn "$bin" demo up --dir "$dir" --base-port "$port" >/dev/null 2>&1 &
 demo=$!
-trap 'kill $demo 2>/dev/null; wait $demo 2>/dev/null; rm -rf "$dir"' EXIT
+# On exit, with the script's own status: what it started is stopped, its files removed.
+cleanup() {
+  local rc=$?
+  kill $demo 2>/dev/null || true
+  wait $demo 2>/dev/null || true
+  rm -rf "$dir"
+  exit $rc
+}
+trap cleanup EXIT
 for _ in $(seq 1 300); do [ -f "$dir/endpoints.json" ] && break; sleep 0.1; done
 [ -f "$dir/endpoints.json" ] || { echo "demo did not start" >&2; exit 1; }
 
