@@ -28,7 +28,7 @@ run() {
   echo "   ($(( SECONDS - started )) s)"
 }
 s=node/benches/scripts
-run bash $s/compare.sh 1s 4
+run bash $s/compare.sh 1s 4 2000 20000
 run bash $s/import.sh 2000 1s 4
 run bash $s/audit.sh 20000 4 1
 run bash $s/mtls.sh 200 4

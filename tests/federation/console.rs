@@ -1424,3 +1424,91 @@ async fn pages_speak_english_when_the_browser_or_the_operator_asks_and_italian_o
     assert_eq!(r.status, 400);
     assert!(text(&r).contains("lingua sconosciuta"), "{}", text(&r));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_officer_sees_a_family_once_the_policy_grants_it_and_not_before() {
+    let mut pki = Pki::new();
+    let node = start_node(&mut pki, "comune-pesaro", |c| {
+        c.serves = vec!["residence".into()];
+        c.console = Some(attesta::config::ConsoleConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+        });
+    })
+    .await;
+    let base = node.console_url.clone().unwrap();
+    let header = attesta::import::RESIDENT_COLUMNS.join(",");
+    let file = pki.dir.path().join("residents.csv");
+    std::fs::write(
+        &file,
+        format!(
+            "{header}\nRSSMRA85T10A562S,Rossi,Mario,M,1985-12-10,A562,100,041044,Via Roma 1,F1,2010-01-01,,\n\
+             BNCLRA90A41G479C,Bianchi,Laura,F,1990-01-01,G479,100,041044,Via Roma 1,F1,2012-01-01,,\n\
+             PPPGPP80M01Z129A,Popescu,Giorgiu,M,1980-08-01,Z129,235,041044,Via Po 3,F2,2015-03-01,,\n"
+        ),
+    )
+    .unwrap();
+    assert!(crate::data::cli_import(&node, "residents", &file, &[])
+        .status
+        .success());
+    give_roles(
+        &pki,
+        "comune-pesaro",
+        "[operators]\n\"laura.bianchi\" = [\"registry-officer\"]\n",
+    );
+    let laura = pki.operator("comune-pesaro", "laura.bianchi");
+    let origin = format!("https://{}", base.trim_start_matches("https://"));
+    // The policy in force gives the comune no family data: the page says so, with no form.
+    let page = text(&laura.get(&format!("{base}/anagrafe")).await.unwrap());
+    assert!(
+        page.contains("non concede a comune-pesaro di consultare lo stato di famiglia"),
+        "{page}"
+    );
+    assert!(!page.contains("action=\"/anagrafe/famiglia\""), "{page}");
+    let token = csrf(&page);
+    let post = |purpose: &'static str| {
+        let (laura, base, origin, token) = (&laura, base.clone(), origin.clone(), token.clone());
+        async move {
+            post_form(
+                laura,
+                &base,
+                "/anagrafe/famiglia",
+                &[("origin", &origin)],
+                format!("csrf={token}&subject=RSSMRA85T10A562S&purpose={purpose}"),
+            )
+            .await
+        }
+    };
+    let r = post("registry-update").await;
+    assert_eq!(r.status, 422, "refused before asking: {}", text(&r));
+    assert!(text(&r).contains("finalità non concessa"), "{}", text(&r));
+    // The Prefettura grants it; the page offers the form and shows the family.
+    let policy = format!(
+        "{}p, comune-pesaro, family, read, registry-update, *, allow\n",
+        test_policy()
+    );
+    let r = notify(&pki.client(PREFETTURA), &node, pki.manifest(2, &policy)).await;
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let page = text(&laura.get(&format!("{base}/anagrafe")).await.unwrap());
+    assert!(page.contains("action=\"/anagrafe/famiglia\""), "{page}");
+    let r = post("registry-update").await;
+    assert_eq!(r.status, 200, "{}", text(&r));
+    let page = text(&r);
+    assert!(
+        page.contains("<td>RSSMRA85T10A562S</td>") && page.contains("<td>BNCLRA90A41G479C</td>"),
+        "both members of family F1: {page}"
+    );
+    assert!(
+        !page.contains("PPPGPP80M01Z129A"),
+        "not another family: {page}"
+    );
+    assert!(
+        !page.contains("Via Roma") && !page.contains("Bianchi"),
+        "no names or addresses: {page}"
+    );
+    // The entry of the question names the officer.
+    let asked = |e: &Value| e["route"] == "GET /v1/family/{cf}" && e["decision"] == "allow";
+    let entries = entries_once(&mut pki, &node, |es| es.iter().any(asked)).await;
+    let e = entries.iter().find(|e| asked(e)).unwrap();
+    assert_eq!(e["operator"], "laura.bianchi", "{e}");
+    assert_eq!(e["purpose"], "registry-update", "{e}");
+}
