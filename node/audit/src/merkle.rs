@@ -93,6 +93,24 @@ pub fn root(leaves: &[Hash]) -> Hash {
     acc
 }
 
+/// [`root`] on up to `threads` cores: the tree's two subtrees (RFC 9162 §2.1.1: the left one
+/// over the largest power of two of leaves smaller than their number) each on its own thread,
+/// recursively, while a subtree is large enough to be worth a thread.
+pub fn root_parallel(leaves: &[Hash], threads: usize) -> Hash {
+    const WORTH_A_THREAD: usize = 1 << 15;
+    if threads < 2 || leaves.len() < 2 * WORTH_A_THREAD {
+        return root(leaves);
+    }
+    let k = split(leaves.len() as u64) as usize;
+    let (left, right) = leaves.split_at(k);
+    let (l, r) = std::thread::scope(|s| {
+        let l = s.spawn(|| root_parallel(left, threads / 2));
+        let r = root_parallel(right, threads - threads / 2);
+        (l.join().expect("a subtree's root cannot panic"), r)
+    });
+    node_hash(&l, &r)
+}
+
 /// Something that knows the root of any range of its leaves.
 pub trait Tree {
     type Error: From<ProofError>;

@@ -332,3 +332,20 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_root_on_several_cores_is_the_root() {
+    let leaves: Vec<Hash> = (0..140_000u32)
+        .map(|i| leaf_hash(&i.to_be_bytes()))
+        .collect();
+    for n in [0, 1, 2, 65_535, 65_536, 65_537, 100_000, 131_072, 140_000] {
+        let want = root(&leaves[..n]);
+        for threads in [1, 2, 3, 4] {
+            assert_eq!(
+                root_parallel(&leaves[..n], threads),
+                want,
+                "{n} leaves, {threads} threads"
+            );
+        }
+    }
+}
