@@ -168,7 +168,7 @@ pub fn draft(
                                             input type="hidden" name="csrf" value=(ctx.csrf);
                                             input type="hidden" name="op" value="remove";
                                             (rule_fields(r))
-                                            button type="submit" aria-label=(format!("Togli la regola {r}")) { (ctx.t("Togli")) }
+                                            button type="submit" aria-label=(format!("{} {r}", ctx.t("Togli la regola"))) { (ctx.t("Togli")) }
                                         }
                                     }
                                 }
