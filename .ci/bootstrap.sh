@@ -3,10 +3,11 @@
 # - libclang-dev: RocksDB's bindings are generated with bindgen, which loads libclang;
 # - libssl-dev, pkg-config: the openssl crate (the federation CA) links the system OpenSSL;
 # - g++, make: RocksDB's C++.
+# Further Debian packages a caller needs may be named as arguments (`.ci/bench.sh` does).
 # Idempotent: installs nothing when everything is there.
 set -euo pipefail
 
-packages=(libclang-dev libssl-dev pkg-config g++ make)
+packages=(libclang-dev libssl-dev pkg-config g++ make "$@")
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -1436,20 +1436,7 @@ async fn a_registry_officer_sees_a_family_once_the_policy_grants_it_and_not_befo
     })
     .await;
     let base = node.console_url.clone().unwrap();
-    let header = attesta::import::RESIDENT_COLUMNS.join(",");
-    let file = pki.dir.path().join("residents.csv");
-    std::fs::write(
-        &file,
-        format!(
-            "{header}\nRSSMRA85T10A562S,Rossi,Mario,M,1985-12-10,A562,100,041044,Via Roma 1,F1,2010-01-01,,\n\
-             BNCLRA90A41G479C,Bianchi,Laura,F,1990-01-01,G479,100,041044,Via Roma 1,F1,2012-01-01,,\n\
-             PPPGPP80M01Z129A,Popescu,Giorgiu,M,1980-08-01,Z129,235,041044,Via Po 3,F2,2015-03-01,,\n"
-        ),
-    )
-    .unwrap();
-    assert!(crate::data::cli_import(&node, "residents", &file, &[])
-        .status
-        .success());
+    crate::data::import_two_families(&pki, &node);
     give_roles(
         &pki,
         "comune-pesaro",

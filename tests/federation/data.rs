@@ -611,10 +611,10 @@ async fn a_comune_monitors_only_its_own_expiring_permits() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn family_data_goes_only_to_granted_agencies() {
-    let mut pki = Pki::new();
-    let node = start_node(&mut pki, "comune-pesaro", serves("residence")).await;
+/// Imports three residents of Pesaro into `node`: Mario Rossi (RSSMRA85T10A562S) and Laura
+/// Bianchi (BNCLRA90A41G479C), family F1 at Via Roma 1, and Giorgiu Popescu
+/// (PPPGPP80M01Z129A), family F2.
+pub(crate) fn import_two_families(pki: &Pki, node: &TestNode) {
     let header = attesta::import::RESIDENT_COLUMNS.join(",");
     let file = pki.dir.path().join("residents.csv");
     std::fs::write(
@@ -626,7 +626,14 @@ async fn family_data_goes_only_to_granted_agencies() {
         ),
     )
     .unwrap();
-    assert!(cli_import(&node, "residents", &file, &[]).status.success());
+    assert!(cli_import(node, "residents", &file, &[]).status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn family_data_goes_only_to_granted_agencies() {
+    let mut pki = Pki::new();
+    let node = start_node(&mut pki, "comune-pesaro", serves("residence")).await;
+    import_two_families(&pki, &node);
 
     let questura = pki.client("questura-pu");
     // Any omocodia spelling of the subject works.
